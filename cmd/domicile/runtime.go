@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"domicile"
+	"domicile/cell"
+	"domicile/deploy"
+	"domicile/kms"
+	"domicile/kms/filekms"
+	"domicile/residency"
+	"domicile/sqlite"
+)
+
+// runtime is an opened deployment: every cell's store, custody and keys,
+// the control store and the router. Only cmd wires these together.
+type runtime struct {
+	dir     string
+	dep     *domicile.Deployment
+	control *sqlite.Control
+	cells   []*cell.Cell
+	stores  []*sqlite.Store
+	keys    []*sqlite.KeyStore
+	router  *residency.Router
+}
+
+// loadDeployment reads the deployment file, or the embedded default when
+// path is empty.
+func loadDeployment(path string) (*domicile.Deployment, error) {
+	if path == "" {
+		return deploy.Default(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	d, err := deploy.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return d, nil
+}
+
+// secretFile returns the contents of a 0600 file of n random bytes,
+// creating it if absent.
+func secretFile(path string, n int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if len(b) != n {
+			return nil, fmt.Errorf("%s: want %d bytes, have %d", path, n, len(b))
+		}
+		return b, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	b = make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(path, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// writeFileSync creates path exclusively, writes data and syncs it and its
+// directory.
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// openKEK opens a cell's key-encryption key from its declared custody.
+func openKEK(ctx context.Context, dir string, c domicile.CellConfig) (kms.KEK, error) {
+	switch c.Custody.Kind {
+	case "file", "":
+		return filekms.Open(ctx, filekms.Config{Path: filepath.Join(dir, "custody", c.ID, "kek.json"), ID: c.ID + "/kek"})
+	}
+	return openExternalKEK(ctx, dir, c)
+}
+
+// openRuntime opens (creating on first start) every cell of dep under dir.
+func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now func() time.Time) (_ *runtime, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	rt := &runtime{dir: dir, dep: dep}
+	defer func() {
+		if err != nil {
+			rt.Close()
+		}
+	}()
+	dirKey, err := secretFile(filepath.Join(dir, "directory.key"), 32)
+	if err != nil {
+		return nil, fmt.Errorf("directory key: %w", err)
+	}
+	if rt.control, err = sqlite.OpenControl(ctx, filepath.Join(dir, "control")); err != nil {
+		return nil, err
+	}
+	for _, cc := range dep.Cells {
+		if cc.Store.Kind != "sqlite" {
+			return nil, fmt.Errorf("cell %s: store %q is served with --cell in its own process; the embedded runtime serves sqlite cells", cc.ID, cc.Store.Kind)
+		}
+		st, err := sqlite.Open(ctx, filepath.Join(dir, cc.ID))
+		if err != nil {
+			return nil, fmt.Errorf("cell %s: %w", cc.ID, err)
+		}
+		rt.stores = append(rt.stores, st)
+		if err := os.MkdirAll(filepath.Join(dir, "custody", cc.ID), 0o700); err != nil {
+			return nil, err
+		}
+		ks, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "custody", cc.ID))
+		if err != nil {
+			return nil, fmt.Errorf("cell %s custody: %w", cc.ID, err)
+		}
+		rt.keys = append(rt.keys, ks)
+		kek, err := openKEK(ctx, dir, cc)
+		if err != nil {
+			return nil, fmt.Errorf("cell %s KEK: %w", cc.ID, err)
+		}
+		rt.cells = append(rt.cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: now}))
+	}
+	rt.router = residency.New(dep, rt.cells, rt.control, dirKey)
+	return rt, nil
+}
+
+// Close closes every store.
+func (rt *runtime) Close() error {
+	var errs []error
+	for _, s := range rt.stores {
+		errs = append(errs, s.Close())
+	}
+	for _, k := range rt.keys {
+		errs = append(errs, k.Close())
+	}
+	if rt.control != nil {
+		errs = append(errs, rt.control.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func cellIDs(d *domicile.Deployment) string {
+	ids := make([]string, len(d.Cells))
+	for i, c := range d.Cells {
+		ids[i] = c.ID
+	}
+	return strings.Join(ids, ", ")
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"domicile"
+	"domicile/httpapi"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the service (embedded demo deployment by default)", run: runServe})
+}
+
+func runServe(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "serve")
+	addr := fs.String("addr", "127.0.0.1:8700", "listen address")
+	data := fs.String("data", "./data", "data directory")
+	depFile := fs.String("deployment", "", "deployment file (YAML); the embedded demo when empty")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	dep, err := loadDeployment(*depFile)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rt, err := openRuntime(ctx, *data, dep, env.Now)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	if err := ensureAdminToken(ctx, env, rt); err != nil {
+		return err
+	}
+	srv := newServer(rt, log)
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	name := dep.Name
+	if *depFile == "" {
+		name += " (embedded)"
+	}
+	fmt.Fprintf(env.Stdout, "domicile: deployment %s, cells %s\n", name, cellIDs(dep))
+	fmt.Fprintf(env.Stdout, "domicile: listening on http://%s\n", ln.Addr())
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			reload(env, rt, *depFile, log)
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			hs.Shutdown(sctx)
+			return nil
+		}
+	}
+}
+
+func newServer(rt *runtime, log *slog.Logger) *httpapi.Server {
+	return httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Extra: serverExtras(rt)})
+}
+
+// serverExtras are the routes other parts of the service add.
+var extraRoutes []func(rt *runtime) func(s *httpapi.Server, mux *http.ServeMux)
+
+func serverExtras(rt *runtime) []func(s *httpapi.Server, mux *http.ServeMux) {
+	var out []func(s *httpapi.Server, mux *http.ServeMux)
+	for _, f := range extraRoutes {
+		out = append(out, f(rt))
+	}
+	return out
+}
+
+// reload re-reads the deployment file and swaps it in if it keeps the same
+// cells: a change of operator or policy takes effect at once; moving data
+// between cells is not done by a reload.
+func reload(env *cmdEnv, rt *runtime, path string, log *slog.Logger) {
+	if path == "" {
+		log.Info("reload: no deployment file (embedded default); nothing to reload")
+		return
+	}
+	dep, err := loadDeployment(path)
+	if err != nil {
+		log.Error("reload refused", slog.Any("err", err))
+		return
+	}
+	if cellIDs(dep) != cellIDs(rt.dep) {
+		log.Error("reload refused: the set of cells changed; restart to add or remove cells")
+		return
+	}
+	rt.dep = dep
+	rt.router.SetDeployment(dep)
+	log.Info("deployment reloaded", slog.Time("at", env.Now().UTC()))
+}
+
+// ensureAdminToken writes an admin token to <data>/admin.token on first
+// start (mode 0600, the bare token and a newline).
+func ensureAdminToken(ctx context.Context, env *cmdEnv, rt *runtime) error {
+	path := filepath.Join(rt.dir, "admin.token")
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	secret, _, err := httpapi.IssueToken(ctx, rt.control, domicile.Token{Role: domicile.RoleAdmin, Jurisdiction: rt.dep.Cells[0].Jurisdiction, Created: env.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	if err := writeFileSync(path, []byte(secret+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "domicile: first start: admin token written to %s\n", path)
+	return nil
+}

@@ -1,0 +1,311 @@
+// Package deploy reads a domicile deployment file (YAML): its cells, its
+// residency policy, its record kinds and purposes. A file that contradicts
+// itself is refused with a message naming its line.
+package deploy
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"domicile"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns the embedded demo deployment.
+func Default() *domicile.Deployment {
+	d, err := Parse(defaultYAML)
+	if err != nil {
+		panic("deploy: embedded default is invalid: " + err.Error())
+	}
+	return d
+}
+
+// DefaultYAML returns the text of the embedded demo deployment.
+func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+
+// MaxFileBytes bounds a deployment file.
+const MaxFileBytes = 1 << 20
+
+// LineError is an error at a line of a deployment file.
+type LineError struct {
+	Line int
+	Msg  string
+}
+
+func (e *LineError) Error() string {
+	if e.Line == 0 {
+		return "deployment: " + e.Msg
+	}
+	return fmt.Sprintf("deployment: line %d: %s", e.Line, e.Msg)
+}
+
+func errAt(n *yaml.Node, format string, args ...any) error {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	return &LineError{Line: line, Msg: fmt.Sprintf(format, args...)}
+}
+
+var cellID = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
+var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
+
+// Parse reads a deployment document.
+func Parse(data []byte) (*domicile.Deployment, error) {
+	if len(data) > MaxFileBytes {
+		return nil, &LineError{Msg: fmt.Sprintf("file is over %d bytes", MaxFileBytes)}
+	}
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &LineError{Msg: "file is empty"}
+		}
+		return nil, &LineError{Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	doc := &root
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		doc = doc.Content[0]
+	}
+	if doc.Kind != yaml.MappingNode {
+		return nil, errAt(doc, "a deployment must be a mapping")
+	}
+	d := &domicile.Deployment{MaxObjectBytes: domicile.DefaultMaxObjectBytes}
+	seen := map[string]bool{}
+	var policyNode *yaml.Node
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		k, v := doc.Content[i], doc.Content[i+1]
+		if seen[k.Value] {
+			return nil, errAt(k, "key %q appears twice", k.Value)
+		}
+		seen[k.Value] = true
+		var err error
+		switch k.Value {
+		case "name":
+			err = v.Decode(&d.Name)
+		case "cells":
+			err = parseCells(d, v)
+		case "policy":
+			policyNode = v
+		case "purposes":
+			err = parsePurposes(d, v)
+		case "kinds":
+			err = parseKinds(d, v)
+		case "limits":
+			err = parseLimits(d, v)
+		case "declarations":
+			err = strictDecode(v, &d.Declarations)
+		default:
+			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, declarations)", k.Value)
+		}
+		if err != nil {
+			var le *LineError
+			if errors.As(err, &le) {
+				return nil, err
+			}
+			return nil, errAt(v, "%s: %v", k.Value, cleanYAML(err))
+		}
+	}
+	if len(d.Cells) == 0 {
+		return nil, errAt(doc, "no cells declared")
+	}
+	if policyNode == nil {
+		return nil, errAt(doc, "no policy declared")
+	}
+	if err := parsePolicy(d, policyNode); err != nil {
+		return nil, err
+	}
+	if len(d.Purposes) == 0 {
+		d.Purposes = []string{"service"}
+	}
+	return d, nil
+}
+
+func cleanYAML(err error) string {
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+func strictDecode(n *yaml.Node, v any) error {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(n); err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+func parseCells(d *domicile.Deployment, v *yaml.Node) error {
+	if v.Kind != yaml.SequenceNode {
+		return errAt(v, "cells must be a list")
+	}
+	ids := map[string]bool{}
+	for _, n := range v.Content {
+		var c domicile.CellConfig
+		if n.Kind != yaml.MappingNode {
+			return errAt(n, "a cell must be a mapping")
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			switch k.Value {
+			case "id":
+				c.ID = val.Value
+				if !cellID.MatchString(c.ID) {
+					return errAt(val, "cell id %q must be lower-case letters, digits and '-', starting with a letter, at most 32 bytes", c.ID)
+				}
+				if ids[c.ID] {
+					return errAt(val, "cell %q is declared twice", c.ID)
+				}
+				ids[c.ID] = true
+			case "jurisdiction":
+				j, err := domicile.ParseJurisdiction(val.Value)
+				if err != nil {
+					return errAt(val, "%v", err)
+				}
+				c.Jurisdiction = j
+			case "operator":
+				c.Operator = val.Value
+			case "location":
+				c.Location = val.Value
+			case "store":
+				if err := strictDecode(val, &c.Store); err != nil {
+					return errAt(val, "store: %s", cleanYAML(err))
+				}
+			case "custody":
+				if err := strictDecode(val, &c.Custody); err != nil {
+					return errAt(val, "custody: %s", cleanYAML(err))
+				}
+			default:
+				return errAt(k, "unknown cell key %q (want id, jurisdiction, operator, location, store, custody)", k.Value)
+			}
+		}
+		switch {
+		case c.ID == "":
+			return errAt(n, "cell has no id")
+		case c.Jurisdiction == "":
+			return errAt(n, "cell %q has no jurisdiction", c.ID)
+		case strings.TrimSpace(c.Operator) == "":
+			return errAt(n, "cell %q names no operator: the legal entity that runs it", c.ID)
+		}
+		if c.Store.Kind == "" {
+			c.Store.Kind = "sqlite"
+		}
+		if c.Store.Kind != "sqlite" && c.Store.Kind != "postgres" {
+			return errAt(n, "cell %q: store kind %q (want sqlite or postgres)", c.ID, c.Store.Kind)
+		}
+		if c.Custody.Kind == "" {
+			c.Custody.Kind = "file"
+		}
+		if c.Custody.Kind != "file" && c.Custody.Kind != "pkcs11" && c.Custody.Kind != "keyd" {
+			return errAt(n, "cell %q: custody kind %q (want file, pkcs11 or keyd)", c.ID, c.Custody.Kind)
+		}
+		d.Cells = append(d.Cells, c)
+	}
+	return nil
+}
+
+func parsePolicy(d *domicile.Deployment, v *yaml.Node) error {
+	if v.Kind != yaml.MappingNode {
+		return errAt(v, "policy must map jurisdictions to lists of cells")
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		rule := domicile.PolicyRule{}
+		if k.Value != "*" {
+			j, err := domicile.ParseJurisdiction(k.Value)
+			if err != nil {
+				return errAt(k, "policy: %v", err)
+			}
+			rule.Jurisdiction = j
+		}
+		if val.Kind != yaml.SequenceNode || len(val.Content) == 0 {
+			return errAt(val, "policy for %q must be a non-empty list of cell ids", k.Value)
+		}
+		for _, c := range val.Content {
+			if d.Cell(c.Value) == nil {
+				return errAt(c, "policy for %q names unknown cell %q", k.Value, c.Value)
+			}
+			rule.Cells = append(rule.Cells, c.Value)
+		}
+		for _, r := range d.Policy {
+			if r.Jurisdiction == rule.Jurisdiction {
+				return errAt(k, "policy for %q is declared twice", k.Value)
+			}
+		}
+		d.Policy = append(d.Policy, rule)
+	}
+	return nil
+}
+
+func parsePurposes(d *domicile.Deployment, v *yaml.Node) error {
+	if v.Kind != yaml.SequenceNode {
+		return errAt(v, "purposes must be a list")
+	}
+	for _, n := range v.Content {
+		if !nameRE.MatchString(n.Value) {
+			return errAt(n, "purpose %q must be a lower-case word", n.Value)
+		}
+		d.Purposes = append(d.Purposes, n.Value)
+	}
+	return nil
+}
+
+func parseKinds(d *domicile.Deployment, v *yaml.Node) error {
+	if v.Kind != yaml.MappingNode {
+		return errAt(v, "kinds must map kind names to their fields")
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		if !nameRE.MatchString(k.Value) {
+			return errAt(k, "kind %q must be a lower-case word", k.Value)
+		}
+		if d.Kind(k.Value) != nil {
+			return errAt(k, "kind %q is declared twice", k.Value)
+		}
+		if val.Kind != yaml.MappingNode || len(val.Content) == 0 {
+			return errAt(val, "kind %q must map field names to data categories", k.Value)
+		}
+		kind := domicile.Kind{Name: k.Value, Fields: map[string]domicile.Category{}}
+		for j := 0; j+1 < len(val.Content); j += 2 {
+			f, c := val.Content[j], val.Content[j+1]
+			if !nameRE.MatchString(f.Value) {
+				return errAt(f, "field %q must be a lower-case word", f.Value)
+			}
+			cat, err := domicile.ParseCategory(c.Value)
+			if err != nil {
+				return errAt(c, "%v", err)
+			}
+			kind.Fields[f.Value] = cat
+		}
+		d.Kinds = append(d.Kinds, kind)
+	}
+	sort.Slice(d.Kinds, func(i, j int) bool { return d.Kinds[i].Name < d.Kinds[j].Name })
+	return nil
+}
+
+func parseLimits(d *domicile.Deployment, v *yaml.Node) error {
+	var l struct {
+		MaxObjectBytes int64 `yaml:"max_object_bytes"`
+	}
+	if err := strictDecode(v, &l); err != nil {
+		return errAt(v, "limits: %s", cleanYAML(err))
+	}
+	if l.MaxObjectBytes < 0 {
+		return errAt(v, "limits: max_object_bytes must not be negative")
+	}
+	if l.MaxObjectBytes > 0 {
+		d.MaxObjectBytes = l.MaxObjectBytes
+	}
+	return nil
+}

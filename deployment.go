@@ -1,0 +1,157 @@
+package domicile
+
+// DefaultMaxObjectBytes is the default limit on an object's size: 1 GiB.
+const DefaultMaxObjectBytes int64 = 1 << 30
+
+// CellConfig declares a cell: where it is, who runs it, and what backs it.
+type CellConfig struct {
+	ID           string       `json:"id"`
+	Jurisdiction Jurisdiction `json:"jurisdiction"`
+	// Operator is the legal entity that runs the cell.
+	Operator string `json:"operator"`
+	// Location is where the cell's storage is, in words.
+	Location string      `json:"location"`
+	Store    StoreConfig `json:"-"`
+	Custody  KeyCustody  `json:"-"`
+}
+
+// StoreConfig chooses a cell's storage engine.
+type StoreConfig struct {
+	// Kind is "sqlite" (embedded, the default) or "postgres".
+	Kind string `yaml:"kind"`
+	// DSNEnv names the environment variable holding a PostgreSQL
+	// connection string, so that no credential sits in the file.
+	DSNEnv string `yaml:"dsn_env"`
+}
+
+// KeyCustody chooses where a cell's key-encryption key lives.
+type KeyCustody struct {
+	// Kind is "file" (a keyring file in the cell's data directory, the
+	// default), "pkcs11" (an HSM) or "keyd" (an external custodian).
+	Kind string `yaml:"kind"`
+	// PKCS#11: the module path, token label, and the environment
+	// variable holding the PIN.
+	Module string `yaml:"module"`
+	Token  string `yaml:"token"`
+	PINEnv string `yaml:"pin_env"`
+	// keyd: the custodian's URL and the client certificate files.
+	URL      string `yaml:"url"`
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// PolicyRule says which cells may hold the data of subjects of one
+// jurisdiction; the first cell is the default home. An empty Jurisdiction
+// is the catch-all ("*").
+type PolicyRule struct {
+	Jurisdiction Jurisdiction `json:"jurisdiction,omitempty"`
+	Cells        []string     `json:"cells"`
+}
+
+// Declarations are facts about the business the law engine needs and the
+// system cannot observe.
+type Declarations struct {
+	Entity        string `yaml:"entity" json:"entity,omitempty"`
+	CIIO          bool   `yaml:"ciio" json:"ciio"`
+	ImportantData bool   `yaml:"important_data" json:"important_data"`
+	Contact       string `yaml:"contact" json:"contact,omitempty"`
+}
+
+// Deployment is a whole deployment: cells, residency policy, record kinds
+// and purposes. It is immutable once loaded.
+type Deployment struct {
+	Name           string
+	Cells          []CellConfig
+	Policy         []PolicyRule
+	Kinds          []Kind
+	Purposes       []string
+	MaxObjectBytes int64
+	Declarations   Declarations
+}
+
+// Cell returns the cell with the given id, or nil.
+func (d *Deployment) Cell(id string) *CellConfig {
+	for i := range d.Cells {
+		if d.Cells[i].ID == id {
+			return &d.Cells[i]
+		}
+	}
+	return nil
+}
+
+// Kind returns the record kind with the given name, or nil.
+func (d *Deployment) Kind(name string) *Kind {
+	for i := range d.Kinds {
+		if d.Kinds[i].Name == name {
+			return &d.Kinds[i]
+		}
+	}
+	return nil
+}
+
+// HasPurpose reports whether p is a declared purpose.
+func (d *Deployment) HasPurpose(p string) bool {
+	for _, q := range d.Purposes {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// PermittedCells returns the cells that may hold data of subjects of
+// jurisdiction j: the rule for j itself, else the EU rule for a member
+// state, else the catch-all; nil if none applies.
+func (d *Deployment) PermittedCells(j Jurisdiction) []string {
+	var bloc, any []string
+	for _, r := range d.Policy {
+		switch {
+		case r.Jurisdiction == j:
+			return r.Cells
+		case r.Jurisdiction == EU && j.InEU():
+			bloc = r.Cells
+		case r.Jurisdiction == "":
+			any = r.Cells
+		}
+	}
+	if bloc != nil {
+		return bloc
+	}
+	return any
+}
+
+// Place returns the home cell for a subject of jurisdiction j, checking a
+// requested cell if one is given. The error has code EResidency when the
+// policy forbids the placement.
+func (d *Deployment) Place(j Jurisdiction, requested string) (string, error) {
+	cells := d.PermittedCells(j)
+	if len(cells) == 0 {
+		return "", Errorf(EResidency, "the residency policy places no cell for subjects of %s", j)
+	}
+	if requested == "" {
+		return cells[0], nil
+	}
+	if d.Cell(requested) == nil {
+		return "", &Error{Code: EInvalid, Field: "cell", Message: "unknown cell " + quote(requested)}
+	}
+	for _, c := range cells {
+		if c == requested {
+			return c, nil
+		}
+	}
+	return "", &Error{Code: EResidency, Field: "cell", Message: "the residency policy does not permit data of subjects of " + string(j) + " in cell " + quote(requested) + " (" + string(d.Cell(requested).Jurisdiction) + "); permitted: " + join(cells)}
+}
+
+func quote(s string) string { return "\"" + truncate(s, 64) + "\"" }
+
+func join(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}

@@ -1,0 +1,591 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"domicile"
+)
+
+// maxJSONBody bounds JSON request bodies other than records.
+const maxJSONBody = 64 << 10
+
+// decodeJSON reads a JSON object body strictly: the right Content-Type,
+// within limit, no unknown fields, nothing after it.
+func decodeJSON(r *http.Request, limit int64, v any) error {
+	if err := requireJSON(r); err != nil {
+		return err
+	}
+	body, err := readBody(r, limit)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return domicile.Errorf(domicile.EInvalid, "malformed JSON: data after the object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var ute *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &ute):
+		return domicile.FieldErrorf(ute.Field, "has the wrong type: want %s", ute.Type)
+	case errors.As(err, &se):
+		return domicile.Errorf(domicile.EInvalid, "malformed JSON at byte %d: %v", se.Offset, se)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return domicile.FieldErrorf(f, "unknown field")
+	case errors.Is(err, io.EOF):
+		return domicile.Errorf(domicile.EInvalid, "empty body: want a JSON object")
+	}
+	return domicile.Errorf(domicile.EInvalid, "malformed JSON: %v", err)
+}
+
+func requireJSON(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return domicile.Errorf(domicile.EUnsupported, "Content-Type must be application/json, not %q", truncate(ct, 64))
+	}
+	return nil
+}
+
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, domicile.Errorf(domicile.ETooLarge, "request body is %d bytes, over the limit of %d", r.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, domicile.Errorf(domicile.EInvalid, "reading body: %v", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, domicile.Errorf(domicile.ETooLarge, "request body is over the limit of %d bytes", limit)
+	}
+	return b, nil
+}
+
+// cellView is a cell as GET /v1/cells shows it: no personal data.
+type cellView struct {
+	ID           string                `json:"id"`
+	Jurisdiction domicile.Jurisdiction `json:"jurisdiction"`
+	Operator     string                `json:"operator"`
+	Location     string                `json:"location"`
+	Custody      string                `json:"key_custody"`
+	Log          *LogInfo              `json:"log,omitempty"`
+}
+
+// LogInfo is where a cell's log can be verified from.
+type LogInfo struct {
+	Origin      string `json:"origin"`
+	VerifierKey string `json:"verifier_key"`
+	URL         string `json:"url"`
+}
+
+// LogInfoFunc, if set on a server (by the log), describes each cell's log.
+type LogInfoFunc func(cell string) *LogInfo
+
+// SetLogInfo installs the describer of cells' logs.
+func (s *Server) SetLogInfo(f LogInfoFunc) { s.logInfo = f }
+
+func (s *Server) cells(w http.ResponseWriter, r *http.Request) {
+	dep := s.router.Deployment()
+	out := struct {
+		Deployment string                `json:"deployment"`
+		Cells      []cellView            `json:"cells"`
+		Policy     []domicile.PolicyRule `json:"policy"`
+	}{Deployment: dep.Name, Policy: dep.Policy}
+	for _, c := range dep.Cells {
+		v := cellView{ID: c.ID, Jurisdiction: c.Jurisdiction, Operator: c.Operator, Location: c.Location, Custody: c.Custody.Kind}
+		if s.logInfo != nil {
+			v.Log = s.logInfo(c.ID)
+		}
+		out.Cells = append(out.Cells, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	if a.Role != domicile.RoleAdmin {
+		s.writeError(w, r, domicile.Errorf(domicile.EForbidden, "only an admin token creates tokens"))
+		return
+	}
+	var req struct {
+		Role         string `json:"role"`
+		Jurisdiction string `json:"jurisdiction"`
+		Subject      string `json:"subject"`
+	}
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	t, err := s.tokenRequest(req.Role, req.Jurisdiction, req.Subject)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	secret, tok, err := IssueToken(r.Context(), s.control, t)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, TokenResponse{Token: secret, ID: tok.ID, Role: tok.Role, Jurisdiction: tok.Jurisdiction, Subject: tok.Subject})
+}
+
+// TokenResponse is the answer to POST /v1/tokens: the secret, shown once.
+type TokenResponse struct {
+	Token        string                `json:"token"`
+	ID           string                `json:"id"`
+	Role         domicile.Role         `json:"role"`
+	Jurisdiction domicile.Jurisdiction `json:"jurisdiction"`
+	Subject      string                `json:"subject_ref,omitempty"`
+}
+
+// tokenRequest validates a token request.
+func (s *Server) tokenRequest(role, jur, subject string) (domicile.Token, error) {
+	var t domicile.Token
+	ro, err := domicile.ParseRole(role)
+	if err != nil {
+		return t, err
+	}
+	j, err := domicile.ParseJurisdiction(jur)
+	if err != nil {
+		return t, &domicile.Error{Code: domicile.EInvalid, Field: "jurisdiction", Message: err.(*domicile.Error).Message}
+	}
+	t = domicile.Token{Role: ro, Jurisdiction: j, Created: time.Now().UTC()}
+	switch {
+	case ro == domicile.RoleSubject && subject == "":
+		return t, domicile.FieldErrorf("subject", "a subject token needs the subject it reaches")
+	case ro != domicile.RoleSubject && subject != "":
+		return t, domicile.FieldErrorf("subject", "only subject tokens name a subject")
+	case subject != "":
+		if err := domicile.ValidateID("subject", subject); err != nil {
+			return t, err
+		}
+		t.Subject = s.router.Ref(subject).String()
+	}
+	return t, nil
+}
+
+func (s *Server) createSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	var req struct {
+		ID           string `json:"id"`
+		Jurisdiction string `json:"jurisdiction"`
+		Cell         string `json:"cell"`
+	}
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := domicile.ValidateID("id", req.ID); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	j, err := domicile.ParseJurisdiction(req.Jurisdiction)
+	if err != nil {
+		s.writeError(w, r, &domicile.Error{Code: domicile.EInvalid, Field: "jurisdiction", Message: err.(*domicile.Error).Message})
+		return
+	}
+	sub, err := s.router.Register(r.Context(), a, req.ID, j, req.Cell)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, sub.Cell)
+	w.Header().Set("Location", "/v1/subjects/"+pathEscape(sub.ID))
+	writeJSON(w, http.StatusCreated, sub)
+}
+
+func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	sub, err := c.GetSubject(r.Context(), a, k)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sub)
+}
+
+func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	rec, err := s.router.Erase(r.Context(), a, r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, rec.Cell)
+	writeJSON(w, http.StatusOK, rec)
+}
+
+// parseIfMatch returns the version an If-Match (or If-None-Match: *)
+// header requires.
+func parseIfMatch(r *http.Request) (int64, error) {
+	if v := r.Header.Get("If-None-Match"); v != "" {
+		if v != "*" {
+			return 0, domicile.FieldErrorf("If-None-Match", "only \"*\" is supported on writes")
+		}
+		return domicile.NoVersion, nil
+	}
+	v := r.Header.Get("If-Match")
+	if v == "" {
+		return domicile.AnyVersion, nil
+	}
+	tag := strings.TrimPrefix(strings.TrimSpace(v), "W/")
+	tag = strings.Trim(tag, `"`)
+	tag, _, _ = strings.Cut(tag, "-")
+	n, err := strconv.ParseInt(strings.TrimPrefix(tag, "v"), 10, 64)
+	if !strings.HasPrefix(tag, "v") || err != nil || n < 1 {
+		return 0, domicile.FieldErrorf("If-Match", "must be an ETag this server gave, like \"v3\"")
+	}
+	return n, nil
+}
+
+func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	kind, rid := r.PathValue("kind"), r.PathValue("rid")
+	if err := domicile.ValidateID("recordID", rid); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	expect, err := parseIfMatch(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := requireJSON(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(r, domicile.MaxRecordBytes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !json.Valid(body) {
+		var v any
+		s.writeError(w, r, jsonError(json.Unmarshal(body, &v)))
+		return
+	}
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	rec, err := c.PutRecord(r.Context(), a, k, kind, rid, body, expect)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", rec.ETag())
+	status := http.StatusOK
+	if rec.Version == 1 {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, rec)
+}
+
+func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	rec, err := c.GetRecord(r.Context(), a, k, r.PathValue("kind"), r.PathValue("rid"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", rec.ETag())
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	expect, err := parseIfMatch(r)
+	if err != nil || expect == domicile.NoVersion {
+		s.writeError(w, r, domicile.FieldErrorf("If-Match", "must be an ETag this server gave, like \"v3\""))
+		return
+	}
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	if err := c.DeleteRecord(r.Context(), a, k, r.PathValue("kind"), r.PathValue("rid"), expect); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// listParams reads limit and cursor.
+func listParams(r *http.Request) (limit int, cursor []byte, err error) {
+	limit = domicile.DefaultListLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > domicile.MaxListLimit {
+			return 0, nil, domicile.FieldErrorf("limit", "must be an integer from 1 to %d", domicile.MaxListLimit)
+		}
+		limit = n
+	}
+	if v := r.URL.Query().Get("cursor"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || len(b) > 2048 {
+			return 0, nil, domicile.FieldErrorf("cursor", "is not a cursor this server gave")
+		}
+		cursor = b
+	}
+	return limit, cursor, nil
+}
+
+func encodeCursor(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+type recordCursor struct {
+	K string `json:"k"`
+	I string `json:"i"`
+}
+
+func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	limit, cur, err := listParams(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var rc recordCursor
+	if cur != nil {
+		if err := json.Unmarshal(cur, &rc); err != nil {
+			s.writeError(w, r, domicile.FieldErrorf("cursor", "is not a cursor this server gave"))
+			return
+		}
+	}
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	recs, err := c.ListRecords(r.Context(), a, k, r.URL.Query().Get("kind"), rc.K, rc.I, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := struct {
+		Records []domicile.Record `json:"records"`
+		Next    string            `json:"next,omitempty"`
+	}{Records: recs}
+	if len(recs) == limit {
+		last := recs[len(recs)-1]
+		out.Next = encodeCursor(recordCursor{last.Kind, last.ID})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) putObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	name := r.PathValue("name")
+	if err := domicile.ValidateObjectName(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	expect, err := parseIfMatch(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		s.writeError(w, r, domicile.Errorf(domicile.EUnsupported, "an object needs a Content-Type"))
+		return
+	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil || len(ct) > 255 {
+		s.writeError(w, r, domicile.Errorf(domicile.EUnsupported, "Content-Type %q is malformed", truncate(ct, 64)))
+		return
+	}
+	max := s.router.Deployment().MaxObjectBytes
+	if r.ContentLength > max {
+		s.writeError(w, r, domicile.Errorf(domicile.ETooLarge, "object is %d bytes, over the limit of %d", r.ContentLength, max))
+		return
+	}
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	o, err := c.PutObject(r.Context(), a, k, name, ct, r.Body, max, expect)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", o.ETag())
+	status := http.StatusOK
+	if o.Version == 1 {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, o)
+}
+
+// parseRange parses a single "bytes=a-b", "bytes=a-" or "bytes=-n" range
+// against size. ok is false when the header should be ignored (absent, or
+// several ranges, which are served whole).
+func parseRange(h string, size int64) (off, n int64, ok bool, err error) {
+	if h == "" {
+		return 0, size, false, nil
+	}
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, size, false, nil
+	}
+	a, b, found := strings.Cut(spec, "-")
+	if !found {
+		return 0, 0, false, domicile.Errorf("range-not-satisfiable", "malformed Range %q", truncate(h, 64))
+	}
+	bad := domicile.Errorf("range-not-satisfiable", "range %q not satisfiable: object is %d bytes", truncate(h, 64), size)
+	if a == "" {
+		k, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || k <= 0 {
+			return 0, 0, false, bad
+		}
+		k = min(k, size)
+		return size - k, k, true, nil
+	}
+	start, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || start < 0 || start >= size {
+		return 0, 0, false, bad
+	}
+	end := size - 1
+	if b != "" {
+		e, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || e < start {
+			return 0, 0, false, bad
+		}
+		end = min(e, size-1)
+	}
+	return start, end - start + 1, true, nil
+}
+
+func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	name := r.PathValue("name")
+	if err := domicile.ValidateObjectName(name); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// The size is needed to resolve the range; GetObject checks the
+	// resolved range again against the committed object.
+	size := int64(-1)
+	if st, err := c.Store().Object(r.Context(), k.Ref, name); err == nil {
+		size = st.Size
+	}
+	off, n, partial := int64(0), int64(-1), false
+	if size >= 0 {
+		var err error
+		off, n, partial, err = parseRange(r.Header.Get("Range"), size)
+		if err != nil {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+			s.writeError(w, r, err)
+			return
+		}
+		if !partial {
+			off, n = 0, -1
+		}
+	}
+	o, body, err := c.GetObject(r.Context(), a, k, name, off, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer body.Close()
+	h := w.Header()
+	h.Set("Content-Type", o.ContentType)
+	h.Set("ETag", o.ETag())
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("Digest-SHA256", o.SHA256)
+	h.Set("Cache-Control", "no-store")
+	if partial {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, o.Size))
+		h.Set("Content-Length", strconv.FormatInt(n, 10))
+		w.WriteHeader(http.StatusPartialContent)
+	} else {
+		h.Set("Content-Length", strconv.FormatInt(o.Size, 10))
+		w.WriteHeader(http.StatusOK)
+	}
+	io.Copy(w, body)
+}
+
+func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	limit, cur, err := listParams(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	objs, err := c.ListObjects(r.Context(), a, k, string(cur), limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := struct {
+		Objects []domicile.Object `json:"objects"`
+		Next    string            `json:"next,omitempty"`
+	}{Objects: objs}
+	if len(objs) == limit {
+		out.Next = base64.RawURLEncoding.EncodeToString([]byte(objs[len(objs)-1].Name))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	expect, err := parseIfMatch(r)
+	if err != nil || expect == domicile.NoVersion {
+		s.writeError(w, r, domicile.FieldErrorf("If-Match", "must be an ETag this server gave"))
+		return
+	}
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	if err := c.DeleteObject(r.Context(), a, k, r.PathValue("name"), expect); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func pathEscape(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "%", "%25"), "/", "%2F")
+}

@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"domicile"
+	"domicile/cell"
+)
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+	// Field names the input at fault, when one is.
+	Field string `json:"field,omitempty"`
+	// Code is the stable error code (the last part of Type).
+	Code string `json:"code"`
+}
+
+// ProblemTypePrefix starts every problem type URI; the code follows.
+const ProblemTypePrefix = "urn:domicile:problem:"
+
+// statusOf is the one map from error codes to HTTP statuses.
+var statusOf = map[string]int{
+	domicile.EInvalid:      http.StatusBadRequest,
+	domicile.EUnauthorized: http.StatusUnauthorized,
+	domicile.EForbidden:    http.StatusForbidden,
+	domicile.EResidency:    http.StatusForbidden,
+	domicile.ENotFound:     http.StatusNotFound,
+	domicile.EConflict:     http.StatusConflict,
+	domicile.EPrecondition: http.StatusPreconditionFailed,
+	domicile.ETooLarge:     http.StatusRequestEntityTooLarge,
+	domicile.EUnsupported:  http.StatusUnsupportedMediaType,
+	cell.ERange:            http.StatusRequestedRangeNotSatisfiable,
+	domicile.EUnavailable:  http.StatusServiceUnavailable,
+	domicile.EInternal:     http.StatusInternalServerError,
+	"method-not-allowed":   http.StatusMethodNotAllowed,
+}
+
+// writeError answers err as a problem document. Errors that are not
+// *domicile.Error are logged once here and shown as "internal error".
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var de *domicile.Error
+	if !errors.As(err, &de) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			de = &domicile.Error{Code: domicile.ETooLarge, Message: "request body is over the limit of " + strconv.FormatInt(mbe.Limit, 10) + " bytes"}
+		} else {
+			s.log.ErrorContext(r.Context(), "internal error", slog.String("route", r.Pattern), slog.Any("err", err))
+			de = &domicile.Error{Code: domicile.EInternal, Message: "internal error"}
+		}
+	}
+	status, ok := statusOf[de.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if de.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(de.RetryAfter))
+	}
+	p := Problem{Type: ProblemTypePrefix + de.Code, Title: http.StatusText(status), Status: status, Detail: de.Message, Field: de.Field, Code: de.Code}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.Encode(v)
+}

@@ -1,0 +1,293 @@
+// Package httpapi is domicile's HTTP JSON API (server and Go client). It is
+// the only place where error codes become HTTP statuses.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"domicile"
+	"domicile/residency"
+)
+
+//go:embed openapi.json
+var openapiJSON []byte
+
+// OpenAPI returns the OpenAPI 3.1 document of the API.
+func OpenAPI() []byte { return openapiJSON }
+
+// Config configures a Server.
+type Config struct {
+	Router  *residency.Router
+	Control domicile.ControlStore
+	Logger  *slog.Logger
+	Now     func() time.Time
+	// Registry receives the server's metrics; nil makes a new one.
+	Registry *prometheus.Registry
+	// Ready reports readiness for /readyz; nil means always ready.
+	Ready func(context.Context) error
+	// Extra routes added by other parts of the service (the law engine,
+	// the log), registered on the same mux. Each gets the server for
+	// authentication and error writing.
+	Extra []func(s *Server, mux *http.ServeMux)
+}
+
+// Server serves the API. It is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	router  *residency.Router
+	control domicile.ControlStore
+	log     *slog.Logger
+	mux     *http.ServeMux
+	reg     *prometheus.Registry
+
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+
+	tokens  sync.Map // [32]byte -> *domicile.Token
+	logInfo LogInfoFunc
+}
+
+// New returns a server.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, router: cfg.Router, control: cfg.Control, log: cfg.Logger, mux: http.NewServeMux(), reg: cfg.Registry}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "domicile_requests_total", Help: "HTTP requests by route, cell and outcome.",
+	}, []string{"route", "cell", "outcome"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "domicile_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route"})
+	s.reg.MustRegister(s.requests, s.latency)
+	s.routes()
+	for _, f := range cfg.Extra {
+		f(s, s.mux)
+	}
+	return s
+}
+
+// Registry returns the server's metrics registry.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// ServeHTTP serves a request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	s.mux.ServeHTTP(rec, r)
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	outcome := "ok"
+	switch {
+	case rec.status >= 500:
+		outcome = "error"
+	case rec.status >= 400:
+		outcome = "refused"
+	}
+	s.requests.WithLabelValues(route, rec.cell, outcome).Inc()
+	s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	cell   string
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(p)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// setCell labels the request's metrics with the cell that served it.
+func setCell(w http.ResponseWriter, cell string) {
+	for {
+		switch x := w.(type) {
+		case *statusRecorder:
+			x.cell = cell
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return
+		}
+	}
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	m.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openapiJSON)
+	})
+	m.HandleFunc("GET /v1/cells", s.cells)
+	m.HandleFunc("POST /v1/tokens", s.auth(s.createToken))
+	m.HandleFunc("POST /v1/subjects", s.auth(s.createSubject))
+	m.HandleFunc("GET /v1/subjects/{id}", s.auth(s.getSubject))
+	m.HandleFunc("DELETE /v1/subjects/{id}", s.auth(s.eraseSubject))
+	m.HandleFunc("GET /v1/subjects/{id}/records", s.auth(s.listRecords))
+	m.HandleFunc("PUT /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.putRecord))
+	m.HandleFunc("GET /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.getRecord))
+	m.HandleFunc("DELETE /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.deleteRecord))
+	m.HandleFunc("GET /v1/subjects/{id}/objects", s.auth(s.listObjects))
+	m.HandleFunc("PUT /v1/subjects/{id}/objects/{name}", s.auth(s.putObject))
+	m.HandleFunc("GET /v1/subjects/{id}/objects/{name}", s.auth(s.getObject))
+	m.HandleFunc("DELETE /v1/subjects/{id}/objects/{name}", s.auth(s.deleteObject))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
+	})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			s.writeError(w, r, &domicile.Error{Code: domicile.EUnavailable, Message: "not ready: " + err.Error(), RetryAfter: 1})
+			return
+		}
+	}
+	w.Write([]byte("ready\n"))
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// Handler is an authenticated handler: the actor is known.
+type Handler func(w http.ResponseWriter, r *http.Request, a domicile.Actor)
+
+// Authenticate returns the actor of a request: its bearer token's role and
+// jurisdiction, and the purpose or justification its headers state.
+func (s *Server) Authenticate(r *http.Request) (domicile.Actor, error) {
+	h := r.Header.Get("Authorization")
+	raw, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || raw == "" {
+		return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "missing bearer token (Authorization: Bearer ...)")
+	}
+	sum := sha256.Sum256([]byte(raw))
+	var t *domicile.Token
+	if v, ok := s.tokens.Load(sum); ok {
+		t = v.(*domicile.Token)
+	} else {
+		var err error
+		t, err = s.control.TokenByHash(r.Context(), sum)
+		if errors.Is(err, domicile.ErrNotFound) {
+			return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "unknown token")
+		}
+		if err != nil {
+			return domicile.Actor{}, err
+		}
+		s.tokens.Store(sum, t)
+	}
+	a := domicile.Actor{Role: t.Role, Jurisdiction: t.Jurisdiction, Subject: t.Subject, TokenID: t.ID}
+	switch t.Role {
+	case domicile.RoleApp:
+		p := r.Header.Get("Domicile-Purpose")
+		if p == "" {
+			return a, domicile.FieldErrorf("Domicile-Purpose", "an app request must state its purpose, one of: %s", strings.Join(s.router.Deployment().Purposes, ", "))
+		}
+		if !s.router.Deployment().HasPurpose(p) {
+			return a, domicile.FieldErrorf("Domicile-Purpose", "purpose %q is not declared; one of: %s", truncate(p, 32), strings.Join(s.router.Deployment().Purposes, ", "))
+		}
+		a.Purpose = p
+	case domicile.RoleOperator, domicile.RoleAuthority:
+		j := r.Header.Get("Domicile-Justification")
+		if j == "" {
+			return a, domicile.FieldErrorf("Domicile-Justification", "an %s request must state a reason and a reference, e.g. %q", t.Role, "support TICKET-123")
+		}
+		reason, ref, err := domicile.ParseJustification(j)
+		if err != nil {
+			return a, err
+		}
+		a.Reason, a.Reference = reason, ref
+	}
+	return a, nil
+}
+
+func (s *Server) auth(h Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		a, err := s.Authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r, a)
+	}
+}
+
+// Auth wraps h with authentication, for routes added through Config.Extra.
+func (s *Server) Auth(h Handler) http.HandlerFunc { return s.auth(h) }
+
+// WriteError answers err as a problem document, for routes added through
+// Config.Extra.
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeError(w, r, err)
+}
+
+// Router returns the server's router.
+func (s *Server) Router() *residency.Router { return s.router }
+
+// NewTokenSecret returns a fresh bearer token secret and its id.
+func NewTokenSecret() (secret, id string, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", err
+	}
+	secret = "dmc_" + base64.RawURLEncoding.EncodeToString(b[:])
+	var i [6]byte
+	if _, err := rand.Read(i[:]); err != nil {
+		return "", "", err
+	}
+	return secret, "tok_" + hex.EncodeToString(i[:]), nil
+}
+
+// IssueToken creates a token in store and returns its secret.
+func IssueToken(ctx context.Context, store domicile.ControlStore, t domicile.Token) (string, *domicile.Token, error) {
+	secret, id, err := NewTokenSecret()
+	if err != nil {
+		return "", nil, err
+	}
+	t.ID = id
+	if err := store.PutToken(ctx, t, sha256.Sum256([]byte(secret))); err != nil {
+		return "", nil, err
+	}
+	return secret, &t, nil
+}

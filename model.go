@@ -1,0 +1,189 @@
+// Package domicile keeps every end user's personal data in the jurisdiction
+// where the law says it must live, and proves it.
+//
+// This root package holds the domain: jurisdictions, cells and the
+// residency policy, subjects, record kinds and their data categories,
+// actors and their reasons, access events, and the errors users see. It
+// imports only the standard library; storage, crypto, the log and HTTP live
+// in their own packages and meet here through small interfaces.
+package domicile
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Category is the data classification of a record field.
+type Category string
+
+// Data categories. The sensitive ones are PIPL Art. 28's list.
+const (
+	Personal         Category = "personal"
+	Biometric        Category = "biometric"
+	ReligiousBelief  Category = "religious-belief"
+	SpecificIdentity Category = "specific-identity"
+	MedicalHealth    Category = "medical-health"
+	FinancialAccount Category = "financial-account"
+	Whereabouts      Category = "whereabouts"
+	MinorUnder14     Category = "minor-under-14"
+	ImportantData    Category = "important-data"
+	NonPersonal      Category = "non-personal"
+)
+
+var categories = map[Category]bool{
+	Personal: false, Biometric: true, ReligiousBelief: true, SpecificIdentity: true,
+	MedicalHealth: true, FinancialAccount: true, Whereabouts: true, MinorUnder14: true,
+	ImportantData: false, NonPersonal: false,
+}
+
+// ParseCategory returns the category named s.
+func ParseCategory(s string) (Category, error) {
+	c := Category(s)
+	if _, ok := categories[c]; !ok {
+		return "", Errorf(EInvalid, "unknown data category %q", truncate(s, 32))
+	}
+	return c, nil
+}
+
+// Sensitive reports whether c is sensitive personal information (PIPL Art. 28).
+func (c Category) Sensitive() bool { return categories[c] }
+
+// Kind is a declared record kind and the categories of its fields.
+type Kind struct {
+	Name   string              `json:"name"`
+	Fields map[string]Category `json:"fields"`
+}
+
+// Validate checks a JSON record body against the kind: it must be an object
+// whose every field the kind declares. The error names the first
+// undeclared field in sorted order.
+func (k *Kind) Validate(body []byte) error {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		return Errorf(EInvalid, "record body must be a JSON object")
+	}
+	var bad []string
+	for f := range m {
+		if _, ok := k.Fields[f]; !ok {
+			bad = append(bad, f)
+		}
+	}
+	if len(bad) > 0 {
+		sortStrings(bad)
+		return &Error{Code: EInvalid, Field: bad[0], Message: fmt.Sprintf("field %q is not declared for kind %q", truncate(bad[0], 64), k.Name)}
+	}
+	return nil
+}
+
+// Categories returns the categories that the fields present in body fall
+// into; body must have passed Validate.
+func (k *Kind) Categories(fields []string) []Category {
+	seen := map[Category]bool{}
+	var out []Category
+	for _, f := range fields {
+		if c, ok := k.Fields[f]; ok && !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Limits on identifiers and bodies.
+const (
+	MaxIDBytes         = 256
+	MaxObjectNameBytes = 255
+	MaxRecordBytes     = 1 << 20
+	MaxListLimit       = 1000
+	DefaultListLimit   = 100
+)
+
+// ValidateID checks an opaque identifier given by the app (a subject or
+// record id): 1 to 256 bytes of UTF-8 without control characters or path
+// separators.
+func ValidateID(field, id string) error {
+	if id == "" {
+		return FieldErrorf(field, "must not be empty")
+	}
+	if len(id) > MaxIDBytes {
+		return FieldErrorf(field, "is %d bytes, over the limit of %d", len(id), MaxIDBytes)
+	}
+	if !utf8.ValidString(id) {
+		return FieldErrorf(field, "is not valid UTF-8")
+	}
+	for _, r := range id {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return FieldErrorf(field, "contains a control character")
+		case r == '/' || r == '\\':
+			return FieldErrorf(field, "contains a path separator")
+		}
+	}
+	if id == "." || id == ".." {
+		return FieldErrorf(field, "must not be %q", id)
+	}
+	return nil
+}
+
+// ValidateObjectName checks an object name: 1 to 255 bytes of ASCII
+// letters, digits, '.', '_' and '-', not starting with a dot.
+func ValidateObjectName(name string) error {
+	if name == "" || len(name) > MaxObjectNameBytes {
+		return FieldErrorf("name", "must be 1 to %d bytes", MaxObjectNameBytes)
+	}
+	if name[0] == '.' {
+		return FieldErrorf("name", "must not start with a dot")
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return FieldErrorf("name", "may hold only letters, digits, '.', '_' and '-'")
+		}
+	}
+	return nil
+}
+
+// Subject is an end user whose data domicile keeps.
+type Subject struct {
+	ID           string       `json:"id"`
+	Jurisdiction Jurisdiction `json:"jurisdiction"`
+	Cell         string       `json:"cell"`
+	Created      time.Time    `json:"created"`
+}
+
+// Record is one JSON document of a subject.
+type Record struct {
+	Subject string          `json:"subject"`
+	Kind    string          `json:"kind"`
+	ID      string          `json:"id"`
+	Version int64           `json:"version"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	Updated time.Time       `json:"updated"`
+}
+
+// ETag returns the record's entity tag, derived from its version.
+func (r *Record) ETag() string { return fmt.Sprintf("\"v%d\"", r.Version) }
+
+// Object is the metadata of a binary file of a subject.
+type Object struct {
+	Subject     string    `json:"subject"`
+	Name        string    `json:"name"`
+	Version     int64     `json:"version"`
+	ContentType string    `json:"content_type"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"`
+	Updated     time.Time `json:"updated"`
+}
+
+// ETag returns the object's entity tag: its content hash and version.
+func (o *Object) ETag() string { return fmt.Sprintf("\"v%d-%.16s\"", o.Version, o.SHA256) }
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}

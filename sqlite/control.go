@@ -1,0 +1,106 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"domicile"
+)
+
+// Control is a deployment's control store: tokens and the subject
+// directory (keyed by subject reference, never by raw id).
+type Control struct{ db *sql.DB }
+
+// OpenControl opens (creating if needed) the control store in dir.
+func OpenControl(ctx context.Context, dir string) (*Control, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: control: %w", err)
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)"} {
+		q.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "control.db")+"?"+q.Encode()+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: control: %w", err)
+	}
+	db.SetMaxOpenConns(8)
+	if _, err := db.ExecContext(ctx, `
+		CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, role TEXT NOT NULL,
+			jurisdiction TEXT NOT NULL, subject TEXT NOT NULL, created INTEGER NOT NULL);
+		CREATE TABLE IF NOT EXISTS directory(ref BLOB PRIMARY KEY, cell TEXT NOT NULL) WITHOUT ROWID;`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: control schema: %w", err)
+	}
+	return &Control{db: db}, nil
+}
+
+// Close closes the store.
+func (c *Control) Close() error { return c.db.Close() }
+
+// PutToken stores a token by the hash of its secret.
+func (c *Control) PutToken(ctx context.Context, t domicile.Token, h [32]byte) error {
+	_, err := c.db.ExecContext(ctx, `INSERT INTO tokens(id, hash, role, jurisdiction, subject, created) VALUES(?,?,?,?,?,?)`,
+		t.ID, h[:], string(t.Role), string(t.Jurisdiction), t.Subject, t.Created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("sqlite: put token: %w", err)
+	}
+	return nil
+}
+
+// TokenByHash finds a token by the hash of its secret.
+func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token, error) {
+	var t domicile.Token
+	var role, j string
+	var created int64
+	err := c.db.QueryRowContext(ctx, `SELECT id, role, jurisdiction, subject, created FROM tokens WHERE hash=?`, h[:]).
+		Scan(&t.ID, &role, &j, &t.Subject, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: token: %w", err)
+	}
+	t.Role, t.Jurisdiction, t.Created = domicile.Role(role), domicile.Jurisdiction(j), nsTime(created)
+	return &t, nil
+}
+
+// PutHome records a subject's home cell.
+func (c *Control) PutHome(ctx context.Context, ref domicile.SubjectRef, cell string) error {
+	res, err := c.db.ExecContext(ctx, `INSERT INTO directory(ref, cell) VALUES(?,?) ON CONFLICT DO NOTHING`, ref[:], cell)
+	if err != nil {
+		return fmt.Errorf("sqlite: put home: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return domicile.ErrVersionMismatch
+	}
+	return nil
+}
+
+// Home returns a subject's home cell, or ErrNotFound.
+func (c *Control) Home(ctx context.Context, ref domicile.SubjectRef) (string, error) {
+	var cell string
+	err := c.db.QueryRowContext(ctx, `SELECT cell FROM directory WHERE ref=?`, ref[:]).Scan(&cell)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", domicile.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: home: %w", err)
+	}
+	return cell, nil
+}
+
+// DeleteHome removes a subject from the directory.
+func (c *Control) DeleteHome(ctx context.Context, ref domicile.SubjectRef) error {
+	if _, err := c.db.ExecContext(ctx, `DELETE FROM directory WHERE ref=?`, ref[:]); err != nil {
+		return fmt.Errorf("sqlite: delete home: %w", err)
+	}
+	return nil
+}
+
+var _ domicile.ControlStore = (*Control)(nil)

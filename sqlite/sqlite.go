@@ -1,0 +1,462 @@
+// Package sqlite is the embedded storage of a domicile cell: one SQLite
+// database file per cell (WAL, synchronous=FULL) and a directory of blobs
+// for object contents.
+//
+// Writes go through one writer goroutine that groups the batches waiting
+// for it into one transaction, so that many requests share one fsync (group
+// commit). Each batch runs inside its own SAVEPOINT: a batch whose
+// expectation fails is rolled back alone and the others commit. Reads use a
+// separate pool of read-only connections and never wait for the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	"domicile"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// MaxBatchesPerCommit bounds how many batches share one transaction.
+const MaxBatchesPerCommit = 512
+
+// Store is a cell store on SQLite. It is safe for concurrent use.
+type Store struct {
+	path  string
+	wdb   *sql.DB // one connection: the writer
+	rdb   *sql.DB // read-only pool
+	blobs *blobDir
+
+	jobs   chan *job
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// Only the writer goroutine touches these.
+	size  int64
+	cache *hashCache
+}
+
+type job struct {
+	b    *domicile.Batch
+	done chan error
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS subjects(
+  ref BLOB PRIMARY KEY, jurisdiction TEXT NOT NULL, created INTEGER NOT NULL,
+  key_gen INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records(
+  ref BLOB NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+  body BLOB, fields TEXT NOT NULL, updated INTEGER NOT NULL,
+  PRIMARY KEY(ref, kind, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS objects(
+  ref BLOB NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, content_type TEXT NOT NULL,
+  size INTEGER NOT NULL, sha256 TEXT NOT NULL, blob TEXT, key_gen INTEGER NOT NULL, updated INTEGER NOT NULL,
+  PRIMARY KEY(ref, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events(
+  idx INTEGER PRIMARY KEY, ref BLOB, time INTEGER NOT NULL,
+  leaf BLOB NOT NULL, committed BLOB, salt BLOB);
+CREATE INDEX IF NOT EXISTS events_ref ON events(ref, idx) WHERE ref IS NOT NULL;
+CREATE TABLE IF NOT EXISTS hashes(id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, note BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+`
+
+// Open opens (creating if needed) the cell store in dir.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	path := filepath.Join(dir, "cell.db")
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "secure_delete(ON)"} {
+		q.Add("_pragma", p)
+	}
+	dsn := "file:" + path + "?" + q.Encode()
+	wdb, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	if _, err := wdb.ExecContext(ctx, schema); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: schema: %w", err)
+	}
+	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(ON)")
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	rdb.SetMaxOpenConns(8)
+	rdb.SetMaxIdleConns(8)
+	blobs, err := openBlobDir(filepath.Join(dir, "blobs"))
+	if err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, err
+	}
+	s := &Store{path: path, wdb: wdb, rdb: rdb, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cache: newHashCache(1 << 16)}
+	if err := wdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&s.size); err != nil {
+		s.closeDBs()
+		return nil, fmt.Errorf("sqlite: log size: %w", err)
+	}
+	if err := s.gcBlobs(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+func (s *Store) closeDBs() {
+	s.wdb.Close()
+	s.rdb.Close()
+}
+
+// Close stops the writer after the batches already queued and closes the
+// database.
+func (s *Store) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	err1 := s.wdb.Close()
+	err2 := s.rdb.Close()
+	return errors.Join(err1, err2)
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Blobs returns the store's blob directory.
+func (s *Store) Blobs() domicile.BlobStore { return s.blobs }
+
+var errClosed = errors.New("sqlite: store closed")
+
+// Commit queues b for the writer and waits until it is durable.
+func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
+	j := &job{b: b, done: make(chan error, 1)}
+	select {
+	case s.jobs <- j:
+	case <-s.ctx.Done():
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, a batch is committed or failed by the writer; wait for
+	// the outcome even if ctx ends, so a caller never reports failure for
+	// a write that became durable.
+	return <-j.done
+}
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for {
+		var first *job
+		select {
+		case first = <-s.jobs:
+		case <-s.ctx.Done():
+			// Drain what was queued before Close.
+			for {
+				select {
+				case j := <-s.jobs:
+					s.run([]*job{j})
+				default:
+					return
+				}
+			}
+		}
+		group := []*job{first}
+	fill:
+		for len(group) < MaxBatchesPerCommit {
+			select {
+			case j := <-s.jobs:
+				group = append(group, j)
+			default:
+				break fill
+			}
+		}
+		s.run(group)
+	}
+}
+
+// run commits a group of batches in one transaction.
+func (s *Store) run(group []*job) {
+	ctx := context.Background()
+	errs := make([]error, len(group))
+	size0 := s.size
+	fail := func(err error) {
+		s.size = size0
+		s.cache.rollback(size0)
+		for _, j := range group {
+			j.done <- err
+		}
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("sqlite: begin: %w", err))
+		return
+	}
+	for i, j := range group {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT b`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("sqlite: savepoint: %w", err))
+			return
+		}
+		before := s.size
+		if err := s.apply(ctx, tx, j.b); err != nil {
+			errs[i] = err
+			if s.size != before {
+				s.size = before
+				s.cache.rollback(before)
+			}
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO b`); err != nil {
+				tx.Rollback()
+				fail(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE b`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("sqlite: release: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(fmt.Errorf("sqlite: commit: %w", err))
+		return
+	}
+	for i, j := range group {
+		j.done <- errs[i]
+	}
+}
+
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, b *domicile.Batch) error {
+	for _, op := range b.Ops {
+		if err := applyOp(ctx, tx, op); err != nil {
+			return err
+		}
+	}
+	for _, e := range b.Events {
+		if err := s.appendEvent(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func current(ctx context.Context, tx *sql.Tx, q string, args ...any) (int64, error) {
+	var v int64
+	err := tx.QueryRowContext(ctx, q, args...).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
+}
+
+func check(expect, cur int64) error {
+	if expect != domicile.AnyVersion && expect != cur {
+		return domicile.ErrVersionMismatch
+	}
+	return nil
+}
+
+func applyOp(ctx context.Context, tx *sql.Tx, op domicile.Op) error {
+	switch op := op.(type) {
+	case *domicile.PutSubject:
+		sub := op.Subject
+		res, err := tx.ExecContext(ctx, `INSERT INTO subjects(ref, jurisdiction, created, key_gen) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`,
+			sub.Ref[:], string(sub.Jurisdiction), sub.Created.UnixNano(), int(sub.KeyGen))
+		if err != nil {
+			return fmt.Errorf("sqlite: put subject: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return domicile.ErrVersionMismatch
+		}
+	case *domicile.PutRecord:
+		r := op.Record
+		cur, err := current(ctx, tx, `SELECT version FROM records WHERE ref=? AND kind=? AND id=?`, r.Ref[:], r.Kind, r.ID)
+		if err != nil {
+			return fmt.Errorf("sqlite: put record: %w", err)
+		}
+		if err := check(op.Expect, cur); err != nil {
+			return err
+		}
+		if r.Version != cur+1 {
+			return domicile.ErrVersionMismatch
+		}
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO records(ref, kind, id, version, body, fields, updated) VALUES(?,?,?,?,?,?,?)`,
+			r.Ref[:], r.Kind, r.ID, r.Version, r.Body, strings.Join(r.Fields, ","), r.Updated.UnixNano())
+		if err != nil {
+			return fmt.Errorf("sqlite: put record: %w", err)
+		}
+	case *domicile.DeleteRecord:
+		var cur int64
+		var body []byte
+		err := tx.QueryRowContext(ctx, `SELECT version, body FROM records WHERE ref=? AND kind=? AND id=?`, op.Ref[:], op.Kind, op.ID).Scan(&cur, &body)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && body == nil) {
+			return domicile.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: delete record: %w", err)
+		}
+		if err := check(op.Expect, cur); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE records SET version=?, body=NULL, fields='', updated=? WHERE ref=? AND kind=? AND id=?`,
+			cur+1, op.Updated.UnixNano(), op.Ref[:], op.Kind, op.ID); err != nil {
+			return fmt.Errorf("sqlite: delete record: %w", err)
+		}
+		op.Version = cur + 1
+	case *domicile.PutObject:
+		o := op.Object
+		cur, err := current(ctx, tx, `SELECT version FROM objects WHERE ref=? AND name=?`, o.Ref[:], o.Name)
+		if err != nil {
+			return fmt.Errorf("sqlite: put object: %w", err)
+		}
+		if err := check(op.Expect, cur); err != nil {
+			return err
+		}
+		if o.Version != cur+1 {
+			return domicile.ErrVersionMismatch
+		}
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO objects(ref, name, version, content_type, size, sha256, blob, key_gen, updated) VALUES(?,?,?,?,?,?,?,?,?)`,
+			o.Ref[:], o.Name, o.Version, o.ContentType, o.Size, o.SHA256, o.Blob, int(o.KeyGen), o.Updated.UnixNano())
+		if err != nil {
+			return fmt.Errorf("sqlite: put object: %w", err)
+		}
+	case *domicile.DeleteObject:
+		var cur int64
+		var blob sql.NullString
+		err := tx.QueryRowContext(ctx, `SELECT version, blob FROM objects WHERE ref=? AND name=?`, op.Ref[:], op.Name).Scan(&cur, &blob)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && !blob.Valid) {
+			return domicile.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: delete object: %w", err)
+		}
+		if err := check(op.Expect, cur); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE objects SET version=version+1, blob=NULL, size=0, sha256='' WHERE ref=? AND name=?`, op.Ref[:], op.Name); err != nil {
+			return fmt.Errorf("sqlite: delete object: %w", err)
+		}
+	case *domicile.EraseSubject:
+		for _, q := range []string{
+			`DELETE FROM records WHERE ref=?`,
+			`UPDATE objects SET blob=NULL, size=0, sha256='', content_type='' WHERE ref=?`,
+			`DELETE FROM objects WHERE ref=?`,
+			`DELETE FROM subjects WHERE ref=?`,
+			`UPDATE events SET salt=NULL, committed=NULL WHERE ref=?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, op.Ref[:]); err != nil {
+				return fmt.Errorf("sqlite: erase: %w", err)
+			}
+		}
+	default:
+		return fmt.Errorf("sqlite: unknown operation %T", op)
+	}
+	return nil
+}
+
+// appendEvent assigns e the next index, stores it and the Merkle hashes it
+// adds (golang.org/x/mod/sumdb/tlog's stored-hash layout).
+func (s *Store) appendEvent(ctx context.Context, tx *sql.Tx, e *domicile.LogEntry) error {
+	n := s.size
+	var ref any
+	if !e.Ref.IsZero() {
+		ref = e.Ref[:]
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO events(idx, ref, time, leaf, committed, salt) VALUES(?,?,?,?,?,?)`,
+		n, ref, e.Time.UnixNano(), e.Leaf, e.Committed, e.Salt); err != nil {
+		return fmt.Errorf("sqlite: append event: %w", err)
+	}
+	hashes, err := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(e.Leaf), s.txHashReader(ctx, tx))
+	if err != nil {
+		return fmt.Errorf("sqlite: log hashes: %w", err)
+	}
+	base := tlog.StoredHashIndex(0, n)
+	for i, h := range hashes {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO hashes(id, hash) VALUES(?,?)`, base+int64(i), h[:]); err != nil {
+			return fmt.Errorf("sqlite: store hash: %w", err)
+		}
+		s.cache.put(base+int64(i), h)
+	}
+	e.Index = n
+	s.size = n + 1
+	return nil
+}
+
+func (s *Store) txHashReader(ctx context.Context, tx *sql.Tx) tlog.HashReaderFunc {
+	return func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		for i, id := range indexes {
+			if h, ok := s.cache.get(id); ok {
+				out[i] = h
+				continue
+			}
+			var b []byte
+			if err := tx.QueryRowContext(ctx, `SELECT hash FROM hashes WHERE id=?`, id).Scan(&b); err != nil {
+				return nil, fmt.Errorf("read hash %d: %w", id, err)
+			}
+			copy(out[i][:], b)
+		}
+		return out, nil
+	}
+}
+
+// hashCache keeps the most recently stored hashes, which are nearly all
+// that appending needs, so an append rarely reads the database.
+type hashCache struct {
+	ring []int64
+	m    map[int64]tlog.Hash
+	next int
+}
+
+func newHashCache(n int) *hashCache {
+	c := &hashCache{ring: make([]int64, n), m: make(map[int64]tlog.Hash, n)}
+	for i := range c.ring {
+		c.ring[i] = -1
+	}
+	return c
+}
+
+func (c *hashCache) put(id int64, h tlog.Hash) {
+	if old := c.ring[c.next]; old >= 0 {
+		delete(c.m, old)
+	}
+	c.ring[c.next] = id
+	c.next = (c.next + 1) % len(c.ring)
+	c.m[id] = h
+}
+
+func (c *hashCache) get(id int64) (tlog.Hash, bool) {
+	h, ok := c.m[id]
+	return h, ok
+}
+
+// rollback forgets hashes of leaves from size on, after a rolled-back batch.
+func (c *hashCache) rollback(size int64) {
+	limit := tlog.StoredHashIndex(0, size)
+	for id := range c.m {
+		if id >= limit {
+			delete(c.m, id)
+		}
+	}
+}
+
+var _ domicile.CellStore = (*Store)(nil)
+
+func nsTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }

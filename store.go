@@ -1,0 +1,228 @@
+package domicile
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"io"
+	"time"
+)
+
+// SubjectRef is the pseudonymous reference of a subject: a keyed hash
+// (HMAC-SHA256) of its id. Directories, logs and stores key subjects by it,
+// so that nothing outside a cell's sealed data holds a raw subject id.
+type SubjectRef [32]byte
+
+// String returns the reference in lower-case hex.
+func (r SubjectRef) String() string { return hex.EncodeToString(r[:]) }
+
+// IsZero reports whether r is the zero reference (no subject).
+func (r SubjectRef) IsZero() bool { return r == SubjectRef{} }
+
+// ParseSubjectRef parses the hex form of a reference.
+func ParseSubjectRef(s string) (SubjectRef, error) {
+	var r SubjectRef
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(r) {
+		return r, FieldErrorf("subject", "malformed subject reference")
+	}
+	copy(r[:], b)
+	return r, nil
+}
+
+// Version expectations for conditional writes.
+const (
+	// AnyVersion writes whatever the current version is.
+	AnyVersion int64 = -1
+	// NoVersion requires that the resource does not exist (or was deleted).
+	NoVersion int64 = 0
+)
+
+// ErrVersionMismatch is returned by a store when an operation's expected
+// version is not the current one. The service answers 412 to a client that
+// sent If-Match, and retries otherwise.
+var ErrVersionMismatch = errors.New("version mismatch")
+
+// ErrNotFound is returned by stores for a missing row.
+var ErrNotFound = errors.New("not found")
+
+// Batch is one atomic, durable unit of change in a cell: data operations
+// and the log entries that record them. A store commits every operation and
+// every entry of a batch in one transaction, or none of them; it may group
+// many batches into one durable commit.
+type Batch struct {
+	Ops    []Op
+	Events []*LogEntry
+}
+
+// Op is a data operation in a Batch: one of the *Put…, *Delete… and
+// *EraseSubject types of this package.
+type Op interface{ isOp() }
+
+// StoredSubject is a subject's row in its cell.
+type StoredSubject struct {
+	Ref          SubjectRef
+	Jurisdiction Jurisdiction
+	Created      time.Time
+	// KeyGen is the subject's current data-key generation.
+	KeyGen uint8
+}
+
+// PutSubject creates a subject in a cell. It fails with ErrVersionMismatch
+// if the subject exists.
+type PutSubject struct{ Subject StoredSubject }
+
+// StoredRecord is a record's row: its body is sealed by the cell before it
+// reaches the store.
+type StoredRecord struct {
+	Ref     SubjectRef
+	Kind    string
+	ID      string
+	Version int64
+	// Body is the sealed record; nil for a deleted record (a tombstone that
+	// keeps versions increasing).
+	Body []byte
+	// Fields names the fields present, for category accounting.
+	Fields  []string
+	Updated time.Time
+}
+
+// PutRecord writes Record if the current version is Expect (or any, for
+// AnyVersion). Record.Version must be the current version plus one.
+type PutRecord struct {
+	Record StoredRecord
+	Expect int64
+}
+
+// DeleteRecord deletes a record, leaving a tombstone at Version.
+type DeleteRecord struct {
+	Ref      SubjectRef
+	Kind, ID string
+	Expect   int64
+	Version  int64
+	Updated  time.Time
+}
+
+// StoredObject is an object's row. Its content lives in a blob written
+// before the batch commits.
+type StoredObject struct {
+	Ref         SubjectRef
+	Name        string
+	Version     int64
+	ContentType string
+	Size        int64 // plaintext size
+	SHA256      string
+	Blob        string // blob key in the cell's blob store
+	KeyGen      uint8
+	Updated     time.Time
+}
+
+// PutObject writes Object if the current version is Expect.
+type PutObject struct {
+	Object StoredObject
+	Expect int64
+}
+
+// DeleteObject deletes an object.
+type DeleteObject struct {
+	Ref    SubjectRef
+	Name   string
+	Expect int64
+}
+
+// EraseSubject deletes every record, object and data key of a subject. Its
+// log entries stay, but their salts are destroyed.
+type EraseSubject struct{ Ref SubjectRef }
+
+func (*PutSubject) isOp()   {}
+func (*PutRecord) isOp()    {}
+func (*DeleteRecord) isOp() {}
+func (*PutObject) isOp()    {}
+func (*DeleteObject) isOp() {}
+func (*EraseSubject) isOp() {}
+
+// LogEntry is one event as a log stores it: the public leaf, and the
+// private committed event with its salt, which stay in the cell.
+type LogEntry struct {
+	Ref       SubjectRef // zero when the event concerns no one subject
+	Time      time.Time
+	Leaf      []byte
+	Committed []byte
+	Salt      []byte
+	// Index is set by the store: the leaf's index in the cell's log.
+	Index int64
+}
+
+// StoredEvent is a log entry read back from a store.
+type StoredEvent struct {
+	Index     int64
+	Ref       SubjectRef
+	Time      time.Time
+	Leaf      []byte
+	Committed []byte
+	Salt      []byte // nil once the subject was erased
+}
+
+// CellStore is one cell's durable storage. Implementations are safe for
+// concurrent use; Commit MUST make a batch durable (fsync or equivalent)
+// before it returns nil, and MUST apply all of it or none of it.
+type CellStore interface {
+	// Commit applies b atomically and durably, assigning each event its
+	// log index. An operation whose expectation fails makes Commit return
+	// ErrVersionMismatch (or ErrNotFound) and changes nothing.
+	Commit(ctx context.Context, b *Batch) error
+	Subject(ctx context.Context, ref SubjectRef) (*StoredSubject, error)
+	Record(ctx context.Context, ref SubjectRef, kind, id string) (*StoredRecord, error)
+	// Records lists live records of a subject ordered by (kind, id), after
+	// the cursor (kind, id) given, at most limit.
+	Records(ctx context.Context, ref SubjectRef, kind, afterKind, afterID string, limit int) ([]StoredRecord, error)
+	Object(ctx context.Context, ref SubjectRef, name string) (*StoredObject, error)
+	Objects(ctx context.Context, ref SubjectRef, after string, limit int) ([]StoredObject, error)
+	// Blobs is where object contents live.
+	Blobs() BlobStore
+	// LogSize returns the number of entries in the cell's log.
+	LogSize(ctx context.Context) (int64, error)
+	// ReadHashes returns the stored Merkle hashes at the given indexes (in
+	// the numbering of golang.org/x/mod/sumdb/tlog).
+	ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+	// Leaves returns the leaves [start, end).
+	Leaves(ctx context.Context, start, end int64) ([][]byte, error)
+	// SubjectEvents lists a subject's events with index > after.
+	SubjectEvents(ctx context.Context, ref SubjectRef, after int64, limit int) ([]StoredEvent, error)
+	// Events lists events with index in [start, end).
+	Events(ctx context.Context, start, end int64) ([]StoredEvent, error)
+	// PutCheckpoint stores a signed checkpoint of the given size durably;
+	// LatestCheckpoint returns the largest.
+	PutCheckpoint(ctx context.Context, size int64, note []byte) error
+	LatestCheckpoint(ctx context.Context) (size int64, note []byte, err error)
+	// Meta and PutMeta keep small named values (keys' public parts,
+	// witness state) durably.
+	Meta(ctx context.Context, key string) ([]byte, error)
+	PutMeta(ctx context.Context, key string, value []byte) error
+	Close() error
+}
+
+// BlobStore keeps object contents. A blob is written whole and synced
+// before the batch that references it commits; blobs that no committed
+// row references are removed by GC.
+type BlobStore interface {
+	// Create starts a new blob. The caller writes it, then calls Commit
+	// (durable, returns its key) or Abort.
+	Create(ctx context.Context) (BlobWriter, error)
+	Open(ctx context.Context, key string) (BlobReader, error)
+	Remove(ctx context.Context, key string) error
+}
+
+// BlobWriter is a blob being written.
+type BlobWriter interface {
+	io.Writer
+	Commit() (key string, err error)
+	Abort() error
+}
+
+// BlobReader reads a blob at any offset.
+type BlobReader interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
