@@ -42,7 +42,7 @@ type Config struct {
 	// Extra routes added by other parts of the service (the law engine,
 	// the log), registered on the same mux. Each gets the server for
 	// authentication and error writing.
-	Extra []func(s *Server, mux *http.ServeMux)
+	Extra []func(s *Server)
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -58,6 +58,8 @@ type Server struct {
 	latency  *prometheus.HistogramVec
 
 	tokens  sync.Map // [32]byte -> *domicile.Token
+	// patterns lists every route registered, for the OpenAPI check.
+	patterns []string
 	logInfo LogInfoFunc
 }
 
@@ -83,8 +85,11 @@ func New(cfg Config) *Server {
 	s.reg.MustRegister(s.requests, s.latency)
 	s.routes()
 	for _, f := range cfg.Extra {
-		f(s, s.mux)
+		f(s)
 	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
+	})
 	return s
 }
 
@@ -148,7 +153,7 @@ func setCell(w http.ResponseWriter, cell string) {
 }
 
 func (s *Server) routes() {
-	m := s.mux
+	m := s
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
@@ -169,10 +174,20 @@ func (s *Server) routes() {
 	m.HandleFunc("PUT /v1/subjects/{id}/objects/{name}", s.auth(s.putObject))
 	m.HandleFunc("GET /v1/subjects/{id}/objects/{name}", s.auth(s.getObject))
 	m.HandleFunc("DELETE /v1/subjects/{id}/objects/{name}", s.auth(s.deleteObject))
-	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
-	})
 }
+
+// Handle registers a route; other parts of the service add theirs through
+// Config.Extra. Every route must be in the OpenAPI document.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.patterns = append(s.patterns, pattern)
+	s.mux.Handle(pattern, h)
+}
+
+// HandleFunc registers a route handled by f.
+func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.Handle(pattern, f) }
+
+// Patterns returns every registered route pattern ("GET /v1/cells").
+func (s *Server) Patterns() []string { return append([]string(nil), s.patterns...) }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Ready != nil {

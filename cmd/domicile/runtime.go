@@ -174,3 +174,5 @@ func cellIDs(d *domicile.Deployment) string {
 	}
 	return strings.Join(ids, ", ")
 }
+
+func mustDefault() *domicile.Deployment { return deploy.Default() }

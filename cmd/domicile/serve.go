@@ -81,10 +81,10 @@ func newServer(rt *runtime, log *slog.Logger) *httpapi.Server {
 }
 
 // serverExtras are the routes other parts of the service add.
-var extraRoutes []func(rt *runtime) func(s *httpapi.Server, mux *http.ServeMux)
+var extraRoutes []func(rt *runtime) func(s *httpapi.Server)
 
-func serverExtras(rt *runtime) []func(s *httpapi.Server, mux *http.ServeMux) {
-	var out []func(s *httpapi.Server, mux *http.ServeMux)
+func serverExtras(rt *runtime) []func(s *httpapi.Server) {
+	var out []func(s *httpapi.Server)
 	for _, f := range extraRoutes {
 		out = append(out, f(rt))
 	}

@@ -1,0 +1,419 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"domicile/httpapi"
+)
+
+// clientFlags are the flags every client subcommand takes; each falls back
+// to an environment variable.
+type clientFlags struct {
+	server, token, purpose, justification, data string
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.server, "server", "", "server URL (env DOMICILE_SERVER; default http://127.0.0.1:8700)")
+	fs.StringVar(&f.token, "token", "", "bearer token (env DOMICILE_TOKEN; default: <data>/admin.token for admin commands)")
+	fs.StringVar(&f.purpose, "purpose", "", "purpose of an app request (env DOMICILE_PURPOSE)")
+	fs.StringVar(&f.justification, "justification", "", `reason and reference of an operator or authority request, e.g. "support TICKET-1" (env DOMICILE_JUSTIFICATION)`)
+	fs.StringVar(&f.data, "data", "./data", "data directory, to find admin.token")
+}
+
+func (f *clientFlags) client(env *cmdEnv, admin bool) (*httpapi.Client, error) {
+	pick := func(v, envName, def string) string {
+		if v != "" {
+			return v
+		}
+		if e := env.Getenv(envName); e != "" {
+			return e
+		}
+		return def
+	}
+	c := &httpapi.Client{
+		BaseURL:       pick(f.server, "DOMICILE_SERVER", "http://127.0.0.1:8700"),
+		Token:         pick(f.token, "DOMICILE_TOKEN", ""),
+		Purpose:       pick(f.purpose, "DOMICILE_PURPOSE", ""),
+		Justification: pick(f.justification, "DOMICILE_JUSTIFICATION", ""),
+	}
+	if c.Token == "" && admin {
+		b, err := os.ReadFile(filepath.Join(f.data, "admin.token"))
+		if err != nil {
+			return nil, fmt.Errorf("--token: none given and %v", err)
+		}
+		c.Token = strings.TrimSpace(string(b))
+	}
+	if c.Token == "" {
+		return nil, errors.New("--token: a bearer token is required (or DOMICILE_TOKEN)")
+	}
+	return c, nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// sub dispatches "<cmd> <verb> ..." to one of verbs.
+func sub(ctx context.Context, env *cmdEnv, name string, args []string, verbs map[string]func(context.Context, *cmdEnv, []string) error) error {
+	if len(args) == 0 || verbs[args[0]] == nil {
+		var names []string
+		for v := range verbs {
+			names = append(names, v)
+		}
+		sortStrings(names)
+		fmt.Fprintf(env.Stderr, "usage: domicile %s {%s} [flags]\n", name, strings.Join(names, "|"))
+		return errUsage
+	}
+	return verbs[args[0]](ctx, env, args[1:])
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// need checks that a required flag is set, naming it.
+func need(name, v string) error {
+	if v == "" {
+		return fmt.Errorf("--%s is required", name)
+	}
+	return nil
+}
+
+func init() {
+	register(command{name: "token", summary: "create tokens (admin)", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+		return sub(ctx, env, "token", args, map[string]func(context.Context, *cmdEnv, []string) error{"create": tokenCreate})
+	}})
+	register(command{name: "subject", summary: "register, show and erase subjects", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+		return sub(ctx, env, "subject", args, map[string]func(context.Context, *cmdEnv, []string) error{
+			"create": subjectCreate, "get": subjectGet, "erase": subjectErase})
+	}})
+	register(command{name: "record", summary: "put, get, list and delete records", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+		return sub(ctx, env, "record", args, map[string]func(context.Context, *cmdEnv, []string) error{
+			"put": recordPut, "get": recordGet, "list": recordList, "delete": recordDelete})
+	}})
+	register(command{name: "object", summary: "upload, download and delete objects", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+		return sub(ctx, env, "object", args, map[string]func(context.Context, *cmdEnv, []string) error{
+			"put": objectPut, "get": objectGet, "delete": objectDelete})
+	}})
+}
+
+func tokenCreate(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "token create")
+	var cf clientFlags
+	cf.register(fs)
+	role := fs.String("role", "", "app, subject, operator, authority, auditor or admin")
+	jur := fs.String("jurisdiction", "", "where the holder acts from (ISO 3166-1 alpha-2 or EU)")
+	subject := fs.String("subject", "", "the subject a subject token reaches")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(need("role", *role), need("jurisdiction", *jur)); err != nil {
+		return err
+	}
+	c, err := cf.client(env, true)
+	if err != nil {
+		return err
+	}
+	t, err := c.CreateToken(ctx, httpapi.TokenRequest{Role: *role, Jurisdiction: *jur, Subject: *subject})
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, t)
+}
+
+func subjectCreate(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "subject create")
+	var cf clientFlags
+	cf.register(fs)
+	id := fs.String("id", "", "the subject's id, as the app knows it")
+	jur := fs.String("jurisdiction", "", "the subject's home jurisdiction")
+	cellID := fs.String("cell", "", "home cell (default: the policy's choice)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(need("id", *id), need("jurisdiction", *jur)); err != nil {
+		return err
+	}
+	c, err := cf.client(env, false)
+	if err != nil {
+		return err
+	}
+	s, err := c.CreateSubject(ctx, *id, *jur, *cellID)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, s)
+}
+
+func subjectGet(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "subject get")
+	var cf clientFlags
+	cf.register(fs)
+	id := fs.String("id", "", "subject id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := need("id", *id); err != nil {
+		return err
+	}
+	c, err := cf.client(env, false)
+	if err != nil {
+		return err
+	}
+	s, err := c.GetSubject(ctx, *id)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, s)
+}
+
+func subjectErase(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "subject erase")
+	var cf clientFlags
+	cf.register(fs)
+	id := fs.String("id", "", "subject id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := need("id", *id); err != nil {
+		return err
+	}
+	c, err := cf.client(env, false)
+	if err != nil {
+		return err
+	}
+	r, err := c.EraseSubject(ctx, *id)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, r)
+}
+
+type recordFlags struct {
+	clientFlags
+	id, kind, rid, ifMatch string
+}
+
+func (rf *recordFlags) parse(env *cmdEnv, name string, args []string, extra func(*flag.FlagSet)) error {
+	fs := newFlagSet(env, name)
+	rf.register(fs)
+	fs.StringVar(&rf.id, "subject", "", "subject id")
+	fs.StringVar(&rf.kind, "kind", "", "record kind")
+	fs.StringVar(&rf.rid, "id", "", "record id")
+	fs.StringVar(&rf.ifMatch, "if-match", "", "ETag the current version must have")
+	if extra != nil {
+		extra(fs)
+	}
+	return parseFlags(fs, args)
+}
+
+func recordPut(ctx context.Context, env *cmdEnv, args []string) error {
+	var rf recordFlags
+	var data string
+	if err := rf.parse(env, "record put", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&data, "json", "", "the record as a JSON object, or @FILE, or - for stdin")
+	}); err != nil {
+		return err
+	}
+	if err := errors.Join(need("subject", rf.id), need("kind", rf.kind), need("id", rf.rid), need("json", data)); err != nil {
+		return err
+	}
+	var raw []byte
+	var err error
+	switch {
+	case data == "-":
+		raw, err = io.ReadAll(io.LimitReader(env.Stdin, 1<<20+1))
+	case strings.HasPrefix(data, "@"):
+		raw, err = os.ReadFile(data[1:])
+	default:
+		raw = []byte(data)
+	}
+	if err != nil {
+		return fmt.Errorf("--json: %w", err)
+	}
+	if !json.Valid(raw) {
+		return errors.New("--json: not valid JSON")
+	}
+	c, err := rf.client(env, false)
+	if err != nil {
+		return err
+	}
+	r, err := c.PutRecord(ctx, rf.id, rf.kind, rf.rid, json.RawMessage(raw), rf.ifMatch)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, r)
+}
+
+func recordGet(ctx context.Context, env *cmdEnv, args []string) error {
+	var rf recordFlags
+	if err := rf.parse(env, "record get", args, nil); err != nil {
+		return err
+	}
+	if err := errors.Join(need("subject", rf.id), need("kind", rf.kind), need("id", rf.rid)); err != nil {
+		return err
+	}
+	c, err := rf.client(env, false)
+	if err != nil {
+		return err
+	}
+	r, err := c.GetRecord(ctx, rf.id, rf.kind, rf.rid)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, r)
+}
+
+func recordList(ctx context.Context, env *cmdEnv, args []string) error {
+	var rf recordFlags
+	var limit int
+	var cursor string
+	if err := rf.parse(env, "record list", args, func(fs *flag.FlagSet) {
+		fs.IntVar(&limit, "limit", 0, "page size (1-1000)")
+		fs.StringVar(&cursor, "cursor", "", "cursor from a previous page's next")
+	}); err != nil {
+		return err
+	}
+	if err := need("subject", rf.id); err != nil {
+		return err
+	}
+	c, err := rf.client(env, false)
+	if err != nil {
+		return err
+	}
+	p, err := c.ListRecords(ctx, rf.id, rf.kind, limit, cursor)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, p)
+}
+
+func recordDelete(ctx context.Context, env *cmdEnv, args []string) error {
+	var rf recordFlags
+	if err := rf.parse(env, "record delete", args, nil); err != nil {
+		return err
+	}
+	if err := errors.Join(need("subject", rf.id), need("kind", rf.kind), need("id", rf.rid)); err != nil {
+		return err
+	}
+	c, err := rf.client(env, false)
+	if err != nil {
+		return err
+	}
+	return c.DeleteRecord(ctx, rf.id, rf.kind, rf.rid, rf.ifMatch)
+}
+
+type objectFlags struct {
+	clientFlags
+	id, name string
+}
+
+func (of *objectFlags) parse(env *cmdEnv, name string, args []string, extra func(*flag.FlagSet)) error {
+	fs := newFlagSet(env, name)
+	of.register(fs)
+	fs.StringVar(&of.id, "subject", "", "subject id")
+	fs.StringVar(&of.name, "name", "", "object name")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return errors.Join(need("subject", of.id), need("name", of.name))
+}
+
+func objectPut(ctx context.Context, env *cmdEnv, args []string) error {
+	var of objectFlags
+	var file, ctype string
+	if err := of.parse(env, "object put", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "file", "", "file to upload, or - for stdin")
+		fs.StringVar(&ctype, "type", "application/octet-stream", "Content-Type")
+	}); err != nil {
+		return err
+	}
+	if err := need("file", file); err != nil {
+		return err
+	}
+	c, err := of.client(env, false)
+	if err != nil {
+		return err
+	}
+	var body io.Reader = env.Stdin
+	size := int64(-1)
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return fmt.Errorf("--file: %w", err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil {
+			size = st.Size()
+		}
+		body = f
+	}
+	o, err := c.PutObject(ctx, of.id, of.name, ctype, body, size)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, o)
+}
+
+func objectGet(ctx context.Context, env *cmdEnv, args []string) error {
+	var of objectFlags
+	var out, rng string
+	if err := of.parse(env, "object get", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&out, "out", "-", "where to write the object (- for stdout)")
+		fs.StringVar(&rng, "range", "", `byte range, e.g. "bytes=0-99"`)
+	}); err != nil {
+		return err
+	}
+	c, err := of.client(env, false)
+	if err != nil {
+		return err
+	}
+	resp, err := c.GetObject(ctx, of.id, of.name, rng)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	w := env.Stdout
+	if out != "-" {
+		f, err := os.Create(out)
+		if err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func objectDelete(ctx context.Context, env *cmdEnv, args []string) error {
+	var of objectFlags
+	var ifMatch string
+	if err := of.parse(env, "object delete", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&ifMatch, "if-match", "", "ETag the current version must have")
+	}); err != nil {
+		return err
+	}
+	c, err := of.client(env, false)
+	if err != nil {
+		return err
+	}
+	return c.DeleteObject(ctx, of.id, of.name, ifMatch)
+}

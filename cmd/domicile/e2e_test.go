@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"domicile/httpapi"
+)
+
+// binary is the domicile binary built once for the end-to-end tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "domicile-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "domicile")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		// Without the race detector where it is unsupported.
+		out, err = exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build domicile: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running domicile serve process.
+type server struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	URL   string
+	Data  string
+	Admin string
+	out   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startServer starts the binary on a free port with data dir data (a new
+// temporary one if empty) and waits until it listens.
+func startServer(t *testing.T, data string, extra ...string) *server {
+	t.Helper()
+	if data == "" {
+		data = t.TempDir()
+	}
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data}, extra...)
+	cmd := exec.Command(binary, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errBuf := &syncBuffer{}
+	cmd.Stderr = errBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, cmd: cmd, Data: data, out: errBuf}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "domicile: listening on "); ok {
+				urlc <- u
+			}
+		}
+	}()
+	select {
+	case s.URL = <-urlc:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("server did not start; stderr:\n%s", errBuf.String())
+	}
+	t.Cleanup(s.Stop)
+	b, err := os.ReadFile(filepath.Join(data, "admin.token"))
+	if err != nil {
+		t.Fatalf("admin token: %v", err)
+	}
+	s.Admin = strings.TrimSpace(string(b))
+	return s
+}
+
+// Stop ends the server gracefully.
+func (s *server) Stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// Kill ends the server with SIGKILL.
+func (s *server) Kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+}
+
+// client returns a client with token and headers.
+func (s *server) client(token, purpose, justification string) *httpapi.Client {
+	return &httpapi.Client{BaseURL: s.URL, Token: token, Purpose: purpose, Justification: justification}
+}
+
+// token creates a token and returns its secret.
+func (s *server) token(role, jurisdiction, subject string) string {
+	s.t.Helper()
+	r, err := s.client(s.Admin, "", "").CreateToken(context.Background(), httpapi.TokenRequest{Role: role, Jurisdiction: jurisdiction, Subject: subject})
+	if err != nil {
+		s.t.Fatalf("create %s token: %v", role, err)
+	}
+	return r.Token
+}
+
+// do sends a raw request and returns status, headers and body.
+func (s *server) do(method, path, token string, hdr map[string]string, body io.Reader) (int, http.Header, []byte) {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+func mustProblem(t *testing.T, b []byte) httpapi.Problem {
+	t.Helper()
+	var p httpapi.Problem
+	if err := json.Unmarshal(b, &p); err != nil || p.Status == 0 {
+		t.Fatalf("not a problem document: %s", b)
+	}
+	return p
+}
