@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"domicile/logclient"
+	"domicile/witness"
+)
+
+func init() {
+	register(command{name: "verify", summary: "verify a cell's log: checkpoint, consistency, inclusion", run: runVerify})
+}
+
+// repeatedFlag collects the values of a flag given several times.
+type repeatedFlag []string
+
+func (r *repeatedFlag) String() string     { return strings.Join(*r, ",") }
+func (r *repeatedFlag) Set(v string) error { *r = append(*r, v); return nil }
+
+// runVerify verifies a cell's log with nothing but its URL and public keys:
+// the checkpoint's signature and required cosignatures, its consistency
+// with the checkpoint trusted before (kept in --state), and, given a
+// subject's event export, each event's commitment and inclusion.
+func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "verify")
+	var witnesses repeatedFlag
+	logURL := fs.String("log", "", "the log's URL prefix, e.g. https://host/log/cn-gz1/ (required)")
+	key := fs.String("key", "", "the log's verifier key, name+hash+base64 (required)")
+	fs.Var(&witnesses, "witness", "a witness's cosignature verifier key whose cosignature is required (repeatable)")
+	statePath := fs.String("state", "domicile-verify.state", "file keeping the last verified checkpoint of each log")
+	events := fs.String("events", "", "a subject's event export (JSON {\"events\": [...]}) to check for inclusion")
+	entries := fs.Bool("entries", false, "also check every entry of the log against the signed tree (reads the whole log)")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: domicile verify --log URL --key VERIFIERKEY [--witness KEY]... [--state FILE] [--events FILE] [--entries]")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "domicile verify: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	for _, f := range []struct{ name, v string }{{"log", *logURL}, {"key", *key}} {
+		if f.v == "" {
+			fmt.Fprintf(env.Stderr, "domicile verify: --%s is required\n", f.name)
+			fs.Usage()
+			return errUsage
+		}
+	}
+	c, err := logclient.New(logclient.Config{URL: *logURL, LogKey: *key, WitnessKeys: witnesses})
+	if err != nil {
+		return err
+	}
+	opts := logclient.Options{Entries: *entries}
+	if *statePath != "" {
+		opts.State = witness.NewFileState(*statePath)
+	}
+	if *events != "" {
+		b, err := os.ReadFile(*events)
+		if err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		exp, err := logclient.ParseExport(b)
+		if err != nil {
+			return err
+		}
+		opts.Events = exp.Events
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	res, err := c.Verify(ctx, opts)
+	if err != nil {
+		return verifyFailure(err)
+	}
+
+	cp := res.Checkpoint
+	fmt.Fprintf(env.Stdout, "log %s: checkpoint of %d leaves, root %s: signature OK\n", cp.Origin, cp.Size, cp.Hash)
+	for _, co := range cp.Cosignatures {
+		fmt.Fprintf(env.Stdout, "  cosigned by %s at %s\n", co.Name, co.Time.Format(time.RFC3339))
+	}
+	switch {
+	case opts.State == nil:
+	case res.Previous == nil:
+		fmt.Fprintf(env.Stdout, "  first checkpoint seen from this log: trusted on first use, saved in %s\n", *statePath)
+	default:
+		fmt.Fprintf(env.Stdout, "  consistent with the checkpoint of %d leaves verified before\n", res.Previous.Size)
+	}
+	if *events != "" {
+		fmt.Fprintf(env.Stdout, "  %d events: each commits to its event and is included in the log\n", res.Events)
+	}
+	if *entries {
+		fmt.Fprintf(env.Stdout, "  all %d entries match the signed tree\n", cp.Size)
+	}
+	fmt.Fprintln(env.Stdout, "OK")
+	return nil
+}
+
+// verifyFailure prefixes a failure with what it means; the wrapped error's
+// text carries the evidence (checkpoints, proofs, tiles).
+func verifyFailure(err error) error {
+	var (
+		ce *logclient.ConsistencyError
+		te *logclient.TreeError
+	)
+	switch {
+	case errors.As(err, &ce):
+		return fmt.Errorf("LOG INCONSISTENT (evidence follows; keep it)\n%w", err)
+	case errors.As(err, &te):
+		return fmt.Errorf("SERVED TREE DOES NOT MATCH SIGNED CHECKPOINT (evidence follows; keep it)\n%w", err)
+	}
+	return fmt.Errorf("verification failed\n%w", err)
+}
+
+var _ flag.Value = (*repeatedFlag)(nil)
