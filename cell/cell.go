@@ -311,3 +311,24 @@ func (c *Cell) GetSubject(ctx context.Context, a domicile.Actor, s SubjectKey) (
 	}
 	return &domicile.Subject{ID: s.ID, Jurisdiction: sub.Jurisdiction, Cell: c.id, Created: sub.Created}, nil
 }
+
+// SubjectEvents returns a page of a subject's events (after the index
+// after) for the subject itself or an auditor. The listing is itself an
+// event, committed before the page is returned.
+func (c *Cell) SubjectEvents(ctx context.Context, a domicile.Actor, s SubjectKey, after int64, limit int) ([]domicile.StoredEvent, error) {
+	r := c.newRequest(a, s)
+	switch {
+	case a.Role == domicile.RoleAuditor:
+	case a.Role == domicile.RoleSubject && a.Subject == s.Ref.String():
+	default:
+		return nil, c.deny(ctx, r, domicile.ActList, "events", domicile.Errorf(domicile.EForbidden, "a subject's events are for that subject's token or an auditor"))
+	}
+	if _, err := c.locate(ctx, s); err != nil {
+		return nil, err
+	}
+	r.events = append(r.events, c.event(r, domicile.ActList, "events", domicile.Allowed, ""))
+	if _, err := c.commit(ctx, r); err != nil {
+		return nil, logFailure(err)
+	}
+	return c.store.SubjectEvents(ctx, s.Ref, after, limit)
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"domicile"
@@ -57,10 +58,11 @@ type Server struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 
-	tokens  sync.Map // [32]byte -> *domicile.Token
+	tokens sync.Map // [32]byte -> *domicile.Token
 	// patterns lists every route registered, for the OpenAPI check.
 	patterns []string
-	logInfo LogInfoFunc
+	logInfo  LogInfoFunc
+	logs     Logs
 }
 
 // New returns a server.
@@ -83,6 +85,9 @@ func New(cfg Config) *Server {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, []string{"route"})
 	s.reg.MustRegister(s.requests, s.latency)
+	// Process CPU and memory, so a load tool can report the server's cost
+	// from /metrics, also for a remote deployment.
+	s.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	s.routes()
 	for _, f := range cfg.Extra {
 		f(s)

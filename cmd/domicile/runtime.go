@@ -18,6 +18,7 @@ import (
 	"domicile/kms/filekms"
 	"domicile/residency"
 	"domicile/sqlite"
+	"domicile/witness"
 )
 
 // runtime is an opened deployment: every cell's store, custody and keys,
@@ -30,6 +31,9 @@ type runtime struct {
 	stores  []*sqlite.Store
 	keys    []*sqlite.KeyStore
 	router  *residency.Router
+	now     func() time.Time
+	// witnesses are the cells' witnesses, set by startLogs.
+	witnesses map[string]*witness.Witness
 }
 
 // loadDeployment reads the deployment file, or the embedded default when
@@ -112,7 +116,7 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	rt := &runtime{dir: dir, dep: dep}
+	rt := &runtime{dir: dir, dep: dep, now: now, witnesses: map[string]*witness.Witness{}}
 	defer func() {
 		if err != nil {
 			rt.Close()

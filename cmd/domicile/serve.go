@@ -43,7 +43,13 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := ensureAdminToken(ctx, env, rt); err != nil {
 		return err
 	}
+	lg, err := startLogs(ctx, rt, log)
+	if err != nil {
+		return err
+	}
+	defer lg.Close()
 	srv := newServer(rt, log)
+	srv.SetLogs(httpapi.Logs(lg.byCell))
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

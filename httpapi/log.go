@@ -1,0 +1,240 @@
+package httpapi
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"domicile"
+	"domicile/merkle"
+	"domicile/tlog"
+)
+
+// Logs gives the server each cell's running log.
+type Logs map[string]*tlog.Log
+
+// SetLogs installs the cells' logs and their routes: the public tiles
+// under /log/{cell}/, subjects' event trails, and consistency proofs for
+// auditors.
+func (s *Server) SetLogs(logs Logs) {
+	s.logs = logs
+	s.logInfo = func(cell string) *LogInfo {
+		l := logs[cell]
+		if l == nil {
+			return nil
+		}
+		return &LogInfo{Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + cell + "/"}
+	}
+	s.HandleFunc("GET /log/{cell}/checkpoint", s.logCheckpoint)
+	s.HandleFunc("GET /log/{cell}/tile/{path...}", s.logTile)
+	s.HandleFunc("GET /v1/subjects/{id}/events", s.auth(s.subjectEvents))
+	s.HandleFunc("GET /v1/cells/{cell}/consistency", s.auth(s.consistency))
+}
+
+func (s *Server) cellLog(w http.ResponseWriter, r *http.Request) *tlog.Log {
+	l := s.logs[r.PathValue("cell")]
+	if l == nil {
+		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no log for cell %q", truncate(r.PathValue("cell"), 32)))
+	}
+	return l
+}
+
+func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) {
+	l := s.cellLog(w, r)
+	if l == nil {
+		return
+	}
+	h, err := l.Cosigned()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(h.Signed)
+}
+
+func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
+	l := s.cellLog(w, r)
+	if l == nil {
+		return
+	}
+	t, err := merkle.ParseTilePath("tile/" + r.PathValue("path"))
+	if err != nil {
+		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "not a tile path"))
+		return
+	}
+	h, err := l.Cosigned()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// A tile is served only within the published tree: the leaves it
+	// covers must all be below the checkpoint's size.
+	span := int64(1) << (uint(max(t.L, 0)) * merkle.TileHeight)
+	end := (t.N*merkle.TileWidth + int64(t.W)) * span
+	if t.L == merkle.EntriesLevel {
+		end = t.N*merkle.TileWidth + int64(t.W)
+	}
+	if end > h.Size {
+		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "tile beyond the latest checkpoint (size %d)", h.Size))
+		return
+	}
+	var data []byte
+	if t.L == merkle.EntriesLevel {
+		start := t.N * merkle.TileWidth
+		leaves, err := s.logStore(r.PathValue("cell")).Leaves(r.Context(), start, start+int64(t.W))
+		if err == nil {
+			data, err = merkle.EncodeEntryBundle(leaves)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	} else {
+		data, err = merkle.ReadTileData(t, l.HashReader(r.Context()))
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	// Tiles never change: a partial tile is replaced by a wider one under
+	// another path, so every tile path is immutable.
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Write(data)
+}
+
+// logStore returns the store of a cell, for entry bundles.
+func (s *Server) logStore(cell string) domicile.CellStore {
+	if c := s.router.CellByID(cell); c != nil {
+		return c.Store()
+	}
+	return nil
+}
+
+// EventItem is one event of a subject's trail, with what a verifier needs.
+type EventItem struct {
+	LeafIndex int64           `json:"leaf_index"`
+	Salt      []byte          `json:"salt"`
+	Committed string          `json:"committed"`
+	Leaf      string          `json:"leaf"`
+	Event     json.RawMessage `json:"event"`
+	// Proof is the inclusion proof against Checkpoint, base64 hashes.
+	Proof []string `json:"inclusion_proof"`
+}
+
+// EventPage is the answer of GET /v1/subjects/{id}/events.
+type EventPage struct {
+	Cell        string      `json:"cell"`
+	Origin      string      `json:"origin"`
+	VerifierKey string      `json:"verifier_key"`
+	Checkpoint  string      `json:"checkpoint"`
+	Size        int64       `json:"size"`
+	Events      []EventItem `json:"events"`
+	Next        string      `json:"next,omitempty"`
+}
+
+func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	limit, cur, err := listParams(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	after := int64(-1)
+	if cur != nil {
+		if after, err = strconv.ParseInt(string(cur), 10, 64); err != nil || after < -1 {
+			s.writeError(w, r, domicile.FieldErrorf("cursor", "is not a cursor this server gave"))
+			return
+		}
+	}
+	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	setCell(w, c.ID())
+	evs, err := c.SubjectEvents(r.Context(), a, k, after, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	l := s.logs[c.ID()]
+	if l == nil {
+		s.writeError(w, r, errors.New("no log for the subject's cell"))
+		return
+	}
+	// The list's own event is committed; a checkpoint that covers every
+	// event listed is signed now if needed.
+	h, err := l.Latest(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page := EventPage{Cell: c.ID(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), Checkpoint: string(h.Signed), Size: h.Size, Events: []EventItem{}}
+	for _, e := range evs {
+		it := EventItem{LeafIndex: e.Index, Salt: e.Salt, Committed: string(e.Committed), Leaf: string(e.Leaf), Event: e.Committed}
+		if e.Committed == nil {
+			it.Event = json.RawMessage("null")
+		}
+		if e.Index < h.Size {
+			proof, err := l.ProveInclusion(r.Context(), e.Index, h.Size)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			for _, p := range proof {
+				it.Proof = append(it.Proof, base64.StdEncoding.EncodeToString(p[:]))
+			}
+		}
+		page.Events = append(page.Events, it)
+	}
+	if len(evs) == limit {
+		page.Next = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(evs[len(evs)-1].Index, 10)))
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) consistency(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	if a.Role != domicile.RoleAuditor {
+		s.writeError(w, r, domicile.Errorf(domicile.EForbidden, "consistency proofs are for auditor tokens"))
+		return
+	}
+	l := s.cellLog(w, r)
+	if l == nil {
+		return
+	}
+	q := r.URL.Query()
+	from, err1 := strconv.ParseInt(q.Get("from"), 10, 64)
+	to, err2 := strconv.ParseInt(q.Get("to"), 10, 64)
+	h, err := l.Latest(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case err1 != nil || from < 0:
+		s.writeError(w, r, domicile.FieldErrorf("from", "must be a tree size"))
+		return
+	case err2 != nil || to < from || to > h.Size:
+		s.writeError(w, r, domicile.FieldErrorf("to", "must be a tree size from %d to %d", from, h.Size))
+		return
+	}
+	proof, err := l.ProveConsistency(r.Context(), from, to)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := struct {
+		From       int64    `json:"from"`
+		To         int64    `json:"to"`
+		Proof      []string `json:"proof"`
+		Checkpoint string   `json:"checkpoint"`
+	}{From: from, To: to, Proof: []string{}, Checkpoint: string(h.Signed)}
+	for _, p := range proof {
+		out.Proof = append(out.Proof, base64.StdEncoding.EncodeToString(p[:]))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
