@@ -38,6 +38,19 @@ type Config struct {
 	KeyCacheSize int
 	Now          func() time.Time
 	Rand         io.Reader
+	// Gate, if set, rules on every read by an actor acting from outside
+	// the cell's jurisdiction: such a read is a cross-border transfer (the
+	// CAC treats access from abroad as export). It returns nil to allow,
+	// or the refusal.
+	Gate RemoteGate
+}
+
+// RemoteGate decides a remote access: actor a, acting from another
+// jurisdiction than the cell's, reads data of subject s whose fields fall
+// into cats. It must count the subject against the transfer thresholds
+// when it allows.
+type RemoteGate interface {
+	RemoteAccess(ctx context.Context, cell domicile.CellConfig, a domicile.Actor, s SubjectKey, sub *domicile.StoredSubject, cats []domicile.Category) error
 }
 
 // Cell serves one cell. It is safe for concurrent use.
@@ -264,6 +277,53 @@ func (c *Cell) access(r *request) kms.Access {
 // dataKey fetches the subject's key for the request, recording unwraps.
 func (c *Cell) dataKey(ctx context.Context, r *request, gen uint8) ([]byte, error) {
 	return c.keys.DataKey(context.WithValue(ctx, reqKey{}, r), c.access(r), r.sub.Ref, gen)
+}
+
+// Remote reports whether actor a acts from outside the cell's
+// jurisdiction (a member state of the EU is inside an EU cell).
+func (c *Cell) Remote(a domicile.Actor) bool {
+	cj := c.Config().Jurisdiction
+	return a.Jurisdiction != "" && !cj.Covers(a.Jurisdiction)
+}
+
+// gate applies the remote-access gate to a read, if the actor is remote.
+func (c *Cell) gate(ctx context.Context, r *request, sub *domicile.StoredSubject, cats []domicile.Category) error {
+	if c.cfg.Gate == nil || !c.Remote(r.actor) {
+		return nil
+	}
+	return c.cfg.Gate.RemoteAccess(ctx, c.Config(), r.actor, r.sub, sub, cats)
+}
+
+// Categories returns the data categories of the given fields of a kind.
+func (c *Cell) Categories(kind string, fields []string) []domicile.Category {
+	k := c.deployment().Kind(kind)
+	if k == nil {
+		return nil
+	}
+	return k.Categories(fields)
+}
+
+// Log commits one allowed event about subject s by actor a (a consent, a
+// notice, a transfer decision) and returns its log entry.
+func (c *Cell) Log(ctx context.Context, a domicile.Actor, s SubjectKey, act domicile.Action, resource, detail string) (*domicile.LogEntry, error) {
+	r := c.newRequest(a, s)
+	r.events = append(r.events, c.event(r, act, resource, domicile.Allowed, detail))
+	les, err := c.commit(ctx, r)
+	if err != nil {
+		return nil, logFailure(err)
+	}
+	return les[0], nil
+}
+
+// Deny commits a denied event about subject s and returns cause (or the
+// logging failure).
+func (c *Cell) Deny(ctx context.Context, a domicile.Actor, s SubjectKey, act domicile.Action, resource string, cause error) error {
+	return c.deny(ctx, c.newRequest(a, s), act, resource, cause)
+}
+
+// Locate returns the stored subject s if it lives in this cell.
+func (c *Cell) Locate(ctx context.Context, s SubjectKey) (*domicile.StoredSubject, error) {
+	return c.locate(ctx, s)
 }
 
 // CreateSubject registers a subject in this cell. The cell itself checks

@@ -107,7 +107,8 @@ func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 	if err := authorize(a, s, domicile.ActRead); err != nil {
 		return nil, nil, c.deny(ctx, r, domicile.ActRead, res, err)
 	}
-	if _, err := c.locate(ctx, s); err != nil {
+	sub, err := c.locate(ctx, s)
+	if err != nil {
 		return nil, nil, err
 	}
 	st, err := c.store.Object(ctx, s.Ref, name)
@@ -123,6 +124,9 @@ func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 	}
 	if off < 0 || off > st.Size || n < 0 || off+n > st.Size {
 		return o, nil, domicile.Errorf(ERange, "range not satisfiable: object is %d bytes", st.Size)
+	}
+	if err := c.gate(ctx, r, sub, []domicile.Category{domicile.Personal}); err != nil {
+		return nil, nil, c.deny(ctx, r, domicile.ActRead, res, err)
 	}
 	dk, err := c.dataKey(ctx, r, st.KeyGen)
 	if err != nil {

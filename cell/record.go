@@ -114,6 +114,9 @@ func (c *Cell) GetRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 	if err != nil {
 		return nil, err
 	}
+	if err := c.gate(ctx, r, sub, c.Categories(kind, st.Fields)); err != nil {
+		return nil, c.deny(ctx, r, domicile.ActRead, res, err)
+	}
 	rec, err := c.open(ctx, r, sub, st)
 	if err != nil {
 		return nil, c.deny(ctx, r, domicile.ActRead, res, err)
@@ -162,6 +165,13 @@ func (c *Cell) ListRecords(ctx context.Context, a domicile.Actor, s SubjectKey, 
 	rows, err := c.store.Records(ctx, s.Ref, kind, afterKind, afterID, limit)
 	if err != nil {
 		return nil, err
+	}
+	var cats []domicile.Category
+	for _, row := range rows {
+		cats = append(cats, c.Categories(row.Kind, row.Fields)...)
+	}
+	if err := c.gate(ctx, r, sub, cats); err != nil {
+		return nil, c.deny(ctx, r, domicile.ActList, res, err)
 	}
 	out := make([]domicile.Record, 0, len(rows))
 	for i := range rows {

@@ -34,6 +34,25 @@ type runtime struct {
 	now     func() time.Time
 	// witnesses are the cells' witnesses, set by startLogs.
 	witnesses map[string]*witness.Witness
+	// gate rules on remote reads; installed by the transfer gateway's
+	// wiring (see remoteGates) once the runtime is open.
+	gate cell.RemoteGate
+	// closers run at Close, before the stores close.
+	closers []func() error
+}
+
+// remoteGates, if set by the gateway's wiring, makes the gate of an
+// opened runtime.
+var remoteGates []func(ctx context.Context, rt *runtime) (cell.RemoteGate, error)
+
+// gateProxy lets cells be built before the gate that needs their router.
+type gateProxy struct{ rt *runtime }
+
+func (g gateProxy) RemoteAccess(ctx context.Context, cc domicile.CellConfig, a domicile.Actor, s cell.SubjectKey, sub *domicile.StoredSubject, cats []domicile.Category) error {
+	if g.rt.gate == nil {
+		return nil
+	}
+	return g.rt.gate.RemoteAccess(ctx, cc, a, s, sub, cats)
 }
 
 // loadDeployment reads the deployment file, or the embedded default when
@@ -150,15 +169,25 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 		if err != nil {
 			return nil, fmt.Errorf("cell %s KEK: %w", cc.ID, err)
 		}
-		rt.cells = append(rt.cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: now}))
+		rt.cells = append(rt.cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: now, Gate: gateProxy{rt}}))
 	}
 	rt.router = residency.New(dep, rt.cells, rt.control, dirKey)
+	for _, f := range remoteGates {
+		g, err := f(ctx, rt)
+		if err != nil {
+			return nil, err
+		}
+		rt.gate = g
+	}
 	return rt, nil
 }
 
 // Close closes every store.
 func (rt *runtime) Close() error {
 	var errs []error
+	for _, f := range rt.closers {
+		errs = append(errs, f())
+	}
 	for _, s := range rt.stores {
 		errs = append(errs, s.Close())
 	}
