@@ -48,8 +48,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer lg.Close()
-	srv := newServer(rt, log)
-	srv.SetLogs(httpapi.Logs(lg.byCell))
+	srv := newServer(rt, lg, log)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -82,8 +81,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 }
 
-func newServer(rt *runtime, log *slog.Logger) *httpapi.Server {
-	return httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Extra: serverExtras(rt)})
+func newServer(rt *runtime, lg *logs, log *slog.Logger) *httpapi.Server {
+	s := httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Extra: serverExtras(rt)})
+	s.SetLogs(httpapi.Logs(lg.byCell))
+	return s
 }
 
 // serverExtras are the routes other parts of the service add.

@@ -299,7 +299,13 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	srv := newServer(rt, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lg, err := startLogs(context.Background(), rt, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close()
+	srv := newServer(rt, lg, quiet)
 	var doc struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
