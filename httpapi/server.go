@@ -89,6 +89,9 @@ func New(cfg Config) *Server {
 	// from /metrics, also for a remote deployment.
 	s.reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	s.routes()
+	if s.router != nil {
+		s.registerKeys()
+	}
 	for _, f := range cfg.Extra {
 		f(s)
 	}

@@ -285,6 +285,32 @@ func (k *Keyring) Rewrap(ctx context.Context, progress func(RewrapProgress)) (in
 	return done, nil
 }
 
+// KEKID returns the id of the cell's KEK.
+func (k *Keyring) KEKID() string { return k.cfg.KEK.ID() }
+
+// Versions returns the KEK's current and usable versions.
+func (k *Keyring) Versions(ctx context.Context) (uint32, []uint32, error) {
+	cur, all, err := k.cfg.KEK.Versions(ctx)
+	if err != nil {
+		return 0, nil, custodyError(err)
+	}
+	return cur, all, nil
+}
+
+// Counts returns how many data keys each KEK version wraps.
+func (k *Keyring) Counts(ctx context.Context) (map[uint32]int64, error) {
+	return k.cfg.Store.CountByVersion(ctx)
+}
+
+// Rotate introduces a new KEK version; new keys are wrapped under it.
+func (k *Keyring) Rotate(ctx context.Context) (uint32, error) {
+	v, err := k.cfg.KEK.Rotate(ctx)
+	if err != nil {
+		return 0, custodyError(err)
+	}
+	return v, nil
+}
+
 // RetireUnused retires every KEK version below the current one that no
 // key uses any longer, and returns them.
 func (k *Keyring) RetireUnused(ctx context.Context) ([]uint32, error) {

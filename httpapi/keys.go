@@ -1,0 +1,121 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"domicile"
+	"domicile/cell"
+)
+
+// KeyStatus is a cell's key custody status: KEK versions, how many data
+// keys each wraps, and the unwrapped-key cache.
+type KeyStatus struct {
+	Cell        string           `json:"cell"`
+	Custody     string           `json:"custody"`
+	KEK         string           `json:"kek"`
+	Current     uint32           `json:"current_version"`
+	Versions    []uint32         `json:"versions"`
+	KeysByVer   map[uint32]int64 `json:"data_keys_by_version"`
+	CacheSize   int              `json:"cache_size"`
+	CacheHits   uint64           `json:"cache_hits"`
+	CacheMisses uint64           `json:"cache_misses"`
+	Retired     []uint32         `json:"retired,omitempty"`
+}
+
+func (s *Server) registerKeys() {
+	s.HandleFunc("GET /v1/cells/{cell}/keys", s.auth(s.keyStatus))
+	s.HandleFunc("POST /v1/cells/{cell}/keys/rotate", s.auth(s.keyRotate))
+	s.HandleFunc("POST /v1/cells/{cell}/keys/retire", s.auth(s.keyRetire))
+	for _, c := range s.router.Cells() {
+		kr := c.Keyring()
+		labels := prometheus.Labels{"cell": c.ID()}
+		s.reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "domicile_key_cache_size", Help: "Unwrapped data keys cached.", ConstLabels: labels},
+				func() float64 { n, _, _ := kr.CacheStats(); return float64(n) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "domicile_key_cache_hits_total", Help: "Data-key cache hits.", ConstLabels: labels},
+				func() float64 { _, h, _ := kr.CacheStats(); return float64(h) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "domicile_key_cache_misses_total", Help: "Data-key cache misses (each a KEK unwrap).", ConstLabels: labels},
+				func() float64 { _, _, m := kr.CacheStats(); return float64(m) }),
+		)
+	}
+}
+
+func (s *Server) adminCell(w http.ResponseWriter, r *http.Request, a domicile.Actor) *cell.Cell {
+	if a.Role != domicile.RoleAdmin {
+		s.writeError(w, r, domicile.Errorf(domicile.EForbidden, "key custody is managed by admin tokens"))
+		return nil
+	}
+	c := s.router.CellByID(r.PathValue("cell"))
+	if c == nil {
+		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no cell %q", truncate(r.PathValue("cell"), 32)))
+	}
+	return c
+}
+
+func (s *Server) status(r *http.Request, c *cell.Cell) (*KeyStatus, error) {
+	kr := c.Keyring()
+	cur, all, err := kr.Versions(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	counts, err := kr.Counts(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	n, h, m := kr.CacheStats()
+	return &KeyStatus{Cell: c.ID(), Custody: c.Config().Custody.Kind, KEK: kr.KEKID(), Current: cur, Versions: all, KeysByVer: counts, CacheSize: n, CacheHits: h, CacheMisses: m}, nil
+}
+
+func (s *Server) keyStatus(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	c := s.adminCell(w, r, a)
+	if c == nil {
+		return
+	}
+	st, err := s.status(r, c)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// keyRotate introduces a new KEK version; new data keys are wrapped under
+// it at once, and `domicile keys rewrap` moves the old ones.
+func (s *Server) keyRotate(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	c := s.adminCell(w, r, a)
+	if c == nil {
+		return
+	}
+	if _, err := c.Keyring().Rotate(r.Context()); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.status(r, c)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// keyRetire retires every old KEK version that no data key uses.
+func (s *Server) keyRetire(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	c := s.adminCell(w, r, a)
+	if c == nil {
+		return
+	}
+	retired, err := c.Keyring().RetireUnused(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := s.status(r, c)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st.Retired = retired
+	writeJSON(w, http.StatusOK, st)
+}
