@@ -95,6 +95,9 @@ type LogInfo struct {
 	Origin      string `json:"origin"`
 	VerifierKey string `json:"verifier_key"`
 	URL         string `json:"url"`
+	// WitnessKey is the cosignature verifier key of this cell's witness,
+	// which cosigns the other cells' logs.
+	WitnessKey string `json:"witness_key,omitempty"`
 }
 
 // LogInfoFunc, if set on a server (by the log), describes each cell's log.

@@ -25,7 +25,11 @@ func (s *Server) SetLogs(logs Logs) {
 		if l == nil {
 			return nil
 		}
-		return &LogInfo{Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + cell + "/"}
+		info := &LogInfo{Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + cell + "/"}
+		if w := s.witnesses[cell]; w != nil {
+			info.WitnessKey = w.Verifier()
+		}
+		return info
 	}
 	s.HandleFunc("GET /log/{cell}/checkpoint", s.logCheckpoint)
 	s.HandleFunc("GET /log/{cell}/tile/{path...}", s.logTile)

@@ -22,6 +22,7 @@ import (
 
 	"domicile"
 	"domicile/residency"
+	"domicile/witness"
 )
 
 //go:embed openapi.json
@@ -60,9 +61,10 @@ type Server struct {
 
 	tokens sync.Map // [32]byte -> *domicile.Token
 	// patterns lists every route registered, for the OpenAPI check.
-	patterns []string
-	logInfo  LogInfoFunc
-	logs     Logs
+	patterns  []string
+	logInfo   LogInfoFunc
+	logs      Logs
+	witnesses map[string]*witness.Witness
 }
 
 // New returns a server.

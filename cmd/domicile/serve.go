@@ -84,6 +84,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 func newServer(rt *runtime, lg *logs, log *slog.Logger) *httpapi.Server {
 	s := httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Extra: serverExtras(rt)})
 	s.SetLogs(httpapi.Logs(lg.byCell))
+	s.SetWitnesses(rt.witnesses)
 	return s
 }
 

@@ -1,0 +1,152 @@
+package domiciletest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"domicile"
+)
+
+// TestControlStore runs the conformance suite of domicile.ControlStore.
+// open must return a new, empty store; the suite closes it.
+func TestControlStore(t *testing.T, open func(t *testing.T) domicile.ControlStore) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, c domicile.ControlStore)
+	}{
+		{"Tokens", testTokens},
+		{"Directory", testDirectory},
+		{"DirectoryRace", testDirectoryRace},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := open(t)
+			mustClose(t, c)
+			tc.run(t, c)
+		})
+	}
+}
+
+func testTokens(t *testing.T, c domicile.ControlStore) {
+	ctx := context.Background()
+	tokens := []domicile.Token{
+		{ID: "tok-admin", Role: domicile.RoleAdmin, Jurisdiction: "CN", Created: t0},
+		{ID: "tok-subject", Role: domicile.RoleSubject, Jurisdiction: "DE", Subject: Ref("alice").String(), Created: t0.Add(1)},
+	}
+	hash := func(id string) [32]byte { return sha256.Sum256([]byte("secret of " + id)) }
+	for _, tok := range tokens {
+		if err := c.PutToken(ctx, tok, hash(tok.ID)); err != nil {
+			t.Fatalf("PutToken(%s): %v", tok.ID, err)
+		}
+	}
+	for _, want := range tokens {
+		got, err := c.TokenByHash(ctx, hash(want.ID))
+		if err != nil {
+			t.Fatalf("TokenByHash(%s): %v", want.ID, err)
+		}
+		if d := cmp.Diff(want, *got); d != "" {
+			t.Errorf("TokenByHash(%s) (-want +got):\n%s", want.ID, d)
+		}
+	}
+	if _, err := c.TokenByHash(ctx, hash("unknown")); !errors.Is(err, domicile.ErrNotFound) {
+		t.Errorf("TokenByHash(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := c.PutToken(ctx, domicile.Token{ID: "tok-admin", Role: domicile.RoleApp, Created: t0}, hash("other")); err == nil {
+		t.Errorf("PutToken with an existing id succeeded, want an error")
+	}
+	if err := c.PutToken(ctx, domicile.Token{ID: "tok-other", Role: domicile.RoleApp, Created: t0}, hash("tok-admin")); err == nil {
+		t.Errorf("PutToken with an existing secret hash succeeded, want an error")
+	}
+	if got, err := c.TokenByHash(ctx, hash("tok-admin")); err != nil || got.ID != "tok-admin" || got.Role != domicile.RoleAdmin {
+		t.Errorf("after failed duplicates, TokenByHash(tok-admin) = %+v, %v", got, err)
+	}
+}
+
+func testDirectory(t *testing.T, c domicile.ControlStore) {
+	ctx := context.Background()
+	a, b := Ref("alice"), Ref("bob")
+	if _, err := c.Home(ctx, a); !errors.Is(err, domicile.ErrNotFound) {
+		t.Errorf("Home(unknown) = %v, want ErrNotFound", err)
+	}
+	if err := c.PutHome(ctx, a, "cn-gz1"); err != nil {
+		t.Fatalf("PutHome: %v", err)
+	}
+	if err := c.PutHome(ctx, b, "eu-fra1"); err != nil {
+		t.Fatalf("PutHome: %v", err)
+	}
+	if err := c.PutHome(ctx, a, "us-east1"); !errors.Is(err, domicile.ErrVersionMismatch) {
+		t.Errorf("PutHome of a placed subject = %v, want ErrVersionMismatch", err)
+	}
+	for ref, want := range map[domicile.SubjectRef]string{a: "cn-gz1", b: "eu-fra1"} {
+		if got, err := c.Home(ctx, ref); err != nil || got != want {
+			t.Errorf("Home = %q, %v; want %q", got, err, want)
+		}
+	}
+	if err := c.DeleteHome(ctx, a); err != nil {
+		t.Fatalf("DeleteHome: %v", err)
+	}
+	if _, err := c.Home(ctx, a); !errors.Is(err, domicile.ErrNotFound) {
+		t.Errorf("Home after DeleteHome = %v, want ErrNotFound", err)
+	}
+	if err := c.DeleteHome(ctx, a); err != nil {
+		t.Errorf("DeleteHome of an absent subject = %v, want nil", err)
+	}
+	if got, err := c.Home(ctx, b); err != nil || got != "eu-fra1" {
+		t.Errorf("Home(bob) after alice's deletion = %q, %v", got, err)
+	}
+	if err := c.PutHome(ctx, a, "us-east1"); err != nil {
+		t.Errorf("PutHome after DeleteHome: %v", err)
+	}
+	if got, err := c.Home(ctx, a); err != nil || got != "us-east1" {
+		t.Errorf("Home = %q, %v; want us-east1", got, err)
+	}
+}
+
+// testDirectoryRace places one subject from many goroutines at once:
+// exactly one placement wins.
+func testDirectoryRace(t *testing.T, c domicile.ControlStore) {
+	ctx := context.Background()
+	for round := range 3 {
+		ref := Ref(fmt.Sprint("raced ", round))
+		const n = 16
+		var wg sync.WaitGroup
+		won := make(chan string, n)
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cell := fmt.Sprint("cell-", i)
+				switch err := c.PutHome(ctx, ref, cell); {
+				case err == nil:
+					won <- cell
+				case !errors.Is(err, domicile.ErrVersionMismatch):
+					errs <- err
+				}
+			}()
+		}
+		wg.Wait()
+		close(won)
+		close(errs)
+		for err := range errs {
+			t.Errorf("racing PutHome: %v", err)
+		}
+		var winners []string
+		for w := range won {
+			winners = append(winners, w)
+		}
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d racing PutHome succeeded (%v), want exactly 1", round, len(winners), winners)
+		}
+		if got, err := c.Home(ctx, ref); err != nil || got != winners[0] {
+			t.Errorf("round %d: Home = %q, %v; want the winner %q", round, got, err, winners[0])
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"domicile"
+)
+
+// Control is a deployment's control store: tokens (by the SHA-256 of their
+// secret) and the subject directory (keyed by subject reference, never by
+// raw id). It is safe for concurrent use.
+type Control struct{ pool *pgxpool.Pool }
+
+const controlSchema = `
+CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, role TEXT NOT NULL,
+  jurisdiction TEXT NOT NULL, subject TEXT NOT NULL, created BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS directory(ref BYTEA PRIMARY KEY, cell TEXT NOT NULL);
+`
+
+// OpenControl opens the control store in schema (created with its tables
+// if absent) of the database at dsn.
+func OpenControl(ctx context.Context, dsn, schema string) (*Control, error) {
+	_, pool, err := connect(ctx, dsn, schema, controlSchema)
+	if err != nil {
+		return nil, err
+	}
+	return &Control{pool: pool}, nil
+}
+
+// Close closes the store's connections.
+func (c *Control) Close() error {
+	c.pool.Close()
+	return nil
+}
+
+// PutToken stores a token by the hash of its secret; it fails if the id
+// or the hash exists.
+func (c *Control) PutToken(ctx context.Context, t domicile.Token, h [32]byte) error {
+	_, err := c.pool.Exec(ctx, `INSERT INTO tokens(id, hash, role, jurisdiction, subject, created) VALUES($1,$2,$3,$4,$5,$6)`,
+		t.ID, h[:], string(t.Role), string(t.Jurisdiction), t.Subject, t.Created.UnixNano())
+	if err != nil {
+		return fmt.Errorf("postgres: put token: %w", err)
+	}
+	return nil
+}
+
+// TokenByHash finds a token by the hash of its secret, or ErrNotFound.
+func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token, error) {
+	var t domicile.Token
+	var role, j string
+	var created int64
+	err := c.pool.QueryRow(ctx, `SELECT id, role, jurisdiction, subject, created FROM tokens WHERE hash=$1`, h[:]).
+		Scan(&t.ID, &role, &j, &t.Subject, &created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: token: %w", err)
+	}
+	t.Role, t.Jurisdiction, t.Created = domicile.Role(role), domicile.Jurisdiction(j), nsTime(created)
+	return &t, nil
+}
+
+// PutHome records a subject's home cell; it returns ErrVersionMismatch if
+// the subject has one.
+func (c *Control) PutHome(ctx context.Context, ref domicile.SubjectRef, cell string) error {
+	tag, err := c.pool.Exec(ctx, `INSERT INTO directory(ref, cell) VALUES($1,$2) ON CONFLICT (ref) DO NOTHING`, ref[:], cell)
+	if err != nil {
+		return fmt.Errorf("postgres: put home: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return domicile.ErrVersionMismatch
+	}
+	return nil
+}
+
+// Home returns a subject's home cell, or ErrNotFound.
+func (c *Control) Home(ctx context.Context, ref domicile.SubjectRef) (string, error) {
+	var cell string
+	err := c.pool.QueryRow(ctx, `SELECT cell FROM directory WHERE ref=$1`, ref[:]).Scan(&cell)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", domicile.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("postgres: home: %w", err)
+	}
+	return cell, nil
+}
+
+// DeleteHome removes a subject from the directory; an absent subject is
+// not an error.
+func (c *Control) DeleteHome(ctx context.Context, ref domicile.SubjectRef) error {
+	if _, err := c.pool.Exec(ctx, `DELETE FROM directory WHERE ref=$1`, ref[:]); err != nil {
+		return fmt.Errorf("postgres: delete home: %w", err)
+	}
+	return nil
+}
+
+var _ domicile.ControlStore = (*Control)(nil)

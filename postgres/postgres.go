@@ -1,0 +1,685 @@
+// Package postgres is the production storage of a domicile cell: its rows
+// in one schema of a PostgreSQL database (through pgx), its blobs in a
+// local directory.
+//
+// Each cell owns a schema (created if absent), so that one database
+// server in a jurisdiction can hold the cells of that jurisdiction apart.
+// The SQL keeps to what CockroachDB also accepts: no PL/pgSQL, no advisory
+// locks, no SERIAL (log indexes are assigned by the store), only BYTEA,
+// BIGINT and TEXT columns and INSERT ... ON CONFLICT.
+//
+// # Group commit
+//
+// Writes go through one writer goroutine per Store. It takes the batches
+// waiting for it (at most [MaxBatchesPerCommit]) and commits them in one
+// transaction, so that they share one durable commit (synchronous_commit
+// is on). Each batch runs inside its own savepoint: a batch whose
+// expectation fails is rolled back alone and the others commit. The
+// statements of a group are pipelined: a group costs one round trip to the
+// server plus the COMMIT, and one more round trip per failed batch.
+//
+// The writer keeps the log's size and its most recent Merkle hashes
+// (golang.org/x/mod/sumdb/tlog's stored-hash layout) in memory. One
+// process must write to a cell's schema at a time; a second one would see
+// its appends fail on the events table's primary key (nothing is
+// corrupted), after which it reloads its state from the database.
+//
+// Reads use a connection pool and never wait for the writer.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"domicile"
+)
+
+// MaxBatchesPerCommit bounds how many batches share one transaction. Each
+// batch is a subtransaction; PostgreSQL keeps up to 64 of a transaction's
+// subtransaction ids in shared memory and beyond that makes every other
+// session's snapshots consult pg_subtrans, which slows the whole server.
+const MaxBatchesPerCommit = 64
+
+// defaultHashCache is how many recent Merkle hashes the writer keeps.
+const defaultHashCache = 1 << 16
+
+// Store is a cell store on PostgreSQL. It is safe for concurrent use.
+type Store struct {
+	schema string
+	cfg    *pgx.ConnConfig // the writer's connection settings
+	pool   *pgxpool.Pool   // reads and single-statement writes
+	blobs  *blobDir
+
+	// mu guards closed against Commit racing Close: Commit queues under
+	// the read lock, Close sets closed under the write lock and then
+	// closes jobs, so that no job is queued after the writer's last one.
+	mu     sync.RWMutex
+	closed bool
+	jobs   chan *job
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// Only the writer goroutine touches these.
+	conn      *pgx.Conn
+	size      int64
+	cache     *hashCache
+	cacheSize int
+	stale     bool // size and cache must be reloaded before the next group
+}
+
+type job struct {
+	b    *domicile.Batch
+	done chan error
+}
+
+// Strings that must order as Go orders them (kinds, ids, names) are
+// stored as BYTEA: its comparison is bytewise on PostgreSQL and
+// CockroachDB alike, whatever the database's collation.
+const cellSchema = `
+CREATE TABLE IF NOT EXISTS subjects(
+  ref BYTEA PRIMARY KEY, jurisdiction TEXT NOT NULL, created BIGINT NOT NULL, key_gen BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS records(
+  ref BYTEA NOT NULL, kind BYTEA NOT NULL, id BYTEA NOT NULL, version BIGINT NOT NULL,
+  body BYTEA, fields TEXT[] NOT NULL, updated BIGINT NOT NULL,
+  PRIMARY KEY(ref, kind, id));
+CREATE TABLE IF NOT EXISTS objects(
+  ref BYTEA NOT NULL, name BYTEA NOT NULL, version BIGINT NOT NULL, content_type TEXT NOT NULL,
+  size BIGINT NOT NULL, sha256 TEXT NOT NULL, blob TEXT, key_gen BIGINT NOT NULL, updated BIGINT NOT NULL,
+  PRIMARY KEY(ref, name));
+CREATE TABLE IF NOT EXISTS events(
+  idx BIGINT PRIMARY KEY, ref BYTEA, time BIGINT NOT NULL,
+  leaf BYTEA NOT NULL, committed BYTEA, salt BYTEA);
+CREATE INDEX IF NOT EXISTS events_ref ON events(ref, idx) WHERE ref IS NOT NULL;
+CREATE TABLE IF NOT EXISTS hashes(id BIGINT PRIMARY KEY, hash BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints(size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BYTEA NOT NULL);
+`
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// connect parses dsn, creates schema if absent, and returns the
+// connection settings of the schema (search_path) and a pool on them.
+func connect(ctx context.Context, dsn, schema, ddl string) (*pgx.ConnConfig, *pgxpool.Pool, error) {
+	if !schemaName.MatchString(schema) {
+		return nil, nil, fmt.Errorf("postgres: schema name %q: want lower-case letters, digits and _, at most 63", schema)
+	}
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: %v", err) // %v: the error may quote the DSN's password
+	}
+	// Check the server and create the schema on one connection first.
+	c, err := pgx.ConnectConfig(ctx, pcfg.ConnConfig.Copy())
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer c.Close(ctx)
+	var version string
+	if err := c.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
+		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if _, err := c.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return nil, nil, fmt.Errorf("postgres: create schema: %w", err)
+	}
+	rp := pcfg.ConnConfig.RuntimeParams
+	rp["search_path"] = schema
+	rp["application_name"] = "domicile/" + schema
+	// CockroachDB commits through Raft, durably, and has no
+	// synchronous_commit to turn on; PostgreSQL's may be off in the
+	// server's or role's settings, which would lose acknowledged writes.
+	if !strings.Contains(version, "CockroachDB") {
+		rp["synchronous_commit"] = "on"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: pool: %w", err)
+	}
+	if _, err := pool.Exec(ctx, ddl); err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("postgres: create tables: %w", err)
+	}
+	return pcfg.ConnConfig, pool, nil
+}
+
+// Open opens the cell store in schema (created with its tables if absent)
+// of the database at dsn, with blobs in blobDir (created if absent).
+func Open(ctx context.Context, dsn, schema, blobDir string) (*Store, error) {
+	return open(ctx, dsn, schema, blobDir, defaultHashCache)
+}
+
+func open(ctx context.Context, dsn, schema, blobDir string, cacheSize int) (*Store, error) {
+	cfg, pool, err := connect(ctx, dsn, schema, cellSchema)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := openBlobDir(blobDir)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cacheSize: cacheSize}
+	if err := s.resync(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := s.gcBlobs(ctx); err != nil {
+		s.conn.Close(ctx)
+		pool.Close()
+		return nil, err
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.writer()
+	return s, nil
+}
+
+// resync (re)connects the writer if needed and reloads the log's size,
+// dropping the hash cache: after a failed group the writer cannot know
+// what the database holds.
+func (s *Store) resync(ctx context.Context) error {
+	if s.conn == nil || s.conn.IsClosed() {
+		if s.conn != nil {
+			s.conn.Close(ctx)
+		}
+		cfg := s.cfg.Copy()
+		cfg.RuntimeParams["application_name"] = WriterApplicationName(s.schema)
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("postgres: connect writer: %w", err)
+		}
+		s.conn = c
+	}
+	if err := s.conn.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&s.size); err != nil {
+		return fmt.Errorf("postgres: log size: %w", err)
+	}
+	s.cache = newHashCache(s.cacheSize)
+	s.stale = false
+	return nil
+}
+
+// Close stops the writer after the batches already queued, and closes the
+// connections. Commits that start after Close fail.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.jobs)
+	s.wg.Wait()
+	s.cancel()
+	var err error
+	if s.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = s.conn.Close(ctx)
+		cancel()
+	}
+	s.pool.Close()
+	return err
+}
+
+// WriterApplicationName is the application_name of the writer's session
+// of the store in schema, as pg_stat_activity shows it; the pool's
+// sessions are "domicile/" + schema.
+func WriterApplicationName(schema string) string { return "domicile-writer/" + schema }
+
+// Schema returns the store's schema name.
+func (s *Store) Schema() string { return s.schema }
+
+// Blobs returns the store's blob directory.
+func (s *Store) Blobs() domicile.BlobStore { return s.blobs }
+
+var errClosed = errors.New("postgres: store closed")
+
+// Commit queues b for the writer and waits until it is durable.
+func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
+	j := &job{b: b, done: make(chan error, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case s.jobs <- j:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	s.mu.RUnlock()
+	// Once queued, a batch is committed or failed by the writer; wait for
+	// the outcome even if ctx ends, so a caller never reports failure for
+	// a write that became durable.
+	return <-j.done
+}
+
+func (s *Store) writer() {
+	defer s.wg.Done()
+	for first := range s.jobs {
+		group := []*job{first}
+	fill:
+		for len(group) < MaxBatchesPerCommit {
+			select {
+			case j, ok := <-s.jobs:
+				if !ok {
+					break fill
+				}
+				group = append(group, j)
+			default:
+				break fill
+			}
+		}
+		s.run(group)
+	}
+}
+
+// maxGroupRetries bounds how often a group is retried after a
+// serialization failure (which CockroachDB may return at any statement).
+const maxGroupRetries = 3
+
+// run commits a group of batches in one transaction and reports each
+// batch's outcome.
+func (s *Store) run(group []*job) {
+	ctx := s.ctx
+	var errs []error
+	var err error
+	for try := 0; ; try++ {
+		if s.stale {
+			if err = s.resync(ctx); err != nil {
+				break
+			}
+		}
+		errs, err = s.runOnce(ctx, group)
+		if err == nil {
+			break
+		}
+		s.stale = true
+		if !retryable(err) || try >= maxGroupRetries {
+			break
+		}
+	}
+	for i, j := range group {
+		if err != nil {
+			j.done <- err
+		} else {
+			j.done <- errs[i]
+		}
+	}
+}
+
+// retryable reports whether err is a serialization failure or deadlock,
+// after which the whole transaction may be run again.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
+}
+
+// A stmt is one statement of a pipelined group: which batch it belongs to
+// and how to read its result.
+type stmt struct {
+	job  int
+	kind stmtKind
+	op   domicile.Op
+}
+
+type stmtKind int
+
+const (
+	stmtPlain     stmtKind = iota // any result
+	stmtOneRow                    // must change exactly one row, else ErrVersionMismatch
+	stmtDelRecord                 // the delete-record query
+	stmtDelObject                 // the delete-object query
+)
+
+// runOnce runs the group in one transaction. It returns each batch's
+// error, or an error for the whole group (nothing committed, or the
+// outcome unknown).
+func (s *Store) runOnce(ctx context.Context, group []*job) ([]error, error) {
+	errs := make([]error, len(group))
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: begin: %w", err)
+	}
+	defer tx.Rollback(context.Background()) // no-op after Commit
+	for start := 0; start < len(group); {
+		// Queue every remaining batch, each in a savepoint nested in the
+		// previous one, without releasing them: if batch i fails, rolling
+		// back to its savepoint undoes it and all later ones, which are
+		// then queued again (their log indexes change).
+		var pb pgx.Batch
+		var stmts []stmt
+		sizeAt := make(map[int]int64)
+		pending := map[int64]tlog.Hash{}
+		for i := start; i < len(group); i++ {
+			if err := validate(group[i].b); err != nil {
+				errs[i] = err
+				continue
+			}
+			sizeAt[i] = s.size
+			pb.Queue(fmt.Sprintf("SAVEPOINT s%d", i))
+			stmts = append(stmts, stmt{job: i})
+			if err := s.queueBatch(ctx, tx, &pb, &stmts, i, group[i].b, pending); err != nil {
+				return nil, err
+			}
+		}
+		if len(stmts) == 0 {
+			break
+		}
+		failed, ferr, err := s.send(ctx, tx, &pb, stmts)
+		if err != nil {
+			return nil, err
+		}
+		if failed < 0 {
+			break
+		}
+		errs[failed] = ferr
+		sp := fmt.Sprintf("s%d", failed)
+		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
+			return nil, fmt.Errorf("postgres: rollback to savepoint: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
+			return nil, fmt.Errorf("postgres: release savepoint: %w", err)
+		}
+		s.size = sizeAt[failed]
+		s.cache.rollback(s.size)
+		start = failed + 1
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("postgres: commit: %w", err)
+	}
+	return errs, nil
+}
+
+// send runs a pipeline and reads its results in order, stopping at the
+// first batch that fails: it returns that batch's index and error, or -1.
+// An error that is not one batch's (the connection, a serialization
+// failure) is returned as err.
+func (s *Store) send(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts []stmt) (failed int, ferr, err error) {
+	br := tx.SendBatch(ctx, pb)
+	failed = -1
+	for _, st := range stmts {
+		var e error
+		switch st.kind {
+		case stmtPlain:
+			_, e = br.Exec()
+		case stmtOneRow:
+			var tag pgconn.CommandTag
+			if tag, e = br.Exec(); e == nil && tag.RowsAffected() != 1 {
+				ferr = domicile.ErrVersionMismatch
+			}
+		case stmtDelRecord, stmtDelObject:
+			var cur, next *int64
+			var dead *bool
+			if e = br.QueryRow().Scan(&cur, &dead, &next); e == nil {
+				switch {
+				case next != nil:
+					if op, ok := st.op.(*domicile.DeleteRecord); ok {
+						op.Version = *next
+					}
+				case cur == nil || *dead:
+					ferr = domicile.ErrNotFound
+				default:
+					ferr = domicile.ErrVersionMismatch
+				}
+			}
+		}
+		if e != nil {
+			if retryable(e) || !isStatementError(e) {
+				br.Close()
+				return 0, nil, fmt.Errorf("postgres: commit: %w", e)
+			}
+			ferr = fmt.Errorf("postgres: commit: %w", e)
+		}
+		if ferr != nil {
+			failed = st.job
+			break
+		}
+	}
+	if cerr := br.Close(); cerr != nil && failed < 0 {
+		return 0, nil, fmt.Errorf("postgres: commit: %w", cerr)
+	}
+	return failed, ferr, nil
+}
+
+// isStatementError reports whether err is the server refusing one
+// statement (a constraint, a malformed value), after which rolling back to
+// a savepoint recovers the transaction.
+func isStatementError(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && !strings.HasPrefix(pe.Code, "08") && !strings.HasPrefix(pe.Code, "57") && !strings.HasPrefix(pe.Code, "53")
+}
+
+// validate checks what a batch asks before any SQL: expectations that no
+// stored version can meet.
+func validate(b *domicile.Batch) error {
+	for _, op := range b.Ops {
+		var expect, version int64
+		switch op := op.(type) {
+		case *domicile.PutRecord:
+			expect, version = op.Expect, op.Record.Version
+		case *domicile.PutObject:
+			expect, version = op.Expect, op.Object.Version
+		case *domicile.PutSubject, *domicile.DeleteRecord, *domicile.DeleteObject, *domicile.EraseSubject:
+			continue
+		default:
+			return fmt.Errorf("postgres: unknown operation %T", op)
+		}
+		if version < 1 || (expect != domicile.AnyVersion && version != expect+1) {
+			return domicile.ErrVersionMismatch
+		}
+	}
+	return nil
+}
+
+func fieldsOrEmpty(f []string) []string {
+	if f == nil {
+		return []string{}
+	}
+	return f
+}
+
+// queueBatch queues batch i's statements: its operations, its events and
+// the Merkle hashes they add.
+func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts *[]stmt, i int, b *domicile.Batch, pending map[int64]tlog.Hash) error {
+	q := func(kind stmtKind, op domicile.Op, sql string, args ...any) {
+		pb.Queue(sql, args...)
+		*stmts = append(*stmts, stmt{job: i, kind: kind, op: op})
+	}
+	for _, op := range b.Ops {
+		switch op := op.(type) {
+		case *domicile.PutSubject:
+			sub := op.Subject
+			q(stmtOneRow, op, `INSERT INTO subjects(ref, jurisdiction, created, key_gen) VALUES($1,$2,$3,$4) ON CONFLICT (ref) DO NOTHING`,
+				sub.Ref[:], string(sub.Jurisdiction), sub.Created.UnixNano(), int64(sub.KeyGen))
+		case *domicile.PutRecord:
+			r := op.Record
+			if r.Version == 1 {
+				q(stmtOneRow, op, `INSERT INTO records(ref, kind, id, version, body, fields, updated) VALUES($1,$2,$3,1,$4,$5,$6) ON CONFLICT (ref, kind, id) DO NOTHING`,
+					r.Ref[:], []byte(r.Kind), []byte(r.ID), r.Body, fieldsOrEmpty(r.Fields), r.Updated.UnixNano())
+			} else {
+				q(stmtOneRow, op, `UPDATE records SET version=$4, body=$5, fields=$6, updated=$7 WHERE ref=$1 AND kind=$2 AND id=$3 AND version=$4-1`,
+					r.Ref[:], []byte(r.Kind), []byte(r.ID), r.Version, r.Body, fieldsOrEmpty(r.Fields), r.Updated.UnixNano())
+			}
+		case *domicile.DeleteRecord:
+			// One row always: the version before (NULL if no row), whether
+			// it was a tombstone, and the version after (NULL if nothing
+			// was deleted). All parts of the statement see the state
+			// before it.
+			q(stmtDelRecord, op, `WITH cur AS (SELECT version, body IS NULL AS dead FROM records WHERE ref=$1 AND kind=$2 AND id=$3),
+				upd AS (UPDATE records SET version=version+1, body=NULL, fields='{}', updated=$5::BIGINT
+					WHERE ref=$1 AND kind=$2 AND id=$3 AND body IS NOT NULL AND ($4::BIGINT = -1 OR version=$4::BIGINT) RETURNING version)
+				SELECT (SELECT version FROM cur), (SELECT dead FROM cur), (SELECT version FROM upd)`,
+				op.Ref[:], []byte(op.Kind), []byte(op.ID), op.Expect, op.Updated.UnixNano())
+		case *domicile.PutObject:
+			o := op.Object
+			if o.Version == 1 {
+				q(stmtOneRow, op, `INSERT INTO objects(ref, name, version, content_type, size, sha256, blob, key_gen, updated) VALUES($1,$2,1,$3,$4,$5,$6,$7,$8) ON CONFLICT (ref, name) DO NOTHING`,
+					o.Ref[:], []byte(o.Name), o.ContentType, o.Size, o.SHA256, o.Blob, int64(o.KeyGen), o.Updated.UnixNano())
+			} else {
+				q(stmtOneRow, op, `UPDATE objects SET version=$3, content_type=$4, size=$5, sha256=$6, blob=$7, key_gen=$8, updated=$9 WHERE ref=$1 AND name=$2 AND version=$3-1`,
+					o.Ref[:], []byte(o.Name), o.Version, o.ContentType, o.Size, o.SHA256, o.Blob, int64(o.KeyGen), o.Updated.UnixNano())
+			}
+		case *domicile.DeleteObject:
+			q(stmtDelObject, op, `WITH cur AS (SELECT version, blob IS NULL AS dead FROM objects WHERE ref=$1 AND name=$2),
+				upd AS (UPDATE objects SET version=version+1, blob=NULL, size=0, sha256=''
+					WHERE ref=$1 AND name=$2 AND blob IS NOT NULL AND ($3::BIGINT = -1 OR version=$3::BIGINT) RETURNING version)
+				SELECT (SELECT version FROM cur), (SELECT dead FROM cur), (SELECT version FROM upd)`,
+				op.Ref[:], []byte(op.Name), op.Expect)
+		case *domicile.EraseSubject:
+			for _, sql := range []string{
+				`DELETE FROM records WHERE ref=$1`,
+				`DELETE FROM objects WHERE ref=$1`,
+				`DELETE FROM subjects WHERE ref=$1`,
+				`UPDATE events SET salt=NULL, committed=NULL WHERE ref=$1`,
+			} {
+				q(stmtPlain, op, sql, op.Ref[:])
+			}
+		}
+	}
+	if len(b.Events) == 0 {
+		return nil
+	}
+	n := len(b.Events)
+	idx, times := make([]int64, n), make([]int64, n)
+	refs, leaves, committed, salts := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	var hids []int64
+	var hashes [][]byte
+	for k, e := range b.Events {
+		i := s.size
+		idx[k], times[k], leaves[k], committed[k], salts[k] = i, e.Time.UnixNano(), e.Leaf, e.Committed, e.Salt
+		if !e.Ref.IsZero() {
+			refs[k] = e.Ref[:]
+		}
+		hs, err := tlog.StoredHashesForRecordHash(i, tlog.RecordHash(e.Leaf), s.hashReader(ctx, tx, pending))
+		if err != nil {
+			return fmt.Errorf("postgres: log hashes: %w", err)
+		}
+		base := tlog.StoredHashIndex(0, i)
+		for j, h := range hs {
+			id := base + int64(j)
+			hids = append(hids, id)
+			hashes = append(hashes, h[:])
+			pending[id] = h
+			s.cache.put(id, h)
+		}
+		e.Index = i
+		s.size = i + 1
+	}
+	q(stmtPlain, nil, `INSERT INTO events(idx, ref, time, leaf, committed, salt)
+		SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BIGINT[], $4::BYTEA[], $5::BYTEA[], $6::BYTEA[])`,
+		idx, refs, times, leaves, committed, salts)
+	q(stmtPlain, nil, `INSERT INTO hashes(id, hash) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])`, hids, hashes)
+	return nil
+}
+
+// hashReader reads the hashes an append needs: from this pipeline's
+// pending hashes, the cache, or else the database (in the writer's
+// transaction, which sees the group's earlier, unsent statements' effects
+// only once sent; those are in pending).
+func (s *Store) hashReader(ctx context.Context, tx pgx.Tx, pending map[int64]tlog.Hash) tlog.HashReaderFunc {
+	return func(indexes []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(indexes))
+		var miss []int64
+		for i, id := range indexes {
+			if h, ok := pending[id]; ok {
+				out[i] = h
+			} else if h, ok := s.cache.get(id); ok {
+				out[i] = h
+			} else {
+				miss = append(miss, id)
+			}
+		}
+		if len(miss) == 0 {
+			return out, nil
+		}
+		got := make(map[int64]tlog.Hash, len(miss))
+		rows, err := tx.Query(ctx, `SELECT id, hash FROM hashes WHERE id = ANY($1)`, miss)
+		if err != nil {
+			return nil, fmt.Errorf("read hashes: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var b []byte
+			if err := rows.Scan(&id, &b); err != nil {
+				return nil, fmt.Errorf("read hashes: %w", err)
+			}
+			var h tlog.Hash
+			copy(h[:], b)
+			got[id] = h
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read hashes: %w", err)
+		}
+		for i, id := range indexes {
+			if _, ok := pending[id]; ok {
+				continue
+			}
+			if _, ok := s.cache.get(id); ok {
+				continue
+			}
+			h, ok := got[id]
+			if !ok {
+				return nil, fmt.Errorf("read hashes: hash %d missing", id)
+			}
+			out[i] = h
+		}
+		return out, nil
+	}
+}
+
+// hashCache keeps the most recently stored hashes, which are nearly all
+// that appending needs, so an append rarely reads the database.
+type hashCache struct {
+	ring []int64
+	m    map[int64]tlog.Hash
+	next int
+}
+
+func newHashCache(n int) *hashCache {
+	c := &hashCache{ring: make([]int64, n), m: make(map[int64]tlog.Hash, n)}
+	for i := range c.ring {
+		c.ring[i] = -1
+	}
+	return c
+}
+
+func (c *hashCache) put(id int64, h tlog.Hash) {
+	if old := c.ring[c.next]; old >= 0 {
+		delete(c.m, old)
+	}
+	c.ring[c.next] = id
+	c.next = (c.next + 1) % len(c.ring)
+	c.m[id] = h
+}
+
+func (c *hashCache) get(id int64) (tlog.Hash, bool) {
+	h, ok := c.m[id]
+	return h, ok
+}
+
+// rollback forgets hashes of leaves from size on, after a rolled-back
+// batch.
+func (c *hashCache) rollback(size int64) {
+	limit := tlog.StoredHashIndex(0, size)
+	for id := range c.m {
+		if id >= limit {
+			delete(c.m, id)
+		}
+	}
+}
+
+var _ domicile.CellStore = (*Store)(nil)
+
+func nsTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }

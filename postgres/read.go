@@ -1,0 +1,290 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"domicile"
+)
+
+// Subject returns a subject's row, or ErrNotFound.
+func (s *Store) Subject(ctx context.Context, ref domicile.SubjectRef) (*domicile.StoredSubject, error) {
+	sub := &domicile.StoredSubject{Ref: ref}
+	var j string
+	var created, gen int64
+	err := s.pool.QueryRow(ctx, `SELECT jurisdiction, created, key_gen FROM subjects WHERE ref=$1`, ref[:]).Scan(&j, &created, &gen)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: subject: %w", err)
+	}
+	sub.Jurisdiction, sub.Created, sub.KeyGen = domicile.Jurisdiction(j), nsTime(created), uint8(gen)
+	return sub, nil
+}
+
+// Record returns a record's row, or ErrNotFound. A deleted record is
+// returned with a nil Body so that callers can continue its versions.
+func (s *Store) Record(ctx context.Context, ref domicile.SubjectRef, kind, id string) (*domicile.StoredRecord, error) {
+	r := &domicile.StoredRecord{Ref: ref, Kind: kind, ID: id}
+	var updated int64
+	err := s.pool.QueryRow(ctx, `SELECT version, body, fields, updated FROM records WHERE ref=$1 AND kind=$2 AND id=$3`,
+		ref[:], []byte(kind), []byte(id)).Scan(&r.Version, &r.Body, &r.Fields, &updated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: record: %w", err)
+	}
+	r.Updated = nsTime(updated)
+	if len(r.Fields) == 0 {
+		r.Fields = nil
+	}
+	return r, nil
+}
+
+// Records lists live records of a subject, optionally of one kind, after
+// the cursor (afterKind, afterID), in byte order.
+func (s *Store) Records(ctx context.Context, ref domicile.SubjectRef, kind, afterKind, afterID string, limit int) ([]domicile.StoredRecord, error) {
+	q := `SELECT kind, id, version, body, fields, updated FROM records WHERE ref=$1 AND body IS NOT NULL AND (kind, id) > ($2, $3)`
+	args := []any{ref[:], []byte(afterKind), []byte(afterID)}
+	if kind != "" {
+		q += ` AND kind=$5`
+	}
+	q += ` ORDER BY kind, id LIMIT $4`
+	args = append(args, max(limit, 0))
+	if kind != "" {
+		args = append(args, []byte(kind))
+	}
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: records: %w", err)
+	}
+	defer rows.Close()
+	var out []domicile.StoredRecord
+	for rows.Next() {
+		r := domicile.StoredRecord{Ref: ref}
+		var k, id []byte
+		var updated int64
+		if err := rows.Scan(&k, &id, &r.Version, &r.Body, &r.Fields, &updated); err != nil {
+			return nil, fmt.Errorf("postgres: records: %w", err)
+		}
+		r.Kind, r.ID, r.Updated = string(k), string(id), nsTime(updated)
+		if len(r.Fields) == 0 {
+			r.Fields = nil
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: records: %w", err)
+	}
+	return out, nil
+}
+
+// Object returns an object's row, or ErrNotFound. A deleted object is
+// returned with an empty Blob so callers can continue its versions.
+func (s *Store) Object(ctx context.Context, ref domicile.SubjectRef, name string) (*domicile.StoredObject, error) {
+	o := &domicile.StoredObject{Ref: ref, Name: name}
+	var blob *string
+	var gen, updated int64
+	err := s.pool.QueryRow(ctx, `SELECT version, content_type, size, sha256, blob, key_gen, updated FROM objects WHERE ref=$1 AND name=$2`,
+		ref[:], []byte(name)).Scan(&o.Version, &o.ContentType, &o.Size, &o.SHA256, &blob, &gen, &updated)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: object: %w", err)
+	}
+	if blob != nil {
+		o.Blob = *blob
+	}
+	o.KeyGen, o.Updated = uint8(gen), nsTime(updated)
+	return o, nil
+}
+
+// Objects lists live objects of a subject after name, in byte order.
+func (s *Store) Objects(ctx context.Context, ref domicile.SubjectRef, after string, limit int) ([]domicile.StoredObject, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, version, content_type, size, sha256, blob, key_gen, updated FROM objects
+		WHERE ref=$1 AND blob IS NOT NULL AND name > $2 ORDER BY name LIMIT $3`, ref[:], []byte(after), max(limit, 0))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: objects: %w", err)
+	}
+	defer rows.Close()
+	var out []domicile.StoredObject
+	for rows.Next() {
+		o := domicile.StoredObject{Ref: ref}
+		var name []byte
+		var gen, updated int64
+		if err := rows.Scan(&name, &o.Version, &o.ContentType, &o.Size, &o.SHA256, &o.Blob, &gen, &updated); err != nil {
+			return nil, fmt.Errorf("postgres: objects: %w", err)
+		}
+		o.Name, o.KeyGen, o.Updated = string(name), uint8(gen), nsTime(updated)
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: objects: %w", err)
+	}
+	return out, nil
+}
+
+// LogSize returns the number of committed log entries.
+func (s *Store) LogSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres: log size: %w", err)
+	}
+	return n, nil
+}
+
+// ReadHashes returns stored Merkle hashes, in the order asked.
+func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	out := make([][32]byte, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	pos := make(map[int64][]int, len(indexes))
+	ids := make([]int64, 0, len(indexes))
+	for i, id := range indexes {
+		if _, ok := pos[id]; !ok {
+			ids = append(ids, id)
+		}
+		pos[id] = append(pos[id], i)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, hash FROM hashes WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read hashes: %w", err)
+	}
+	defer rows.Close()
+	found := 0
+	for rows.Next() {
+		var id int64
+		var h []byte
+		if err := rows.Scan(&id, &h); err != nil {
+			return nil, fmt.Errorf("postgres: read hashes: %w", err)
+		}
+		for _, i := range pos[id] {
+			copy(out[i][:], h)
+		}
+		found++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: read hashes: %w", err)
+	}
+	if found != len(ids) {
+		return nil, fmt.Errorf("postgres: read hashes: %d of %d missing", len(ids)-found, len(ids))
+	}
+	return out, nil
+}
+
+// Leaves returns leaves [start, end); it fails if the log is shorter.
+func (s *Store) Leaves(ctx context.Context, start, end int64) ([][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT leaf FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: leaves: %w", err)
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var l []byte
+		if err := rows.Scan(&l); err != nil {
+			return nil, fmt.Errorf("postgres: leaves: %w", err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: leaves: %w", err)
+	}
+	if int64(len(out)) != max(end-start, 0) {
+		return nil, fmt.Errorf("postgres: leaves [%d,%d): have %d", start, end, len(out))
+	}
+	return out, nil
+}
+
+func scanEvents(rows pgx.Rows) ([]domicile.StoredEvent, error) {
+	defer rows.Close()
+	var out []domicile.StoredEvent
+	for rows.Next() {
+		var e domicile.StoredEvent
+		var ref []byte
+		var t int64
+		if err := rows.Scan(&e.Index, &ref, &t, &e.Leaf, &e.Committed, &e.Salt); err != nil {
+			return nil, fmt.Errorf("postgres: events: %w", err)
+		}
+		copy(e.Ref[:], ref)
+		e.Time = nsTime(t)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: events: %w", err)
+	}
+	return out, nil
+}
+
+// SubjectEvents lists a subject's events with index > after.
+func (s *Store) SubjectEvents(ctx context.Context, ref domicile.SubjectRef, after int64, limit int) ([]domicile.StoredEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT idx, ref, time, leaf, committed, salt FROM events WHERE ref=$1 AND idx > $2 ORDER BY idx LIMIT $3`,
+		ref[:], after, max(limit, 0))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+// Events lists events with index in [start, end).
+func (s *Store) Events(ctx context.Context, start, end int64) ([]domicile.StoredEvent, error) {
+	rows, err := s.pool.Query(ctx, `SELECT idx, ref, time, leaf, committed, salt FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, start, end)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+// PutCheckpoint stores a signed checkpoint durably; a checkpoint of a
+// size already stored is kept.
+func (s *Store) PutCheckpoint(ctx context.Context, size int64, note []byte) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO checkpoints(size, note) VALUES($1,$2) ON CONFLICT (size) DO NOTHING`, size, note); err != nil {
+		return fmt.Errorf("postgres: put checkpoint: %w", err)
+	}
+	return nil
+}
+
+// LatestCheckpoint returns the largest stored checkpoint, or size -1.
+func (s *Store) LatestCheckpoint(ctx context.Context) (int64, []byte, error) {
+	var size int64
+	var note []byte
+	err := s.pool.QueryRow(ctx, `SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1`).Scan(&size, &note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return -1, nil, nil
+	}
+	if err != nil {
+		return 0, nil, fmt.Errorf("postgres: checkpoint: %w", err)
+	}
+	return size, note, nil
+}
+
+// Meta returns a named value, or ErrNotFound.
+func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
+	var v []byte
+	err := s.pool.QueryRow(ctx, `SELECT v FROM meta WHERE k=$1`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: meta: %w", err)
+	}
+	return v, nil
+}
+
+// PutMeta stores a named value durably.
+func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO meta(k, v) VALUES($1,$2) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, key, value); err != nil {
+		return fmt.Errorf("postgres: put meta: %w", err)
+	}
+	return nil
+}
