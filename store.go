@@ -34,7 +34,9 @@ func ParseSubjectRef(s string) (SubjectRef, error) {
 const (
 	// AnyVersion writes whatever the current version is.
 	AnyVersion int64 = -1
-	// NoVersion requires that the resource does not exist (or was deleted).
+	// NoVersion requires that the resource has never existed. A deleted
+	// record keeps its last version as a tombstone, so that versions (and
+	// the associated data sealed with them) never repeat.
 	NoVersion int64 = 0
 )
 

@@ -20,8 +20,21 @@ import (
 type blobDir struct{ root string }
 
 func openBlobDir(root string) (*blobDir, error) {
+	// Create every fan-out directory up front and sync the root, so that a
+	// blob's durability depends only on syncing its own directory.
 	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: blobs: %w", err)
+	}
+	for i := 0; i < 256; i++ {
+		if err := os.MkdirAll(filepath.Join(root, fmt.Sprintf("%02x", i)), 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: blobs: %w", err)
+		}
+	}
+	if err := syncDir(root); err != nil {
+		return nil, err
+	}
+	if err := syncDir(filepath.Dir(root)); err != nil {
+		return nil, err
 	}
 	return &blobDir{root: root}, nil
 }

@@ -38,10 +38,12 @@ type Store struct {
 	rdb   *sql.DB // read-only pool
 	blobs *blobDir
 
-	jobs   chan *job
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	jobs chan *job
+	wg   sync.WaitGroup
+	// closeMu guards closed and the sending side of jobs: Close takes it
+	// for writing, so no Commit can queue a job after the writer stopped.
+	closeMu sync.RWMutex
+	closed  bool
 
 	// Only the writer goroutine touches these.
 	size  int64
@@ -116,7 +118,6 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.writer()
 	return s, nil
@@ -128,9 +129,16 @@ func (s *Store) closeDBs() {
 }
 
 // Close stops the writer after the batches already queued and closes the
-// database.
+// database. Commits after Close fail at once.
 func (s *Store) Close() error {
-	s.cancel()
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.jobs)
+	s.closeMu.Unlock()
 	s.wg.Wait()
 	err1 := s.wdb.Close()
 	err2 := s.rdb.Close()
@@ -148,11 +156,16 @@ var errClosed = errors.New("sqlite: store closed")
 // Commit queues b for the writer and waits until it is durable.
 func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 	j := &job{b: b, done: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return errClosed
+	}
 	select {
 	case s.jobs <- j:
-	case <-s.ctx.Done():
-		return errClosed
+		s.closeMu.RUnlock()
 	case <-ctx.Done():
+		s.closeMu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued, a batch is committed or failed by the writer; wait for
@@ -163,26 +176,16 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 
 func (s *Store) writer() {
 	defer s.wg.Done()
-	for {
-		var first *job
-		select {
-		case first = <-s.jobs:
-		case <-s.ctx.Done():
-			// Drain what was queued before Close.
-			for {
-				select {
-				case j := <-s.jobs:
-					s.run([]*job{j})
-				default:
-					return
-				}
-			}
-		}
+	// The loop ends when Close closes jobs, after every queued batch ran.
+	for first := range s.jobs {
 		group := []*job{first}
 	fill:
 		for len(group) < MaxBatchesPerCommit {
 			select {
-			case j := <-s.jobs:
+			case j, ok := <-s.jobs:
+				if !ok {
+					break fill
+				}
 				group = append(group, j)
 			default:
 				break fill

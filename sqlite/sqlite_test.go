@@ -27,10 +27,6 @@ func mustOpen(tb testing.TB, dir string) *sqlite.Store {
 
 // TestCloseWithConcurrentCommits runs domiciletest.TestCellStoreClose.
 func TestCloseWithConcurrentCommits(t *testing.T) {
-	if os.Getenv("DOMICILE_TEST_KNOWN_BUGS") == "" {
-		t.Skip("known defect: a Commit racing Close (or after it) can block forever, because Commit's select " +
-			"may queue the job after the writer drained the queue and returned; set DOMICILE_TEST_KNOWN_BUGS=1 to run")
-	}
 	domiciletest.TestCellStoreClose(t, func(t *testing.T) domicile.CellStore { return mustOpen(t, t.TempDir()) })
 }
 
