@@ -18,7 +18,7 @@ type KeyStore interface {
 	// wrapped under fromVersion.
 	ReplaceKey(ctx context.Context, k WrappedKey, fromVersion uint32) error
 	// KeysBelow lists up to limit keys wrapped under a KEK version below
-	// version, after the cursor ref.
+	// version, after the cursor ref (the zero reference: from the start).
 	KeysBelow(ctx context.Context, version uint32, after SubjectRef, limit int) ([]WrappedKey, error)
 	// CountByVersion counts keys per KEK version.
 	CountByVersion(ctx context.Context) (map[uint32]int64, error)

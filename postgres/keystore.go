@@ -87,8 +87,10 @@ func (k *KeyStore) ReplaceKey(ctx context.Context, w domicile.WrappedKey, fromVe
 // KeysBelow lists keys wrapped under a KEK version below version, after
 // the cursor ref, in (ref, gen) order.
 func (k *KeyStore) KeysBelow(ctx context.Context, version uint32, after domicile.SubjectRef, limit int) ([]domicile.WrappedKey, error) {
+	// The zero reference is "from the start", so that it is not skipped
+	// itself.
 	rows, err := k.pool.Query(ctx, `SELECT ref, gen, kek_version, wrapped, fingerprint, created FROM keys
-		WHERE kek_version < $1 AND ref > $2 ORDER BY ref, gen LIMIT $3`, int64(version), after[:], max(limit, 0))
+		WHERE kek_version < $1 AND (ref > $2 OR $4) ORDER BY ref, gen LIMIT $3`, int64(version), after[:], max(limit, 0), after.IsZero())
 	if err != nil {
 		return nil, fmt.Errorf("postgres: keys: %w", err)
 	}

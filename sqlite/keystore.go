@@ -92,8 +92,10 @@ func (k *KeyStore) ReplaceKey(ctx context.Context, w domicile.WrappedKey, fromVe
 
 // KeysBelow lists keys wrapped under a KEK version below version.
 func (k *KeyStore) KeysBelow(ctx context.Context, version uint32, after domicile.SubjectRef, limit int) ([]domicile.WrappedKey, error) {
+	// The zero reference is "from the start", so that it is not skipped
+	// itself.
 	rows, err := k.db.QueryContext(ctx, `SELECT ref, gen, kek_version, wrapped, fingerprint, created FROM keys
-		WHERE kek_version < ? AND ref > ? ORDER BY ref, gen LIMIT ?`, int64(version), after[:], limit)
+		WHERE kek_version < ? AND (ref > ? OR ?) ORDER BY ref, gen LIMIT ?`, int64(version), after[:], after.IsZero(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: keys: %w", err)
 	}
