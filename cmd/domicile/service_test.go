@@ -518,6 +518,13 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("domicile %s: %v\n%s\nwant %s", strings.Join(st.args, " "), err, out, st.want)
 		}
 	}
+	// The cells and their public log keys, with no token.
+	if out, err := run("", "cells", "--log-key", "cn-gz1"); err != nil || !strings.HasPrefix(out, "domicile/demo/cn-gz1+") {
+		t.Fatalf("cells --log-key: %v\n%s", err, out)
+	}
+	if out, err := run("", "cells"); err != nil || !strings.Contains(out, "Guangzhou Demo Cloud") {
+		t.Fatalf("cells: %v\n%s", err, out)
+	}
 	// A bad input names the field.
 	out, err = run("", append([]string{"subject", "create", "--id", "x", "--jurisdiction", "ZZ"}, a...)...)
 	if err == nil || !strings.Contains(out, "jurisdiction") {
