@@ -1,0 +1,844 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"domicile"
+	"domicile/bench"
+	"domicile/bench/baseline"
+	"domicile/cell"
+	"domicile/deploy"
+	"domicile/envelope"
+	"domicile/httpapi"
+	"domicile/kms"
+	"domicile/merkle"
+	"domicile/sqlite"
+)
+
+func init() {
+	register(command{name: "bench", summary: "load-test a deployment against a raw baseline", run: runBench})
+}
+
+// benchFlags are the options of domicile bench.
+type benchFlags struct {
+	workers      int
+	rate         float64
+	warmup       time.Duration
+	duration     time.Duration
+	size         int
+	mix          string
+	subjects     int
+	server       string
+	token        string
+	jurisdiction string
+	local        bool
+	baseline     bool
+	jsonPath     string
+	binary       string
+	keep         bool
+	growth       bool
+	growthSubj   string
+	growthLog    string
+	growthDir    string
+	plots        string
+}
+
+// runBench is domicile bench. With "baseline-server" as its first
+// argument it is instead the raw baseline server that bench starts as a
+// child process (a hidden mode: it is not a tool for users).
+func runBench(ctx context.Context, env *cmdEnv, args []string) error {
+	if len(args) > 0 && args[0] == "baseline-server" {
+		return runBaselineServer(ctx, env, args[1:])
+	}
+	fs := newFlagSet(env, "bench")
+	var f benchFlags
+	fs.IntVar(&f.workers, "workers", 16, "concurrent workers (fixed-worker mode), or the bound on requests in flight with --rate")
+	rate := fs.String("rate", "", "fixed arrival rate, e.g. 5000/s: latencies corrected for coordinated omission")
+	fs.DurationVar(&f.warmup, "warmup", 2*time.Second, "warm-up before measuring")
+	fs.DurationVar(&f.duration, "duration", 10*time.Second, "measured duration")
+	fs.IntVar(&f.size, "size", 1024, "record payload bytes")
+	fs.StringVar(&f.mix, "mix", "80/20", "workload: "+strings.Join(bench.MixNames(), ", "))
+	fs.IntVar(&f.subjects, "subjects", 1000, "subjects to spread the load over")
+	fs.StringVar(&f.server, "server", "", "drive this remote deployment (with --token) instead of a local one")
+	fs.StringVar(&f.token, "token", "", "app token (purpose service) for --server; default $DOMICILE_TOKEN")
+	fs.StringVar(&f.jurisdiction, "jurisdiction", "CN", "home jurisdiction of the subjects created (CN: all in cell cn-gz1)")
+	fs.BoolVar(&f.local, "local", true, "start domicile serve on 127.0.0.1:0 with a temporary data directory (unless --server)")
+	fs.BoolVar(&f.baseline, "baseline", false, "also run the mix against the raw baseline server, and report domicile as a ratio of it")
+	fs.StringVar(&f.jsonPath, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&f.binary, "binary", "", "domicile binary for local servers (default: this executable)")
+	fs.BoolVar(&f.keep, "keep", false, "keep the temporary data directories")
+	fs.BoolVar(&f.growth, "growth", false, "measure growth: preload subjects and log entries offline, measure at each point, write SVG plots")
+	fs.StringVar(&f.growthSubj, "growth-subjects", "10000,30000,100000,300000,1000000", "subject counts for --growth")
+	fs.StringVar(&f.growthLog, "growth-log", "1000000,2500000,5000000,10000000", "log sizes for --growth (0 to skip)")
+	fs.StringVar(&f.growthDir, "growth-dir", "", "data directory for --growth (default: a temporary one)")
+	fs.StringVar(&f.plots, "plots", "doc", "directory for --growth's SVG plots")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *rate != "" {
+		r, err := strconv.ParseFloat(strings.TrimSuffix(*rate, "/s"), 64)
+		if err != nil || r <= 0 {
+			fmt.Fprintf(env.Stderr, "domicile bench: --rate %q: want a positive rate like 5000/s\n", *rate)
+			return errUsage
+		}
+		f.rate = r
+	}
+	if _, ok := bench.Mixes[f.mix]; !ok && !f.growth {
+		fmt.Fprintf(env.Stderr, "domicile bench: unknown mix %q; one of %s\n", f.mix, strings.Join(bench.MixNames(), ", "))
+		return errUsage
+	}
+	if f.workers < 1 || f.subjects < 1 || f.size < 40 || f.duration <= 0 || f.warmup < 0 {
+		fmt.Fprintln(env.Stderr, "domicile bench: --workers and --subjects must be positive, --size at least 40, --duration positive")
+		return errUsage
+	}
+	if f.token == "" && env.Getenv != nil {
+		f.token = env.Getenv("DOMICILE_TOKEN")
+	}
+	if f.binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find this executable: %w", err)
+		}
+		f.binary = exe
+	}
+	rep := &bench.Report{Started: env.Now().UTC(), Host: bench.ThisHost(), Command: "domicile bench " + strings.Join(args, " ")}
+	var err error
+	if f.growth {
+		err = runGrowth(ctx, env, &f, rep)
+	} else {
+		err = runLoad(ctx, env, &f, rep)
+	}
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteTable(env.Stdout); err != nil {
+		return err
+	}
+	if f.jsonPath != "" {
+		var b bytes.Buffer
+		if err := rep.WriteJSON(&b); err != nil {
+			return err
+		}
+		if err := os.WriteFile(f.jsonPath, b.Bytes(), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// target is a server under load: its client, its sampler and how to stop it.
+type target struct {
+	name    string
+	client  *httpapi.Client
+	sampler bench.Sampler
+	stop    func()
+}
+
+func runLoad(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Report) error {
+	mix := bench.Mixes[f.mix]
+	var runs []func() (*target, error)
+	if f.baseline {
+		runs = append(runs, func() (*target, error) { return startBaselineTarget(ctx, env, f) })
+		if f.server != "" {
+			rep.Notes = append(rep.Notes, "the baseline ran on this machine while domicile ran at "+f.server+": the ratio compares different machines")
+		}
+	}
+	runs = append(runs, func() (*target, error) { return startDomicileTarget(ctx, env, f) })
+	runID := randomHex(4)
+	for _, start := range runs {
+		t, err := start()
+		if err != nil {
+			return err
+		}
+		res, err := loadTarget(ctx, env, f, mix, t, runID)
+		t.stop()
+		if err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
+		rep.Runs = append(rep.Runs, res)
+	}
+	if len(rep.Runs) == 2 {
+		rep.Ratios = append(rep.Ratios, bench.Compare(rep.Runs[1], rep.Runs[0]))
+	}
+	if runtimeNote := clientNote(rep); runtimeNote != "" {
+		rep.Notes = append(rep.Notes, runtimeNote)
+	}
+	return nil
+}
+
+func clientNote(rep *bench.Report) string {
+	if f := rep.Host.CPUs; f <= 4 && len(rep.Runs) > 0 && rep.Runs[0].Server != nil && !strings.HasPrefix(rep.Runs[0].Server.Source, "http") {
+		return fmt.Sprintf("the load generator and the server share this machine's %d CPUs; the client CPU column is what the generator took from the server", f)
+	}
+	return ""
+}
+
+// loadTarget creates the subjects and runs the mix against t.
+func loadTarget(ctx context.Context, env *cmdEnv, f *benchFlags, mix *bench.Mix, t *target, runID string) (*bench.Result, error) {
+	plan := &bench.Plan{Record: bench.RecordBody(f.size), Concurrency: max(f.workers, 8)}
+	if n := mix.ObjectSize(); n > 0 {
+		plan.Object = bench.RandomBytes(n)
+	}
+	for i := range f.subjects {
+		plan.Subjects = append(plan.Subjects, fmt.Sprintf("bench-%s-%d", runID, i))
+	}
+	fmt.Fprintf(env.Stderr, "bench %s: creating %d subjects\n", t.name, f.subjects)
+	if err := createSubjects(ctx, t.client, plan.Subjects, f.jurisdiction, plan.Concurrency); err != nil {
+		return nil, err
+	}
+	return bench.Run(ctx, bench.Config{
+		Target: t.name, Client: t.client, Mix: mix, Workers: f.workers, Rate: f.rate,
+		Warmup: f.warmup, Duration: f.duration, Plan: plan, Sampler: t.sampler, Progress: env.Stderr,
+		Seed: uint64(env.Now().UnixNano()),
+	})
+}
+
+func createSubjects(ctx context.Context, c *httpapi.Client, ids []string, jurisdiction string, conc int) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	ch := make(chan string)
+	for range max(conc, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range ch {
+				if _, err := c.CreateSubject(ctx, id, jurisdiction, ""); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("create subject: %w", err))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		ch <- id
+	}
+	close(ch)
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("%w (and %d more)", errs[0], len(errs)-1)
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// startDomicileTarget connects to --server, or starts domicile serve.
+func startDomicileTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*target, error) {
+	hc := bench.NewHTTPClient(f.workers)
+	if f.server != "" {
+		if f.token == "" {
+			fmt.Fprintln(env.Stderr, "domicile bench: --server needs --token (an app token) or DOMICILE_TOKEN")
+			return nil, errUsage
+		}
+		base := strings.TrimSuffix(f.server, "/")
+		return &target{
+			name:    "domicile",
+			client:  &httpapi.Client{BaseURL: base, Token: f.token, Purpose: "service", HTTP: hc},
+			sampler: bench.MetricsSampler{URL: base + "/metrics", HTTP: hc},
+			stop:    func() {},
+		}, nil
+	}
+	dir, err := os.MkdirTemp("", "domicile-bench-")
+	if err != nil {
+		return nil, err
+	}
+	t, err := serveDomicile(ctx, env, f, dir, hc)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	stop := t.stop
+	t.stop = func() {
+		stop()
+		if !f.keep {
+			os.RemoveAll(dir)
+		}
+	}
+	return t, nil
+}
+
+// serveDomicile starts domicile serve on data directory dir and makes an
+// app token from its admin token.
+func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, hc *http.Client) (*target, error) {
+	p, err := startChild(ctx, f.binary, "domicile: listening on ", "serve", "--addr", "127.0.0.1:0", "--data", dir)
+	if err != nil {
+		return nil, fmt.Errorf("start domicile serve: %w", err)
+	}
+	admin, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	ac := &httpapi.Client{BaseURL: p.url, Token: strings.TrimSpace(string(admin)), HTTP: hc}
+	tok, err := ac.CreateToken(ctx, httpapi.TokenRequest{Role: "app", Jurisdiction: f.jurisdiction})
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("create app token: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "bench: domicile serve (pid %d) at %s, data %s\n", p.cmd.Process.Pid, p.url, dir)
+	return &target{
+		name:    "domicile",
+		client:  &httpapi.Client{BaseURL: p.url, Token: tok.Token, Purpose: "service", HTTP: hc},
+		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid},
+		stop:    p.stop,
+	}, nil
+}
+
+// startBaselineTarget starts the raw baseline server as a child process.
+func startBaselineTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*target, error) {
+	dir, err := os.MkdirTemp("", "domicile-bench-baseline-")
+	if err != nil {
+		return nil, err
+	}
+	p, err := startChild(ctx, f.binary, "domicile bench baseline: listening on ", "bench", "baseline-server", "--addr", "127.0.0.1:0", "--data", dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start baseline server: %w", err)
+	}
+	fmt.Fprintf(env.Stderr, "bench: baseline server (pid %d) at %s, data %s\n", p.cmd.Process.Pid, p.url, dir)
+	return &target{
+		name:    "baseline",
+		client:  &httpapi.Client{BaseURL: p.url, HTTP: bench.NewHTTPClient(f.workers)},
+		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid},
+		stop: func() {
+			p.stop()
+			if !f.keep {
+				os.RemoveAll(dir)
+			}
+		},
+	}, nil
+}
+
+// child is a server process started by bench.
+type child struct {
+	cmd    *exec.Cmd
+	url    string
+	stderr *lockedBuffer
+	done   chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.b.Len() > 1<<20 {
+		return len(p), nil
+	}
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startChild runs binary with args and waits for the stdout line that
+// starts with prefix and gives the URL.
+func startChild(ctx context.Context, binary, prefix string, args ...string) (*child, error) {
+	cmd := exec.Command(binary, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	errBuf := &lockedBuffer{}
+	cmd.Stderr = errBuf
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, stderr: errBuf, done: make(chan struct{})}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+				urlc <- u
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	go func() { cmd.Wait(); close(c.done) }()
+	select {
+	case c.url = <-urlc:
+		return c, nil
+	case <-c.done:
+		return nil, fmt.Errorf("%s exited: %s", binary, strings.TrimSpace(errBuf.String()))
+	case <-time.After(60 * time.Second):
+		c.kill()
+		return nil, fmt.Errorf("%s did not start in 60s: %s", binary, strings.TrimSpace(errBuf.String()))
+	case <-ctx.Done():
+		c.kill()
+		return nil, ctx.Err()
+	}
+}
+
+// stop ends the child with SIGTERM, then SIGKILL after 15 s.
+func (c *child) stop() {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(15 * time.Second):
+		c.kill()
+	}
+}
+
+func (c *child) kill() {
+	c.cmd.Process.Kill()
+	<-c.done
+}
+
+// runBaselineServer serves the raw baseline (package bench/baseline) on
+// its own store until ctx ends.
+func runBaselineServer(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "bench baseline-server")
+	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	data := fs.String("data", "", "data directory (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *data == "" {
+		fmt.Fprintln(env.Stderr, "domicile bench baseline-server: --data is required")
+		return errUsage
+	}
+	st, err := sqlite.Open(ctx, *data)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "domicile bench baseline: listening on http://%s\n", ln.Addr())
+	hs := &http.Server{Handler: baseline.New(st, env.Now), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return nil
+	}
+}
+
+// growthCell is the cell growth runs fill: the home of CN subjects in the
+// embedded demo deployment.
+const growthCell = "cn-gz1"
+
+// preloadBatch is how many subjects (or log entries) one Commit carries
+// when preloading.
+const preloadBatch = 2000
+
+// runGrowth preloads the cell offline (the server stopped) to each point,
+// then starts domicile serve on it and measures record writes and reads,
+// the disk used and the inclusion proof time; and writes SVG plots.
+func runGrowth(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Report) error {
+	subjPts, err := parseCounts(f.growthSubj)
+	if err != nil {
+		return err
+	}
+	logPts, err := parseCounts(f.growthLog)
+	if err != nil {
+		return err
+	}
+	dir := f.growthDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "domicile-growth-"); err != nil {
+			return err
+		}
+		if !f.keep {
+			defer os.RemoveAll(dir)
+		}
+	}
+	quiet := &cmdEnv{Stdout: io.Discard, Stderr: env.Stderr, Getenv: env.Getenv, Now: env.Now}
+	var subjects, records int64
+	measure := func(axis string) error {
+		pt, err := measureGrowthPoint(ctx, env, f, dir, subjects, records)
+		if err != nil {
+			return err
+		}
+		pt.Axis = axis
+		records = pt.Records
+		rep.Growth = append(rep.Growth, *pt)
+		fmt.Fprintf(env.Stderr, "bench growth: %s point: %d subjects, %d log entries: %.0f writes/s, read p99 %.2fms, %.0f B/record\n",
+			axis, pt.Subjects, pt.LogEntries, pt.WritesPerSecond, pt.ReadP99, pt.DiskPerRecord)
+		return nil
+	}
+	for _, n := range subjPts {
+		if n <= subjects {
+			continue
+		}
+		t0 := time.Now()
+		if err := preloadSubjects(ctx, quiet, dir, subjects, n); err != nil {
+			return fmt.Errorf("preload subjects: %w", err)
+		}
+		fmt.Fprintf(env.Stderr, "bench growth: preloaded subjects %d → %d in %s\n", subjects, n, time.Since(t0).Round(time.Second))
+		records += 2 * (n - subjects)
+		subjects = n
+		if err := measure("subjects"); err != nil {
+			return err
+		}
+	}
+	if subjects == 0 {
+		return errors.New("growth: --growth-subjects must name at least one positive count")
+	}
+	for _, n := range logPts {
+		t0 := time.Now()
+		size, err := preloadLog(ctx, quiet, dir, n)
+		if err != nil {
+			return fmt.Errorf("preload log: %w", err)
+		}
+		if size > n {
+			continue
+		}
+		fmt.Fprintf(env.Stderr, "bench growth: log grown to %d entries in %s\n", n, time.Since(t0).Round(time.Second))
+		if err := measure("log"); err != nil {
+			return err
+		}
+	}
+	return writeGrowthPlots(f.plots, rep.Growth)
+}
+
+func parseCounts(s string) ([]int64, error) {
+	var out []int64
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(p, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("growth: bad count %q", p)
+		}
+		if n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func growthID(i int64) string { return "g-" + strconv.FormatInt(i, 10) }
+
+// openGrowthRuntime opens the deployment in dir as domicile serve does.
+func openGrowthRuntime(ctx context.Context, env *cmdEnv, dir string) (*runtime, *cell.Cell, error) {
+	rt, err := openRuntime(ctx, dir, deploy.Default(), time.Now)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ensureAdminToken(ctx, env, rt); err != nil {
+		rt.Close()
+		return nil, nil, err
+	}
+	c := rt.router.CellByID(growthCell)
+	if c == nil {
+		rt.Close()
+		return nil, nil, fmt.Errorf("growth: no cell %s", growthCell)
+	}
+	return rt, c, nil
+}
+
+// preloadSubjects registers subjects [from, to) offline: each with its
+// directory entry and wrapped data key (one durable insert each, done
+// concurrently), then in batches of preloadBatch subjects per Commit its
+// cell row, two sealed 1 KiB records (r0, r1: what the read mix reads)
+// and the three log events those writes would have logged.
+func preloadSubjects(ctx context.Context, env *cmdEnv, dir string, from, to int64) error {
+	rt, c, err := openGrowthRuntime(ctx, env, dir)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	actor := domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "CN", Purpose: "service", TokenID: "tok_growth"}
+	access := kms.Access{Cell: growthCell, Role: kms.RoleApp, Jurisdiction: "CN", Reason: actor.Basis()}
+	body := bench.RecordBody(1024)
+	for lo := from; lo < to; lo += preloadBatch {
+		hi := min(lo+preloadBatch, to)
+		b := &domicile.Batch{}
+		var mu sync.Mutex
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(32)
+		for i := lo; i < hi; i++ {
+			g.Go(func() error {
+				ref := rt.router.Ref(growthID(i))
+				if err := rt.control.PutHome(gctx, ref, growthCell); err != nil {
+					return err
+				}
+				if err := c.Keyring().Create(gctx, ref, 0); err != nil {
+					return err
+				}
+				a := access
+				a.Subject = ref.String()
+				dk, err := c.Keyring().DataKey(gctx, a, ref, 0)
+				if err != nil {
+					return err
+				}
+				now := time.Now().UTC()
+				ops := []domicile.Op{&domicile.PutSubject{Subject: domicile.StoredSubject{Ref: ref, Jurisdiction: "CN", Created: now}}}
+				var evs []*domicile.LogEntry
+				for _, res := range []string{"subject", "record/message/r0", "record/message/r1"} {
+					le, err := cell.Entry(rand.Reader, domicile.Event{Time: now, Cell: growthCell, Subject: ref.String(), Role: actor.Role,
+						Jurisdiction: actor.Jurisdiction, TokenID: actor.TokenID, Action: domicile.ActWrite, Resource: res, Basis: actor.Basis(), Outcome: domicile.Allowed})
+					if err != nil {
+						return err
+					}
+					le.Ref = ref
+					evs = append(evs, le)
+					if res == "subject" {
+						continue
+					}
+					id := strings.TrimPrefix(res, "record/message/")
+					sealed, err := envelope.SealRecord(rand.Reader, dk, 0, envelope.Binding{Cell: growthCell, Subject: ref.String(), Kind: bench.RecordKind, ID: id, Version: 1}, body)
+					if err != nil {
+						return err
+					}
+					ops = append(ops, &domicile.PutRecord{Record: domicile.StoredRecord{Ref: ref, Kind: bench.RecordKind, ID: id, Version: 1,
+						Body: sealed, Fields: []string{"body", "from", "to"}, Updated: now}, Expect: 0})
+				}
+				mu.Lock()
+				b.Ops = append(b.Ops, ops...)
+				b.Events = append(b.Events, evs...)
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+		if err := c.Store().Commit(ctx, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// preloadLog appends log entries offline (events of preloaded subjects,
+// as reads would log them) until the log holds n, and returns its size
+// before.
+func preloadLog(ctx context.Context, env *cmdEnv, dir string, n int64) (int64, error) {
+	rt, c, err := openGrowthRuntime(ctx, env, dir)
+	if err != nil {
+		return 0, err
+	}
+	defer rt.Close()
+	st := c.Store()
+	size, err := st.LogSize(ctx)
+	if err != nil {
+		return 0, err
+	}
+	refs := make([]domicile.SubjectRef, 1024)
+	for i := range refs {
+		refs[i] = rt.router.Ref(growthID(int64(i)))
+	}
+	now := time.Now().UTC()
+	for k := size; k < n; {
+		b := &domicile.Batch{}
+		for ; k < n && len(b.Events) < 5*preloadBatch; k++ {
+			ref := refs[k%int64(len(refs))]
+			le, err := cell.Entry(rand.Reader, domicile.Event{Time: now, Cell: growthCell, Subject: ref.String(), Role: domicile.RoleApp,
+				Jurisdiction: "CN", TokenID: "tok_growth", Action: domicile.ActRead, Resource: "record/message/r0", Basis: "service:service", Outcome: domicile.Allowed})
+			if err != nil {
+				return 0, err
+			}
+			le.Ref = ref
+			b.Events = append(b.Events, le)
+		}
+		if err := st.Commit(ctx, b); err != nil {
+			return 0, err
+		}
+	}
+	return size, nil
+}
+
+// measureGrowthPoint measures the cell in dir: offline, the inclusion
+// proof time from the store; then with domicile serve on it, the write
+// and read mixes over subjects sampled from all that were preloaded.
+func measureGrowthPoint(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, subjects, records int64) (*bench.GrowthPt, error) {
+	pt := &bench.GrowthPt{Subjects: subjects}
+	{
+		quiet := &cmdEnv{Stdout: io.Discard, Stderr: env.Stderr, Getenv: env.Getenv, Now: env.Now}
+		rt, c, err := openGrowthRuntime(ctx, quiet, dir)
+		if err != nil {
+			return nil, err
+		}
+		st := c.Store()
+		pt.LogEntries, err = st.LogSize(ctx)
+		if err == nil {
+			pt.ProofMicros, err = proofTime(ctx, st, pt.LogEntries)
+		}
+		rt.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	hc := bench.NewHTTPClient(f.workers)
+	t, err := serveDomicile(ctx, env, f, dir, hc)
+	if err != nil {
+		return nil, err
+	}
+	defer t.stop()
+	plan := &bench.Plan{Record: bench.RecordBody(1024), Concurrency: f.workers}
+	r := newRandSource()
+	for range min(int64(f.subjects), subjects) {
+		plan.Subjects = append(plan.Subjects, growthID(r.Int64N(subjects)))
+	}
+	var peak int64
+	for _, mixName := range []string{"write", "read"} {
+		mix := *bench.Mixes[mixName]
+		mix.Prepare = nil // the records read were preloaded
+		res, err := bench.Run(ctx, bench.Config{Target: "domicile", Client: t.client, Mix: &mix, Workers: f.workers, Rate: f.rate,
+			Warmup: f.warmup, Duration: f.duration, Plan: plan, Sampler: t.sampler, Progress: env.Stderr, Seed: uint64(r.Int64())})
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Errors) > 0 {
+			return nil, fmt.Errorf("growth %s: errors %v", mixName, res.Errors)
+		}
+		if res.Server != nil {
+			peak = max(peak, res.Server.PeakRSS)
+		}
+		if mixName == "write" {
+			pt.WritesPerSecond = res.Throughput
+			records += res.Ops // an upper bound: some writes replace a record
+		} else {
+			pt.ReadsPerSecond, pt.ReadP50, pt.ReadP99 = res.Throughput, res.Latency.P50, res.Latency.P99
+		}
+	}
+	pt.Records, pt.ServerRSS = records, peak
+	t.stop()
+	pt.DiskBytes = dirSize(dir)
+	pt.DiskPerRecord = float64(pt.DiskBytes) / float64(max(pt.Records, 1))
+	pt.DiskPerEntry = float64(pt.DiskBytes) / float64(max(pt.LogEntries, 1))
+	return pt, nil
+}
+
+// proofTime returns the mean time, in microseconds, to build an
+// inclusion proof at size from the store's hashes, over 1000 random leaves.
+func proofTime(ctx context.Context, st domicile.CellStore, size int64) (float64, error) {
+	if size < 2 {
+		return 0, nil
+	}
+	hr := merkle.HashReaderFunc(func(ix []int64) ([]merkle.Hash, error) {
+		hs, err := st.ReadHashes(ctx, ix)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]merkle.Hash, len(hs))
+		for i, h := range hs {
+			out[i] = h
+		}
+		return out, nil
+	})
+	r := newRandSource()
+	const n = 1000
+	t0 := time.Now()
+	for range n {
+		if _, err := merkle.ProveInclusion(r.Int64N(size), size, hr); err != nil {
+			return 0, err
+		}
+	}
+	return float64(time.Since(t0).Microseconds()) / n, nil
+}
+
+func newRandSource() *mrand.Rand { return mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7)) }
+
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// writeGrowthPlots writes the growth curves as SVG into dir.
+func writeGrowthPlots(dir string, pts []bench.GrowthPt) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	axes := []struct {
+		axis, xlabel string
+		x            func(p bench.GrowthPt) float64
+	}{
+		{"subjects", "subjects in the cell", func(p bench.GrowthPt) float64 { return float64(p.Subjects) }},
+		{"log", "log entries in the cell", func(p bench.GrowthPt) float64 { return float64(p.LogEntries) }},
+	}
+	for _, a := range axes {
+		var tput, wr, p50, p99, disk, proof bench.Series
+		tput.Name, wr.Name, p50.Name, p99.Name = "reads/s", "writes/s", "read p50 (ms)", "read p99 (ms)"
+		disk.Name, proof.Name = "disk bytes per record", "inclusion proof (µs)"
+		for _, p := range pts {
+			if p.Axis != a.axis {
+				continue
+			}
+			x := a.x(p)
+			tput.Points = append(tput.Points, [2]float64{x, p.ReadsPerSecond})
+			wr.Points = append(wr.Points, [2]float64{x, p.WritesPerSecond})
+			p50.Points = append(p50.Points, [2]float64{x, p.ReadP50})
+			p99.Points = append(p99.Points, [2]float64{x, p.ReadP99})
+			if a.axis == "subjects" {
+				disk.Points = append(disk.Points, [2]float64{x, p.DiskPerRecord})
+			} else {
+				disk.Name = "disk bytes per log entry"
+				disk.Points = append(disk.Points, [2]float64{x, p.DiskPerEntry})
+			}
+			proof.Points = append(proof.Points, [2]float64{x, p.ProofMicros})
+		}
+		if len(wr.Points) == 0 {
+			continue
+		}
+		plots := map[string]*bench.Plot{
+			"throughput": {Title: "Record throughput as the cell grows", XLabel: a.xlabel, YLabel: "requests per second", LogX: true, Series: []bench.Series{wr, tput}},
+			"latency":    {Title: "Record read latency as the cell grows", XLabel: a.xlabel, YLabel: "milliseconds", LogX: true, Series: []bench.Series{p50, p99}},
+			"disk":       {Title: "Disk use as the cell grows", XLabel: a.xlabel, YLabel: "bytes", LogX: true, Series: []bench.Series{disk}},
+			"proof":      {Title: "Inclusion proof from the store", XLabel: a.xlabel, YLabel: "microseconds", LogX: true, Series: []bench.Series{proof}},
+		}
+		for name, p := range plots {
+			var b bytes.Buffer
+			if err := p.WriteSVG(&b); err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, "growth-"+a.axis+"-"+name+".svg"), b.Bytes(), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
