@@ -60,21 +60,28 @@ type Kind struct {
 // whose every field the kind declares. The error names the first
 // undeclared field in sorted order.
 func (k *Kind) Validate(body []byte) error {
+	_, err := k.Check(body)
+	return err
+}
+
+// Check validates body as Validate does and returns the names of the
+// fields it holds, sorted.
+func (k *Kind) Check(body []byte) ([]string, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
-		return Errorf(EInvalid, "record body must be a JSON object")
+		return nil, Errorf(EInvalid, "record body must be a JSON object")
 	}
-	var bad []string
+	fields := make([]string, 0, len(m))
 	for f := range m {
+		fields = append(fields, f)
+	}
+	sortStrings(fields)
+	for _, f := range fields {
 		if _, ok := k.Fields[f]; !ok {
-			bad = append(bad, f)
+			return nil, &Error{Code: EInvalid, Field: f, Message: fmt.Sprintf("field %q is not declared for kind %q", truncate(f, 64), k.Name)}
 		}
 	}
-	if len(bad) > 0 {
-		sortStrings(bad)
-		return &Error{Code: EInvalid, Field: bad[0], Message: fmt.Sprintf("field %q is not declared for kind %q", truncate(bad[0], 64), k.Name)}
-	}
-	return nil
+	return fields, nil
 }
 
 // Categories returns the categories that the fields present in body fall

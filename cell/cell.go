@@ -62,7 +62,16 @@ type Cell struct {
 
 	mu  sync.RWMutex
 	dep *domicile.Deployment
+
+	// subjects caches subject rows, which never change but by erasure.
+	smu      sync.Mutex
+	subjects map[domicile.SubjectRef]*domicile.StoredSubject
 }
+
+// subjectCacheSize bounds the subject cache; past it an arbitrary entry
+// is dropped (map iteration order), which is cheap and good enough for a
+// cache of immutable rows.
+const subjectCacheSize = 100_000
 
 // New returns a cell.
 func New(cfg Config) *Cell {
@@ -72,7 +81,7 @@ func New(cfg Config) *Cell {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	c := &Cell{id: cfg.Cell.ID, cfg: cfg, store: cfg.Store, dep: cfg.Deployment}
+	c := &Cell{id: cfg.Cell.ID, cfg: cfg, store: cfg.Store, dep: cfg.Deployment, subjects: map[domicile.SubjectRef]*domicile.StoredSubject{}}
 	c.keys = keyring.New(keyring.Config{
 		Cell: cfg.Cell.ID, KEK: cfg.KEK, Store: cfg.KeyStore, CacheSize: cfg.KeyCacheSize,
 		Rand: cfg.Rand, Now: cfg.Now, OnUnwrap: c.onUnwrap,
@@ -257,11 +266,36 @@ func authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error {
 // locate returns the subject's row, refusing subjects that do not live in
 // this cell.
 func (c *Cell) locate(ctx context.Context, s SubjectKey) (*domicile.StoredSubject, error) {
+	c.smu.Lock()
+	sub, ok := c.subjects[s.Ref]
+	c.smu.Unlock()
+	if ok {
+		return sub, nil
+	}
 	sub, err := c.store.Subject(ctx, s.Ref)
 	if errors.Is(err, domicile.ErrNotFound) {
 		return nil, domicile.Errorf(domicile.ENotFound, "no such subject in cell %s", c.id)
 	}
-	return sub, err
+	if err != nil {
+		return nil, err
+	}
+	c.smu.Lock()
+	if len(c.subjects) >= subjectCacheSize {
+		for k := range c.subjects {
+			delete(c.subjects, k)
+			break
+		}
+	}
+	c.subjects[s.Ref] = sub
+	c.smu.Unlock()
+	return sub, nil
+}
+
+// forget drops a subject from the cache (on erasure).
+func (c *Cell) forget(ref domicile.SubjectRef) {
+	c.smu.Lock()
+	delete(c.subjects, ref)
+	c.smu.Unlock()
 }
 
 func (c *Cell) access(r *request) kms.Access {

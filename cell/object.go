@@ -253,6 +253,7 @@ func (c *Cell) EraseSubject(ctx context.Context, a domicile.Actor, s SubjectKey)
 	}
 	// Keys first: once they are gone nothing of the subject opens, even if
 	// what follows is interrupted.
+	c.forget(s.Ref)
 	fps, err := c.keys.Erase(ctx, s.Ref, sub.KeyGen)
 	if err != nil {
 		return nil, err
@@ -268,6 +269,7 @@ func (c *Cell) EraseSubject(ctx context.Context, a domicile.Actor, s SubjectKey)
 	if err := c.store.Commit(ctx, &domicile.Batch{Ops: []domicile.Op{&domicile.EraseSubject{Ref: s.Ref}}, Events: les}); err != nil {
 		return nil, logFailure(err)
 	}
+	c.forget(s.Ref)
 	for _, b := range blobs {
 		c.store.Blobs().Remove(ctx, b)
 	}

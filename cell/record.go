@@ -2,9 +2,7 @@ package cell
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"sort"
 
 	"domicile"
 	"domicile/envelope"
@@ -26,10 +24,10 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 	if k == nil {
 		return nil, &domicile.Error{Code: domicile.ENotFound, Field: "kind", Message: "unknown record kind " + quote(kind)}
 	}
-	if err := k.Validate(body); err != nil {
+	fields, err := k.Check(body)
+	if err != nil {
 		return nil, err
 	}
-	fields := fieldNames(body)
 	res := recordResource(kind, id)
 	r := c.newRequest(a, s)
 	if err := authorize(a, s, domicile.ActWrite); err != nil {
@@ -82,17 +80,6 @@ func preconditionFailed(cur int64) error {
 		return domicile.Errorf(domicile.EPrecondition, "If-Match does not match: the record does not exist")
 	}
 	return domicile.Errorf(domicile.EPrecondition, "If-Match does not match the current version %d", cur)
-}
-
-func fieldNames(body []byte) []string {
-	var m map[string]json.RawMessage
-	json.Unmarshal(body, &m)
-	out := make([]string, 0, len(m))
-	for f := range m {
-		out = append(out, f)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // GetRecord opens and returns a record. The read's event is durable before

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"sort"
+	"sync"
 	"sync/atomic"
 
 	"domicile"
@@ -22,12 +23,19 @@ type Router struct {
 	cells map[string]*cell.Cell
 	dir   domicile.ControlStore
 	key   []byte
+
+	// homes caches the directory (reference → cell), bounded; entries
+	// change only by erasure, which drops them.
+	hmu   sync.Mutex
+	homes map[domicile.SubjectRef]string
 }
+
+const homeCacheSize = 200_000
 
 // New returns a router over the given cells. key is the directory key
 // (32 random bytes kept by the deployment).
 func New(dep *domicile.Deployment, cells []*cell.Cell, dir domicile.ControlStore, key []byte) *Router {
-	r := &Router{cells: map[string]*cell.Cell{}, dir: dir, key: key}
+	r := &Router{cells: map[string]*cell.Cell{}, dir: dir, key: key, homes: map[domicile.SubjectRef]string{}}
 	r.dep.Store(dep)
 	for _, c := range cells {
 		r.cells[c.ID()] = c
@@ -119,7 +127,24 @@ func (r *Router) Locate(ctx context.Context, id string) (*cell.Cell, cell.Subjec
 		return nil, cell.SubjectKey{}, err
 	}
 	k := r.Key(id)
-	home, err := r.dir.Home(ctx, k.Ref)
+	r.hmu.Lock()
+	home, cached := r.homes[k.Ref]
+	r.hmu.Unlock()
+	var err error
+	if !cached {
+		home, err = r.dir.Home(ctx, k.Ref)
+		if err == nil {
+			r.hmu.Lock()
+			if len(r.homes) >= homeCacheSize {
+				for k := range r.homes {
+					delete(r.homes, k)
+					break
+				}
+			}
+			r.homes[k.Ref] = home
+			r.hmu.Unlock()
+		}
+	}
 	if errors.Is(err, domicile.ErrNotFound) {
 		return nil, k, domicile.Errorf(domicile.ENotFound, "no such subject")
 	}
@@ -144,6 +169,9 @@ func (r *Router) Erase(ctx context.Context, a domicile.Actor, id string) (*domic
 	if err != nil {
 		return nil, err
 	}
+	r.hmu.Lock()
+	delete(r.homes, k.Ref)
+	r.hmu.Unlock()
 	if err := r.dir.DeleteHome(ctx, k.Ref); err != nil {
 		return rec, err
 	}

@@ -10,13 +10,37 @@ import (
 	"domicile"
 )
 
-// Subject returns a subject's row and wrapped data keys.
+// readStmts are the hot read statements, prepared once (database/sql
+// prepares each on a pooled connection the first time it runs there).
+type readStmts struct {
+	subject, record, object *sql.Stmt
+}
+
+func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range []struct {
+		st **sql.Stmt
+		q  string
+	}{
+		{&r.subject, `SELECT jurisdiction, created, key_gen FROM subjects WHERE ref=?`},
+		{&r.record, `SELECT version, body, fields, updated FROM records WHERE ref=? AND kind=? AND id=?`},
+		{&r.object, `SELECT version, content_type, size, sha256, blob, key_gen, updated FROM objects WHERE ref=? AND name=?`},
+	} {
+		st, err := db.PrepareContext(ctx, p.q)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.st = st
+	}
+	return nil
+}
+
+// Subject returns a subject's row.
 func (s *Store) Subject(ctx context.Context, ref domicile.SubjectRef) (*domicile.StoredSubject, error) {
 	sub := &domicile.StoredSubject{Ref: ref}
 	var j string
 	var created int64
 	var gen int
-	err := s.rdb.QueryRowContext(ctx, `SELECT jurisdiction, created, key_gen FROM subjects WHERE ref=?`, ref[:]).Scan(&j, &created, &gen)
+	err := s.rq.subject.QueryRowContext(ctx, ref[:]).Scan(&j, &created, &gen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}
@@ -33,8 +57,7 @@ func (s *Store) Record(ctx context.Context, ref domicile.SubjectRef, kind, id st
 	r := &domicile.StoredRecord{Ref: ref, Kind: kind, ID: id}
 	var fields string
 	var updated int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT version, body, fields, updated FROM records WHERE ref=? AND kind=? AND id=?`,
-		ref[:], kind, id).Scan(&r.Version, &r.Body, &fields, &updated)
+	err := s.rq.record.QueryRowContext(ctx, ref[:], kind, id).Scan(&r.Version, &r.Body, &fields, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}
@@ -89,8 +112,7 @@ func (s *Store) Object(ctx context.Context, ref domicile.SubjectRef, name string
 	var blob sql.NullString
 	var gen int
 	var updated int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT version, content_type, size, sha256, blob, key_gen, updated FROM objects WHERE ref=? AND name=?`,
-		ref[:], name).Scan(&o.Version, &o.ContentType, &o.Size, &o.SHA256, &blob, &gen, &updated)
+	err := s.rq.object.QueryRowContext(ctx, ref[:], name).Scan(&o.Version, &o.ContentType, &o.Size, &o.SHA256, &blob, &gen, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}
@@ -238,7 +260,7 @@ func (s *Store) Events(ctx context.Context, start, end int64) ([]domicile.Stored
 
 // PutCheckpoint stores a signed checkpoint durably.
 func (s *Store) PutCheckpoint(ctx context.Context, size int64, note []byte) error {
-	_, err := s.wdb.ExecContext(ctx, `INSERT OR IGNORE INTO checkpoints(size, note) VALUES(?,?)`, size, note)
+	_, err := s.cdb.ExecContext(ctx, `INSERT OR IGNORE INTO checkpoints(size, note) VALUES(?,?)`, size, note)
 	if err != nil {
 		return fmt.Errorf("sqlite: put checkpoint: %w", err)
 	}
@@ -274,7 +296,7 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 
 // PutMeta stores a named value durably.
 func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
-	if _, err := s.wdb.ExecContext(ctx, `INSERT OR REPLACE INTO meta(k, v) VALUES(?,?)`, key, value); err != nil {
+	if _, err := s.cdb.ExecContext(ctx, `INSERT OR REPLACE INTO meta(k, v) VALUES(?,?)`, key, value); err != nil {
 		return fmt.Errorf("sqlite: put meta: %w", err)
 	}
 	return nil
