@@ -1,19 +1,22 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"domicile"
-	"domicile/transfer"
+	"domicile/transfer/ledger"
 )
 
 // Ledger is the transfer gateway's store on SQLite, in its own database
@@ -43,7 +46,7 @@ func OpenLedger(ctx context.Context, dir string) (*Ledger, error) {
 		return nil, fmt.Errorf("sqlite: ledger: %w", err)
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "cache_size(-65536)"} {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "transfers.db")+"?"+q.Encode()+"&_txlock=immediate")
@@ -65,7 +68,7 @@ type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
-func countID(ctx context.Context, q querier, k transfer.CountKey) (int64, error) {
+func countID(ctx context.Context, q querier, k ledger.CountKey) (int64, error) {
 	var id int64
 	err := q.QueryRowContext(ctx, `SELECT id FROM counts WHERE entity=? AND year=? AND source=? AND class=? AND dim=? AND value=?`,
 		k.Entity, k.Year, string(k.Source), string(k.Class), k.Dim, k.Value).Scan(&id)
@@ -76,7 +79,7 @@ func countID(ctx context.Context, q querier, k transfer.CountKey) (int64, error)
 }
 
 // Counts returns the value of each key.
-func (l *Ledger) Counts(ctx context.Context, keys []transfer.CountKey) ([]int64, error) {
+func (l *Ledger) Counts(ctx context.Context, keys []ledger.CountKey) ([]int64, error) {
 	out := make([]int64, len(keys))
 	for i, k := range keys {
 		err := l.db.QueryRowContext(ctx, `SELECT n FROM counts WHERE entity=? AND year=? AND source=? AND class=? AND dim=? AND value=?`,
@@ -92,7 +95,7 @@ func (l *Ledger) Counts(ctx context.Context, keys []transfer.CountKey) ([]int64,
 const membersBatch = 500
 
 // Members reports which refs are already in the count.
-func (l *Ledger) Members(ctx context.Context, key transfer.CountKey, refs []domicile.SubjectRef) ([]bool, error) {
+func (l *Ledger) Members(ctx context.Context, key ledger.CountKey, refs []domicile.SubjectRef) ([]bool, error) {
 	out := make([]bool, len(refs))
 	id, err := countID(ctx, l.db, key)
 	if errors.Is(err, domicile.ErrNotFound) {
@@ -144,8 +147,11 @@ func (l *Ledger) Members(ctx context.Context, key transfer.CountKey, refs []domi
 	return out, nil
 }
 
+// insertBatch is how many members one INSERT statement adds.
+const insertBatch = 256
+
 // Record stores r and applies adds in one durable transaction.
-func (l *Ledger) Record(ctx context.Context, r *transfer.Record, adds []transfer.Add) ([]int64, error) {
+func (l *Ledger) Record(ctx context.Context, r *ledger.Record, adds []ledger.Add) ([]int64, error) {
 	body, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
@@ -158,11 +164,11 @@ func (l *Ledger) Record(ctx context.Context, r *transfer.Record, adds []transfer
 	if _, err := tx.ExecContext(ctx, `INSERT INTO transfers(id, time, body) VALUES(?,?,?)`, r.ID, r.Time.UnixNano(), body); err != nil {
 		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
 	}
-	ins, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO members(count, ref) VALUES(?,?)`)
+	full, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO members(count, ref) VALUES(?,?)`+strings.Repeat(",(?,?)", insertBatch-1))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
 	}
-	defer ins.Close()
+	defer full.Close()
 	added := make([]int64, len(adds))
 	for i, a := range adds {
 		k := a.Key
@@ -174,8 +180,22 @@ func (l *Ledger) Record(ctx context.Context, r *transfer.Record, adds []transfer
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: ledger record: %w", err)
 		}
-		for _, ref := range a.Refs {
-			res, err := ins.ExecContext(ctx, id, ref[:])
+		// Sorted keys insert into the B-tree in order, far faster.
+		refs := slices.Clone(a.Refs)
+		slices.SortFunc(refs, func(x, y domicile.SubjectRef) int { return bytes.Compare(x[:], y[:]) })
+		args := make([]any, 0, 2*insertBatch)
+		for start := 0; start < len(refs); start += insertBatch {
+			part := refs[start:min(start+insertBatch, len(refs))]
+			args = args[:0]
+			for _, ref := range part {
+				args = append(args, id, ref[:])
+			}
+			var res sql.Result
+			if len(part) == insertBatch {
+				res, err = full.ExecContext(ctx, args...)
+			} else {
+				res, err = tx.ExecContext(ctx, `INSERT OR IGNORE INTO members(count, ref) VALUES(?,?)`+strings.Repeat(",(?,?)", len(part)-1), args...)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("sqlite: ledger record: %w", err)
 			}
@@ -195,42 +215,43 @@ func (l *Ledger) Record(ctx context.Context, r *transfer.Record, adds []transfer
 }
 
 // Breakdown returns every count of an entity's year.
-func (l *Ledger) Breakdown(ctx context.Context, entity string, year int) ([]transfer.Count, error) {
+func (l *Ledger) Breakdown(ctx context.Context, entity string, year int) ([]ledger.Count, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT source, class, dim, value, n FROM counts WHERE entity=? AND year=? ORDER BY source, class, dim, value`, entity, year)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ledger breakdown: %w", err)
 	}
 	defer rows.Close()
-	var out []transfer.Count
+	var out []ledger.Count
 	for rows.Next() {
-		c := transfer.Count{CountKey: transfer.CountKey{Entity: entity, Year: year}}
+		c := ledger.Count{CountKey: ledger.CountKey{Entity: entity, Year: year}}
 		var src, class string
 		if err := rows.Scan(&src, &class, &c.Dim, &c.Value, &c.N); err != nil {
 			return nil, err
 		}
-		c.Source, c.Class = domicile.Jurisdiction(src), transfer.Class(class)
+		c.Source, c.Class = domicile.Jurisdiction(src), ledger.Class(class)
 		out = append(out, c)
 	}
 	return out, rows.Err()
 }
 
 // Records calls fn for each transfer record in [from, until), in time order.
-func (l *Ledger) Records(ctx context.Context, from, until time.Time, fn func(*transfer.Record) error) error {
+func (l *Ledger) Records(ctx context.Context, from, until time.Time, fn func(*ledger.Record) error) error {
 	after := int64(-1)
+	lo, hi := clampNanos(from), clampNanos(until)
 	for {
 		rows, err := l.db.QueryContext(ctx, `SELECT seq, body FROM transfers WHERE time>=? AND time<? AND seq>? ORDER BY seq LIMIT 1000`,
-			from.UnixNano(), until.UnixNano(), after)
+			lo, hi, after)
 		if err != nil {
 			return fmt.Errorf("sqlite: ledger records: %w", err)
 		}
-		var page []*transfer.Record
+		var page []*ledger.Record
 		for rows.Next() {
 			var b []byte
 			if err := rows.Scan(&after, &b); err != nil {
 				rows.Close()
 				return err
 			}
-			var r transfer.Record
+			var r ledger.Record
 			if err := json.Unmarshal(b, &r); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlite: ledger record %d: %v", after, err)
@@ -251,6 +272,18 @@ func (l *Ledger) Records(ctx context.Context, from, until time.Time, fn func(*tr
 	}
 }
 
+// clampNanos is t in Unix nanoseconds, clamped to what int64 holds
+// (years 1678 to 2262), so open-ended ranges work.
+func clampNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
 // Warned records a headroom warning level and reports whether it is new.
 func (l *Ledger) Warned(ctx context.Context, entity string, year int, fact string, threshold int64, percent int) (bool, error) {
 	res, err := l.db.ExecContext(ctx, `INSERT OR IGNORE INTO warnings(entity, year, fact, threshold, percent) VALUES(?,?,?,?,?)`,
@@ -262,42 +295,34 @@ func (l *Ledger) Warned(ctx context.Context, entity string, year int, fact strin
 	return n == 1, nil
 }
 
-// PutMechanism stores m, replacing the one of the same id.
-func (l *Ledger) PutMechanism(ctx context.Context, m *transfer.Mechanism) error {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("sqlite: mechanism: %w", err)
-	}
-	if _, err := l.db.ExecContext(ctx, `INSERT INTO mechanisms(id, body) VALUES(?,?) ON CONFLICT(id) DO UPDATE SET body=excluded.body`, m.ID, b); err != nil {
+// PutMechanism stores a mechanism's JSON under its id.
+func (l *Ledger) PutMechanism(ctx context.Context, id string, body []byte) error {
+	if _, err := l.db.ExecContext(ctx, `INSERT INTO mechanisms(id, body) VALUES(?,?) ON CONFLICT(id) DO UPDATE SET body=excluded.body`, id, body); err != nil {
 		return fmt.Errorf("sqlite: mechanism: %w", err)
 	}
 	return nil
 }
 
-// Mechanisms returns every mechanism in id order.
-func (l *Ledger) Mechanisms(ctx context.Context) ([]transfer.Mechanism, error) {
+// Mechanisms returns every mechanism's JSON in id order.
+func (l *Ledger) Mechanisms(ctx context.Context) ([][]byte, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT body FROM mechanisms ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: mechanisms: %w", err)
 	}
 	defer rows.Close()
-	var out []transfer.Mechanism
+	var out [][]byte
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
 			return nil, err
 		}
-		var m transfer.Mechanism
-		if err := json.Unmarshal(b, &m); err != nil {
-			return nil, fmt.Errorf("sqlite: mechanism: %v", err)
-		}
-		out = append(out, m)
+		out = append(out, b)
 	}
 	return out, rows.Err()
 }
 
 // PutConsent stores the current state of a consent.
-func (l *Ledger) PutConsent(ctx context.Context, c *transfer.Consent) error {
+func (l *Ledger) PutConsent(ctx context.Context, c *ledger.Consent) error {
 	_, err := l.db.ExecContext(ctx, `INSERT INTO consents(ref, kind, version, granted, time) VALUES(?,?,?,?,?)
 		ON CONFLICT(ref, kind) DO UPDATE SET version=excluded.version, granted=excluded.granted, time=excluded.time`,
 		c.Subject[:], string(c.Kind), c.TextVersion, c.Granted, c.Time.UnixNano())
@@ -308,8 +333,8 @@ func (l *Ledger) PutConsent(ctx context.Context, c *transfer.Consent) error {
 }
 
 // Consent returns the current consent of a kind of each subject.
-func (l *Ledger) Consent(ctx context.Context, kind transfer.ConsentKind, refs []domicile.SubjectRef) ([]*transfer.Consent, error) {
-	out := make([]*transfer.Consent, len(refs))
+func (l *Ledger) Consent(ctx context.Context, kind ledger.ConsentKind, refs []domicile.SubjectRef) ([]*ledger.Consent, error) {
+	out := make([]*ledger.Consent, len(refs))
 	index := make(map[domicile.SubjectRef][]int, len(refs))
 	for i, r := range refs {
 		index[r] = append(index[r], i)
@@ -327,7 +352,7 @@ func (l *Ledger) Consent(ctx context.Context, kind transfer.ConsentKind, refs []
 		}
 		for rows.Next() {
 			var b []byte
-			c := &transfer.Consent{Kind: kind}
+			c := &ledger.Consent{Kind: kind}
 			var t int64
 			if err := rows.Scan(&b, &c.TextVersion, &c.Granted, &t); err != nil {
 				rows.Close()
@@ -345,5 +370,3 @@ func (l *Ledger) Consent(ctx context.Context, kind transfer.ConsentKind, refs []
 	}
 	return out, nil
 }
-
-var _ transfer.Store = (*Ledger)(nil)

@@ -24,6 +24,7 @@ func runAssess(ctx context.Context, env *cmdEnv, args []string) error {
 	asOf := fs.String("as-of", "", "assess the law in force on this `date` (YYYY-MM-DD); default: the file's as_of, else today")
 	explain := fs.String("explain", "", "explain why `RULE` fired or did not, fact by fact, instead of the report")
 	out := fs.String("out", "", "write the output to `FILE` instead of standard output")
+	live := addLiveFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: domicile assess [flags] FILE|-")
 		fmt.Fprintln(fs.Output(), "\nReads a fact file or a business inventory (YAML or JSON; - for standard input)")
@@ -32,6 +33,9 @@ func runAssess(ctx context.Context, env *cmdEnv, args []string) error {
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if done, err := live(ctx, env, *format, *out); done {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -270,9 +270,12 @@ func TestExternalCustodian(t *testing.T) {
 			t.Fatalf("operator with a ticket: %v", err)
 		}
 	}
-	auth := s.client(s.token("authority", "US", ""), "", "lawful-request-foreign CASE-1")
+	// A foreign lawful request relayed by a token acting from China (so
+	// the transfer gate does not stop it first) reaches the custodian,
+	// whose policy refuses it.
+	auth := s.client(s.token("authority", "CN", ""), "", "lawful-request-foreign CASE-1")
 	if _, err := auth.GetRecord(ctx, "wei", "message", "m"); !isStatus(err, 403) {
-		t.Fatalf("foreign authority: %v, want 403 from the custodian", err)
+		t.Fatalf("foreign lawful request: %v, want 403 from the custodian", err)
 	}
 	logText, _ := os.ReadFile(filepath.Join(kd, "decisions.jsonl"))
 	if n := strings.Count(string(logText), `"role":"operator"`); n != 2 {

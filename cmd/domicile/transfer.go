@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"domicile/cell"
+	"domicile/httpapi"
+	"domicile/law"
+	"domicile/sqlite"
+	"domicile/transfer"
+)
+
+// gateways holds each opened runtime's transfer gateway.
+var gateways sync.Map // *runtime -> *transfer.Gateway
+
+// holidayFile, if present in <data>/control, extends the embedded CN
+// working-day calendar (canonical calendar text: "YYYY-MM-DD off|work NAME"
+// lines), for years the State Council publishes after this build.
+const holidayFile = "cn-holidays.txt"
+
+func init() {
+	remoteGates = append(remoteGates, openGateway)
+	extraRoutes = append(extraRoutes, func(rt *runtime) func(s *httpapi.Server) {
+		return func(s *httpapi.Server) {
+			if g, ok := gateways.Load(rt); ok {
+				s.SetTransfers(g.(*transfer.Gateway))
+			}
+		}
+	})
+	register(command{name: "mechanism", summary: "register and list transfer mechanisms (admin)", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+		return sub(ctx, env, "mechanism", args, map[string]func(context.Context, *cmdEnv, []string) error{
+			"add": mechanismAdd, "list": mechanismList, "show": mechanismShow})
+	}})
+	register(command{name: "consent", summary: "record subjects' consents to transfer and to sensitive processing", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+		return sub(ctx, env, "consent", args, map[string]func(context.Context, *cmdEnv, []string) error{
+			"grant":    func(ctx context.Context, env *cmdEnv, args []string) error { return consentSet(ctx, env, args, true) },
+			"withdraw": func(ctx context.Context, env *cmdEnv, args []string) error { return consentSet(ctx, env, args, false) },
+			"list":     consentList})
+	}})
+	register(command{name: "transfer", summary: "request transfers abroad, import earlier ones, show the ledger and evidence", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+		return sub(ctx, env, "transfer", args, map[string]func(context.Context, *cmdEnv, []string) error{
+			"request": transferRequest, "import": transferImport, "ledger": transferLedger, "evidence": transferEvidence})
+	}})
+}
+
+// openGateway opens the transfer store of a runtime and its gateway.
+func openGateway(ctx context.Context, rt *runtime) (cell.RemoteGate, error) {
+	dir := filepath.Join(rt.dir, "control")
+	cal := transfer.CN()
+	b, err := os.ReadFile(filepath.Join(dir, holidayFile))
+	switch {
+	case err == nil:
+		extra, err := transfer.ParseCalendar(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", holidayFile, err)
+		}
+		cal = cal.Merge(extra)
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	st, err := sqlite.OpenLedger(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	e, err := law.New()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	g, err := transfer.New(ctx, transfer.Config{Store: st, Engine: e, Router: rt.router, Calendar: cal, Now: rt.now})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	gateways.Store(rt, g)
+	rt.closers = append(rt.closers, func() error {
+		gateways.Delete(rt)
+		return st.Close()
+	})
+	return g, nil
+}
+
+// readJSONFile decodes a JSON file (or standard input for "-") strictly.
+func readJSONFile(env *cmdEnv, name string, v any) error {
+	var r io.Reader = env.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	dec := json.NewDecoder(io.LimitReader(r, 16<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s: %v", name, err)
+	}
+	return nil
+}
+
+func mechanismAdd(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "mechanism add")
+	var cf clientFlags
+	cf.register(fs)
+	file := fs.String("file", "", "the mechanism as JSON (- for standard input); see doc/transfers.md")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := need("file", *file); err != nil {
+		return err
+	}
+	var m transfer.Mechanism
+	if err := readJSONFile(env, *file, &m); err != nil {
+		return err
+	}
+	c, err := cf.client(env, true)
+	if err != nil {
+		return err
+	}
+	v, err := c.PutMechanism(ctx, m)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, v)
+}
+
+func mechanismList(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "mechanism list")
+	var cf clientFlags
+	cf.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client(env, true)
+	if err != nil {
+		return err
+	}
+	ms, err := c.Mechanisms(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		state := "valid"
+		if !m.Status.Valid {
+			state = "NOT VALID: " + strings.Join(m.Status.Problems, "; ")
+		}
+		fmt.Fprintf(env.Stdout, "%-20s %-22s %-20s %s\n", m.ID, m.Kind, m.Reference, state)
+	}
+	return nil
+}
+
+func mechanismShow(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "mechanism show")
+	var cf clientFlags
+	cf.register(fs)
+	id := fs.String("id", "", "mechanism id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := need("id", *id); err != nil {
+		return err
+	}
+	c, err := cf.client(env, true)
+	if err != nil {
+		return err
+	}
+	m, err := c.Mechanism(ctx, *id)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, m)
+}
+
+func consentSet(ctx context.Context, env *cmdEnv, args []string, granted bool) error {
+	fs := newFlagSet(env, "consent")
+	var cf clientFlags
+	cf.register(fs)
+	id := fs.String("subject", "", "the subject's id")
+	kind := fs.String("kind", "cross-border", "cross-border (PIPL Art. 39) or sensitive (Art. 29)")
+	version := fs.String("text-version", "", "version of the consent text the app showed")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := errors.Join(need("subject", *id), need("text-version", *version)); err != nil {
+		return err
+	}
+	c, err := cf.client(env, false)
+	if err != nil {
+		return err
+	}
+	con, err := c.SetConsent(ctx, *id, *kind, *version, granted)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, con)
+}
+
+func consentList(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "consent list")
+	var cf clientFlags
+	cf.register(fs)
+	id := fs.String("subject", "", "the subject's id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := need("subject", *id); err != nil {
+		return err
+	}
+	c, err := cf.client(env, false)
+	if err != nil {
+		return err
+	}
+	cs, err := c.Consents(ctx, *id)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, cs)
+}
+
+func transferRequest(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "transfer request")
+	var cf clientFlags
+	cf.register(fs)
+	file := fs.String("file", "", "the request as JSON (- for standard input); see doc/transfers.md")
+	out := fs.String("out", "", "write the bundle to `FILE`")
+	dry := fs.Bool("dry-run", false, "only decide; count and send nothing")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := need("file", *file); err != nil {
+		return err
+	}
+	if !*dry {
+		if err := need("out", *out); err != nil {
+			return err
+		}
+	}
+	var req transfer.Request
+	if err := readJSONFile(env, *file, &req); err != nil {
+		return err
+	}
+	c, err := cf.client(env, false)
+	if err != nil {
+		return err
+	}
+	if *dry {
+		d, err := c.DecideTransfer(ctx, req)
+		if err != nil {
+			return err
+		}
+		return printJSON(env.Stdout, d)
+	}
+	d, body, err := c.Transfer(ctx, req)
+	var re *httpapi.TransferRefusedError
+	if errors.As(err, &re) {
+		printJSON(env.Stdout, re.Decision)
+		return fmt.Errorf("refused under %s", strings.Join(re.Decision.Rules, ", "))
+	}
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	f, err := os.OpenFile(*out, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, d)
+}
+
+func transferImport(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "transfer import")
+	var cf clientFlags
+	cf.register(fs)
+	source := fs.String("source", "CN", "the jurisdiction the data left")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(env.Stderr, "usage: domicile transfer import [flags] FILE.csv|-   (CSV: "+transfer.ImportHeader+")")
+		return errUsage
+	}
+	var r io.Reader = env.Stdin
+	if name := fs.Arg(0); name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	c, err := cf.client(env, true)
+	if err != nil {
+		return err
+	}
+	res, err := c.ImportTransfers(ctx, *source, r)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, res)
+}
+
+func transferLedger(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "transfer ledger")
+	var cf clientFlags
+	cf.register(fs)
+	year := fs.Int("year", 0, "calendar year (default: this year)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client(env, true)
+	if err != nil {
+		return err
+	}
+	v, err := c.Ledger(ctx, *year)
+	if err != nil {
+		return err
+	}
+	return printJSON(env.Stdout, v)
+}
+
+func transferEvidence(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlagSet(env, "transfer evidence")
+	var cf clientFlags
+	cf.register(fs)
+	from := fs.String("from", "", "first day (YYYY-MM-DD)")
+	until := fs.String("until", "", "day after the last (YYYY-MM-DD)")
+	format := fs.String("format", "csv", "csv or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := cf.client(env, true)
+	if err != nil {
+		return err
+	}
+	body, err := c.Evidence(ctx, *from, *until, *format)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	_, err = io.Copy(env.Stdout, body)
+	return err
+}

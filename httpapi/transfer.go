@@ -1,0 +1,353 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"domicile"
+	"domicile/transfer"
+)
+
+// MaxImportBytes bounds an import CSV.
+const MaxImportBytes = 1 << 30
+
+// SetTransfers installs the transfer gateway's routes and metrics:
+// mechanisms, consents, transfers, the ledger, evidence and the live
+// assessment.
+func (s *Server) SetTransfers(g *transfer.Gateway) {
+	t := &transferRoutes{s: s, g: g}
+	s.HandleFunc("PUT /v1/mechanisms/{mid}", s.auth(t.putMechanism))
+	s.HandleFunc("GET /v1/mechanisms", s.auth(t.listMechanisms))
+	s.HandleFunc("GET /v1/mechanisms/{mid}", s.auth(t.getMechanism))
+	s.HandleFunc("PUT /v1/subjects/{id}/consents/{ckind}", s.auth(t.putConsent))
+	s.HandleFunc("GET /v1/subjects/{id}/consents", s.auth(t.getConsents))
+	s.HandleFunc("POST /v1/transfers", s.auth(t.transfer))
+	s.HandleFunc("POST /v1/transfers/import", s.auth(t.importCSV))
+	s.HandleFunc("GET /v1/transfers/ledger", s.auth(t.ledger))
+	s.HandleFunc("GET /v1/transfers/evidence", s.auth(t.evidence))
+	s.HandleFunc("GET /v1/transfers/assessment", s.auth(t.assessment))
+	s.reg.MustRegister(&transferCollector{g: g})
+}
+
+type transferRoutes struct {
+	s *Server
+	g *transfer.Gateway
+}
+
+func (t *transferRoutes) putMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	var m transfer.Mechanism
+	if err := decodeJSON(r, maxJSONBody, &m); err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	if m.ID == "" {
+		m.ID = r.PathValue("mid")
+	}
+	if m.ID != r.PathValue("mid") {
+		t.s.writeError(w, r, domicile.FieldErrorf("id", "differs from the path"))
+		return
+	}
+	v, err := t.g.PutMechanism(r.Context(), a, m)
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (t *transferRoutes) listMechanisms(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	ms, err := t.g.Mechanisms(a)
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, MechanismList{Mechanisms: ms})
+}
+
+// MechanismList is the answer to GET /v1/mechanisms.
+type MechanismList struct {
+	Mechanisms []transfer.MechanismView `json:"mechanisms"`
+}
+
+func (t *transferRoutes) getMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	m, err := t.g.Mechanism(a, r.PathValue("mid"))
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, m)
+}
+
+// ConsentRequest records a consent given or withdrawn.
+type ConsentRequest struct {
+	TextVersion string `json:"text_version"`
+	Granted     bool   `json:"granted"`
+}
+
+func (t *transferRoutes) putConsent(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	kind, err := transfer.ParseConsentKind(r.PathValue("ckind"))
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	var req ConsentRequest
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	c, err := t.g.SetConsent(r.Context(), a, r.PathValue("id"), kind, req.TextVersion, req.Granted)
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// ConsentList is the answer to GET /v1/subjects/{id}/consents.
+type ConsentList struct {
+	Consents []transfer.Consent `json:"consents"`
+}
+
+func (t *transferRoutes) getConsents(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	cs, err := t.g.Consents(r.Context(), a, r.PathValue("id"))
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	if cs == nil {
+		cs = []transfer.Consent{}
+	}
+	writeJSON(w, http.StatusOK, ConsentList{Consents: cs})
+}
+
+// TransferRequest is the body of POST /v1/transfers: a transfer request,
+// and dry_run to decide without carrying it out.
+type TransferRequest struct {
+	transfer.Request
+	DryRun bool `json:"dry_run,omitempty"`
+}
+
+// TransferProblem is the problem document of a refused transfer: the
+// decision, with its reasons, rule ids and remedies, rides along.
+type TransferProblem struct {
+	Problem
+	Decision *transfer.Decision `json:"decision"`
+}
+
+// Headers of an allowed transfer's bundle response.
+const (
+	// HeaderTransferDecision carries the decision, base64url JSON.
+	HeaderTransferDecision = "Domicile-Transfer-Decision"
+	HeaderTransferID       = "Domicile-Transfer"
+	HeaderWarning          = "Domicile-Warning"
+)
+
+func (t *transferRoutes) transfer(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	var req TransferRequest
+	if err := decodeJSON(r, 16<<20, &req); err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	if req.DryRun {
+		d, err := t.g.Decide(r.Context(), a, &req.Request)
+		if err != nil {
+			t.s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
+		return
+	}
+	started := false
+	begin := func(d *transfer.Decision) error {
+		started = true
+		b, _ := json.Marshal(d)
+		h := w.Header()
+		h.Set(HeaderTransferID, d.ID)
+		h.Set(HeaderTransferDecision, base64.RawURLEncoding.EncodeToString(b))
+		for _, wn := range d.Warnings {
+			h.Add(HeaderWarning, wn.Message)
+		}
+		h.Set("Cache-Control", "no-store")
+		if req.Plain {
+			h.Set("Content-Type", "application/jsonl")
+		} else {
+			h.Set("Content-Type", "application/age")
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	_, err := t.g.Transfer(r.Context(), a, &req.Request, begin, w)
+	if err == nil {
+		return
+	}
+	if started {
+		// The bundle is cut short; without its manifest line the recipient
+		// knows it is incomplete.
+		t.s.log.ErrorContext(r.Context(), "transfer bundle cut short", "err", err)
+		return
+	}
+	var re *transfer.RefusedError
+	if errors.As(err, &re) {
+		p := TransferProblem{Problem: Problem{Type: ProblemTypePrefix + "transfer-refused", Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: re.Error(), Code: "transfer-refused"}, Decision: re.Decision}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusForbidden)
+		json.NewEncoder(w).Encode(p)
+		return
+	}
+	t.s.writeError(w, r, err)
+}
+
+func (t *transferRoutes) importCSV(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	src := r.URL.Query().Get("source")
+	if src == "" {
+		src = "CN"
+	}
+	res, err := t.g.Import(r.Context(), a, domicile.Jurisdiction(src), http.MaxBytesReader(w, r.Body, MaxImportBytes))
+	if err != nil {
+		var ie *transfer.ImportError
+		if errors.As(err, &ie) {
+			err = &domicile.Error{Code: domicile.EInvalid, Field: "csv", Message: ie.Error()}
+		}
+		t.s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (t *transferRoutes) ledger(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	year := 0
+	if v := r.URL.Query().Get("year"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 2000 || n > 9999 {
+			t.s.writeError(w, r, domicile.FieldErrorf("year", "must be a year such as 2026"))
+			return
+		}
+		year = n
+	}
+	v, err := t.g.Ledger(r.Context(), a, year)
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func parseDay(field, v string, def time.Time) (time.Time, error) {
+	if v == "" {
+		return def, nil
+	}
+	t, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return t, domicile.FieldErrorf(field, "must be a date written YYYY-MM-DD")
+	}
+	return t, nil
+}
+
+func (t *transferRoutes) evidence(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	q := r.URL.Query()
+	from, err := parseDay("from", q.Get("from"), time.Time{})
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	until, err := parseDay("until", q.Get("until"), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "json"
+	}
+	ct := "application/jsonl"
+	if format == "csv" {
+		ct = "text/csv; charset=utf-8"
+	}
+	lw := &lazyWriter{w: w, ct: ct}
+	if err := t.g.Evidence(r.Context(), a, from, until, format, lw); err != nil {
+		if !lw.started {
+			t.s.writeError(w, r, err)
+			return
+		}
+		t.s.log.ErrorContext(r.Context(), "evidence export cut short", "err", err)
+	}
+	if !lw.started {
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// lazyWriter defers the status line until the first byte, so an early
+// error can still become a problem document.
+type lazyWriter struct {
+	w       http.ResponseWriter
+	ct      string
+	started bool
+}
+
+func (l *lazyWriter) Write(p []byte) (int, error) {
+	if !l.started {
+		l.started = true
+		l.w.Header().Set("Content-Type", l.ct)
+		l.w.Header().Set("Cache-Control", "no-store")
+		l.w.WriteHeader(http.StatusOK)
+	}
+	return l.w.Write(p)
+}
+
+func (t *transferRoutes) assessment(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	as, err := t.g.Assess(r.Context(), a, domicile.Jurisdiction(r.URL.Query().Get("source")))
+	if err != nil {
+		t.s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, as)
+}
+
+// transferCollector exports the ledger's counts, the headroom warnings
+// and the gate's decisions as metrics. No label carries a subject.
+type transferCollector struct{ g *transfer.Gateway }
+
+var (
+	descIndividuals = prometheus.NewDesc("domicile_transfer_individuals_ytd",
+		"Distinct people whose data left this year, per source jurisdiction, class (pi, spi) and breakdown.",
+		[]string{"entity", "source", "class", "dim", "value"}, nil)
+	descWarning = prometheus.NewDesc("domicile_transfer_threshold_warning_percent",
+		"Headroom warning: the percentage (80 or 90) of the next threshold a count has reached; absent below 80.",
+		[]string{"fact", "threshold", "rule"}, nil)
+	descDecisions = prometheus.NewDesc("domicile_transfer_decisions_total",
+		"Transfer gate decisions since start, by outcome and the mechanism the law required.",
+		[]string{"outcome", "mechanism"}, nil)
+)
+
+func (c *transferCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descIndividuals
+	ch <- descWarning
+	ch <- descDecisions
+}
+
+func (c *transferCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, warns, err := c.g.Snapshot(ctx)
+	if err == nil {
+		for _, n := range counts {
+			ch <- prometheus.MustNewConstMetric(descIndividuals, prometheus.GaugeValue, float64(n.N), n.Entity, string(n.Source), string(n.Class), n.Dim, n.Value)
+		}
+		for _, wn := range warns {
+			ch <- prometheus.MustNewConstMetric(descWarning, prometheus.GaugeValue, float64(wn.Percent), wn.Fact, strconv.FormatInt(wn.Threshold, 10), wn.Rule)
+		}
+	}
+	for k, v := range c.g.Stats() {
+		ch <- prometheus.MustNewConstMetric(descDecisions, prometheus.CounterValue, float64(v), k[0], k[1])
+	}
+}

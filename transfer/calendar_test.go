@@ -1,0 +1,108 @@
+package transfer_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"domicile/transfer"
+)
+
+func date(s string) time.Time {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+// TestGoldenWeek pins working days around two National Day holidays,
+// adjusted working days (调休) included.
+func TestGoldenWeek(t *testing.T) {
+	cal := transfer.CN()
+	for _, tc := range []struct {
+		day  string
+		work bool
+	}{
+		{"2025-09-27", false}, // Saturday
+		{"2025-09-28", true},  // Sunday, declared a working day
+		{"2025-10-01", false},
+		{"2025-10-08", false}, // the eighth day of the 2025 holiday
+		{"2025-10-09", true},
+		{"2025-10-11", true}, // Saturday, declared a working day
+		{"2025-10-12", false},
+		{"2026-02-14", true}, // Saturday before the Spring Festival
+		{"2026-02-23", false},
+	} {
+		if got := cal.IsWorkingDay(date(tc.day)); got != tc.work {
+			t.Errorf("IsWorkingDay(%s) = %v, want %v", tc.day, got, tc.work)
+		}
+	}
+	for _, tc := range []struct{ signed, due string }{
+		{"2025-09-26", "2025-10-16"}, // across 2025's eight-day Golden Week
+		{"2024-09-27", "2024-10-16"},
+		{"2026-03-02", "2026-03-16"}, // an ordinary fortnight
+	} {
+		got, exact := cal.AddWorkingDays(date(tc.signed), transfer.SCFilingWorkingDays)
+		if got.Format(time.DateOnly) != tc.due || !exact {
+			t.Errorf("AddWorkingDays(%s, 10) = %s (exact %v), want %s", tc.signed, got.Format(time.DateOnly), exact, tc.due)
+		}
+	}
+	if _, exact := cal.AddWorkingDays(date("2030-05-01"), 10); exact {
+		t.Error("a deadline in an uncovered year claims to be exact")
+	}
+}
+
+// TestStandardContractFiling: a contract signed before Golden Week may be
+// filed on the tenth working day after, not the day after that.
+func TestStandardContractFiling(t *testing.T) {
+	cal := transfer.CN()
+	for _, tc := range []struct {
+		filed string
+		valid bool
+	}{{"2025-10-16", true}, {"2025-10-17", false}, {"", false}} {
+		m := standardContract("sc", "2025-09-26", tc.filed)
+		if err := m.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		st := m.StatusOn("2025-10-20", cal)
+		if st.Valid != tc.valid || st.FilingDue != "2025-10-16" {
+			t.Errorf("filed %q: %+v, want valid %v, due 2025-10-16", tc.filed, st, tc.valid)
+		}
+	}
+	sa := transfer.Mechanism{Kind: transfer.KindSecurityAssessment, Approved: "2024-05-10"}
+	st := sa.StatusOn("2027-05-10", cal)
+	if st.Until != "2027-05-09" || st.Valid {
+		t.Errorf("assessment approved 2024-05-10 on 2027-05-10: %+v, want expired after 2027-05-09", st)
+	}
+}
+
+func TestCalendarMerge(t *testing.T) {
+	extra, err := transfer.ParseCalendar([]byte("2027-01-01 off 元旦\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal := transfer.CN().Merge(extra)
+	if !cal.Covers(2027) || cal.IsWorkingDay(date("2027-01-01")) {
+		t.Error("merged year not applied")
+	}
+	if !bytes.Equal(cal.Format()[:len(transfer.CN().Format())], transfer.CN().Format()) {
+		t.Error("merge changed the embedded years")
+	}
+}
+
+func FuzzParseCalendar(f *testing.F) {
+	f.Add(transfer.CN().Format())
+	f.Add([]byte("2026-10-10 work 国庆节调休\n"))
+	f.Add([]byte("2026-10-10 work x\n2026-10-09 off y\n"))
+	f.Add([]byte("2026-02-30 off x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := transfer.ParseCalendar(data)
+		if err != nil {
+			return
+		}
+		if out := c.Format(); !bytes.Equal(out, data) {
+			t.Fatalf("Format output different from input:\n%q\n%q", out, data)
+		}
+	})
+}
