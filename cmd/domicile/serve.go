@@ -116,6 +116,7 @@ func reload(env *cmdEnv, rt *runtime, path string, log *slog.Logger) {
 		log.Error("reload refused: the set of cells changed; restart to add or remove cells")
 		return
 	}
+	onReload(rt, dep, env.Now())
 	rt.dep = dep
 	rt.router.SetDeployment(dep)
 	log.Info("deployment reloaded", slog.Time("at", env.Now().UTC()))

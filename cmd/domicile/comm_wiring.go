@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"domicile"
+	"domicile/authority"
+	"domicile/cell"
+	"domicile/deploy"
+	"domicile/httpapi"
+	"domicile/notice"
+	"domicile/report"
+	"domicile/sqlite"
+)
+
+// comm is the communication part of an opened runtime: the notice and
+// authority request stores (their own database files under
+// <data>/control/), the request desk and the notice sender.
+type comm struct {
+	notices *sqlite.Notices
+	reqs    *sqlite.Authority
+	desk    *authority.Desk
+	sender  *notice.Sender
+}
+
+var (
+	commMu   sync.Mutex
+	commByRT = map[*runtime]*comm{}
+)
+
+// commTransfers, if set by the transfer gateway's wiring, gives the
+// reports the gateway's record of transfers. Until then documents say
+// that transfers are not reported to them.
+var commTransfers func(rt *runtime) report.Transfers
+
+func init() {
+	extraRoutes = append(extraRoutes, func(rt *runtime) func(s *httpapi.Server) {
+		return func(s *httpapi.Server) {
+			cm, err := commOf(rt)
+			if err != nil {
+				// The service runs without these routes rather than not at
+				// all; the failure is in its log.
+				slog.Error("communication routes disabled", slog.Any("err", err))
+				return
+			}
+			e, err := lawEngine()
+			if err != nil {
+				panic("domicile: embedded rules do not compile: " + err.Error())
+			}
+			var tr report.Transfers
+			if commTransfers != nil {
+				tr = commTransfers(rt)
+			}
+			s.SetReports(httpapi.Reports{
+				Sources: &report.Sources{Router: rt.router, Notices: notice.Lines{Store: cm.notices}, Authority: cm.desk, Transfers: tr, Law: e, Now: rt.now},
+				Desk:    cm.desk, Notices: cm.notices, Sender: cm.sender, Now: rt.now,
+				Plan: func(ctx context.Context, name string, data []byte) (*notice.Plan, error) {
+					next, err := deploy.Parse(data)
+					if err != nil {
+						return nil, domicile.Errorf(domicile.EInvalid, "deployment %s: %v", name, err)
+					}
+					return planFor(ctx, rt, cm, rt.router.Deployment(), next, name, data, tr != nil)
+				},
+			})
+		}
+	})
+}
+
+// commOf opens the communication stores of rt once; they close with it.
+func commOf(rt *runtime) (*comm, error) {
+	commMu.Lock()
+	defer commMu.Unlock()
+	if cm := commByRT[rt]; cm != nil {
+		return cm, nil
+	}
+	ctx := context.Background()
+	dir := filepath.Join(rt.dir, "control")
+	ns, err := sqlite.OpenNotices(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	as, err := sqlite.OpenAuthority(ctx, dir)
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	secret, err := webhookSecret(filepath.Join(dir, "webhook.secret"))
+	if err != nil {
+		ns.Close()
+		as.Close()
+		return nil, err
+	}
+	e, err := lawEngine()
+	if err != nil {
+		return nil, err
+	}
+	cm := &comm{notices: ns, reqs: as, desk: authority.New(authority.Config{Store: as, Router: rt.router, Law: e, Now: rt.now})}
+	cm.sender = &notice.Sender{Store: ns, Secret: secret, Now: rt.now,
+		AckURL: func(id string) string { return "/v1/notices/" + id + "/ack" },
+		OnDelivered: func(ctx context.Context, st notice.State) error {
+			c := rt.router.CellByID(st.Cell)
+			ref, err := domicile.ParseSubjectRef(st.Notice.SubjectRef)
+			if c == nil || err != nil {
+				return fmt.Errorf("notice %s: no cell %s for its subject", st.Notice.ID, st.Cell)
+			}
+			_, err = c.Log(ctx, domicile.Actor{Role: domicile.RoleSystem}, cell.SubjectKey{Ref: ref}, domicile.ActNotice, "notice/"+st.Notice.ID, fmt.Sprintf("delivered attempts=%d", st.Attempts))
+			return err
+		}}
+	commByRT[rt] = cm
+	rt.closers = append(rt.closers, func() error {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cm.sender.Close(sctx)
+		commMu.Lock()
+		delete(commByRT, rt)
+		commMu.Unlock()
+		return errors.Join(ns.Close(), as.Close())
+	})
+	return cm, nil
+}
+
+// webhookSecret returns the hex secret that signs webhook payloads,
+// creating it (mode 0600) on first use. The business's receiver verifies
+// payloads with it.
+func webhookSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		if err := writeFileSync(path, []byte(hex.EncodeToString(raw)+"\n"), 0o600); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+// planFor makes and stores the plan from one deployment to the next,
+// counting the subjects of the cells it touches in rt's data.
+func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Deployment, name string, data []byte, transfers bool) (*notice.Plan, error) {
+	cur, err := json.Marshal(struct {
+		D *domicile.Deployment
+		C []domicile.CellConfig
+	}{from, from.Cells})
+	if err != nil {
+		return nil, err
+	}
+	e, err := lawEngine()
+	if err != nil {
+		return nil, err
+	}
+	p, err := notice.MakePlan(ctx, notice.PlanInput{From: from, To: to,
+		FromRef: notice.Ref(from.Name+" (in force)", cur), ToRef: notice.Ref(name, data),
+		Subjects: notice.SubjectsFunc(func(ctx context.Context, cellID string) ([]notice.SubjectInfo, error) {
+			if rt.router.CellByID(cellID) == nil {
+				return nil, nil
+			}
+			return sqlite.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
+		}),
+		Law: e, Now: rt.now(), TransfersWired: transfers})
+	if err != nil {
+		return nil, err
+	}
+	if err := cm.notices.PutPlan(ctx, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// onReload records, with its time, each change of a reload that keeps
+// data in place (a cell's operator, location or key custody): in the
+// notice store, which subjects' statements read, and as an event in the
+// changed cell's log. serve's reload calls it just before swapping the
+// deployment in.
+func onReload(rt *runtime, next *domicile.Deployment, at time.Time) {
+	cm, err := commOf(rt)
+	if err != nil {
+		slog.Error("reload: cannot record the change", slog.Any("err", err))
+		return
+	}
+	var lines []report.ChangeLine
+	for _, c := range notice.Diff(rt.dep, next) {
+		if !c.KeepsData {
+			continue
+		}
+		lines = append(lines, report.ChangeLine{Time: at.UTC(), Cell: c.Cell, Field: c.Kind, Before: c.Before, After: c.After})
+		if cl := rt.router.CellByID(c.Cell); cl != nil {
+			if _, err := cl.Log(context.Background(), domicile.Actor{Role: domicile.RoleSystem}, cell.SubjectKey{}, domicile.ActNotice, "deployment", "changed "+c.Kind); err != nil {
+				slog.Error("reload: cannot log the change", slog.String("cell", c.Cell), slog.Any("err", err))
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	if err := cm.notices.PutApplied(context.Background(), lines); err != nil {
+		slog.Error("reload: cannot record the change", slog.Any("err", err))
+	}
+}

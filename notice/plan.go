@@ -1,0 +1,237 @@
+// Package notice plans a change of a deployment and tells the people it
+// affects. [MakePlan] compares two deployment files (a cell gets a new
+// operator, location or key custody; a jurisdiction's subjects get a new
+// home cell), names the affected subjects, and writes the stakeholder
+// impact report and each subject's notice in every language. A [Sender]
+// delivers the notices to a webhook the business implements: payloads are
+// signed with HMAC-SHA256 ([Sign], [Verify]), carry an idempotency key
+// (the notice id, stable across retries and re-plans), and are retried
+// with exponential backoff; delivery and acknowledgement are tracked in a
+// [Store] and shown in the subject's data statement.
+package notice
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"time"
+
+	"domicile"
+	"domicile/i18n"
+	"domicile/law"
+	"domicile/report"
+)
+
+// Diff returns the changes from one deployment to the next that touch
+// subjects: per cell, a new operator, location or key custody; per
+// jurisdiction, a new default home cell. Cells that exist in only one of
+// the two are not changes of this kind (adding or removing cells needs a
+// restart and a migration) and are ignored.
+func Diff(from, to *domicile.Deployment) []report.Change {
+	var out []report.Change
+	for _, a := range from.Cells {
+		b := to.Cell(a.ID)
+		if b == nil {
+			continue
+		}
+		if a.Operator != b.Operator {
+			out = append(out, report.Change{Kind: report.ChangeOperator, Cell: a.ID, Before: a.Operator, After: b.Operator, KeepsData: true})
+		}
+		if a.Location != b.Location {
+			out = append(out, report.Change{Kind: report.ChangeLocation, Cell: a.ID, Before: a.Location, After: b.Location, KeepsData: true})
+		}
+		ka, kb := kindOr(a.Custody.Kind), kindOr(b.Custody.Kind)
+		if ka != kb {
+			out = append(out, report.Change{Kind: report.ChangeCustody, Cell: a.ID, Before: ka, After: kb, KeepsData: true})
+		}
+	}
+	seen := map[domicile.Jurisdiction]bool{}
+	var js []domicile.Jurisdiction
+	for _, d := range []*domicile.Deployment{from, to} {
+		for _, r := range d.Policy {
+			if !seen[r.Jurisdiction] {
+				seen[r.Jurisdiction] = true
+				js = append(js, r.Jurisdiction)
+			}
+		}
+	}
+	sort.Slice(js, func(i, j int) bool { return js[i] < js[j] })
+	for _, j := range js {
+		fa, fb := first(from.PermittedCells(j)), first(to.PermittedCells(j))
+		if fa != "" && fb != "" && fa != fb {
+			out = append(out, report.Change{Kind: report.ChangeHomeCell, Cell: fa, Jurisdiction: j, Before: fa, After: fb, KeepsData: false})
+		}
+	}
+	return out
+}
+
+func kindOr(k string) string {
+	if k == "" {
+		return "file"
+	}
+	return k
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// SubjectInfo is one subject of a cell, as a plan counts it.
+type SubjectInfo struct {
+	Ref          string
+	Jurisdiction domicile.Jurisdiction
+	// Fields lists, per record kind, the fields the subject's records hold.
+	Fields map[string][]string
+}
+
+// Subjects lists the subjects of a cell.
+type Subjects interface {
+	CellSubjects(ctx context.Context, cell string) ([]SubjectInfo, error)
+}
+
+// SubjectsFunc adapts a function to Subjects.
+type SubjectsFunc func(ctx context.Context, cell string) ([]SubjectInfo, error)
+
+// CellSubjects calls f.
+func (f SubjectsFunc) CellSubjects(ctx context.Context, cell string) ([]SubjectInfo, error) {
+	return f(ctx, cell)
+}
+
+// Plan is a change plan: what changes, whom it affects, the impact report
+// in each language and each affected subject's notice.
+type Plan struct {
+	ID       string                          `json:"id"`
+	Created  time.Time                       `json:"created"`
+	From     report.DeploymentRef            `json:"from"`
+	To       report.DeploymentRef            `json:"to"`
+	Changes  []report.Change                 `json:"changes"`
+	Counted  bool                            `json:"subjects_counted"`
+	Reports  map[string]*report.ImpactReport `json:"reports"`
+	Notices  []Planned                       `json:"notices"`
+	Affected []report.AffectedGroup          `json:"affected"`
+}
+
+// Planned is one subject's notice in a plan.
+type Planned struct {
+	Cell   string               `json:"cell"`
+	Notice report.SubjectNotice `json:"notice"`
+}
+
+// PlanInput is what a plan is made from.
+type PlanInput struct {
+	From, To       *domicile.Deployment
+	FromRef, ToRef report.DeploymentRef
+	Subjects       Subjects // nil: subjects are not counted
+	Law            *law.Engine
+	Now            time.Time
+	TransfersWired bool
+}
+
+// Ref names a deployment file by its name and the SHA-256 of its bytes.
+func Ref(name string, data []byte) report.DeploymentRef {
+	sum := sha256.Sum256(data)
+	return report.DeploymentRef{Name: name, SHA256: hex.EncodeToString(sum[:])}
+}
+
+// MakePlan compares the two deployments and writes the plan. The plan's id
+// and each notice's id depend only on the two files (and the subject), so
+// planning the same change twice yields the same ids: a notice is never
+// delivered twice as two different notices.
+func MakePlan(ctx context.Context, in PlanInput) (*Plan, error) {
+	h := sha256.Sum256([]byte(in.FromRef.SHA256 + "\n" + in.ToRef.SHA256))
+	p := &Plan{ID: "p-" + hex.EncodeToString(h[:8]), Created: in.Now.UTC(), From: in.FromRef, To: in.ToRef,
+		Changes: Diff(in.From, in.To), Reports: map[string]*report.ImpactReport{}, Notices: []Planned{}, Affected: []report.AffectedGroup{}}
+	// Subjects touched: every subject of a cell that changes; for a new
+	// home cell, the subjects of that jurisdiction in the old one.
+	type groupKey struct {
+		j    domicile.Jurisdiction
+		cell string
+	}
+	groups := map[groupKey]*report.AffectedGroup{}
+	cats := map[groupKey]map[domicile.Category]int{}
+	changesOf := map[string][]report.Change{} // subject ref -> changes
+	cellOf := map[string]string{}
+	var refs []string
+	if in.Subjects != nil {
+		p.Counted = true
+		byCell := map[string][]SubjectInfo{}
+		for _, c := range p.Changes {
+			if _, ok := byCell[c.Cell]; ok {
+				continue
+			}
+			subs, err := in.Subjects.CellSubjects(ctx, c.Cell)
+			if err != nil {
+				return nil, err
+			}
+			byCell[c.Cell] = subs
+		}
+		for _, c := range p.Changes {
+			for _, s := range byCell[c.Cell] {
+				if c.Kind == report.ChangeHomeCell && (first(in.From.PermittedCells(s.Jurisdiction)) != c.Before || first(in.To.PermittedCells(s.Jurisdiction)) != c.After) {
+					continue
+				}
+				if _, ok := changesOf[s.Ref]; !ok {
+					refs = append(refs, s.Ref)
+					cellOf[s.Ref] = c.Cell
+					k := groupKey{s.Jurisdiction, c.Cell}
+					g := groups[k]
+					if g == nil {
+						g = &report.AffectedGroup{Jurisdiction: s.Jurisdiction, Cell: c.Cell}
+						groups[k] = g
+						cats[k] = map[domicile.Category]int{}
+					}
+					g.Subjects++
+					seen := map[domicile.Category]bool{}
+					for kind, fields := range s.Fields {
+						if kd := in.From.Kind(kind); kd != nil {
+							for _, cat := range kd.Categories(fields) {
+								seen[cat] = true
+							}
+						}
+					}
+					for cat := range seen {
+						cats[k][cat]++
+					}
+				}
+				changesOf[s.Ref] = append(changesOf[s.Ref], c)
+			}
+		}
+	}
+	var keys []groupKey
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].j != keys[j].j {
+			return keys[i].j < keys[j].j
+		}
+		return keys[i].cell < keys[j].cell
+	})
+	for _, k := range keys {
+		g := groups[k]
+		for cat, n := range cats[k] {
+			g.Categories = append(g.Categories, report.CategoryCount{Category: cat, Subjects: n, Sensitive: cat.Sensitive()})
+		}
+		sort.Slice(g.Categories, func(i, j int) bool { return g.Categories[i].Category < g.Categories[j].Category })
+		p.Affected = append(p.Affected, *g)
+	}
+	sort.Strings(refs)
+	for _, l := range i18n.Langs {
+		p.Reports[string(l)] = report.BuildImpact(i18n.NewPrinter(l), report.ImpactInput{
+			Now: in.Now, Plan: p.ID, From: in.From, To: in.To, FromRef: in.FromRef, ToRef: in.ToRef,
+			Changes: p.Changes, Affected: p.Affected, SubjectRefs: refs, SubjectsCounted: p.Counted,
+			TransfersReported: in.TransfersWired, Law: in.Law,
+		})
+	}
+	for _, ref := range refs {
+		nh := sha256.Sum256([]byte(p.ID + "\n" + ref))
+		n := report.BuildNotice(report.NoticeInput{ID: "n-" + hex.EncodeToString(nh[:12]), Plan: p.ID, SubjectRef: ref, Now: in.Now,
+			Changes: changesOf[ref], Before: in.From, After: in.To, Law: in.Law})
+		p.Notices = append(p.Notices, Planned{Cell: cellOf[ref], Notice: *n})
+	}
+	return p, nil
+}

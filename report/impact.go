@@ -1,0 +1,317 @@
+package report
+
+import (
+	"time"
+
+	"domicile"
+	"domicile/i18n"
+	"domicile/law"
+)
+
+// Change kinds a plan knows.
+const (
+	ChangeOperator = "operator"
+	ChangeLocation = "location"
+	ChangeCustody  = "custody"
+	ChangeHomeCell = "home-cell"
+)
+
+// Change is one difference between two deployments that touches subjects.
+type Change struct {
+	Kind string `json:"kind"`
+	// Cell is the cell that changes (for home-cell changes: the current
+	// home cell).
+	Cell string `json:"cell"`
+	// Jurisdiction is the subjects' jurisdiction for a home-cell change.
+	Jurisdiction domicile.Jurisdiction `json:"jurisdiction,omitempty"`
+	Before       string                `json:"before"`
+	After        string                `json:"after"`
+	// KeepsData is true when the change leaves the data where it is (it
+	// takes effect at a restart or reload); false when data would move
+	// between cells.
+	KeepsData bool   `json:"keeps_data"`
+	Text      string `json:"text"`
+}
+
+// CategoryCount is how many subjects of a group hold a category.
+type CategoryCount struct {
+	Category  domicile.Category `json:"category"`
+	Subjects  int               `json:"subjects"`
+	Sensitive bool              `json:"sensitive"`
+}
+
+// AffectedGroup is the subjects of one jurisdiction in one cell that a
+// plan affects.
+type AffectedGroup struct {
+	Jurisdiction domicile.Jurisdiction `json:"jurisdiction"`
+	Cell         string                `json:"cell"`
+	Subjects     int                   `json:"subjects"`
+	Categories   []CategoryCount       `json:"categories"`
+}
+
+// Side is one side (before or after) of a changed cell.
+type Side struct {
+	Place     Place       `json:"place"`
+	Keys      Custody     `json:"keys"`
+	Law       string      `json:"law"`
+	Reach     []ReachLine `json:"reach"`
+	Transfers string      `json:"transfers"`
+}
+
+// Comparison puts a changed cell before and after side by side.
+type Comparison struct {
+	Cell   string `json:"cell"`
+	Before Side   `json:"before"`
+	After  Side   `json:"after"`
+}
+
+// Step is one step of a plan's timeline.
+type Step struct {
+	When string `json:"when"`
+	Text string `json:"text"`
+}
+
+// DeploymentRef names a deployment file by name and SHA-256.
+type DeploymentRef struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+}
+
+// ImpactReport is the stakeholder impact report of a change plan.
+type ImpactReport struct {
+	Lang        i18n.Lang       `json:"lang"`
+	Generated   time.Time       `json:"generated"`
+	Plan        string          `json:"plan"`
+	From        DeploymentRef   `json:"from"`
+	To          DeploymentRef   `json:"to"`
+	Changes     []Change        `json:"changes"`
+	Affected    []AffectedGroup `json:"affected"`
+	Total       int             `json:"affected_subjects"`
+	SubjectRefs []string        `json:"subject_refs"`
+	Comparisons []Comparison    `json:"comparisons"`
+	Actions     []Action        `json:"actions"`
+	Timeline    []Step          `json:"timeline"`
+	Notes       []string        `json:"notes"`
+}
+
+// ImpactInput is what an impact report is built from.
+type ImpactInput struct {
+	Now                time.Time
+	Plan               string
+	From, To           *domicile.Deployment
+	FromRef, ToRef     DeploymentRef
+	Changes            []Change
+	Affected           []AffectedGroup
+	SubjectRefs        []string
+	TransfersReported  bool
+	SubjectsCounted    bool
+	Law                *law.Engine
+	NoticesScheduledAt time.Time
+}
+
+func side(p *i18n.Printer, e *law.Engine, dep *domicile.Deployment, cc domicile.CellConfig, asOf time.Time, transfers bool) Side {
+	s := Side{
+		Place: Place{Cell: cc.ID, Jurisdiction: cc.Jurisdiction, Location: cc.Location, Operator: cc.Operator},
+		Keys:  KeyCustody(p, cc, dep.Declarations.Entity),
+		Law:   p.T("law.of", string(cc.Jurisdiction)),
+		Reach: Reach(p, e, cc, dep.Declarations.Entity, asOf),
+	}
+	if cc.Jurisdiction == "CN" {
+		s.Law = p.T("law.cn")
+	}
+	s.Transfers = p.T("impact.transfers.unchanged")
+	if !transfers {
+		s.Transfers = p.T("impact.transfers.unreported")
+	}
+	return s
+}
+
+// BuildImpact builds the stakeholder impact report in the printer's
+// language.
+func BuildImpact(p *i18n.Printer, in ImpactInput) *ImpactReport {
+	r := &ImpactReport{
+		Lang: p.Lang(), Generated: in.Now.UTC(), Plan: in.Plan, From: in.FromRef, To: in.ToRef,
+		Changes: []Change{}, Affected: in.Affected, SubjectRefs: in.SubjectRefs,
+		Comparisons: []Comparison{}, Actions: []Action{}, Timeline: []Step{}, Notes: []string{},
+	}
+	if r.Affected == nil {
+		r.Affected = []AffectedGroup{}
+	}
+	if r.SubjectRefs == nil {
+		r.SubjectRefs = []string{}
+	}
+	for _, g := range r.Affected {
+		r.Total += g.Subjects
+	}
+	seenCell := map[string]bool{}
+	seenRule := map[string]bool{}
+	keepsAll := true
+	for _, c := range in.Changes {
+		c.Text = changeText(p, c)
+		r.Changes = append(r.Changes, c)
+		keepsAll = keepsAll && c.KeepsData
+		before, after := in.From.Cell(c.Cell), in.To.Cell(c.Cell)
+		if c.Kind == ChangeHomeCell {
+			after = in.To.Cell(c.After)
+		}
+		if before != nil && after != nil && !seenCell[c.Cell+"→"+after.ID] {
+			seenCell[c.Cell+"→"+after.ID] = true
+			r.Comparisons = append(r.Comparisons, Comparison{Cell: c.Cell,
+				Before: side(p, in.Law, in.From, *before, in.Now, in.TransfersReported),
+				After:  side(p, in.Law, in.To, *after, in.Now, in.TransfersReported)})
+		}
+		if before == nil {
+			continue
+		}
+		facts := law.Facts{"shares_with_other_handler": true}
+		if c.Kind == ChangeHomeCell && after != nil && after.Jurisdiction != before.Jurisdiction {
+			facts = law.Facts{"transfers_abroad": true, "transfer_contains_pi": true, "recipient_country": string(after.Jurisdiction)}
+		}
+		if c.Kind == ChangeLocation || c.Kind == ChangeCustody {
+			facts = law.Facts{}
+		}
+		sensitive := false
+		for _, g := range in.Affected {
+			if g.Cell == c.Cell {
+				for _, cc := range g.Categories {
+					sensitive = sensitive || cc.Sensitive
+				}
+			}
+		}
+		if sensitive {
+			facts["processes_sensitive_pi"] = true
+		}
+		for _, a := range ChangeActions(p, in.Law, before.Jurisdiction, in.To.Declarations, facts, in.Now) {
+			if !seenRule[a.Rule] {
+				seenRule[a.Rule] = true
+				r.Actions = append(r.Actions, a)
+			}
+		}
+	}
+	sortActions(r.Actions)
+	day := in.Now.UTC().Format("2006-01-02")
+	r.Timeline = append(r.Timeline,
+		Step{When: day, Text: p.T("timeline.plan")},
+		Step{When: p.T("timeline.before"), Text: p.T("timeline.actions", len(r.Actions))},
+		Step{When: p.T("timeline.before"), Text: p.T("timeline.notices", r.Total)},
+	)
+	if keepsAll {
+		r.Timeline = append(r.Timeline, Step{When: p.T("timeline.reload.when"), Text: p.T("timeline.reload")})
+	} else {
+		r.Timeline = append(r.Timeline, Step{When: p.T("timeline.move.when"), Text: p.T("timeline.move")})
+	}
+	r.Timeline = append(r.Timeline, Step{When: p.T("timeline.after"), Text: p.T("timeline.statements")})
+	if !in.SubjectsCounted {
+		r.Notes = append(r.Notes, p.T("impact.note.uncounted"))
+	}
+	if !in.TransfersReported {
+		r.Notes = append(r.Notes, p.T("impact.note.transfers"))
+	}
+	r.Notes = append(r.Notes, p.T("impact.note.law"))
+	return r
+}
+
+func sortActions(as []Action) {
+	for i := 1; i < len(as); i++ {
+		for j := i; j > 0; j-- {
+			ri, rj := obligationRank(as[j].Obligations), obligationRank(as[j-1].Obligations)
+			if ri < rj || ri == rj && as[j].Rule < as[j-1].Rule {
+				as[j], as[j-1] = as[j-1], as[j]
+				continue
+			}
+			break
+		}
+	}
+}
+
+func changeText(p *i18n.Printer, c Change) string {
+	switch c.Kind {
+	case ChangeOperator:
+		return p.T("change.operator", c.Cell, c.Before, c.After)
+	case ChangeLocation:
+		return p.T("change.location", c.Cell, c.Before, c.After)
+	case ChangeCustody:
+		return p.T("change.custody", c.Cell, custodyName(p, c.Before), custodyName(p, c.After))
+	case ChangeHomeCell:
+		return p.T("change.home-cell", string(c.Jurisdiction), c.Before, c.After)
+	}
+	return c.Kind
+}
+
+func custodyName(p *i18n.Printer, kind string) string {
+	if kind == "" {
+		kind = "file"
+	}
+	key := "custody.name." + kind
+	if i18n.Has(key) {
+		return p.T(key)
+	}
+	return kind
+}
+
+// SubjectNotice is the notice one affected subject receives, in every
+// language.
+type SubjectNotice struct {
+	ID         string                `json:"id"`
+	Plan       string                `json:"plan"`
+	SubjectRef string                `json:"subject_ref"`
+	Created    time.Time             `json:"created"`
+	Texts      map[string]NoticeText `json:"texts"`
+}
+
+// NoticeInput is what a subject's notice is built from.
+type NoticeInput struct {
+	ID, Plan, SubjectRef string
+	Now                  time.Time
+	Changes              []Change
+	Before, After        *domicile.Deployment
+	Law                  *law.Engine
+}
+
+// BuildNotice writes the notice of one subject in every language.
+func BuildNotice(in NoticeInput) *SubjectNotice {
+	n := &SubjectNotice{ID: in.ID, Plan: in.Plan, SubjectRef: in.SubjectRef, Created: in.Now.UTC(), Texts: map[string]NoticeText{}}
+	for _, l := range i18n.Langs {
+		p := i18n.NewPrinter(l)
+		var body []string
+		for _, c := range in.Changes {
+			body = append(body, changeText(p, c))
+			after := in.After.Cell(c.Cell)
+			if c.Kind == ChangeHomeCell {
+				after = in.After.Cell(c.After)
+			}
+			if after != nil {
+				k := KeyCustody(p, *after, in.After.Declarations.Entity)
+				body = append(body, k.Text)
+				for _, rl := range Reach(p, in.Law, *after, in.After.Declarations.Entity, in.Now) {
+					if rl.Who == "prc-authorities" || rl.Who == "local-authorities" {
+						body = append(body, rl.Text)
+					}
+				}
+			}
+			if c.KeepsData {
+				body = append(body, p.T("notice.keeps-data"))
+			} else {
+				body = append(body, p.T("notice.moves-data"))
+			}
+		}
+		contact := in.After.Declarations.Contact
+		if contact == "" {
+			contact = p.T("contact.unset")
+		}
+		body = append(body, p.T("notice.rights", contact))
+		n.Texts[string(l)] = NoticeText{Title: p.T("notice.title"), Body: joinParas(body)}
+	}
+	return n
+}
+
+func joinParas(ps []string) string {
+	out := ""
+	for i, s := range ps {
+		if i > 0 {
+			out += "\n\n"
+		}
+		out += s
+	}
+	return out
+}

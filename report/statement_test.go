@@ -1,0 +1,139 @@
+package report
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"domicile"
+	"domicile/i18n"
+)
+
+// TestDeferredAuthorityHidden: before the deferral date nothing of the
+// request shows (neither the line, nor its reads, nor the commitment
+// event); after it, all of it does.
+func TestDeferredAuthorityHidden(t *testing.T) {
+	p := i18n.NewPrinter(i18n.EN)
+	for _, tt := range []struct {
+		name   string
+		now    time.Time
+		shown  bool
+		events int
+	}{
+		{"before the deferral ends", demoNow, false, 6},
+		{"after the deferral ends", demoNow.AddDate(0, 4, 0), true, 8},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			in := demoStatementInput(t)
+			in.Now = tt.now
+			in.Period.To = tt.now
+			s := BuildStatement(p, in)
+			if got := len(s.Authority) == 1; got != tt.shown {
+				t.Errorf("authority request shown = %v, want %v", got, tt.shown)
+			}
+			if len(s.Accesses) != tt.events {
+				t.Errorf("%d accesses shown, want %d", len(s.Accesses), tt.events)
+			}
+			for _, e := range s.Accesses {
+				if !tt.shown && (e.Event.Role == domicile.RoleAuthority || strings.HasPrefix(e.Event.Resource, "authority-notice/")) {
+					t.Errorf("event %+v shown before the deferral ends", e.Event)
+				}
+			}
+			if !strings.Contains(strings.Join(s.Notes, " "), "defer") {
+				t.Error("the statement does not say that notices may be deferred")
+			}
+		})
+	}
+}
+
+// TestKeyCustodyNamesHolder: each custody kind names who can unwrap.
+func TestKeyCustodyNamesHolder(t *testing.T) {
+	p := i18n.NewPrinter(i18n.EN)
+	cc := demoDeployment().Cells[0]
+	for _, tt := range []struct {
+		kind, holder, says string
+	}{
+		{"", cc.Operator, "operator can therefore unwrap"},
+		{"file", cc.Operator, "keyring file on the machines of the cell operator"},
+		{"pkcs11", cc.Operator, "hardware security module"},
+		{"keyd", "Demo Shop", "The custodian can unwrap it"},
+	} {
+		c := cc
+		c.Custody.Kind = tt.kind
+		got := KeyCustody(p, c, "Demo Shop")
+		if got.Holder != tt.holder || !strings.Contains(got.Text, tt.says) {
+			t.Errorf("KeyCustody(%q) = %+v, want holder %q and text with %q", tt.kind, got, tt.holder, tt.says)
+		}
+	}
+}
+
+// TestReachNeverSaysNoOne: for CN the PRC access rules are cited; for a
+// jurisdiction the rule set does not cover, the statement says so.
+func TestReachNeverSaysNoOne(t *testing.T) {
+	p := i18n.NewPrinter(i18n.EN)
+	e := mustEngine(t)
+	dep := demoDeployment()
+	cn := Reach(p, e, dep.Cells[0], "", demoNow)
+	var ids []string
+	for _, r := range cn {
+		for _, x := range r.Rules {
+			ids = append(ids, x.ID)
+		}
+	}
+	for _, want := range []string{"CN.DSL.35", "CN.CSL.28", "CN.NIL.7", "CN.CEL.26", "CN.PIPL.41", "CN.DSL.36"} {
+		if !strings.Contains(strings.Join(ids, " "), want) {
+			t.Errorf("CN reach lacks %s (has %v)", want, ids)
+		}
+	}
+	us := Reach(p, e, dep.Cells[2], "", demoNow)
+	found := false
+	for _, r := range us {
+		found = found || strings.Contains(r.Text, "does not describe what the authorities of US may compel")
+	}
+	if !found {
+		t.Errorf("US reach %+v does not say the rule set is silent", us)
+	}
+}
+
+// TestTransfersUnreportedIsNotNone: with no gateway wired the statement
+// must not claim there were no transfers.
+func TestTransfersUnreportedIsNotNone(t *testing.T) {
+	for _, l := range i18n.Langs {
+		s := BuildStatement(i18n.NewPrinter(l), demoStatementInput(t))
+		if s.TransfersReported {
+			t.Fatal("transfers reported without a gateway")
+		}
+		var b strings.Builder
+		if err := Render(&b, s, Markdown); err != nil {
+			t.Fatal(err)
+		}
+		none, _ := i18n.Text(l, "statement.transfers.none")
+		if strings.Contains(b.String(), none) {
+			t.Errorf("%s: the statement says there were no transfers though none are reported to it", l)
+		}
+	}
+}
+
+func TestTransparencyCounts(t *testing.T) {
+	tr := BuildTransparency(i18n.NewPrinter(i18n.EN), demoTransparencyInput())
+	c := tr.Cells[0]
+	// In the period: 8 demo events + denied maintenance read + withdrawal
+	// + erasure; the operator read two months ago is outside it.
+	if c.Events != 11 || c.OperatorAccesses != 3 || c.AuthorityAccesses != 1 || c.Erasures != 1 || c.ConsentsWithdrawn != 1 {
+		t.Errorf("cell figures %+v", c)
+	}
+	if tr.AuthorityTotals["received"] != 2 || tr.AuthorityTotals["refused"] != 1 {
+		t.Errorf("authority totals %v", tr.AuthorityTotals)
+	}
+}
+
+func TestParseFormat(t *testing.T) {
+	for s, want := range map[string]Format{"json": JSON, "md": Markdown, "markdown": Markdown, "html": HTML} {
+		if f, err := ParseFormat(s); err != nil || f != want {
+			t.Errorf("ParseFormat(%q) = %v, %v", s, f, err)
+		}
+	}
+	if _, err := ParseFormat("pdf"); err == nil {
+		t.Error("ParseFormat(pdf) succeeded")
+	}
+}
