@@ -485,3 +485,9 @@ func (g *Gateway) Snapshot(ctx context.Context) ([]Count, []Warning, error) {
 	g.dates(p)
 	return cs, g.warnings(p, pi, spi), nil
 }
+
+// Records calls fn for each transfer record with from ≤ Time < until, in
+// time order: the evidence, for the reports.
+func (g *Gateway) Records(ctx context.Context, from, until time.Time, fn func(*Record) error) error {
+	return g.cfg.Store.Records(ctx, from, until, fn)
+}

@@ -137,6 +137,14 @@ func TestTransferGateEndToEnd(t *testing.T) {
 	}
 	_, recs, man := openBundle(t, body, id)
 	body.Close()
+	// The subject's statement shows the transfer, from the gateway's ledger.
+	stmt, err := cn.Statement(ctx, "wang.fang", "en")
+	if err != nil {
+		t.Fatalf("statement: %v", err)
+	}
+	if !stmt.TransfersReported || len(stmt.Transfers) != 1 || stmt.Transfers[0].Destination != "US" || stmt.Transfers[0].Reference != d.ID {
+		t.Fatalf("statement transfers = %+v (reported %v), want the export %s to US", stmt.Transfers, stmt.TransfersReported, d.ID)
+	}
 	if d.Law != "exempt" || d.MechanismRule != "CN.CBDF.5.4" || !slices.Contains(d.Obligations, "notice_art39") || d.PIYTD != 99_999 {
 		t.Fatalf("decision: %s by %s, obligations %v, ytd %d", d.Law, d.MechanismRule, d.Obligations, d.PIYTD)
 	}

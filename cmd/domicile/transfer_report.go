@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"sort"
+	"time"
+
+	"domicile"
+	"domicile/report"
+	"domicile/transfer"
+)
+
+func init() {
+	commTransfers = func(rt *runtime) report.Transfers {
+		g, ok := gateways.Load(rt)
+		if !ok {
+			return nil
+		}
+		return gatewayTransfers{rt: rt, g: g.(*transfer.Gateway)}
+	}
+}
+
+// gatewayTransfers gives the reports the gateway's ledger. A subject's
+// transfers are found from its own log (each export and counted remote
+// read is an event naming the transfer's id) and described from the
+// ledger's records, which hold no subject ids.
+type gatewayTransfers struct {
+	rt *runtime
+	g  *transfer.Gateway
+}
+
+var transferID = regexp.MustCompile(`\btransfer (\S+)`)
+
+func (t gatewayTransfers) records(ctx context.Context, from, to time.Time) (map[string]*transfer.Record, error) {
+	m := map[string]*transfer.Record{}
+	err := t.g.Records(ctx, from, to, func(r *transfer.Record) error {
+		c := *r
+		m[r.ID] = &c
+		return nil
+	})
+	return m, err
+}
+
+// SubjectTransfers lists the transfers of the subject ref in [from, to).
+func (t gatewayTransfers) SubjectTransfers(ctx context.Context, ref domicile.SubjectRef, from, to time.Time) ([]report.TransferLine, error) {
+	home, err := t.rt.control.Home(ctx, ref)
+	if err != nil {
+		return nil, nil // not registered (or erased): no transfers to show
+	}
+	c := t.rt.router.CellByID(home)
+	if c == nil {
+		return nil, nil
+	}
+	recs, err := t.records(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	var out []report.TransferLine
+	seen := map[string]bool{}
+	after := int64(-1)
+	for {
+		evs, err := c.Store().SubjectEvents(ctx, ref, after, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			after = e.Index
+			if e.Time.Before(from) || !e.Time.Before(to) {
+				continue
+			}
+			m := transferID.FindSubmatch(e.Committed)
+			if m == nil {
+				continue
+			}
+			r := recs[string(m[1])]
+			if r == nil || seen[r.ID] {
+				continue
+			}
+			seen[r.ID] = true
+			mech := r.Law
+			if r.Mechanism != "" {
+				mech = string(r.Kind) + " (" + r.Mechanism + ")"
+			}
+			out = append(out, report.TransferLine{Time: r.Time, Destination: r.Destination, Recipient: r.Recipient,
+				Mechanism: mech, Reference: r.ID, Purpose: r.Purpose, Categories: r.Categories})
+		}
+		if len(evs) < 1000 {
+			break
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, nil
+}
+
+// Summary counts transfers in [from, to) by mechanism and destination.
+func (t gatewayTransfers) Summary(ctx context.Context, from, to time.Time) ([]report.TransferCount, error) {
+	type key struct {
+		mech string
+		dest domicile.Jurisdiction
+	}
+	counts := map[key]*report.TransferCount{}
+	err := t.g.Records(ctx, from, to, func(r *transfer.Record) error {
+		mech := r.Law
+		if r.Kind != "" {
+			mech = string(r.Kind)
+		}
+		k := key{mech, r.Destination}
+		c := counts[k]
+		if c == nil {
+			c = &report.TransferCount{Mechanism: mech, Destination: r.Destination}
+			counts[k] = c
+		}
+		c.Transfers++
+		c.Subjects += r.Subjects
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]report.TransferCount, 0, len(counts))
+	for _, c := range counts {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Mechanism != out[j].Mechanism {
+			return out[i].Mechanism < out[j].Mechanism
+		}
+		return out[i].Destination < out[j].Destination
+	})
+	return out, nil
+}
