@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,15 @@ func (s *Server) SetLogs(logs Logs) {
 	s.HandleFunc("GET /v1/subjects/{id}/events", s.auth(s.subjectEvents))
 	s.HandleFunc("GET /v1/cells/{cell}/consistency", s.auth(s.consistency))
 }
+
+// EventFilter decides, for a subject reading its own trail, which events
+// it may see now: it hides what the law lets an authority keep from the
+// subject until a deferral ends (the leaves stay in the public log; only
+// their link to the subject is withheld).
+type EventFilter func(ctx context.Context, ref domicile.SubjectRef) (visible func(committed []byte) bool, err error)
+
+// SetEventFilter installs f for subject tokens' event lists.
+func (s *Server) SetEventFilter(f EventFilter) { s.eventFilter = f }
 
 func (s *Server) cellLog(w http.ResponseWriter, r *http.Request) *tlog.Log {
 	l := s.logs[r.PathValue("cell")]
@@ -178,7 +188,17 @@ func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicil
 		return
 	}
 	page := EventPage{Cell: c.ID(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), Checkpoint: string(h.Signed), Size: h.Size, Events: []EventItem{}}
+	visible := func([]byte) bool { return true }
+	if a.Role == domicile.RoleSubject && s.eventFilter != nil {
+		if visible, err = s.eventFilter(r.Context(), k.Ref); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	for _, e := range evs {
+		if e.Committed != nil && !visible(e.Committed) {
+			continue
+		}
 		it := EventItem{LeafIndex: e.Index, Salt: e.Salt, Committed: string(e.Committed), Leaf: string(e.Leaf), Event: e.Committed}
 		if e.Committed == nil {
 			it.Event = json.RawMessage("null")

@@ -61,10 +61,11 @@ type Server struct {
 
 	tokens sync.Map // [32]byte -> *domicile.Token
 	// patterns lists every route registered, for the OpenAPI check.
-	patterns  []string
-	logInfo   LogInfoFunc
-	logs      Logs
-	witnesses map[string]*witness.Witness
+	patterns    []string
+	logInfo     LogInfoFunc
+	logs        Logs
+	witnesses   map[string]*witness.Witness
+	eventFilter EventFilter
 }
 
 // New returns a server.

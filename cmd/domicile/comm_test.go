@@ -403,8 +403,29 @@ func TestAuthorityRequestEndToEnd(t *testing.T) {
 	if !hasEvent(st.Accesses, domicile.ActRead, "record/message/m1", "") {
 		t.Error("the operator's read is not in the statement")
 	}
+	// The raw trail withholds the same events until the deferral ends.
+	trailHasAuthority := func() bool {
+		req, _ := http.NewRequest("GET", subj.BaseURL+"/v1/subjects/li.wei/events?limit=1000", nil)
+		req.Header.Set("Authorization", "Bearer "+subj.Token)
+		var page httpapi.EventPage
+		if _, err := subj.Do(req, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Events {
+			if strings.Contains(e.Committed, `"role":"authority"`) {
+				return true
+			}
+		}
+		return false
+	}
+	if trailHasAuthority() {
+		t.Fatal("before the deferral ends the subject's trail shows the authority's access")
+	}
 
 	clk.Advance(31 * 24 * time.Hour)
+	if !trailHasAuthority() {
+		t.Fatal("after the deferral the subject's trail lacks the authority's access")
+	}
 	st, err = subj.Statement(ctx, "li.wei", "zh-CN")
 	if err != nil {
 		t.Fatal(err)

@@ -63,6 +63,7 @@ func init() {
 			if commTransfers != nil {
 				tr = commTransfers(rt)
 			}
+			s.SetEventFilter(deferredFilter(cm.desk, rt.now))
 			s.SetReports(httpapi.Reports{
 				Sources: &report.Sources{Router: rt.router, Notices: notice.Lines{Store: cm.notices}, Authority: cm.desk, Transfers: tr, Law: e, Now: rt.now},
 				Desk:    cm.desk, Notices: cm.notices, Sender: cm.sender, Now: rt.now,
@@ -76,6 +77,36 @@ func init() {
 			})
 		}
 	})
+}
+
+// deferredFilter hides from a subject's own trail the events of an
+// authority request whose notice the law still defers (its reads, and the
+// commitment to the notice), as the data statement does.
+func deferredFilter(desk *authority.Desk, now func() time.Time) httpapi.EventFilter {
+	return func(ctx context.Context, ref domicile.SubjectRef) (func([]byte) bool, error) {
+		lines, err := desk.SubjectLines(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		hiddenRef, hiddenRes := map[string]bool{}, map[string]bool{}
+		t := now()
+		for _, l := range lines {
+			if l.Deferred(t) {
+				hiddenRef[l.Reference] = true
+				hiddenRes["authority-notice/"+l.Request] = true
+			}
+		}
+		if len(hiddenRef) == 0 {
+			return func([]byte) bool { return true }, nil
+		}
+		return func(committed []byte) bool {
+			var e domicile.Event
+			if json.Unmarshal(committed, &e) != nil {
+				return true
+			}
+			return !(e.Role == domicile.RoleAuthority && hiddenRef[e.Reference]) && !hiddenRes[e.Resource]
+		}, nil
+	}
 }
 
 // commOf opens the communication stores of rt once; they close with it.
