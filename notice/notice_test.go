@@ -15,7 +15,7 @@ import (
 	"domicile/deploy"
 	"domicile/notice"
 	"domicile/report"
-	"domicile/sqlite"
+	"domicile/sqlite/commstore"
 )
 
 func TestSignVerify(t *testing.T) {
@@ -126,7 +126,7 @@ func TestMakePlanNamesAffected(t *testing.T) {
 // 400 is not; delivery state lands in the store.
 func TestSenderRetries(t *testing.T) {
 	ctx := context.Background()
-	store, err := sqlite.OpenNotices(ctx, t.TempDir())
+	store, err := commstore.OpenNotices(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

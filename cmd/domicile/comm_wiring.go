@@ -22,15 +22,15 @@ import (
 	"domicile/httpapi"
 	"domicile/notice"
 	"domicile/report"
-	"domicile/sqlite"
+	"domicile/sqlite/commstore"
 )
 
 // comm is the communication part of an opened runtime: the notice and
 // authority request stores (their own database files under
 // <data>/control/), the request desk and the notice sender.
 type comm struct {
-	notices *sqlite.Notices
-	reqs    *sqlite.Authority
+	notices *commstore.Notices
+	reqs    *commstore.Authority
 	desk    *authority.Desk
 	sender  *notice.Sender
 }
@@ -118,11 +118,11 @@ func commOf(rt *runtime) (*comm, error) {
 	}
 	ctx := context.Background()
 	dir := filepath.Join(rt.dir, "control")
-	ns, err := sqlite.OpenNotices(ctx, dir)
+	ns, err := commstore.OpenNotices(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	as, err := sqlite.OpenAuthority(ctx, dir)
+	as, err := commstore.OpenAuthority(ctx, dir)
 	if err != nil {
 		ns.Close()
 		return nil, err
@@ -203,7 +203,7 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 			if rt.router.CellByID(cellID) == nil {
 				return nil, nil
 			}
-			return sqlite.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
+			return commstore.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
 		}),
 		Law: e, Now: rt.now(), TransfersWired: transfers})
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"domicile/deploy"
 	"domicile/notice"
 	"domicile/report"
-	"domicile/sqlite"
+	"domicile/sqlite/commstore"
 )
 
 func init() {
@@ -75,7 +75,7 @@ func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 			if _, err := os.Stat(filepath.Join(dir, "cell.db")); err != nil {
 				return nil, nil // a cell without data has no subjects
 			}
-			return sqlite.CellSubjects(ctx, dir)
+			return commstore.CellSubjects(ctx, dir)
 		})
 	}
 	p, err := notice.MakePlan(ctx, in)
