@@ -142,7 +142,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	cdb.SetMaxOpenConns(1)
-	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(ON)&_pragma=mmap_size(268435456)&_pragma=cache_size(-16384)")
+	// No mmap on the readers: every write changes the file, and SQLite then
+	// unmaps and remaps it at the next read transaction, which cost more
+	// than the reads it saved.
+	rdb, err := sql.Open("sqlite", dsn+"&_pragma=query_only(ON)&_pragma=cache_size(-16384)")
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
