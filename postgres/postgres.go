@@ -42,6 +42,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"domicile"
+	"domicile/internal/blobdir"
+	"domicile/internal/hashcache"
 )
 
 // MaxBatchesPerCommit bounds how many batches share one transaction. Each
@@ -58,7 +60,7 @@ type Store struct {
 	schema string
 	cfg    *pgx.ConnConfig // the writer's connection settings
 	pool   *pgxpool.Pool   // reads and single-statement writes
-	blobs  *blobDir
+	blobs  *blobdir.Dir
 
 	// mu guards closed against Commit racing Close: Commit queues under
 	// the read lock, Close sets closed under the write lock and then
@@ -73,7 +75,7 @@ type Store struct {
 	// Only the writer goroutine touches these.
 	conn      *pgx.Conn
 	size      int64
-	cache     *hashCache
+	cache     *hashcache.Cache
 	cacheSize int
 	stale     bool // size and cache must be reloaded before the next group
 }
@@ -162,7 +164,7 @@ func open(ctx context.Context, dsn, schema, blobDir string, cacheSize int) (*Sto
 	if err != nil {
 		return nil, err
 	}
-	blobs, err := openBlobDir(blobDir)
+	blobs, err := blobdir.Open(blobDir)
 	if err != nil {
 		pool.Close()
 		return nil, err
@@ -202,7 +204,7 @@ func (s *Store) resync(ctx context.Context) error {
 	if err := s.conn.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&s.size); err != nil {
 		return fmt.Errorf("postgres: log size: %w", err)
 	}
-	s.cache = newHashCache(s.cacheSize)
+	s.cache = hashcache.New(s.cacheSize)
 	s.stale = false
 	return nil
 }
@@ -392,7 +394,7 @@ func (s *Store) runOnce(ctx context.Context, group []*job) ([]error, error) {
 			return nil, fmt.Errorf("postgres: release savepoint: %w", err)
 		}
 		s.size = sizeAt[failed]
-		s.cache.rollback(s.size)
+		s.cache.Rollback(s.size)
 		start = failed + 1
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -571,7 +573,7 @@ func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts 
 			hids = append(hids, id)
 			hashes = append(hashes, h[:])
 			pending[id] = h
-			s.cache.put(id, h)
+			s.cache.Put(id, h)
 		}
 		e.Index = i
 		s.size = i + 1
@@ -594,7 +596,7 @@ func (s *Store) hashReader(ctx context.Context, tx pgx.Tx, pending map[int64]tlo
 		for i, id := range indexes {
 			if h, ok := pending[id]; ok {
 				out[i] = h
-			} else if h, ok := s.cache.get(id); ok {
+			} else if h, ok := s.cache.Get(id); ok {
 				out[i] = h
 			} else {
 				miss = append(miss, id)
@@ -626,7 +628,7 @@ func (s *Store) hashReader(ctx context.Context, tx pgx.Tx, pending map[int64]tlo
 			if _, ok := pending[id]; ok {
 				continue
 			}
-			if _, ok := s.cache.get(id); ok {
+			if _, ok := s.cache.Get(id); ok {
 				continue
 			}
 			h, ok := got[id]
@@ -636,47 +638,6 @@ func (s *Store) hashReader(ctx context.Context, tx pgx.Tx, pending map[int64]tlo
 			out[i] = h
 		}
 		return out, nil
-	}
-}
-
-// hashCache keeps the most recently stored hashes, which are nearly all
-// that appending needs, so an append rarely reads the database.
-type hashCache struct {
-	ring []int64
-	m    map[int64]tlog.Hash
-	next int
-}
-
-func newHashCache(n int) *hashCache {
-	c := &hashCache{ring: make([]int64, n), m: make(map[int64]tlog.Hash, n)}
-	for i := range c.ring {
-		c.ring[i] = -1
-	}
-	return c
-}
-
-func (c *hashCache) put(id int64, h tlog.Hash) {
-	if old := c.ring[c.next]; old >= 0 {
-		delete(c.m, old)
-	}
-	c.ring[c.next] = id
-	c.next = (c.next + 1) % len(c.ring)
-	c.m[id] = h
-}
-
-func (c *hashCache) get(id int64) (tlog.Hash, bool) {
-	h, ok := c.m[id]
-	return h, ok
-}
-
-// rollback forgets hashes of leaves from size on, after a rolled-back
-// batch.
-func (c *hashCache) rollback(size int64) {
-	limit := tlog.StoredHashIndex(0, size)
-	for id := range c.m {
-		if id >= limit {
-			delete(c.m, id)
-		}
 	}
 }
 

@@ -24,6 +24,8 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"domicile"
+	"domicile/internal/blobdir"
+	"domicile/internal/hashcache"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -37,7 +39,7 @@ type Store struct {
 	wdb   *sql.DB // one connection: the writer
 	cdb   *sql.DB // one connection: checkpoints and rare small writes
 	rdb   *sql.DB // read-only pool
-	blobs *blobDir
+	blobs *blobdir.Dir
 
 	jobs chan *job
 	wg   sync.WaitGroup
@@ -48,7 +50,7 @@ type Store struct {
 
 	// Only the writer goroutine touches these.
 	size  int64
-	cache *hashCache
+	cache *hashcache.Cache
 	st    writeStmts
 	rq    readStmts
 
@@ -152,13 +154,13 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	}
 	rdb.SetMaxOpenConns(8)
 	rdb.SetMaxIdleConns(8)
-	blobs, err := openBlobDir(filepath.Join(dir, "blobs"))
+	blobs, err := blobdir.Open(filepath.Join(dir, "blobs"))
 	if err != nil {
 		wdb.Close()
 		rdb.Close()
 		return nil, err
 	}
-	s := &Store{path: path, wdb: wdb, cdb: cdb, rdb: rdb, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cache: newHashCache(1 << 16), ckptStop: make(chan struct{})}
+	s := &Store{path: path, wdb: wdb, cdb: cdb, rdb: rdb, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cache: hashcache.New(1 << 16), ckptStop: make(chan struct{})}
 	if err := s.st.prepare(ctx, wdb); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -284,7 +286,7 @@ func (s *Store) run(group []*job) {
 	size0 := s.size
 	fail := func(err error) {
 		s.size = size0
-		s.cache.rollback(size0)
+		s.cache.Rollback(size0)
 		for _, j := range group {
 			j.done <- err
 		}
@@ -316,7 +318,7 @@ func (s *Store) run(group []*job) {
 			errs[i] = err
 			if s.size != before {
 				s.size = before
-				s.cache.rollback(before)
+				s.cache.Rollback(before)
 			}
 			if sp {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO b`); err != nil {
@@ -498,7 +500,7 @@ func (s *Store) appendEvent(ctx context.Context, tx *sql.Tx, e *domicile.LogEntr
 		if _, err := ins.ExecContext(ctx, base+int64(i), h[:]); err != nil {
 			return fmt.Errorf("sqlite: store hash: %w", err)
 		}
-		s.cache.put(base+int64(i), h)
+		s.cache.Put(base+int64(i), h)
 	}
 	e.Index = n
 	s.size = n + 1
@@ -509,7 +511,7 @@ func (s *Store) txHashReader(ctx context.Context, tx *sql.Tx) tlog.HashReaderFun
 	return func(indexes []int64) ([]tlog.Hash, error) {
 		out := make([]tlog.Hash, len(indexes))
 		for i, id := range indexes {
-			if h, ok := s.cache.get(id); ok {
+			if h, ok := s.cache.Get(id); ok {
 				out[i] = h
 				continue
 			}
@@ -520,46 +522,6 @@ func (s *Store) txHashReader(ctx context.Context, tx *sql.Tx) tlog.HashReaderFun
 			copy(out[i][:], b)
 		}
 		return out, nil
-	}
-}
-
-// hashCache keeps the most recently stored hashes, which are nearly all
-// that appending needs, so an append rarely reads the database.
-type hashCache struct {
-	ring []int64
-	m    map[int64]tlog.Hash
-	next int
-}
-
-func newHashCache(n int) *hashCache {
-	c := &hashCache{ring: make([]int64, n), m: make(map[int64]tlog.Hash, n)}
-	for i := range c.ring {
-		c.ring[i] = -1
-	}
-	return c
-}
-
-func (c *hashCache) put(id int64, h tlog.Hash) {
-	if old := c.ring[c.next]; old >= 0 {
-		delete(c.m, old)
-	}
-	c.ring[c.next] = id
-	c.next = (c.next + 1) % len(c.ring)
-	c.m[id] = h
-}
-
-func (c *hashCache) get(id int64) (tlog.Hash, bool) {
-	h, ok := c.m[id]
-	return h, ok
-}
-
-// rollback forgets hashes of leaves from size on, after a rolled-back batch.
-func (c *hashCache) rollback(size int64) {
-	limit := tlog.StoredHashIndex(0, size)
-	for id := range c.m {
-		if id >= limit {
-			delete(c.m, id)
-		}
 	}
 }
 
