@@ -272,10 +272,10 @@ func testKeysConcurrent(t *testing.T, k domicile.KeyStore) {
 			}
 			w := wrappedKey(ref, 1, 2)
 			if err := k.ReplaceKey(ctx, w, 1); err != nil {
-				errs <- fmt.Errorf("ReplaceKey %d: %w", i, err)
+				errs <- fmt.Errorf("replace key %d: %w", i, err)
 			}
 			if _, err := k.Key(ctx, ref, 1); err != nil {
-				errs <- fmt.Errorf("Key %d: %w", i, err)
+				errs <- fmt.Errorf("key %d: %w", i, err)
 			}
 		}()
 	}

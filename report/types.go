@@ -2,7 +2,6 @@ package report
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"domicile"
@@ -143,5 +142,3 @@ type Opening struct {
 	Event      EventProof `json:"event"`
 }
 
-// rawJSON is a helper for golden output of json.RawMessage fields.
-type rawJSON = json.RawMessage

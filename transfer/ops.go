@@ -187,7 +187,6 @@ type importGroup struct {
 	counted bool
 	pi, spi []domicile.SubjectRef
 	cats    map[domicile.Category]bool
-	first   time.Time
 }
 
 // Import reads transfers made outside the gateway (before the business

@@ -188,7 +188,7 @@ func TestTransferGateEndToEnd(t *testing.T) {
 
 	// One sensitive field flips the counting: sensitive consent, sensitive count.
 	loc := map[string][]string{"location": {"lat"}}
-	d, body, err = us.Transfer(ctx, req(loc, "li.wei"))
+	_, _, err = us.Transfer(ctx, req(loc, "li.wei"))
 	if !errors.As(err, &re) || !slices.Contains(re.Decision.Rules, "CN.PIPL.28") {
 		t.Fatalf("sensitive field without sensitive consent: %v", err)
 	}
