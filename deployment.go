@@ -1,5 +1,7 @@
 package domicile
 
+import "slices"
+
 // DefaultMaxObjectBytes is the default limit on an object's size: 1 GiB.
 const DefaultMaxObjectBytes int64 = 1 << 30
 
@@ -68,6 +70,9 @@ type Deployment struct {
 	Purposes       []string
 	MaxObjectBytes int64
 	Declarations   Declarations
+	// Mechanisms are the transfer mechanisms the business declares it
+	// holds or plans, in the file's order.
+	Mechanisms []MechanismDecl
 }
 
 // Cell returns the cell with the given id, or nil.
@@ -154,4 +159,63 @@ func join(s []string) string {
 		out += x
 	}
 	return out
+}
+
+// mechanismKinds lists the kinds of transfer mechanism a deployment file
+// may declare. They are the kinds the transfer gateway's registry knows
+// (a test in package transfer keeps the two lists equal): China's routes
+// (security assessment, standard contract, certification, the Greater Bay
+// Area contract), the exemptions a business relies on and documents, and
+// other regimes' instruments (GDPR Arts. 45-47).
+var mechanismKinds = []string{"security_assessment", "standard_contract", "certification", "gba_standard_contract",
+	"exemption_contract", "exemption_hr", "exemption_emergency", "exemption_ftz", "exemption_transit", "exemption_legal_duty",
+	"adequacy", "sccs", "bcrs"}
+
+// MechanismKinds returns the kinds of transfer mechanism a deployment may
+// declare, in the registry's order. The slice is a copy.
+func MechanismKinds() []string { return append([]string(nil), mechanismKinds...) }
+
+// IsMechanismKind reports whether k is a kind of transfer mechanism.
+func IsMechanismKind(k string) bool { return slices.Contains(mechanismKinds, k) }
+
+// MechanismDecl declares a transfer mechanism the business holds or plans
+// (the deployment file's `mechanisms:` section): the legal basis on which
+// data of the listed categories may leave the source jurisdiction for the
+// destinations, to the recipients, for the purposes. A declaration is what
+// a change plan tells people about; the transfer gateway's registry, with
+// the mechanism's dates and filings, is what decides each transfer.
+type MechanismDecl struct {
+	ID string `json:"id"`
+	// Kind is one of [MechanismKinds].
+	Kind string `json:"kind"`
+	// Source is the jurisdiction whose law the mechanism satisfies (CN by
+	// default); it covers the subjects homed in cells of that jurisdiction.
+	Source       Jurisdiction   `json:"source"`
+	Destinations []Jurisdiction `json:"destinations"`
+	// Recipients names the recipients abroad; "*" means any.
+	Recipients []string `json:"recipients"`
+	// Purposes lists declared purposes; "*" means any.
+	Purposes   []string   `json:"purposes"`
+	Categories []Category `json:"categories"`
+	// Reference is the contract, approval or certificate reference, if any.
+	Reference string `json:"reference,omitempty"`
+}
+
+// Equal reports whether m and o declare the same mechanism in the same
+// words.
+func (m *MechanismDecl) Equal(o *MechanismDecl) bool {
+	return m.ID == o.ID && m.Kind == o.Kind && m.Source == o.Source && m.Reference == o.Reference &&
+		slices.Equal(m.Destinations, o.Destinations) && slices.Equal(m.Recipients, o.Recipients) &&
+		slices.Equal(m.Purposes, o.Purposes) && slices.Equal(m.Categories, o.Categories)
+}
+
+// Mechanism returns the declared transfer mechanism with the given id, or
+// nil.
+func (d *Deployment) Mechanism(id string) *MechanismDecl {
+	for i := range d.Mechanisms {
+		if d.Mechanisms[i].ID == id {
+			return &d.Mechanisms[i]
+		}
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package deploy reads a domicile deployment file (YAML): its cells, its
-// residency policy, its record kinds and purposes. A file that contradicts
-// itself is refused with a message naming its line.
+// residency policy, its record kinds and purposes, and the transfer
+// mechanisms it declares. A file that contradicts itself is refused with a
+// message naming its line.
 package deploy
 
 import (
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -60,6 +62,9 @@ func errAt(n *yaml.Node, format string, args ...any) error {
 var cellID = regexp.MustCompile(`^[a-z][a-z0-9-]{0,31}$`)
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,63}$`)
 
+// mechID is the transfer gateway's syntax for a mechanism id.
+var mechID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 // Parse reads a deployment document.
 func Parse(data []byte) (*domicile.Deployment, error) {
 	if len(data) > MaxFileBytes {
@@ -83,6 +88,7 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 	d := &domicile.Deployment{MaxObjectBytes: domicile.DefaultMaxObjectBytes}
 	seen := map[string]bool{}
 	var policyNode *yaml.Node
+	var mechPurposes []*yaml.Node
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		k, v := doc.Content[i], doc.Content[i+1]
 		if seen[k.Value] {
@@ -105,8 +111,10 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 			err = parseLimits(d, v)
 		case "declarations":
 			err = strictDecode(v, &d.Declarations)
+		case "mechanisms":
+			mechPurposes, err = parseMechanisms(d, v)
 		default:
-			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, declarations)", k.Value)
+			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, declarations, mechanisms)", k.Value)
 		}
 		if err != nil {
 			var le *LineError
@@ -127,6 +135,13 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 	}
 	if len(d.Purposes) == 0 {
 		d.Purposes = []string{"service"}
+	}
+	// A mechanism's purposes are checked once every purpose is known: the
+	// sections may come in any order.
+	for _, n := range mechPurposes {
+		if n.Value != "*" && !d.HasPurpose(n.Value) {
+			return nil, errAt(n, "mechanism purpose %q is not a declared purpose", n.Value)
+		}
 	}
 	return d, nil
 }
@@ -308,4 +323,153 @@ func parseLimits(d *domicile.Deployment, v *yaml.Node) error {
 		d.MaxObjectBytes = l.MaxObjectBytes
 	}
 	return nil
+}
+
+// maxMechanisms bounds the mechanisms a deployment declares, and
+// maxMechList each list of one.
+const (
+	maxMechanisms = 256
+	maxMechList   = 256
+)
+
+// parseMechanisms reads the mechanisms section. It returns the purpose
+// nodes, which Parse checks against the declared purposes.
+func parseMechanisms(d *domicile.Deployment, v *yaml.Node) ([]*yaml.Node, error) {
+	if v.Kind != yaml.SequenceNode {
+		return nil, errAt(v, "mechanisms must be a list")
+	}
+	if len(v.Content) > maxMechanisms {
+		return nil, errAt(v, "more than %d mechanisms", maxMechanisms)
+	}
+	var purposes []*yaml.Node
+	for _, n := range v.Content {
+		if n.Kind != yaml.MappingNode {
+			return nil, errAt(n, "a mechanism must be a mapping")
+		}
+		m := domicile.MechanismDecl{Source: "CN"}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if seen[k.Value] {
+				return nil, errAt(k, "mechanism key %q appears twice", k.Value)
+			}
+			seen[k.Value] = true
+			switch k.Value {
+			case "id", "kind", "source", "reference":
+				if val.Kind != yaml.ScalarNode {
+					return nil, errAt(val, "mechanism %s must be a string", k.Value)
+				}
+			case "destinations", "recipients", "purposes", "categories":
+				if val.Kind != yaml.SequenceNode || len(val.Content) == 0 {
+					return nil, errAt(val, "mechanism %s must be a non-empty list", k.Value)
+				}
+				if len(val.Content) > maxMechList {
+					return nil, errAt(val, "mechanism %s: more than %d entries", k.Value, maxMechList)
+				}
+				for _, e := range val.Content {
+					if e.Kind != yaml.ScalarNode {
+						return nil, errAt(e, "mechanism %s must list strings", k.Value)
+					}
+				}
+			default:
+				return nil, errAt(k, "unknown mechanism key %q (want id, kind, source, destinations, recipients, purposes, categories, reference)", k.Value)
+			}
+			var err error
+			switch k.Value {
+			case "id":
+				m.ID = val.Value
+				if !mechID.MatchString(m.ID) {
+					return nil, errAt(val, "mechanism id %q must be 1 to 64 letters, digits, '.', '_' or '-'", trunc(m.ID, 64))
+				}
+				if d.Mechanism(m.ID) != nil {
+					return nil, errAt(val, "mechanism %q is declared twice", m.ID)
+				}
+			case "kind":
+				m.Kind = val.Value
+				if !domicile.IsMechanismKind(m.Kind) {
+					return nil, errAt(val, "unknown mechanism kind %q (want one of %s)", trunc(m.Kind, 32), strings.Join(domicile.MechanismKinds(), ", "))
+				}
+			case "source":
+				if m.Source, err = domicile.ParseJurisdiction(val.Value); err != nil {
+					return nil, errAt(val, "mechanism source: %v", err)
+				}
+			case "reference":
+				m.Reference = val.Value
+				if m.Reference == "" || len(m.Reference) > 256 {
+					return nil, errAt(val, "mechanism reference must be 1 to 256 bytes")
+				}
+			case "destinations":
+				for _, e := range val.Content {
+					j, err := domicile.ParseJurisdiction(e.Value)
+					if err != nil {
+						return nil, errAt(e, "mechanism destination: %v", err)
+					}
+					if slices.Contains(m.Destinations, j) {
+						return nil, errAt(e, "mechanism destination %q is listed twice", j)
+					}
+					m.Destinations = append(m.Destinations, j)
+				}
+			case "recipients":
+				for _, e := range val.Content {
+					if strings.TrimSpace(e.Value) == "" || len(e.Value) > 256 {
+						return nil, errAt(e, "a mechanism recipient must be 1 to 256 bytes")
+					}
+					if slices.Contains(m.Recipients, e.Value) {
+						return nil, errAt(e, "mechanism recipient %q is listed twice", trunc(e.Value, 64))
+					}
+					m.Recipients = append(m.Recipients, e.Value)
+				}
+			case "purposes":
+				for _, e := range val.Content {
+					if e.Value != "*" && !nameRE.MatchString(e.Value) {
+						return nil, errAt(e, "mechanism purpose %q must be a lower-case word or \"*\"", trunc(e.Value, 64))
+					}
+					if slices.Contains(m.Purposes, e.Value) {
+						return nil, errAt(e, "mechanism purpose %q is listed twice", e.Value)
+					}
+					m.Purposes = append(m.Purposes, e.Value)
+					purposes = append(purposes, e)
+				}
+			case "categories":
+				for _, e := range val.Content {
+					c, err := domicile.ParseCategory(e.Value)
+					if err != nil {
+						return nil, errAt(e, "%v", err)
+					}
+					if slices.Contains(m.Categories, c) {
+						return nil, errAt(e, "mechanism category %q is listed twice", c)
+					}
+					m.Categories = append(m.Categories, c)
+				}
+			}
+		}
+		switch {
+		case m.ID == "":
+			return nil, errAt(n, "mechanism has no id")
+		case m.Kind == "":
+			return nil, errAt(n, "mechanism %q has no kind", m.ID)
+		case len(m.Destinations) == 0:
+			return nil, errAt(n, "mechanism %q names no destinations", m.ID)
+		case len(m.Recipients) == 0:
+			return nil, errAt(n, "mechanism %q names no recipients (\"*\" for any)", m.ID)
+		case len(m.Purposes) == 0:
+			return nil, errAt(n, "mechanism %q names no purposes (\"*\" for any)", m.ID)
+		case len(m.Categories) == 0:
+			return nil, errAt(n, "mechanism %q names no data categories", m.ID)
+		}
+		for _, j := range m.Destinations {
+			if m.Source.Covers(j) {
+				return nil, errAt(n, "mechanism %q: destination %s is inside its source %s", m.ID, j, m.Source)
+			}
+		}
+		d.Mechanisms = append(d.Mechanisms, m)
+	}
+	return purposes, nil
+}
+
+func trunc(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"domicile"
 )
 
@@ -72,6 +74,8 @@ func FuzzParse(f *testing.F) {
 	f.Add(defaultYAML)
 	f.Add([]byte("cells:\n  - id: a\n    jurisdiction: CN\n    operator: Op\npolicy:\n  CN: [a]\n"))
 	f.Add([]byte("policy: {EU: [x]}\n"))
+	f.Add([]byte(mechBase + "mechanisms:\n  - id: sc-1\n    kind: standard_contract\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n    reference: SC-1\n"))
+	f.Add([]byte(mechBase + "mechanisms:\n  - {id: a, kind: sccs, source: EU, destinations: [US], recipients: [\"*\"], purposes: [\"*\"], categories: [personal]}\n  - {id: a, kind: bcrs}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Parse(b)
 		if err != nil {
@@ -85,5 +89,110 @@ func FuzzParse(f *testing.F) {
 				}
 			}
 		}
+		// Every mechanism is complete, of a known kind, and declared once.
+		ids := map[string]bool{}
+		for _, m := range d.Mechanisms {
+			if ids[m.ID] || !domicile.IsMechanismKind(m.Kind) || len(m.Destinations) == 0 || len(m.Recipients) == 0 || len(m.Purposes) == 0 || len(m.Categories) == 0 {
+				t.Fatalf("mechanism %+v parsed", m)
+			}
+			ids[m.ID] = true
+			for _, p := range m.Purposes {
+				if p != "*" && !d.HasPurpose(p) {
+					t.Fatalf("mechanism %q names undeclared purpose %q", m.ID, p)
+				}
+			}
+			for _, c := range m.Categories {
+				if _, err := domicile.ParseCategory(string(c)); err != nil {
+					t.Fatalf("mechanism %q: %v", m.ID, err)
+				}
+			}
+		}
 	})
+}
+
+const mechBase = "cells:\n  - id: cn-gz1\n    jurisdiction: CN\n    operator: Op\npolicy:\n  CN: [cn-gz1]\npurposes: [service, support]\n"
+
+func TestParseMechanisms(t *testing.T) {
+	doc := mechBase + `mechanisms:
+  - id: sc-acme
+    kind: standard_contract
+    destinations: [US, SG]
+    recipients: ["Acme Support Inc."]
+    purposes: [support]
+    categories: [personal, specific-identity]
+    reference: SC-2026-001
+  - id: eu-sccs
+    kind: sccs
+    source: EU
+    destinations: [US]
+    recipients: ["*"]
+    purposes: ["*"]
+    categories: [personal]
+`
+	d, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []domicile.MechanismDecl{
+		{ID: "sc-acme", Kind: "standard_contract", Source: "CN", Destinations: []domicile.Jurisdiction{"US", "SG"}, Recipients: []string{"Acme Support Inc."},
+			Purposes: []string{"support"}, Categories: []domicile.Category{domicile.Personal, domicile.SpecificIdentity}, Reference: "SC-2026-001"},
+		{ID: "eu-sccs", Kind: "sccs", Source: "EU", Destinations: []domicile.Jurisdiction{"US"}, Recipients: []string{"*"}, Purposes: []string{"*"}, Categories: []domicile.Category{domicile.Personal}},
+	}
+	if diff := cmp.Diff(want, d.Mechanisms); diff != "" {
+		t.Errorf("Parse mechanisms (-want +got):\n%s", diff)
+	}
+	if m := d.Mechanism("eu-sccs"); m == nil || !m.Equal(&want[1]) || m.Equal(&want[0]) {
+		t.Errorf("Mechanism(eu-sccs) = %+v", m)
+	}
+	if len(Default().Mechanisms) != 0 {
+		t.Error("the demo deployment declares mechanisms")
+	}
+}
+
+// TestParseRefusesBadMechanisms checks that each bad mechanism is refused
+// with a message naming its line.
+func TestParseRefusesBadMechanisms(t *testing.T) {
+	// mech builds a one-mechanism file whose mechanism starts at line 9
+	// and whose lines after the id line are given.
+	mech := func(lines string) string { return mechBase + "mechanisms:\n  - id: m1\n" + lines }
+	good := "    kind: standard_contract\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"
+	tests := []struct {
+		name, doc string
+		line      int
+		want      string
+	}{
+		{"unknown kind", mech("    kind: pinky_promise\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"), 10, `unknown mechanism kind "pinky_promise"`},
+		{"bad destination", mech("    kind: sccs\n    source: EU\n    destinations: [US, XX]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"), 12, `"XX" is not an assigned`},
+		{"lower-case destination", mech("    kind: sccs\n    destinations: [us]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"), 11, "upper-case"},
+		{"bad source", mech("    kind: sccs\n    source: Europe\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"), 11, `"Europe"`},
+		{"destination inside source", mech("    kind: sccs\n    source: EU\n    destinations: [DE]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"), 9, "inside its source"},
+		{"unknown category", mech("    kind: standard_contract\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal, gossip]\n"), 14, `unknown data category "gossip"`},
+		{"undeclared purpose", mech("    kind: standard_contract\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support, marketing]\n    categories: [personal]\n"), 13, `purpose "marketing" is not a declared purpose`},
+		{"duplicate id", mech(good) + "  - id: m1\n" + good, 15, `mechanism "m1" is declared twice`},
+		{"bad id", mechBase + "mechanisms:\n  - id: \"no spaces\"\n" + good, 9, "mechanism id"},
+		{"no id", mechBase + "mechanisms:\n  - kind: sccs\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n", 9, "no id"},
+		{"no kind", mech("    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"), 9, "has no kind"},
+		{"no recipients", mech("    kind: sccs\n    destinations: [US]\n    purposes: [support]\n    categories: [personal]\n"), 9, "no recipients"},
+		{"empty categories", mech("    kind: sccs\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: []\n"), 14, "non-empty list"},
+		{"unknown key", mech(good + "    expires: 2027-01-01\n"), 15, `unknown mechanism key "expires"`},
+		{"repeated key", mech(good + "    kind: sccs\n"), 15, "appears twice"},
+		{"duplicate destination", mech("    kind: sccs\n    destinations: [US, US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"), 11, "listed twice"},
+		{"not a list", mechBase + "mechanisms: {id: m1}\n", 8, "must be a list"},
+		{"nested list", mech("    kind: sccs\n    destinations: [[US]]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n"), 11, "must list strings"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc))
+			var le *LineError
+			if !errors.As(err, &le) {
+				t.Fatalf("Parse = %v, want a LineError", err)
+			}
+			if le.Line != tt.line {
+				t.Errorf("Parse error at line %d (%v), want line %d", le.Line, err, tt.line)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Parse error %q lacks %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"domicile"
 	"domicile/deploy"
+	"domicile/law"
 	"domicile/notice"
 	"domicile/report"
 	"domicile/sqlite/commstore"
@@ -212,4 +213,129 @@ func mustRef(t *testing.T, s string) domicile.SubjectRef {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// withMechanism returns the demo deployment and a next one that declares
+// a standard contract for support from the US covering specific-identity
+// data, and (in the first) a mechanism the next one drops.
+func withMechanism(t *testing.T) (*domicile.Deployment, *domicile.Deployment) {
+	t.Helper()
+	a, b := deploy.Default(), deploy.Default()
+	a.Mechanisms = []domicile.MechanismDecl{{ID: "old-sccs", Kind: "sccs", Source: "EU", Destinations: []domicile.Jurisdiction{"US"}, Recipients: []string{"*"}, Purposes: []string{"*"}, Categories: []domicile.Category{domicile.Personal}}}
+	b.Mechanisms = []domicile.MechanismDecl{{ID: "sc-acme", Kind: "standard_contract", Source: "CN", Destinations: []domicile.Jurisdiction{"US"},
+		Recipients: []string{"Acme Support Inc."}, Purposes: []string{"support"}, Categories: []domicile.Category{domicile.SpecificIdentity, domicile.Whereabouts}, Reference: "SC-2026-001"}}
+	return a, b
+}
+
+func TestDiffMechanisms(t *testing.T) {
+	a, b := withMechanism(t)
+	changed := deploy.Default()
+	changed.Mechanisms = append([]domicile.MechanismDecl(nil), b.Mechanisms...)
+	changed.Mechanisms[0].Destinations = []domicile.Jurisdiction{"US", "SG"}
+	tests := []struct {
+		name     string
+		from, to *domicile.Deployment
+		want     []string // kind id before→after
+	}{
+		{"new and removed", a, b, []string{"mechanism sc-acme →sc-acme", "mechanism old-sccs old-sccs→"}},
+		{"scope changed", b, changed, []string{"mechanism sc-acme sc-acme→sc-acme"}},
+		{"unchanged", b, b, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, c := range notice.Diff(tt.from, tt.to) {
+				got = append(got, c.Kind+" "+c.Mechanism.ID+" "+c.Before+"→"+c.After)
+				if !c.KeepsData || c.Cell != "" || c.Jurisdiction != c.Mechanism.Source {
+					t.Errorf("change %+v: want KeepsData, no cell, the source as jurisdiction", c)
+				}
+			}
+			if strings.Join(got, "; ") != strings.Join(tt.want, "; ") {
+				t.Errorf("Diff = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMakePlanMechanism: a new mechanism affects exactly the subjects of
+// its source jurisdiction's cells whose records hold a category it covers,
+// and each one's notice names only those categories, the destination, the
+// recipient, the purpose and the mechanism, in both languages.
+func TestMakePlanMechanism(t *testing.T) {
+	a, b := withMechanism(t)
+	a.Mechanisms = nil
+	subjects := map[string][]notice.SubjectInfo{
+		"cn-gz1": {
+			{Ref: "aa", Jurisdiction: "CN", Fields: map[string][]string{"profile": {"name", "id_number"}}},
+			{Ref: "bb", Jurisdiction: "CN", Fields: map[string][]string{"location": {"lat"}, "message": {"body"}}},
+			{Ref: "cc", Jurisdiction: "CN", Fields: map[string][]string{"message": {"body"}}}, // personal only
+			{Ref: "dd", Jurisdiction: "CN"}, // holds nothing
+		},
+		"eu-fra1":  {{Ref: "ee", Jurisdiction: "DE", Fields: map[string][]string{"profile": {"id_number"}}}},
+		"us-east1": {{Ref: "ff", Jurisdiction: "US", Fields: map[string][]string{"profile": {"id_number"}}}},
+	}
+	var asked []string
+	p, err := notice.MakePlan(context.Background(), notice.PlanInput{From: a, To: b, FromRef: notice.Ref("a", []byte("a")), ToRef: notice.Ref("b", []byte("b")),
+		Subjects: notice.SubjectsFunc(func(_ context.Context, cell string) ([]notice.SubjectInfo, error) {
+			asked = append(asked, cell)
+			return subjects[cell], nil
+		}), Law: mustLaw(t), Now: time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(asked, ",") != "cn-gz1" {
+		t.Errorf("plan read the subjects of %v, want only cn-gz1", asked)
+	}
+	wantCats := map[string]string{"aa": "specific identity (sensitive)", "bb": "whereabouts (sensitive)"}
+	if len(p.Notices) != len(wantCats) {
+		t.Fatalf("plan notices %+v, want aa and bb", p.Notices)
+	}
+	for _, n := range p.Notices {
+		cat, ok := wantCats[n.Notice.SubjectRef]
+		en, zh := n.Notice.Texts["en"], n.Notice.Texts["zh-CN"]
+		if !ok || n.Cell != "cn-gz1" {
+			t.Errorf("notice for %s in %s, want only aa and bb of cn-gz1", n.Notice.SubjectRef, n.Cell)
+			continue
+		}
+		for _, want := range []string{cat, "US", "Acme Support Inc.", "customer support", "standard contract", "sc-acme", "SC-2026-001", "withdraw your consent"} {
+			if !strings.Contains(en.Body, want) {
+				t.Errorf("%s: English notice lacks %q:\n%s", n.Notice.SubjectRef, want, en.Body)
+			}
+		}
+		for other, c := range wantCats {
+			if other != n.Notice.SubjectRef && strings.Contains(en.Body, c) {
+				t.Errorf("%s: notice names %q, a category the subject does not hold", n.Notice.SubjectRef, c)
+			}
+		}
+		for _, want := range []string{"个人信息出境标准合同", "客户支持", "撤回"} {
+			if !strings.Contains(zh.Body, want) {
+				t.Errorf("%s: Chinese notice lacks %q:\n%s", n.Notice.SubjectRef, want, zh.Body)
+			}
+		}
+		if en.Title != "Your data may be transferred abroad" {
+			t.Errorf("%s: title %q", n.Notice.SubjectRef, en.Title)
+		}
+	}
+	en := p.Reports["en"]
+	if en.Total != 2 || len(en.Affected) != 1 || en.Affected[0].Cell != "cn-gz1" {
+		t.Errorf("impact report: %d affected in %+v, want 2 in cn-gz1", en.Total, en.Affected)
+	}
+	rules := map[string]bool{}
+	for _, a := range en.Actions {
+		rules[a.Rule] = true
+	}
+	for _, r := range []string{"CN.SCM.5", "CN.PIPL.55", "CN.PIPL.39.CONSENT"} {
+		if !rules[r] {
+			t.Errorf("impact report actions lack %s: %v", r, rules)
+		}
+	}
+}
+
+func mustLaw(t *testing.T) *law.Engine {
+	t.Helper()
+	e, err := law.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

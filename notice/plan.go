@@ -1,7 +1,8 @@
 // Package notice plans a change of a deployment and tells the people it
 // affects. [MakePlan] compares two deployment files (a cell gets a new
 // operator, location or key custody; a jurisdiction's subjects get a new
-// home cell), names the affected subjects, and writes the stakeholder
+// home cell; a transfer mechanism is declared, changed or withdrawn),
+// names the affected subjects, and writes the stakeholder
 // impact report and each subject's notice in every language. A [Sender]
 // delivers the notices to a webhook the business implements: payloads are
 // signed with HMAC-SHA256 ([Sign], [Verify]), carry an idempotency key
@@ -25,9 +26,11 @@ import (
 
 // Diff returns the changes from one deployment to the next that touch
 // subjects: per cell, a new operator, location or key custody; per
-// jurisdiction, a new default home cell. Cells that exist in only one of
-// the two are not changes of this kind (adding or removing cells needs a
-// restart and a migration) and are ignored.
+// jurisdiction, a new default home cell; per declared transfer mechanism,
+// one that is new, changed (same id, other words) or no longer declared.
+// Cells that exist in only one of the two are not changes of this kind
+// (adding or removing cells needs a restart and a migration) and are
+// ignored.
 func Diff(from, to *domicile.Deployment) []report.Change {
 	var out []report.Change
 	for _, a := range from.Cells {
@@ -63,7 +66,52 @@ func Diff(from, to *domicile.Deployment) []report.Change {
 			out = append(out, report.Change{Kind: report.ChangeHomeCell, Cell: fa, Jurisdiction: j, Before: fa, After: fb, KeepsData: false})
 		}
 	}
+	for i := range to.Mechanisms {
+		m := to.Mechanisms[i]
+		old := from.Mechanism(m.ID)
+		switch {
+		case old == nil:
+			out = append(out, report.Change{Kind: report.ChangeMechanism, Jurisdiction: m.Source, After: m.ID, KeepsData: true, Mechanism: &m})
+		case !old.Equal(&m):
+			out = append(out, report.Change{Kind: report.ChangeMechanism, Jurisdiction: m.Source, Before: m.ID, After: m.ID, KeepsData: true, Mechanism: &m})
+		}
+	}
+	for i := range from.Mechanisms {
+		m := from.Mechanisms[i]
+		if to.Mechanism(m.ID) == nil {
+			out = append(out, report.Change{Kind: report.ChangeMechanism, Jurisdiction: m.Source, Before: m.ID, KeepsData: true, Mechanism: &m})
+		}
+	}
 	return out
+}
+
+// changeCells returns the cells whose subjects a change may touch: the
+// changed cell, or for a mechanism every cell (of the deployment in
+// force) in its source jurisdiction.
+func changeCells(from *domicile.Deployment, c report.Change) []string {
+	if c.Kind != report.ChangeMechanism {
+		return []string{c.Cell}
+	}
+	var out []string
+	for _, cc := range from.Cells {
+		if c.Mechanism != nil && c.Mechanism.Source.Covers(cc.Jurisdiction) {
+			out = append(out, cc.ID)
+		}
+	}
+	return out
+}
+
+// subjectCategories returns the data categories a subject's records hold.
+func subjectCategories(d *domicile.Deployment, s SubjectInfo) map[domicile.Category]bool {
+	seen := map[domicile.Category]bool{}
+	for kind, fields := range s.Fields {
+		if kd := d.Kind(kind); kd != nil {
+			for _, cat := range kd.Categories(fields) {
+				seen[cat] = true
+			}
+		}
+	}
+	return seen
 }
 
 func kindOr(k string) string {
@@ -146,7 +194,9 @@ func MakePlan(ctx context.Context, in PlanInput) (*Plan, error) {
 	p := &Plan{ID: "p-" + hex.EncodeToString(h[:8]), Created: in.Now.UTC(), From: in.FromRef, To: in.ToRef,
 		Changes: Diff(in.From, in.To), Reports: map[string]*report.ImpactReport{}, Notices: []Planned{}, Affected: []report.AffectedGroup{}}
 	// Subjects touched: every subject of a cell that changes; for a new
-	// home cell, the subjects of that jurisdiction in the old one.
+	// home cell, the subjects of that jurisdiction in the old one; for a
+	// transfer mechanism, the subjects of the cells in its source
+	// jurisdiction whose records hold a category it covers.
 	type groupKey struct {
 		j    domicile.Jurisdiction
 		cell string
@@ -160,44 +210,57 @@ func MakePlan(ctx context.Context, in PlanInput) (*Plan, error) {
 		p.Counted = true
 		byCell := map[string][]SubjectInfo{}
 		for _, c := range p.Changes {
-			if _, ok := byCell[c.Cell]; ok {
-				continue
-			}
-			subs, err := in.Subjects.CellSubjects(ctx, c.Cell)
-			if err != nil {
-				return nil, err
-			}
-			byCell[c.Cell] = subs
-		}
-		for _, c := range p.Changes {
-			for _, s := range byCell[c.Cell] {
-				if c.Kind == report.ChangeHomeCell && (first(in.From.PermittedCells(s.Jurisdiction)) != c.Before || first(in.To.PermittedCells(s.Jurisdiction)) != c.After) {
+			for _, cell := range changeCells(in.From, c) {
+				if _, ok := byCell[cell]; ok {
 					continue
 				}
-				if _, ok := changesOf[s.Ref]; !ok {
-					refs = append(refs, s.Ref)
-					cellOf[s.Ref] = c.Cell
-					k := groupKey{s.Jurisdiction, c.Cell}
-					g := groups[k]
-					if g == nil {
-						g = &report.AffectedGroup{Jurisdiction: s.Jurisdiction, Cell: c.Cell}
-						groups[k] = g
-						cats[k] = map[domicile.Category]int{}
+				subs, err := in.Subjects.CellSubjects(ctx, cell)
+				if err != nil {
+					return nil, err
+				}
+				byCell[cell] = subs
+			}
+		}
+		for _, c := range p.Changes {
+			for _, cell := range changeCells(in.From, c) {
+				for _, s := range byCell[cell] {
+					if c.Kind == report.ChangeHomeCell && (first(in.From.PermittedCells(s.Jurisdiction)) != c.Before || first(in.To.PermittedCells(s.Jurisdiction)) != c.After) {
+						continue
 					}
-					g.Subjects++
-					seen := map[domicile.Category]bool{}
-					for kind, fields := range s.Fields {
-						if kd := in.From.Kind(kind); kd != nil {
-							for _, cat := range kd.Categories(fields) {
-								seen[cat] = true
+					held := subjectCategories(in.From, s)
+					sc := c
+					if c.Kind == report.ChangeMechanism {
+						// Only subjects holding data the mechanism covers;
+						// their notice names just those categories.
+						m := *c.Mechanism
+						m.Categories = nil
+						for _, cat := range c.Mechanism.Categories {
+							if held[cat] {
+								m.Categories = append(m.Categories, cat)
 							}
 						}
+						if len(m.Categories) == 0 {
+							continue
+						}
+						sc.Mechanism = &m
 					}
-					for cat := range seen {
-						cats[k][cat]++
+					if _, ok := changesOf[s.Ref]; !ok {
+						refs = append(refs, s.Ref)
+						cellOf[s.Ref] = cell
+						k := groupKey{s.Jurisdiction, cell}
+						g := groups[k]
+						if g == nil {
+							g = &report.AffectedGroup{Jurisdiction: s.Jurisdiction, Cell: cell}
+							groups[k] = g
+							cats[k] = map[domicile.Category]int{}
+						}
+						g.Subjects++
+						for cat := range held {
+							cats[k][cat]++
+						}
 					}
+					changesOf[s.Ref] = append(changesOf[s.Ref], sc)
 				}
-				changesOf[s.Ref] = append(changesOf[s.Ref], c)
 			}
 		}
 	}

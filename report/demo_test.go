@@ -126,6 +126,38 @@ func demoImpactInput(tb testing.TB) ImpactInput {
 	}
 }
 
+// demoMechanism is the transfer mechanism the mechanism plan declares: a
+// standard contract for support from the US, covering sensitive data.
+func demoMechanism() domicile.MechanismDecl {
+	return domicile.MechanismDecl{ID: "sc-acme", Kind: "standard_contract", Source: "CN", Destinations: []domicile.Jurisdiction{"US"},
+		Recipients: []string{"Acme Support Inc."}, Purposes: []string{"support"},
+		Categories: []domicile.Category{domicile.Personal, domicile.SpecificIdentity}, Reference: "SC-2026-001"}
+}
+
+func demoWithMechanism() *domicile.Deployment {
+	d := demoDeployment()
+	d.Mechanisms = []domicile.MechanismDecl{demoMechanism()}
+	return d
+}
+
+func demoMechanismChanges() []Change {
+	m := demoMechanism()
+	return []Change{{Kind: ChangeMechanism, Jurisdiction: "CN", After: m.ID, KeepsData: true, Mechanism: &m}}
+}
+
+func demoMechanismImpactInput(tb testing.TB) ImpactInput {
+	in := demoImpactInput(tb)
+	in.Plan, in.To, in.Changes = "p-4a8f1c0e9b2d7e36", demoWithMechanism(), demoMechanismChanges()
+	in.ToRef = DeploymentRef{Name: "next-mechanism.yaml", SHA256: "5c9e0b12"}
+	return in
+}
+
+func demoMechanismNoticeInput(tb testing.TB) NoticeInput {
+	in := demoNoticeInput(tb)
+	in.ID, in.Plan, in.After, in.Changes = "n-0f4e2d8c6b1a3957", "p-4a8f1c0e9b2d7e36", demoWithMechanism(), demoMechanismChanges()
+	return in
+}
+
 func demoTransparencyInput() TransparencyInput {
 	dep := demoNext()
 	var cells []CellLog
@@ -197,8 +229,10 @@ func demoDocs(t *testing.T) map[string]any {
 		docs["statement."+string(l)] = BuildStatement(p, demoStatementInput(t))
 		docs["impact."+string(l)] = BuildImpact(p, demoImpactInput(t))
 		docs["transparency."+string(l)] = BuildTransparency(p, demoTransparencyInput())
+		docs["impact-mechanism."+string(l)] = BuildImpact(p, demoMechanismImpactInput(t))
 	}
 	docs["notice"] = BuildNotice(demoNoticeInput(t))
+	docs["notice-mechanism"] = BuildNotice(demoMechanismNoticeInput(t))
 	return docs
 }
 

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"strings"
 	"time"
 
 	"domicile"
@@ -14,6 +15,10 @@ const (
 	ChangeLocation = "location"
 	ChangeCustody  = "custody"
 	ChangeHomeCell = "home-cell"
+	// ChangeMechanism is a transfer mechanism declared, changed or no
+	// longer declared (the deployment's mechanisms section). Data stays
+	// in its cell; what changes is where copies of it may be sent.
+	ChangeMechanism = "mechanism"
 )
 
 // Change is one difference between two deployments that touches subjects.
@@ -22,15 +27,21 @@ type Change struct {
 	// Cell is the cell that changes (for home-cell changes: the current
 	// home cell).
 	Cell string `json:"cell"`
-	// Jurisdiction is the subjects' jurisdiction for a home-cell change.
+	// Jurisdiction is the subjects' jurisdiction for a home-cell change,
+	// the mechanism's source for a mechanism change.
 	Jurisdiction domicile.Jurisdiction `json:"jurisdiction,omitempty"`
 	Before       string                `json:"before"`
 	After        string                `json:"after"`
 	// KeepsData is true when the change leaves the data where it is (it
 	// takes effect at a restart or reload); false when data would move
 	// between cells.
-	KeepsData bool   `json:"keeps_data"`
-	Text      string `json:"text"`
+	KeepsData bool `json:"keeps_data"`
+	// Mechanism is the declaration of a mechanism change: the new one,
+	// or the one no longer declared (After is then empty). Cell is empty.
+	// In a subject's notice its categories are those of the subject's
+	// data it covers.
+	Mechanism *domicile.MechanismDecl `json:"mechanism,omitempty"`
+	Text      string                  `json:"text"`
 }
 
 // CategoryCount is how many subjects of a group hold a category.
@@ -146,10 +157,24 @@ func BuildImpact(p *i18n.Printer, in ImpactInput) *ImpactReport {
 	seenCell := map[string]bool{}
 	seenRule := map[string]bool{}
 	keepsAll := true
+	hasMech, cellChange := false, false
 	for _, c := range in.Changes {
 		c.Text = changeText(p, c)
 		r.Changes = append(r.Changes, c)
 		keepsAll = keepsAll && c.KeepsData
+		if c.Kind == ChangeMechanism {
+			hasMech = true
+			if c.After != "" && c.Mechanism != nil {
+				for _, a := range MechanismActions(p, in.Law, *c.Mechanism, in.To.Declarations, in.Now) {
+					if !seenRule[a.Rule] {
+						seenRule[a.Rule] = true
+						r.Actions = append(r.Actions, a)
+					}
+				}
+			}
+			continue
+		}
+		cellChange = true
 		before, after := in.From.Cell(c.Cell), in.To.Cell(c.Cell)
 		if c.Kind == ChangeHomeCell {
 			after = in.To.Cell(c.After)
@@ -188,6 +213,9 @@ func BuildImpact(p *i18n.Printer, in ImpactInput) *ImpactReport {
 			}
 		}
 	}
+	if hasMech {
+		mechanismComparisons(p, in, r, seenCell)
+	}
 	sortActions(r.Actions)
 	day := in.Now.UTC().Format("2006-01-02")
 	r.Timeline = append(r.Timeline,
@@ -207,8 +235,62 @@ func BuildImpact(p *i18n.Printer, in ImpactInput) *ImpactReport {
 	if !in.TransfersReported {
 		r.Notes = append(r.Notes, p.T("impact.note.transfers"))
 	}
-	r.Notes = append(r.Notes, p.T("impact.note.law"))
+	if cellChange || !hasMech {
+		r.Notes = append(r.Notes, p.T("impact.note.law"))
+	}
+	if hasMech {
+		r.Notes = append(r.Notes, p.T("impact.note.mechanism"))
+	}
 	return r
+}
+
+// mechanismComparisons sets, for each cell whose data a changed mechanism
+// covers, the transfers before and after: the mechanisms each deployment
+// declares for that cell's jurisdiction. A cell no other change compares
+// gets a comparison of its own.
+func mechanismComparisons(p *i18n.Printer, in ImpactInput, r *ImpactReport, seenCell map[string]bool) {
+	for _, c := range in.Changes {
+		if c.Kind != ChangeMechanism || c.Mechanism == nil {
+			continue
+		}
+		for _, cc := range in.From.Cells {
+			after := in.To.Cell(cc.ID)
+			if after == nil || !c.Mechanism.Source.Covers(cc.Jurisdiction) || seenCell[cc.ID+"→"+cc.ID] {
+				continue
+			}
+			seenCell[cc.ID+"→"+cc.ID] = true
+			r.Comparisons = append(r.Comparisons, Comparison{Cell: cc.ID,
+				Before: side(p, in.Law, in.From, cc, in.Now, in.TransfersReported),
+				After:  side(p, in.Law, in.To, *after, in.Now, in.TransfersReported)})
+		}
+	}
+	for i := range r.Comparisons {
+		cp := &r.Comparisons[i]
+		j := cp.Before.Place.Jurisdiction
+		covered := false
+		for _, c := range in.Changes {
+			covered = covered || c.Kind == ChangeMechanism && c.Mechanism != nil && c.Mechanism.Source.Covers(j)
+		}
+		if covered {
+			cp.Before.Transfers = declaredTransfers(p, in.From, j)
+			cp.After.Transfers = declaredTransfers(p, in.To, cp.After.Place.Jurisdiction)
+		}
+	}
+}
+
+// declaredTransfers says under which declared mechanisms data of a cell
+// in jurisdiction j may go abroad.
+func declaredTransfers(p *i18n.Printer, d *domicile.Deployment, j domicile.Jurisdiction) string {
+	var items []string
+	for _, m := range d.Mechanisms {
+		if m.Source.Covers(j) {
+			items = append(items, p.T("impact.transfers.item", m.ID, MechanismKindName(p, m.Kind), jurText(p, m.Destinations)))
+		}
+	}
+	if len(items) == 0 {
+		return p.T("impact.transfers.none")
+	}
+	return p.T("impact.transfers.declared", strings.Join(items, p.T("list.sep")))
 }
 
 func sortActions(as []Action) {
@@ -234,8 +316,63 @@ func changeText(p *i18n.Printer, c Change) string {
 		return p.T("change.custody", c.Cell, custodyName(p, c.Before), custodyName(p, c.After))
 	case ChangeHomeCell:
 		return p.T("change.home-cell", string(c.Jurisdiction), c.Before, c.After)
+	case ChangeMechanism:
+		if c.Mechanism == nil {
+			break
+		}
+		m := c.Mechanism
+		switch {
+		case c.After == "":
+			return p.T("change.mechanism.removed", m.ID, MechanismKindName(p, m.Kind), string(m.Source), catText(p, m.Categories), jurText(p, m.Destinations))
+		case c.Before == "":
+			return p.T("change.mechanism.new", m.ID, MechanismKindName(p, m.Kind), string(m.Source), catText(p, m.Categories), jurText(p, m.Destinations), recipientText(p, m.Recipients), purposeText(p, m.Purposes))
+		default:
+			return p.T("change.mechanism.changed", m.ID, MechanismKindName(p, m.Kind), string(m.Source), catText(p, m.Categories), jurText(p, m.Destinations), recipientText(p, m.Recipients), purposeText(p, m.Purposes))
+		}
 	}
 	return c.Kind
+}
+
+// MechanismKindName is a kind of transfer mechanism in words.
+func MechanismKindName(p *i18n.Printer, kind string) string {
+	if key := "mkind." + kind; i18n.Has(key) {
+		return p.T(key)
+	}
+	return kind
+}
+
+func jurText(p *i18n.Printer, js []domicile.Jurisdiction) string {
+	out := make([]string, len(js))
+	for i, j := range js {
+		out[i] = string(j)
+	}
+	return strings.Join(out, p.T("list.sep"))
+}
+
+func recipientText(p *i18n.Printer, rs []string) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r
+		if r == "*" {
+			out[i] = p.T("mechanism.any-recipient")
+		}
+	}
+	return strings.Join(out, p.T("list.sep"))
+}
+
+func purposeText(p *i18n.Printer, ps []string) string {
+	out := make([]string, len(ps))
+	for i, x := range ps {
+		switch key := "purpose." + x; {
+		case x == "*":
+			out[i] = p.T("mechanism.any-purpose")
+		case i18n.Has(key):
+			out[i] = p.T(key)
+		default:
+			out[i] = x
+		}
+	}
+	return strings.Join(out, p.T("list.sep"))
 }
 
 func custodyName(p *i18n.Printer, kind string) string {
@@ -274,7 +411,15 @@ func BuildNotice(in NoticeInput) *SubjectNotice {
 	for _, l := range i18n.Langs {
 		p := i18n.NewPrinter(l)
 		var body []string
+		onlyMech := len(in.Changes) > 0
+		newMech := false
 		for _, c := range in.Changes {
+			if c.Kind == ChangeMechanism {
+				body = append(body, mechanismNotice(p, c)...)
+				newMech = newMech || c.After != ""
+				continue
+			}
+			onlyMech = false
 			body = append(body, changeText(p, c))
 			after := in.After.Cell(c.Cell)
 			if c.Kind == ChangeHomeCell {
@@ -299,8 +444,18 @@ func BuildNotice(in NoticeInput) *SubjectNotice {
 		if contact == "" {
 			contact = p.T("contact.unset")
 		}
-		body = append(body, p.T("notice.rights", contact))
-		n.Texts[string(l)] = NoticeText{Title: p.T("notice.title"), Body: joinParas(body)}
+		if newMech {
+			// What PIPL Art. 39 asks to be told: how to exercise rights
+			// against the recipients abroad, and the consent to withdraw.
+			body = append(body, p.T("notice.mechanism.rights", contact))
+		} else {
+			body = append(body, p.T("notice.rights", contact))
+		}
+		title := p.T("notice.title")
+		if onlyMech {
+			title = p.T("notice.title.transfer")
+		}
+		n.Texts[string(l)] = NoticeText{Title: title, Body: joinParas(body)}
 	}
 	return n
 }
@@ -314,4 +469,28 @@ func joinParas(ps []string) string {
 		out += s
 	}
 	return out
+}
+
+// mechanismNotice is what a subject is told of a mechanism change: for a
+// new (or changed) mechanism, what PIPL Art. 39 asks to be told before
+// personal information leaves China (recipients, purposes, categories,
+// and the mechanism; BuildNotice closes with how to exercise rights
+// against the recipients); for one no longer declared, that it no longer
+// covers their data.
+func mechanismNotice(p *i18n.Printer, c Change) []string {
+	m := c.Mechanism
+	if m == nil {
+		return []string{changeText(p, c)}
+	}
+	if c.After == "" {
+		return []string{p.T("notice.mechanism.removed", m.ID, MechanismKindName(p, m.Kind), catText(p, m.Categories), jurText(p, m.Destinations))}
+	}
+	ref := m.Reference
+	if ref == "" {
+		ref = p.T("mechanism.no-reference")
+	}
+	return []string{
+		p.T("notice.mechanism.new", string(m.Source), jurText(p, m.Destinations), catText(p, m.Categories), recipientText(p, m.Recipients), purposeText(p, m.Purposes), MechanismKindName(p, m.Kind), m.ID, ref),
+		p.T("notice.mechanism.how", string(m.Source)),
+	}
 }

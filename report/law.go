@@ -223,3 +223,79 @@ func ChangeActions(p *i18n.Printer, e *law.Engine, j domicile.Jurisdiction, decl
 	})
 	return out
 }
+
+// MechanismActions returns what the law engine says a business must do
+// before data leaves under a newly declared transfer mechanism: for each
+// destination, the findings that fire for a transfer of the mechanism's
+// categories from its source (as [ChangeActions] computes them), once per
+// rule. The facts are the mechanism's own: its categories (personal,
+// sensitive, important data), the recipient's country, and what its kind
+// stands for (an exemption's ground, taken as necessary, as the business
+// relies on it; an EU safeguard or adequacy). A plan does not see the
+// transfer ledger, so the year's counts are left at zero: the gateway
+// decides each transfer on the real ones.
+func MechanismActions(p *i18n.Printer, e *law.Engine, m domicile.MechanismDecl, decl domicile.Declarations, asOf time.Time) []Action {
+	var out []Action
+	seen := map[string]bool{}
+	for _, dest := range m.Destinations {
+		for _, a := range ChangeActions(p, e, m.Source, decl, mechanismFacts(m, dest, decl), asOf) {
+			if !seen[a.Rule] {
+				seen[a.Rule] = true
+				out = append(out, a)
+			}
+		}
+	}
+	sortActions(out)
+	return out
+}
+
+// mechanismFacts are the law engine's facts of a transfer under m to dest.
+func mechanismFacts(m domicile.MechanismDecl, dest domicile.Jurisdiction, decl domicile.Declarations) law.Facts {
+	pi, spi, imp := false, false, decl.ImportantData
+	for _, c := range m.Categories {
+		switch {
+		case c == domicile.ImportantData:
+			imp = true
+		case c == domicile.NonPersonal:
+		default:
+			pi = true
+			spi = spi || c.Sensitive()
+		}
+	}
+	f := law.Facts{
+		"transfers_abroad":               true,
+		"transfer_contains_pi":           pi,
+		"transfer_contains_sensitive_pi": spi,
+		"processes_sensitive_pi":         spi,
+		"has_important_data":             imp,
+	}
+	if dest != domicile.EU {
+		f["recipient_country"] = string(dest)
+	}
+	ground := func(purpose string) {
+		f["transfer_purpose"] = purpose
+		f["transfer_necessary"] = true
+	}
+	switch m.Kind {
+	case "exemption_contract":
+		ground("contract_with_individual")
+	case "exemption_hr":
+		ground("cross_border_hr")
+		f["hr_rules_lawful"] = true
+	case "exemption_emergency":
+		ground("emergency")
+	case "exemption_legal_duty":
+		ground("legal_duty")
+	case "exemption_transit":
+		ground("foreign_origin_transit")
+	case "exemption_ftz":
+		f["in_ftz"] = true
+	case "gba_standard_contract":
+		f["in_gba"] = true
+	case "adequacy":
+		f["eu_adequacy_recipient"] = true
+	case "sccs", "bcrs":
+		f["eu_safeguard"] = m.Kind
+	}
+	return f
+}

@@ -137,3 +137,41 @@ func TestParseFormat(t *testing.T) {
 		t.Error("ParseFormat(pdf) succeeded")
 	}
 }
+
+// TestMechanismActions: a new CN standard contract for sensitive data
+// needs the filing, an impact assessment, the Art. 39 notice and separate
+// consent, each named by its rule; the same mechanism for non-personal
+// data triggers none of the personal-information duties.
+func TestMechanismActions(t *testing.T) {
+	e := mustEngine(t)
+	p := i18n.NewPrinter(i18n.EN)
+	tests := []struct {
+		name    string
+		cats    []domicile.Category
+		want    []string
+		wantNot []string
+	}{
+		{"sensitive personal data", []domicile.Category{domicile.Personal, domicile.SpecificIdentity}, []string{"CN.SCM.5", "CN.PIPL.55", "CN.PIPL.39", "CN.PIPL.39.CONSENT", "CN.PIPL.28"}, nil},
+		{"non-personal data", []domicile.Category{domicile.NonPersonal}, nil, []string{"CN.SCM.5", "CN.PIPL.39", "CN.PIPL.39.CONSENT", "CN.PIPL.28"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := demoMechanism()
+			m.Categories = tt.cats
+			got := map[string]bool{}
+			for _, a := range MechanismActions(p, e, m, domicile.Declarations{}, demoNow) {
+				got[a.Rule] = true
+			}
+			for _, r := range tt.want {
+				if !got[r] {
+					t.Errorf("MechanismActions(%v) lacks %s; got %v", tt.cats, r, got)
+				}
+			}
+			for _, r := range tt.wantNot {
+				if got[r] {
+					t.Errorf("MechanismActions(%v) has %s", tt.cats, r)
+				}
+			}
+		})
+	}
+}

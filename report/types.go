@@ -141,4 +141,3 @@ type Opening struct {
 	Commitment string     `json:"commitment"`
 	Event      EventProof `json:"event"`
 }
-

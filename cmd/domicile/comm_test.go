@@ -257,6 +257,88 @@ func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	}
 }
 
+// TestMechanismPlanEndToEnd: the next deployment declares a standard
+// contract for CN data of two sensitive categories; both the offline plan
+// (the files and the data directory) and the service's plan name exactly
+// the CN subjects holding one of those categories, and each notice names
+// the mechanism, the destination and the subject's own categories.
+func TestMechanismPlanEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	cur := filepath.Join(dir, "deployment.yaml")
+	next := filepath.Join(dir, "next.yaml")
+	base := string(deploy.DefaultYAML()) + "declarations:\n  entity: \"Demo Shop Ltd.\"\n  contact: \"privacy@shop.example\"\n"
+	mech := "mechanisms:\n  - id: sc-acme\n    kind: standard_contract\n    destinations: [US]\n    recipients: [\"Acme Support Inc.\"]\n" +
+		"    purposes: [support]\n    categories: [specific-identity, whereabouts]\n    reference: SC-2026-001\n"
+	os.WriteFile(cur, []byte(base), 0o644)
+	os.WriteFile(next, []byte(base+mech), 0o644)
+
+	s := startServer(t, "", "--deployment", cur)
+	ctx := context.Background()
+	app := s.client(s.token("app", "CN", ""), app, "")
+	for id, j := range map[string]string{"cn-id": "CN", "cn-loc": "CN", "cn-msg": "CN", "cn-none": "CN", "de-id": "DE", "us-id": "US"} {
+		if _, err := app.CreateSubject(ctx, id, j, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range []struct {
+		id, kind string
+		fields   map[string]string
+	}{
+		{"cn-id", "profile", map[string]string{"name": "李伟", "id_number": "110101199001011234"}},
+		{"cn-loc", "location", map[string]string{"lat": "23.13", "lon": "113.26"}},
+		{"cn-msg", "message", map[string]string{"body": "你好"}},
+		{"de-id", "profile", map[string]string{"id_number": "T22000129"}},
+		{"us-id", "profile", map[string]string{"id_number": "123-45-6789"}},
+	} {
+		if _, err := app.PutRecord(ctx, r.id, r.kind, "main", r.fields, ""); err != nil {
+			t.Fatalf("%s: %v", r.id, err)
+		}
+	}
+	wantRefs := []string{subjectRef(t, s.Data, "cn-id"), subjectRef(t, s.Data, "cn-loc")}
+	slices.Sort(wantRefs)
+
+	out, err := exec.Command(binary, "notice", "plan", "--from", cur, "--to", next, "--data", s.Data, "--format", "json").Output()
+	if err != nil {
+		t.Fatalf("notice plan: %v", err)
+	}
+	var offline report.ImpactReport
+	if err := json.Unmarshal(out, &offline); err != nil {
+		t.Fatalf("notice plan output: %v\n%s", err, out)
+	}
+	if !slices.Equal(offline.SubjectRefs, wantRefs) || len(offline.Changes) != 1 || offline.Changes[0].Kind != report.ChangeMechanism {
+		t.Errorf("offline plan names %v for changes %+v, want %v for one mechanism change", offline.SubjectRefs, offline.Changes, wantRefs)
+	}
+	if !hasRule(offline.Actions, "CN.SCM.5") || !hasRule(offline.Actions, "CN.PIPL.39.CONSENT") {
+		t.Errorf("offline plan actions %+v lack the filing (CN.SCM.5) or separate consent (CN.PIPL.39.CONSENT)", offline.Actions)
+	}
+
+	admin := s.client(s.Admin, "", "")
+	nextYAML, _ := os.ReadFile(next)
+	pv, err := admin.MakePlan(ctx, "next.yaml", nextYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{subjectRef(t, s.Data, "cn-id"): "specific identity", subjectRef(t, s.Data, "cn-loc"): "whereabouts"}
+	var planned []string
+	for _, n := range pv.Notices {
+		planned = append(planned, n.Notice.SubjectRef)
+		en, zh := n.Notice.Texts["en"].Body, n.Notice.Texts["zh-CN"].Body
+		cat := want[n.Notice.SubjectRef]
+		for _, w := range []string{"sc-acme", "Acme Support Inc.", "US", cat} {
+			if !strings.Contains(en, w) {
+				t.Errorf("notice for %s lacks %q:\n%s", n.Notice.SubjectRef, w, en)
+			}
+		}
+		if !strings.Contains(zh, "个人信息出境标准合同") {
+			t.Errorf("Chinese notice for %s lacks the mechanism:\n%s", n.Notice.SubjectRef, zh)
+		}
+	}
+	slices.Sort(planned)
+	if !slices.Equal(planned, wantRefs) {
+		t.Errorf("service plan notices for %v, want exactly %v", planned, wantRefs)
+	}
+}
+
 // clock is an injected clock: real time plus an offset tests move.
 type clock struct{ off atomic.Int64 }
 

@@ -216,7 +216,8 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 }
 
 // onReload records, with its time, each change of a reload that keeps
-// data in place (a cell's operator, location or key custody): in the
+// data in place (a cell's operator, location or key custody; not a
+// declared transfer mechanism, which changes no cell): in the
 // notice store, which subjects' statements read, and as an event in the
 // changed cell's log. serve's reload calls it just before swapping the
 // deployment in.
@@ -228,7 +229,9 @@ func onReload(rt *runtime, next *domicile.Deployment, at time.Time) {
 	}
 	var lines []report.ChangeLine
 	for _, c := range notice.Diff(rt.dep, next) {
-		if !c.KeepsData {
+		// A declared transfer mechanism changes no cell: the transfer
+		// gateway's registry, not a reload, decides what may leave.
+		if !c.KeepsData || c.Kind == report.ChangeMechanism {
 			continue
 		}
 		lines = append(lines, report.ChangeLine{Time: at.UTC(), Cell: c.Cell, Field: c.Kind, Before: c.Before, After: c.After})
