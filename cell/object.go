@@ -98,55 +98,63 @@ type ObjectReader struct {
 // Close releases the blob.
 func (o *ObjectReader) Close() error { return o.closer.Close() }
 
-// GetObject opens an object for reading the n bytes at off (n < 0: to the
-// end). It returns the metadata and a reader that decrypts only the chunks
-// the range needs. The read's event is durable before it returns.
-func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, name string, off, n int64) (*domicile.Object, *ObjectReader, error) {
+// Range resolves the byte range to read once the object's size is known:
+// it returns the offset and length, or an error with code ERange. It is
+// called only after the access is authorized, so a refused actor learns
+// nothing of the object, not even its size.
+type Range func(size int64) (off, n int64, err error)
+
+// GetObject opens an object for reading the range rng resolves. It returns
+// the metadata, the range (offset and length) and a reader that decrypts
+// only the chunks the range needs. The read's event is durable before it
+// returns.
+func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, name string, rng Range) (*domicile.Object, int64, int64, *ObjectReader, error) {
 	res := objectResource(name)
 	r := c.newRequest(a, s)
 	if err := authorize(a, s, domicile.ActRead); err != nil {
-		return nil, nil, c.deny(ctx, r, domicile.ActRead, res, err)
+		return nil, 0, 0, nil, c.deny(ctx, r, domicile.ActRead, res, err)
 	}
 	sub, err := c.locate(ctx, s)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, 0, nil, err
 	}
 	st, err := c.store.Object(ctx, s.Ref, name)
 	if errors.Is(err, domicile.ErrNotFound) || (err == nil && st.Blob == "") {
-		return nil, nil, domicile.Errorf(domicile.ENotFound, "no object %s", name)
+		return nil, 0, 0, nil, domicile.Errorf(domicile.ENotFound, "no object %s", name)
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, 0, nil, err
 	}
 	o := publicObject(s.ID, st)
-	if n < 0 {
-		n = st.Size - off
+	off, n, err := rng(st.Size)
+	if err != nil {
+		return o, 0, 0, nil, err
 	}
 	if off < 0 || off > st.Size || n < 0 || off+n > st.Size {
-		return o, nil, domicile.Errorf(ERange, "range not satisfiable: object is %d bytes", st.Size)
+		return o, 0, 0, nil, domicile.Errorf(ERange, "range not satisfiable: object is %d bytes", st.Size)
 	}
 	if err := c.gate(ctx, r, sub, []domicile.Category{domicile.Personal}); err != nil {
-		return nil, nil, c.deny(ctx, r, domicile.ActRead, res, err)
+		return nil, 0, 0, nil, c.deny(ctx, r, domicile.ActRead, res, err)
 	}
 	dk, err := c.dataKey(ctx, r, st.KeyGen)
 	if err != nil {
-		return nil, nil, c.deny(ctx, r, domicile.ActRead, res, err)
+		return nil, 0, 0, nil, c.deny(ctx, r, domicile.ActRead, res, err)
 	}
 	br, err := c.store.Blobs().Open(ctx, st.Blob)
 	if err != nil {
-		return nil, nil, err
+		return nil, 0, 0, nil, err
 	}
 	rr, err := envelope.NewRangeReader(br, br.Size(), dk, c.binding(s, objectKind, name, st.Version), off, n)
 	if err != nil {
 		br.Close()
-		return nil, nil, domicile.Errorf(domicile.EInternal, "stored object %s does not open: %v", name, err)
+		return nil, 0, 0, nil, domicile.Errorf(domicile.EInternal, "stored object %s does not open: %v", name, err)
 	}
 	r.events = append(r.events, c.event(r, domicile.ActRead, res, domicile.Allowed, ""))
 	if _, err := c.commit(ctx, r); err != nil {
 		br.Close()
-		return nil, nil, logFailure(err)
+		return nil, 0, 0, nil, logFailure(err)
 	}
-	return o, &ObjectReader{Reader: rr, closer: br}, nil
+	return o, off, n, &ObjectReader{Reader: rr, closer: br}, nil
 }
 
 // ERange is the error code of an unsatisfiable range (416).

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/cell"
 )
 
 // maxJSONBody bounds JSON request bodies other than records.
@@ -463,9 +464,9 @@ func parseRange(h string, size int64) (off, n int64, ok bool, err error) {
 	}
 	a, b, found := strings.Cut(spec, "-")
 	if !found {
-		return 0, 0, false, domicile.Errorf("range-not-satisfiable", "malformed Range %q", truncate(h, 64))
+		return 0, 0, false, domicile.Errorf(cell.ERange, "malformed Range %q", truncate(h, 64))
 	}
-	bad := domicile.Errorf("range-not-satisfiable", "range %q not satisfiable: object is %d bytes", truncate(h, 64), size)
+	bad := domicile.Errorf(cell.ERange, "range %q not satisfiable: object is %d bytes", truncate(h, 64), size)
 	if a == "" {
 		k, err := strconv.ParseInt(b, 10, 64)
 		if err != nil || k <= 0 {
@@ -501,27 +502,22 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		s.writeError(w, r, err)
 		return
 	}
-	// The size is needed to resolve the range; GetObject checks the
-	// resolved range again against the committed object.
-	size := int64(-1)
-	if st, err := c.Store().Object(r.Context(), k.Ref, name); err == nil {
-		size = st.Size
-	}
-	off, n, partial := int64(0), int64(-1), false
-	if size >= 0 {
-		var err error
-		off, n, partial, err = parseRange(r.Header.Get("Range"), size)
-		if err != nil {
-			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", size))
-			s.writeError(w, r, err)
-			return
+	// The range is resolved inside the cell, after the access is
+	// authorized: a refused actor learns nothing, not even the size.
+	partial := false
+	rangeHeader := r.Header.Get("Range")
+	o, off, n, body, err := c.GetObject(r.Context(), a, k, name, func(size int64) (int64, int64, error) {
+		off, n, ok, err := parseRange(rangeHeader, size)
+		partial = ok
+		if !ok && err == nil {
+			return 0, size, nil
 		}
-		if !partial {
-			off, n = 0, -1
-		}
-	}
-	o, body, err := c.GetObject(r.Context(), a, k, name, off, n)
+		return off, n, err
+	})
 	if err != nil {
+		if domicile.ErrorCode(err) == cell.ERange && o != nil {
+			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", o.Size))
+		}
 		s.writeError(w, r, err)
 		return
 	}

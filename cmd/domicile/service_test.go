@@ -236,6 +236,18 @@ func TestActors(t *testing.T) {
 	if _, err := admin.GetRecord(ctx, "alice", "profile", "p"); !isStatus(err, 403) {
 		t.Fatalf("admin reading subject data: %v, want 403 (admin is not a backdoor)", err)
 	}
+	// A refused actor learns nothing of an object, not even its size.
+	if _, err := c.PutObject(ctx, "alice", "scan.png", "image/png", strings.NewReader("12345"), 5); err != nil {
+		t.Fatal(err)
+	}
+	status, h, body := s.do("GET", "/v1/subjects/alice/objects/scan.png", s.Admin, map[string]string{"Range": "bytes=100-"}, nil)
+	if status != 403 || h.Get("Content-Range") != "" || strings.Contains(string(body), "5 bytes") {
+		t.Fatalf("admin asking a range of an object: %d %q %s, want 403 and no size", status, h.Get("Content-Range"), body)
+	}
+	status, h, _ = s.do("GET", "/v1/subjects/alice/objects/scan.png", s.token("app", "CN", ""), map[string]string{"Range": "bytes=100-", "Domicile-Purpose": app}, nil)
+	if status != 416 || h.Get("Content-Range") != "bytes */5" {
+		t.Fatalf("unsatisfiable range for the app: %d %q, want 416 bytes */5", status, h.Get("Content-Range"))
+	}
 	auditor := s.client(s.token("auditor", "DE", ""), "", "")
 	if _, err := auditor.GetRecord(ctx, "alice", "profile", "p"); !isStatus(err, 403) {
 		t.Fatalf("auditor reading subject data: %v, want 403", err)
