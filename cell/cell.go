@@ -234,9 +234,12 @@ func logFailure(err error) error {
 	return &domicile.Error{Code: domicile.EUnavailable, Message: "the access log cannot be written; no data was returned or changed", RetryAfter: 1}
 }
 
-// authorize applies the role rules: admin and auditor read no subject
-// data, a subject token reaches only its own subject, writes come from the
-// app or the subject itself.
+// Authorize applies the role rules to an access of subject s: admin and
+// auditor read no subject data, a subject token reaches only its own
+// subject, operators and authorities read with a justification, writes
+// come from the app or the subject itself.
+func Authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error { return authorize(a, s, act) }
+
 func authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error {
 	switch a.Role {
 	case domicile.RoleAdmin:

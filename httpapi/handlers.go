@@ -216,7 +216,7 @@ func (s *Server) createSubject(w http.ResponseWriter, r *http.Request, a domicil
 }
 
 func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActRead)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -288,7 +288,7 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		s.writeError(w, r, jsonError(json.Unmarshal(body, &v)))
 		return
 	}
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActWrite)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -308,7 +308,7 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 }
 
 func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActRead)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -329,7 +329,7 @@ func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request, a domicile
 		s.writeError(w, r, domicile.FieldErrorf("If-Match", "must be an ETag this server gave, like \"v3\""))
 		return
 	}
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActDelete)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -385,7 +385,7 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, a domicile.
 			return
 		}
 	}
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActList)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -432,7 +432,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		s.writeError(w, r, domicile.Errorf(domicile.ETooLarge, "object is %d bytes, over the limit of %d", r.ContentLength, max))
 		return
 	}
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActWrite)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -491,7 +491,7 @@ func parseRange(h string, size int64) (off, n int64, ok bool, err error) {
 }
 
 func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActRead)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -545,7 +545,7 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, a domicile.
 		s.writeError(w, r, err)
 		return
 	}
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActList)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -572,7 +572,7 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, a domicile
 		s.writeError(w, r, domicile.FieldErrorf("If-Match", "must be an ETag this server gave"))
 		return
 	}
-	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActDelete)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -165,6 +165,10 @@ func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicil
 		}
 	}
 	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
+	if domicile.ErrorCode(err) == domicile.ENotFound && a.Role != domicile.RoleAuditor && a.Subject != k.Ref.String() {
+		// As for data: a refused actor learns nothing of who is registered.
+		err = domicile.Errorf(domicile.EForbidden, "a subject's events are for that subject's token or an auditor")
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -50,7 +50,7 @@ const maxEvents = 20000
 // request is logged in the subject's trail before anything is read; a
 // refusal is logged too.
 func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, period Period, lang i18n.Lang) (*Statement, error) {
-	c, k, err := s.Router.Locate(ctx, id)
+	c, k, err := s.Router.LocateFor(ctx, a, id, domicile.ActRead)
 	if err != nil {
 		return nil, err
 	}

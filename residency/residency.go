@@ -158,10 +158,24 @@ func (r *Router) Locate(ctx context.Context, id string) (*cell.Cell, cell.Subjec
 	return c, k, nil
 }
 
+// LocateFor is Locate for actor a: for a subject that does not exist, an
+// actor the role rules would refuse anyway (an admin, another subject's
+// token) gets that refusal, not "no such subject", so that probing ids
+// tells a refused actor nothing about who is registered.
+func (r *Router) LocateFor(ctx context.Context, a domicile.Actor, id string, act domicile.Action) (*cell.Cell, cell.SubjectKey, error) {
+	c, k, err := r.Locate(ctx, id)
+	if domicile.ErrorCode(err) == domicile.ENotFound && k.ID != "" {
+		if aerr := cell.Authorize(a, k, act); aerr != nil {
+			return nil, k, aerr
+		}
+	}
+	return c, k, err
+}
+
 // Erase crypto-shreds a subject in its home cell and removes it from the
 // directory.
 func (r *Router) Erase(ctx context.Context, a domicile.Actor, id string) (*domicile.ErasureReceipt, error) {
-	c, k, err := r.Locate(ctx, id)
+	c, k, err := r.LocateFor(ctx, a, id, domicile.ActErase)
 	if err != nil {
 		return nil, err
 	}

@@ -106,7 +106,7 @@ func (g *Gateway) SetConsent(ctx context.Context, a domicile.Actor, id string, k
 	if version == "" || len(version) > 64 {
 		return nil, domicile.FieldErrorf("text_version", "must name the version of the consent text shown (1 to 64 bytes)")
 	}
-	c, k, err := g.cfg.Router.Locate(ctx, id)
+	c, k, err := g.cfg.Router.LocateFor(ctx, a, id, domicile.ActWrite)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,7 @@ func (g *Gateway) SetConsent(ctx context.Context, a domicile.Actor, id string, k
 
 // Consents returns a subject's consents (app or the subject's token).
 func (g *Gateway) Consents(ctx context.Context, a domicile.Actor, id string) ([]Consent, error) {
-	c, k, err := g.cfg.Router.Locate(ctx, id)
+	c, k, err := g.cfg.Router.LocateFor(ctx, a, id, domicile.ActRead)
 	if err != nil {
 		return nil, err
 	}

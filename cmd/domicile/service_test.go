@@ -229,6 +229,16 @@ func TestActors(t *testing.T) {
 	if _, err := alice.GetRecord(ctx, "bob", "profile", "p"); !isStatus(err, 403) {
 		t.Fatalf("subject token reading another subject: %v, want 403", err)
 	}
+	// Probing other ids tells a subject token nothing: a registered
+	// subject and an unknown id are refused alike.
+	_, errKnown := alice.GetRecord(ctx, "bob", "profile", "p")
+	_, errUnknown := alice.GetRecord(ctx, "nobody-at-all", "profile", "p")
+	if !isStatus(errKnown, 403) || !isStatus(errUnknown, 403) || errKnown.Error() != errUnknown.Error() {
+		t.Fatalf("probing: registered %v, unknown %v; want the same 403", errKnown, errUnknown)
+	}
+	if _, err := s.client(s.Admin, "", "").GetSubject(ctx, "nobody-at-all"); !isStatus(err, 403) {
+		t.Fatalf("admin probing an unknown id: %v, want 403", err)
+	}
 	if _, err := alice.PutRecord(ctx, "alice", "profile", "p", map[string]string{"name": "Alice L."}, ""); err != nil {
 		t.Fatalf("subject correcting its own record: %v", err)
 	}
