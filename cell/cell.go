@@ -238,7 +238,9 @@ func logFailure(err error) error {
 // auditor read no subject data, a subject token reaches only its own
 // subject, operators and authorities read with a justification, writes
 // come from the app or the subject itself.
-func Authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error { return authorize(a, s, act) }
+func Authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error {
+	return authorize(a, s, act)
+}
 
 func authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error {
 	switch a.Role {
