@@ -239,10 +239,6 @@ func logFailure(err error) error {
 // subject, operators and authorities read with a justification, writes
 // come from the app or the subject itself.
 func Authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error {
-	return authorize(a, s, act)
-}
-
-func authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error {
 	switch a.Role {
 	case domicile.RoleAdmin:
 		return domicile.Errorf(domicile.EForbidden, "an admin token runs the deployment and reads no subject data")
@@ -397,7 +393,7 @@ func (c *Cell) CreateSubject(ctx context.Context, a domicile.Actor, s SubjectKey
 // GetSubject returns a subject's registration.
 func (c *Cell) GetSubject(ctx context.Context, a domicile.Actor, s SubjectKey) (*domicile.Subject, error) {
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActRead); err != nil {
+	if err := Authorize(a, s, domicile.ActRead); err != nil {
 		return nil, c.deny(ctx, r, domicile.ActRead, "subject", err)
 	}
 	sub, err := c.locate(ctx, s)

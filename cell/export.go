@@ -24,7 +24,7 @@ const exportPage = 200
 func (c *Cell) Export(ctx context.Context, a domicile.Actor, s SubjectKey, fields map[string][]string, detail string, emit func(*domicile.Record) error) (int, error) {
 	res := "export"
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActExport); err != nil {
+	if err := Authorize(a, s, domicile.ActExport); err != nil {
 		return 0, c.deny(ctx, r, domicile.ActExport, res, err)
 	}
 	sub, err := c.locate(ctx, s)

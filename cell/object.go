@@ -22,7 +22,7 @@ const objectKind = "object"
 func (c *Cell) PutObject(ctx context.Context, a domicile.Actor, s SubjectKey, name, contentType string, body io.Reader, maxBytes, expect int64) (*domicile.Object, error) {
 	res := objectResource(name)
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActWrite); err != nil {
+	if err := Authorize(a, s, domicile.ActWrite); err != nil {
 		return nil, c.deny(ctx, r, domicile.ActWrite, res, err)
 	}
 	sub, err := c.locate(ctx, s)
@@ -111,7 +111,7 @@ type Range func(size int64) (off, n int64, err error)
 func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, name string, rng Range) (*domicile.Object, int64, int64, *ObjectReader, error) {
 	res := objectResource(name)
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActRead); err != nil {
+	if err := Authorize(a, s, domicile.ActRead); err != nil {
 		return nil, 0, 0, nil, c.deny(ctx, r, domicile.ActRead, res, err)
 	}
 	sub, err := c.locate(ctx, s)
@@ -163,7 +163,7 @@ const ERange = "range-not-satisfiable"
 // ListObjects returns a page of a subject's objects' metadata.
 func (c *Cell) ListObjects(ctx context.Context, a domicile.Actor, s SubjectKey, after string, limit int) ([]domicile.Object, error) {
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActList); err != nil {
+	if err := Authorize(a, s, domicile.ActList); err != nil {
 		return nil, c.deny(ctx, r, domicile.ActList, "objects", err)
 	}
 	if _, err := c.locate(ctx, s); err != nil {
@@ -188,7 +188,7 @@ func (c *Cell) ListObjects(ctx context.Context, a domicile.Actor, s SubjectKey, 
 func (c *Cell) DeleteObject(ctx context.Context, a domicile.Actor, s SubjectKey, name string, expect int64) error {
 	res := objectResource(name)
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActDelete); err != nil {
+	if err := Authorize(a, s, domicile.ActDelete); err != nil {
 		return c.deny(ctx, r, domicile.ActDelete, res, err)
 	}
 	if _, err := c.locate(ctx, s); err != nil {
@@ -224,7 +224,7 @@ func (c *Cell) EraseSubject(ctx context.Context, a domicile.Actor, s SubjectKey)
 	if a.Role != domicile.RoleApp && a.Role != domicile.RoleSubject {
 		return nil, c.deny(ctx, r, domicile.ActErase, "subject", domicile.Errorf(domicile.EForbidden, "only the app or the subject itself erases a subject"))
 	}
-	if err := authorize(a, s, domicile.ActErase); err != nil {
+	if err := Authorize(a, s, domicile.ActErase); err != nil {
 		return nil, c.deny(ctx, r, domicile.ActErase, "subject", err)
 	}
 	sub, err := c.locate(ctx, s)

@@ -30,7 +30,7 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 	}
 	res := recordResource(kind, id)
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActWrite); err != nil {
+	if err := Authorize(a, s, domicile.ActWrite); err != nil {
 		return nil, c.deny(ctx, r, domicile.ActWrite, res, err)
 	}
 	sub, err := c.locate(ctx, s)
@@ -87,7 +87,7 @@ func preconditionFailed(cur int64) error {
 func (c *Cell) GetRecord(ctx context.Context, a domicile.Actor, s SubjectKey, kind, id string) (*domicile.Record, error) {
 	res := recordResource(kind, id)
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActRead); err != nil {
+	if err := Authorize(a, s, domicile.ActRead); err != nil {
 		return nil, c.deny(ctx, r, domicile.ActRead, res, err)
 	}
 	sub, err := c.locate(ctx, s)
@@ -139,7 +139,7 @@ func (c *Cell) ListRecords(ctx context.Context, a domicile.Actor, s SubjectKey, 
 		res += "/" + kind
 	}
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActList); err != nil {
+	if err := Authorize(a, s, domicile.ActList); err != nil {
 		return nil, c.deny(ctx, r, domicile.ActList, res, err)
 	}
 	if kind != "" && c.deployment().Kind(kind) == nil {
@@ -180,7 +180,7 @@ func (c *Cell) ListRecords(ctx context.Context, a domicile.Actor, s SubjectKey, 
 func (c *Cell) DeleteRecord(ctx context.Context, a domicile.Actor, s SubjectKey, kind, id string, expect int64) error {
 	res := recordResource(kind, id)
 	r := c.newRequest(a, s)
-	if err := authorize(a, s, domicile.ActDelete); err != nil {
+	if err := Authorize(a, s, domicile.ActDelete); err != nil {
 		return c.deny(ctx, r, domicile.ActDelete, res, err)
 	}
 	if _, err := c.locate(ctx, s); err != nil {
