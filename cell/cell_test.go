@@ -1,0 +1,152 @@
+package cell_test
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"testing"
+
+	"domicile"
+	"domicile/cell"
+	"domicile/deploy"
+	"domicile/kms/filekms"
+	"domicile/leaf"
+	"domicile/sqlite"
+)
+
+func newCell(t *testing.T) (*cell.Cell, *sqlite.Store) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	dep := deploy.Default()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "cn-gz1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "custody"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek, err := filekms.Open(ctx, filekms.Config{Path: filepath.Join(dir, "custody", "kek.json"), ID: "cn-gz1/kek"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(); ks.Close() })
+	return cell.New(cell.Config{Cell: *dep.Cell("cn-gz1"), Deployment: dep, Store: st, KEK: kek, KeyStore: ks}), st
+}
+
+func key(id string) cell.SubjectKey {
+	var k cell.SubjectKey
+	k.ID = id
+	copy(k.Ref[:], id)
+	return k
+}
+
+func TestAuthorize(t *testing.T) {
+	alice, bob := key("alice"), key("bob")
+	app := domicile.Actor{Role: domicile.RoleApp, Purpose: "service"}
+	self := domicile.Actor{Role: domicile.RoleSubject, Subject: alice.Ref.String()}
+	op := domicile.Actor{Role: domicile.RoleOperator, Reason: domicile.ReasonSupport, Reference: "T-1"}
+	auth := domicile.Actor{Role: domicile.RoleAuthority, Reason: domicile.ReasonLawfulDomestic, Reference: "C-1"}
+	tests := []struct {
+		name  string
+		a     domicile.Actor
+		s     cell.SubjectKey
+		act   domicile.Action
+		allow bool
+	}{
+		{"app reads", app, alice, domicile.ActRead, true},
+		{"app writes", app, alice, domicile.ActWrite, true},
+		{"subject reads itself", self, alice, domicile.ActRead, true},
+		{"subject writes itself", self, alice, domicile.ActWrite, true},
+		{"subject reads another", self, bob, domicile.ActRead, false},
+		{"operator reads with a reason", op, alice, domicile.ActRead, true},
+		{"operator writes", op, alice, domicile.ActWrite, false},
+		{"operator without a reference", domicile.Actor{Role: domicile.RoleOperator, Reason: domicile.ReasonSupport}, alice, domicile.ActRead, false},
+		{"authority reads with a reason", auth, alice, domicile.ActRead, true},
+		{"authority deletes", auth, alice, domicile.ActDelete, false},
+		{"admin reads", domicile.Actor{Role: domicile.RoleAdmin}, alice, domicile.ActRead, false},
+		{"auditor reads", domicile.Actor{Role: domicile.RoleAuditor}, alice, domicile.ActRead, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := cell.Authorize(tt.a, tt.s, tt.act)
+			if (err == nil) != tt.allow {
+				t.Fatalf("Authorize = %v, want allowed=%v", err, tt.allow)
+			}
+			if err != nil && domicile.ErrorCode(err) != domicile.EForbidden {
+				t.Fatalf("refusal code %q, want forbidden", domicile.ErrorCode(err))
+			}
+		})
+	}
+}
+
+// TestCellChecksResidencyItself: whatever a router claims, a cell refuses
+// a subject the policy does not place in it, logs the refusal, and stores
+// nothing of the subject.
+func TestCellChecksResidencyItself(t *testing.T) {
+	ctx := context.Background()
+	c, st := newCell(t)
+	app := domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "US", Purpose: "service"}
+	_, err := c.CreateSubject(ctx, app, key("us-person"), "US")
+	if domicile.ErrorCode(err) != domicile.EResidency {
+		t.Fatalf("CreateSubject(US) in cn-gz1 = %v, want residency-forbidden", err)
+	}
+	if _, err := st.Subject(ctx, key("us-person").Ref); err == nil {
+		t.Fatal("the refused subject was stored")
+	}
+	evs, err := st.Events(ctx, 0, 100)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("events after the refusal: %d, %v", len(evs), err)
+	}
+	var e domicile.Event
+	json.Unmarshal(evs[0].Committed, &e)
+	if e.Outcome != domicile.Denied || e.Detail != domicile.EResidency {
+		t.Fatalf("logged %+v, want a denied residency event", e)
+	}
+}
+
+// TestAccessesAreLoggedAndCommitted: every access leaves a leaf that
+// commits to its event, with the subject's reference and not its id.
+func TestAccessesAreLoggedAndCommitted(t *testing.T) {
+	ctx := context.Background()
+	c, st := newCell(t)
+	app := domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "CN", Purpose: "service"}
+	k := key("li")
+	if _, err := c.CreateSubject(ctx, app, k, "CN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRecord(ctx, app, k, "message", "m1", []byte(`{"body":"x"}`), domicile.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetRecord(ctx, app, k, "message", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.GetRecord(ctx, domicile.Actor{Role: domicile.RoleAdmin}, k, "message", "m1"); err == nil {
+		t.Fatal("admin read subject data")
+	}
+	evs, err := st.SubjectEvents(ctx, k.Ref, -1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"write subject allowed", "write record/message/m1 allowed", "read record/message/m1 allowed", "read record/message/m1 denied"}
+	if len(evs) != len(want) {
+		t.Fatalf("%d events, want %d", len(evs), len(want))
+	}
+	for i, ev := range evs {
+		var e domicile.Event
+		if err := json.Unmarshal(ev.Committed, &e); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(e.Action) + " " + e.Resource + " " + string(e.Outcome); got != want[i] {
+			t.Errorf("event %d = %q, want %q", i, got, want[i])
+		}
+		if e.Subject != k.Ref.String() {
+			t.Errorf("event %d names subject %q", i, e.Subject)
+		}
+		l, err := leaf.Parse(ev.Leaf)
+		if err != nil || !l.Verify(ev.Salt, ev.Committed) || l.Action != string(e.Action) || l.Outcome != string(e.Outcome) {
+			t.Errorf("event %d: leaf %q does not commit to it (%v)", i, ev.Leaf, err)
+		}
+	}
+}
