@@ -96,7 +96,8 @@ type PutRecord struct {
 	Expect int64
 }
 
-// DeleteRecord deletes a record, leaving a tombstone at Version.
+// DeleteRecord deletes a record, leaving a tombstone; the store sets
+// Version to the tombstone's version when it commits.
 type DeleteRecord struct {
 	Ref      SubjectRef
 	Kind, ID string

@@ -63,6 +63,9 @@ type Cell struct {
 	mu  sync.RWMutex
 	dep *domicile.Deployment
 
+	// records caches sealed records (see recordCache).
+	records *recordCache
+
 	// subjects caches subject rows, which never change but by erasure.
 	smu      sync.Mutex
 	subjects map[domicile.SubjectRef]*domicile.StoredSubject
@@ -81,7 +84,7 @@ func New(cfg Config) *Cell {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
-	c := &Cell{id: cfg.Cell.ID, cfg: cfg, store: cfg.Store, dep: cfg.Deployment, subjects: map[domicile.SubjectRef]*domicile.StoredSubject{}}
+	c := &Cell{id: cfg.Cell.ID, cfg: cfg, store: cfg.Store, dep: cfg.Deployment, subjects: map[domicile.SubjectRef]*domicile.StoredSubject{}, records: newRecordCache()}
 	c.keys = keyring.New(keyring.Config{
 		Cell: cfg.Cell.ID, KEK: cfg.KEK, Store: cfg.KeyStore, CacheSize: cfg.KeyCacheSize,
 		Rand: cfg.Rand, Now: cfg.Now, OnUnwrap: c.onUnwrap,
@@ -292,11 +295,12 @@ func (c *Cell) locate(ctx context.Context, s SubjectKey) (*domicile.StoredSubjec
 	return sub, nil
 }
 
-// forget drops a subject from the cache (on erasure).
+// forget drops a subject and its records from the caches (on erasure).
 func (c *Cell) forget(ref domicile.SubjectRef) {
 	c.smu.Lock()
 	delete(c.subjects, ref)
 	c.smu.Unlock()
+	c.records.forget(ref)
 }
 
 func (c *Cell) access(r *request) kms.Access {

@@ -43,7 +43,13 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 	}
 	for try := 0; ; try++ {
 		var cur int64
-		if old, err := c.store.Record(ctx, s.Ref, kind, id); err == nil {
+		// After a lost race the cache may not hold the winner yet: read
+		// the store.
+		read := c.record
+		if try > 0 {
+			read = c.freshRecord
+		}
+		if old, err := read(ctx, s.Ref, kind, id); err == nil {
 			cur = old.Version
 		} else if !errors.Is(err, domicile.ErrNotFound) {
 			return nil, err
@@ -58,10 +64,11 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 		now := c.cfg.Now().UTC()
 		rr := *r
 		rr.events = append(append([]domicile.Event(nil), r.events...), c.event(r, domicile.ActWrite, res, domicile.Allowed, ""))
-		_, err = c.commit(ctx, &rr, &domicile.PutRecord{
-			Record: domicile.StoredRecord{Ref: s.Ref, Kind: kind, ID: id, Version: cur + 1, Body: sealed, Fields: fields, Updated: now},
-			Expect: cur,
-		})
+		stored := domicile.StoredRecord{Ref: s.Ref, Kind: kind, ID: id, Version: cur + 1, Body: sealed, Fields: fields, Updated: now}
+		_, err = c.commit(ctx, &rr, &domicile.PutRecord{Record: stored, Expect: cur})
+		if err == nil {
+			c.records.put(&stored)
+		}
 		if errors.Is(err, domicile.ErrVersionMismatch) && try < maxRetries {
 			continue // another write won the race; recompute
 		}
@@ -94,7 +101,7 @@ func (c *Cell) GetRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.store.Record(ctx, s.Ref, kind, id)
+	st, err := c.record(ctx, s.Ref, kind, id)
 	if errors.Is(err, domicile.ErrNotFound) || (err == nil && st.Body == nil) {
 		return nil, domicile.Errorf(domicile.ENotFound, "no record %s/%s", kind, id)
 	}
@@ -187,7 +194,11 @@ func (c *Cell) DeleteRecord(ctx context.Context, a domicile.Actor, s SubjectKey,
 		return err
 	}
 	r.events = append(r.events, c.event(r, domicile.ActDelete, res, domicile.Allowed, ""))
-	_, err := c.commit(ctx, r, &domicile.DeleteRecord{Ref: s.Ref, Kind: kind, ID: id, Expect: expect, Updated: c.cfg.Now().UTC()})
+	del := &domicile.DeleteRecord{Ref: s.Ref, Kind: kind, ID: id, Expect: expect, Updated: c.cfg.Now().UTC()}
+	_, err := c.commit(ctx, r, del)
+	if err == nil {
+		c.records.put(&domicile.StoredRecord{Ref: s.Ref, Kind: kind, ID: id, Version: del.Version, Updated: del.Updated})
+	}
 	switch {
 	case errors.Is(err, domicile.ErrNotFound):
 		return domicile.Errorf(domicile.ENotFound, "no record %s/%s", kind, id)
