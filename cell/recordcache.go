@@ -8,9 +8,13 @@ import (
 	"domicile"
 )
 
-// recordCacheSize bounds the cache of sealed records: about 25 MB of
-// 1 KiB records, small next to the memory budget.
-const recordCacheSize = 20_000
+// Bounds of the cache of sealed records: at most recordCacheSize records
+// and recordCacheBytes of bodies (records may be up to 1 MiB), small next
+// to the memory budget.
+const (
+	recordCacheSize  = 20_000
+	recordCacheBytes = 32 << 20
+)
 
 // recordCache keeps recently written or read records as stored: sealed,
 // so it holds no plaintext. The cell is its store's only writer, so it
@@ -22,6 +26,7 @@ type recordCache struct {
 	mu    sync.Mutex
 	lru   *list.List
 	items map[recordKey]*list.Element
+	bytes int
 }
 
 type recordKey struct {
@@ -50,18 +55,22 @@ func (rc *recordCache) put(r *domicile.StoredRecord) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if e, ok := rc.items[k]; ok {
-		if e.Value.(*domicile.StoredRecord).Version >= r.Version {
+		old := e.Value.(*domicile.StoredRecord)
+		if old.Version >= r.Version {
 			return
 		}
+		rc.bytes += len(r.Body) - len(old.Body)
 		e.Value = r
 		rc.lru.MoveToFront(e)
-		return
+	} else {
+		rc.items[k] = rc.lru.PushFront(r)
+		rc.bytes += len(r.Body)
 	}
-	rc.items[k] = rc.lru.PushFront(r)
-	for rc.lru.Len() > recordCacheSize {
+	for rc.lru.Len() > recordCacheSize || rc.bytes > recordCacheBytes {
 		old := rc.lru.Back()
 		o := old.Value.(*domicile.StoredRecord)
 		rc.lru.Remove(old)
+		rc.bytes -= len(o.Body)
 		delete(rc.items, recordKey{o.Ref, o.Kind, o.ID})
 	}
 }
@@ -72,6 +81,7 @@ func (rc *recordCache) forget(ref domicile.SubjectRef) {
 	defer rc.mu.Unlock()
 	for k, e := range rc.items {
 		if k.ref == ref {
+			rc.bytes -= len(e.Value.(*domicile.StoredRecord).Body)
 			rc.lru.Remove(e)
 			delete(rc.items, k)
 		}
