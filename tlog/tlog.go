@@ -53,6 +53,11 @@ type Log struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// hmu guards hashes: stored hashes already read, which never change,
+	// so proofs mostly read only their lowest levels from the store.
+	hmu    sync.Mutex
+	hashes map[int64]merkle.Hash
+
 	// mu serializes signing and guards the fields below.
 	mu     sync.Mutex
 	size   int64
@@ -68,7 +73,7 @@ func New(cfg Config) *Log {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Log{cfg: cfg, size: -1, cosigs: map[string][]byte{}}
+	return &Log{cfg: cfg, size: -1, cosigs: map[string][]byte{}, hashes: map[int64]merkle.Hash{}}
 }
 
 // Origin returns the log's origin line.

@@ -17,6 +17,10 @@ import (
 )
 
 func newLog(t *testing.T, origin string) (*tlog.Log, *sqlite.Store, string) {
+	return newLogB(t, origin)
+}
+
+func newLogB(t testing.TB, origin string) (*tlog.Log, *sqlite.Store, string) {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), t.TempDir())
 	if err != nil {
