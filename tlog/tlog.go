@@ -122,17 +122,47 @@ func (l *Log) Close(ctx context.Context) error {
 	return nil
 }
 
-// HashReader returns a reader of the store's stored hashes.
+// maxCachedHashes bounds the stored hashes a log keeps in memory (about
+// 10 MB).
+const maxCachedHashes = 1 << 17
+
+// HashReader returns a reader of the store's stored hashes. Hashes once
+// read are kept (bounded): a stored hash never changes, and the upper
+// levels are shared by every proof.
 func (l *Log) HashReader(ctx context.Context) merkle.HashReader {
 	return merkle.HashReaderFunc(func(idx []int64) ([]merkle.Hash, error) {
-		hs, err := l.cfg.Store.ReadHashes(ctx, idx)
+		out := make([]merkle.Hash, len(idx))
+		var miss []int64
+		var at []int
+		l.hmu.Lock()
+		for i, id := range idx {
+			if h, ok := l.hashes[id]; ok {
+				out[i] = h
+			} else {
+				miss = append(miss, id)
+				at = append(at, i)
+			}
+		}
+		l.hmu.Unlock()
+		if len(miss) == 0 {
+			return out, nil
+		}
+		hs, err := l.cfg.Store.ReadHashes(ctx, miss)
 		if err != nil {
 			return nil, err
 		}
-		out := make([]merkle.Hash, len(hs))
-		for i, h := range hs {
-			out[i] = merkle.Hash(h)
+		l.hmu.Lock()
+		for j, h := range hs {
+			out[at[j]] = merkle.Hash(h)
+			if len(l.hashes) >= maxCachedHashes {
+				for k := range l.hashes {
+					delete(l.hashes, k)
+					break
+				}
+			}
+			l.hashes[miss[j]] = merkle.Hash(h)
 		}
+		l.hmu.Unlock()
 		return out, nil
 	})
 }
