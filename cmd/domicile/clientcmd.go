@@ -160,29 +160,17 @@ func subjectCreate(ctx context.Context, env *cmdEnv, args []string) error {
 }
 
 func subjectGet(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "subject get")
-	var cf clientFlags
-	cf.register(fs)
-	id := fs.String("id", "", "subject id")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := need("id", *id); err != nil {
-		return err
-	}
-	c, err := cf.client(env, false)
-	if err != nil {
-		return err
-	}
-	s, err := c.GetSubject(ctx, *id)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, s)
+	return subjectByID(ctx, env, "subject get", args, func(c *httpapi.Client, id string) (any, error) { return c.GetSubject(ctx, id) })
 }
 
 func subjectErase(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "subject erase")
+	return subjectByID(ctx, env, "subject erase", args, func(c *httpapi.Client, id string) (any, error) { return c.EraseSubject(ctx, id) })
+}
+
+// subjectByID runs a client call that takes only a subject id (--id) and
+// prints its answer.
+func subjectByID(ctx context.Context, env *cmdEnv, name string, args []string, call func(*httpapi.Client, string) (any, error)) error {
+	fs := newFlagSet(env, name)
 	var cf clientFlags
 	cf.register(fs)
 	id := fs.String("id", "", "subject id")
@@ -196,11 +184,11 @@ func subjectErase(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	r, err := c.EraseSubject(ctx, *id)
+	out, err := call(c, *id)
 	if err != nil {
 		return err
 	}
-	return printJSON(env.Stdout, r)
+	return printJSON(env.Stdout, out)
 }
 
 type recordFlags struct {
