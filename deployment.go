@@ -1,6 +1,9 @@
 package domicile
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // DefaultMaxObjectBytes is the default limit on an object's size: 1 GiB.
 const DefaultMaxObjectBytes int64 = 1 << 30
@@ -145,21 +148,10 @@ func (d *Deployment) Place(j Jurisdiction, requested string) (string, error) {
 			return c, nil
 		}
 	}
-	return "", &Error{Code: EResidency, Field: "cell", Message: "the residency policy does not permit data of subjects of " + string(j) + " in cell " + quote(requested) + " (" + string(d.Cell(requested).Jurisdiction) + "); permitted: " + join(cells)}
+	return "", &Error{Code: EResidency, Field: "cell", Message: "the residency policy does not permit data of subjects of " + string(j) + " in cell " + quote(requested) + " (" + string(d.Cell(requested).Jurisdiction) + "); permitted: " + strings.Join(cells, ", ")}
 }
 
 func quote(s string) string { return "\"" + truncate(s, 64) + "\"" }
-
-func join(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
-}
 
 // mechanismKinds lists the kinds of transfer mechanism a deployment file
 // may declare. They are the kinds the transfer gateway's registry knows

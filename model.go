@@ -11,6 +11,7 @@ package domicile
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -75,7 +76,7 @@ func (k *Kind) Check(body []byte) ([]string, error) {
 	for f := range m {
 		fields = append(fields, f)
 	}
-	sortStrings(fields)
+	slices.Sort(fields)
 	for _, f := range fields {
 		if _, ok := k.Fields[f]; !ok {
 			return nil, &Error{Code: EInvalid, Field: f, Message: fmt.Sprintf("field %q is not declared for kind %q", truncate(f, 64), k.Name)}
@@ -186,11 +187,3 @@ type Object struct {
 
 // ETag returns the object's entity tag: its content hash and version.
 func (o *Object) ETag() string { return fmt.Sprintf("\"v%d-%.16s\"", o.Version, o.SHA256) }
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-}

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -417,7 +418,7 @@ func (d *Desk) commitNotice(ctx context.Context, c *cell.Cell, r *Request, refHe
 		key := "authority.notice." + r.Status
 		kinds := p.T("authority.kinds.all")
 		if len(r.Kinds) > 0 {
-			kinds = join(r.Kinds)
+			kinds = strings.Join(r.Kinds, ", ")
 		}
 		text := p.T(key, r.Authority, string(r.Jurisdiction), r.Reference, r.Received.Format("2006-01-02"), kinds)
 		if r.Foreign && r.PRCApproval != "" {
@@ -447,17 +448,6 @@ func (d *Desk) commitNotice(ctx context.Context, c *cell.Cell, r *Request, refHe
 		return nil, err
 	}
 	return &Notice{Subject: refHex, Committed: committed, Salt: salt, Commitment: commitment, LeafIndex: le.Index}, nil
-}
-
-func join(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ", "
-		}
-		out += x
-	}
-	return out
 }
 
 // Package is what a disclosure hands over.

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"strconv"
 
 	"domicile"
 	"domicile/envelope"
@@ -55,7 +56,7 @@ func (c *Cell) PutObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(sw, h), io.LimitReader(body, maxBytes+1))
 	if err == nil && n > maxBytes {
-		err = &domicile.Error{Code: domicile.ETooLarge, Message: "object is over the limit of " + itoa(maxBytes) + " bytes"}
+		err = &domicile.Error{Code: domicile.ETooLarge, Message: "object is over the limit of " + strconv.FormatInt(maxBytes, 10) + " bytes"}
 	}
 	if err == nil {
 		err = sw.Close()
@@ -283,18 +284,4 @@ func (c *Cell) EraseSubject(ctx context.Context, a domicile.Actor, s SubjectKey)
 	}
 	return &domicile.ErasureReceipt{Cell: c.id, Subject: s.Ref.String(), KeyFingerprints: fps, Time: now,
 		Records: nrec, Objects: len(blobs), LogIndex: les[0].Index}, nil
-}
-
-func itoa(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }

@@ -455,20 +455,9 @@ func BuildNotice(in NoticeInput) *SubjectNotice {
 		if onlyMech {
 			title = p.T("notice.title.transfer")
 		}
-		n.Texts[string(l)] = NoticeText{Title: title, Body: joinParas(body)}
+		n.Texts[string(l)] = NoticeText{Title: title, Body: strings.Join(body, "\n\n")}
 	}
 	return n
-}
-
-func joinParas(ps []string) string {
-	out := ""
-	for i, s := range ps {
-		if i > 0 {
-			out += "\n\n"
-		}
-		out += s
-	}
-	return out
 }
 
 // mechanismNotice is what a subject is told of a mechanism change: for a

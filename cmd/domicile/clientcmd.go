@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"domicile/httpapi"
@@ -70,19 +71,11 @@ func sub(ctx context.Context, env *cmdEnv, name string, args []string, verbs map
 		for v := range verbs {
 			names = append(names, v)
 		}
-		sortStrings(names)
+		slices.Sort(names)
 		fmt.Fprintf(env.Stderr, "usage: domicile %s {%s} [flags]\n", name, strings.Join(names, "|"))
 		return errUsage
 	}
 	return verbs[args[0]](ctx, env, args[1:])
-}
-
-func sortStrings(s []string) {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
 }
 
 // need checks that a required flag is set, naming it.

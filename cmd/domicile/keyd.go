@@ -200,7 +200,7 @@ func keydInit(env *cmdEnv, args []string) error {
 		return err
 	}
 	for _, f := range files {
-		if err := keydWriteFile(filepath.Join(*dir, f.name), f.data, f.mode); err != nil {
+		if err := writeFileSync(filepath.Join(*dir, f.name), f.data, f.mode); err != nil {
 			return err
 		}
 	}
@@ -221,21 +221,4 @@ func keydSplitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// keydWriteFile creates path with mode and data, failing if it exists, and syncs it.
-func keydWriteFile(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
