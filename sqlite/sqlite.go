@@ -19,13 +19,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
 	"domicile"
 	"domicile/internal/blobdir"
-	"domicile/internal/hashcache"
+	"domicile/internal/hashtile"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -48,11 +49,17 @@ type Store struct {
 	closeMu sync.RWMutex
 	closed  bool
 
-	// Only the writer goroutine touches these.
-	size  int64
-	cache *hashcache.Cache
-	st    writeStmts
-	rq    readStmts
+	// Only the writer goroutine touches size and st; tail's writing
+	// methods too (its Read is for everyone).
+	size int64
+	tail *hashtile.Tail
+	// tiles holds the log's complete Merkle tiles, derived from the
+	// events and kept beside the database (package hashtile).
+	tiles *hashtile.Files
+	// committed is the log size of the last commit, for readers.
+	committed atomic.Int64
+	st        writeStmts
+	rq        readStmts
 
 	ckptStop chan struct{}
 }
@@ -61,7 +68,7 @@ type Store struct {
 // parsing SQL on every statement was a seventh of the CPU of a write.
 type writeStmts struct {
 	recordVersion, putRecord, subjectInsert, objectVersion, putObject *sql.Stmt
-	insertEvent, insertHash, readHash                                 *sql.Stmt
+	insertEvent                                                       *sql.Stmt
 }
 
 func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -70,13 +77,13 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		q  string
 	}{
 		{&w.recordVersion, `SELECT version FROM records WHERE ref=? AND kind=? AND id=?`},
-		{&w.putRecord, `INSERT OR REPLACE INTO records(ref, kind, id, version, body, fields, updated) VALUES(?,?,?,?,?,?,?)`},
+		{&w.putRecord, `INSERT INTO records(ref, kind, id, version, body, fields, updated) VALUES(?,?,?,?,?,?,?)
+			ON CONFLICT(ref, kind, id) DO UPDATE SET version=excluded.version, body=excluded.body, fields=excluded.fields, updated=excluded.updated`},
 		{&w.subjectInsert, `INSERT INTO subjects(ref, jurisdiction, created, key_gen) VALUES(?,?,?,?) ON CONFLICT DO NOTHING`},
 		{&w.objectVersion, `SELECT version FROM objects WHERE ref=? AND name=?`},
-		{&w.putObject, `INSERT OR REPLACE INTO objects(ref, name, version, content_type, size, sha256, blob, key_gen, updated) VALUES(?,?,?,?,?,?,?,?,?)`},
+		{&w.putObject, `INSERT INTO objects(ref, name, version, content_type, size, sha256, blob, key_gen, updated) VALUES(?,?,?,?,?,?,?,?,?)
+			ON CONFLICT(ref, name) DO UPDATE SET version=excluded.version, content_type=excluded.content_type, size=excluded.size, sha256=excluded.sha256, blob=excluded.blob, key_gen=excluded.key_gen, updated=excluded.updated`},
 		{&w.insertEvent, `INSERT INTO events(idx, ref, time, leaf, committed, salt) VALUES(?,?,?,?,?,?)`},
-		{&w.insertHash, `INSERT INTO hashes(id, hash) VALUES(?,?)`},
-		{&w.readHash, `SELECT hash FROM hashes WHERE id=?`},
 	} {
 		st, err := db.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -111,7 +118,6 @@ CREATE TABLE IF NOT EXISTS events(
   idx INTEGER PRIMARY KEY, ref BLOB, time INTEGER NOT NULL,
   leaf BLOB NOT NULL, committed BLOB, salt BLOB);
 CREATE INDEX IF NOT EXISTS events_ref ON events(ref, idx) WHERE ref IS NOT NULL;
-CREATE TABLE IF NOT EXISTS hashes(id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
 `
@@ -160,7 +166,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
-	s := &Store{path: path, wdb: wdb, cdb: cdb, rdb: rdb, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cache: hashcache.New(1 << 16), ckptStop: make(chan struct{})}
+	s := &Store{path: path, wdb: wdb, cdb: cdb, rdb: rdb, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), ckptStop: make(chan struct{})}
 	if err := s.st.prepare(ctx, wdb); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -172,6 +178,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := wdb.QueryRowContext(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&s.size); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("sqlite: log size: %w", err)
+	}
+	if s.tail, err = s.loadTail(ctx); err != nil {
+		s.closeDBs()
+		return nil, err
 	}
 	if err := s.gcBlobs(ctx); err != nil {
 		s.closeDBs()
@@ -196,6 +206,9 @@ func (s *Store) checkpointer() {
 			return
 		case <-t.C:
 		}
+		// Tiles are derived from committed events: syncing them here, not
+		// in each commit, only bounds what a crash makes Open recompute.
+		s.tiles.Sync()
 		var busy, logFrames, done int
 		if err := s.cdb.QueryRow(`PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &done); err != nil {
 			continue
@@ -207,6 +220,9 @@ func (s *Store) checkpointer() {
 }
 
 func (s *Store) closeDBs() {
+	if s.tiles != nil {
+		s.tiles.Close()
+	}
 	s.wdb.Close()
 	s.cdb.Close()
 	s.rdb.Close()
@@ -226,7 +242,7 @@ func (s *Store) Close() error {
 	s.closeMu.Unlock()
 	s.wg.Wait()
 	s.cdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	return errors.Join(s.wdb.Close(), s.cdb.Close(), s.rdb.Close())
+	return errors.Join(s.tiles.Close(), s.wdb.Close(), s.cdb.Close(), s.rdb.Close())
 }
 
 // Path returns the database file's path.
@@ -286,7 +302,9 @@ func (s *Store) run(group []*job) {
 	size0 := s.size
 	fail := func(err error) {
 		s.size = size0
-		s.cache.Rollback(size0)
+		if terr := s.tail.Truncate(size0); terr != nil {
+			err = errors.Join(err, terr)
+		}
 		for _, j := range group {
 			j.done <- err
 		}
@@ -318,7 +336,11 @@ func (s *Store) run(group []*job) {
 			errs[i] = err
 			if s.size != before {
 				s.size = before
-				s.cache.Rollback(before)
+				if err := s.tail.Truncate(before); err != nil {
+					tx.Rollback()
+					fail(err)
+					return
+				}
 			}
 			if sp {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO b`); err != nil {
@@ -340,6 +362,11 @@ func (s *Store) run(group []*job) {
 		fail(fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
+	// The Merkle tiles the group's events completed, now that the events
+	// are durable. A tile that cannot be written stays in memory, readable,
+	// until a later group writes it; its events are committed either way.
+	s.tail.Flush(s.tiles.Write)
+	s.committed.Store(s.size)
 	for i, j := range group {
 		j.done <- errs[i]
 	}
@@ -478,8 +505,9 @@ func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op domicile.Op) error {
 	return nil
 }
 
-// appendEvent assigns e the next index, stores it and the Merkle hashes it
-// adds (golang.org/x/mod/sumdb/tlog's stored-hash layout).
+// appendEvent assigns e the next index and stores it; the Merkle hashes
+// it adds go to the tail, and to the database with the tiles they
+// complete.
 func (s *Store) appendEvent(ctx context.Context, tx *sql.Tx, e *domicile.LogEntry) error {
 	n := s.size
 	var ref any
@@ -490,39 +518,10 @@ func (s *Store) appendEvent(ctx context.Context, tx *sql.Tx, e *domicile.LogEntr
 		n, ref, e.Time.UnixNano(), e.Leaf, e.Committed, e.Salt); err != nil {
 		return fmt.Errorf("sqlite: append event: %w", err)
 	}
-	hashes, err := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(e.Leaf), s.txHashReader(ctx, tx))
-	if err != nil {
-		return fmt.Errorf("sqlite: log hashes: %w", err)
-	}
-	base := tlog.StoredHashIndex(0, n)
-	ins := tx.StmtContext(ctx, s.st.insertHash)
-	for i, h := range hashes {
-		if _, err := ins.ExecContext(ctx, base+int64(i), h[:]); err != nil {
-			return fmt.Errorf("sqlite: store hash: %w", err)
-		}
-		s.cache.Put(base+int64(i), h)
-	}
+	s.tail.Append(tlog.RecordHash(e.Leaf))
 	e.Index = n
 	s.size = n + 1
 	return nil
-}
-
-func (s *Store) txHashReader(ctx context.Context, tx *sql.Tx) tlog.HashReaderFunc {
-	return func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		for i, id := range indexes {
-			if h, ok := s.cache.Get(id); ok {
-				out[i] = h
-				continue
-			}
-			var b []byte
-			if err := tx.StmtContext(ctx, s.st.readHash).QueryRowContext(ctx, id).Scan(&b); err != nil {
-				return nil, fmt.Errorf("read hash %d: %w", id, err)
-			}
-			copy(out[i][:], b)
-		}
-		return out, nil
-	}
 }
 
 var _ domicile.CellStore = (*Store)(nil)

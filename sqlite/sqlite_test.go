@@ -4,15 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/mod/sumdb/tlog"
+
 	"domicile"
 	"domicile/domiciletest"
+	"domicile/merkle"
 	"domicile/sqlite"
 )
 
@@ -135,4 +140,90 @@ func BenchmarkCommit1KParallel(b *testing.B) {
 	s := mustOpen(b, b.TempDir())
 	defer s.Close()
 	domiciletest.BenchCommit1KParallel(b, s)
+}
+
+// TestHashTilesReopenAndRebuild grows a log past the first tile of level 1
+// (65,536 leaves), reopening the store at sizes on both sides of tile
+// boundaries, then loses every stored tile (as a database written before
+// tiles existed would lack them) and reopens: each time, every stored hash
+// must equal tlog's, computed in memory from the leaves.
+func TestHashTilesReopenAndRebuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 66,000 events")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	mem := merkle.MemoryHashes{}
+	checkAll := func(s *sqlite.Store) {
+		t.Helper()
+		n, _ := s.LogSize(ctx)
+		if n != mem.Size() {
+			t.Fatalf("log size %d, want %d", n, mem.Size())
+		}
+		ids := make([]int64, tlog.StoredHashIndex(0, n))
+		for i := range ids {
+			ids[i] = int64(i)
+		}
+		got, err := s.ReadHashes(ctx, ids)
+		if err != nil {
+			t.Fatalf("ReadHashes at %d: %v", n, err)
+		}
+		want, _ := mem.ReadHashes(ids)
+		for i := range ids {
+			if got[i] != [32]byte(want[i]) {
+				t.Fatalf("size %d: stored hash %d differs from tlog's", n, i)
+			}
+		}
+		if _, err := s.ReadHashes(ctx, []int64{int64(len(ids))}); err == nil {
+			t.Fatalf("size %d: ReadHashes beyond the log succeeded", n)
+		}
+	}
+	s := mustOpen(t, dir)
+	for _, stop := range []int64{255, 256, 700, 65_535, 65_536, 66_000} {
+		for mem.Size() < stop {
+			b := &domicile.Batch{}
+			for range min(int64(500), stop-mem.Size()) {
+				e := domiciletest.NewEntry(domiciletest.Ref("tiles"))
+				b.Events = append(b.Events, e)
+				if _, err := mem.Append(e.Leaf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			domiciletest.MustCommit(t, ctx, s, b)
+		}
+		checkAll(s)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = mustOpen(t, dir)
+		checkAll(s)
+	}
+	s.Close()
+
+	// A database written before tiles existed: a table of hash rows and
+	// no tile files.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "cell.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE hashes(id INTEGER PRIMARY KEY, hash BLOB NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := os.RemoveAll(filepath.Join(dir, "hashes")); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir)
+	defer s.Close()
+	checkAll(s)
+	domiciletest.CheckLog(t, ctx, s)
+	db, err = sql.Open("sqlite", "file:"+filepath.Join(dir, "cell.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name='hashes'`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("old hash rows still there (%d tables, %v)", tables, err)
+	}
 }
