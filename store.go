@@ -229,3 +229,22 @@ type BlobReader interface {
 	io.Closer
 	Size() int64
 }
+
+// CommitStats are a cell store's cumulative group-commit counters: how
+// many transactions (groups) its writer committed, how many batches they
+// carried, how long the writer was busy with them, and how much of that
+// was the commit itself (for SQLite, writing the WAL and the fsync; for
+// PostgreSQL, the COMMIT round trip and the server's flush). Busy divided
+// by wall time is the writer's utilization: near 1, the single writer is
+// what bounds write throughput.
+type CommitStats struct {
+	Groups  uint64
+	Batches uint64
+	Busy    time.Duration
+	Commit  time.Duration
+}
+
+// A CommitStatser reports its CommitStats; both cell stores are.
+type CommitStatser interface {
+	CommitStats() CommitStats
+}

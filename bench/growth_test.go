@@ -5,6 +5,9 @@ import (
 	"encoding/xml"
 	"strings"
 	"testing"
+	"time"
+
+	"domicile"
 )
 
 func TestPlotIsWellFormedSVG(t *testing.T) {
@@ -43,11 +46,23 @@ func TestParseProc(t *testing.T) {
 	if rss != 1<<20 || hwm != 2<<20 {
 		t.Errorf("parseProcStatus = %d, %d, want %d, %d", rss, hwm, 1<<20, 2<<20)
 	}
-	s, err := parseMetrics(strings.NewReader("# HELP x\nprocess_cpu_seconds_total 12.5\nprocess_resident_memory_bytes 1.048576e+08\ngo_goroutines 7\n"))
-	if err != nil || s.CPUSeconds != 12.5 || s.RSS != 104857600 {
-		t.Errorf("parseMetrics = %+v, %v", s, err)
+	s, proc, err := parseMetrics(strings.NewReader("# HELP x\nprocess_cpu_seconds_total 12.5\nprocess_resident_memory_bytes 1.048576e+08\ngo_goroutines 7\n" +
+		"domicile_store_commits_total{cell=\"a b\"} 10\ndomicile_store_commits_total{cell=\"c\"} 30\n" +
+		"domicile_store_committed_batches_total{cell=\"a b\"} 200\ndomicile_store_writer_busy_seconds_total{cell=\"c\"} 1.5\n" +
+		"domicile_store_commit_seconds_total{cell=\"c\"} 0.25\n"))
+	if err != nil || !proc || s.CPUSeconds != 12.5 || s.RSS != 104857600 {
+		t.Errorf("parseMetrics = %+v, %v, %v", s, proc, err)
 	}
-	if _, err := parseMetrics(strings.NewReader("go_goroutines 7\n")); err == nil {
-		t.Error("parseMetrics accepted metrics without the process figures")
+	want := domicile.CommitStats{Groups: 40, Batches: 200, Busy: 1500 * time.Millisecond, Commit: 250 * time.Millisecond}
+	if !s.HaveStore || s.Store != want {
+		t.Errorf("store counters %+v (have %v), want %+v", s.Store, s.HaveStore, want)
+	}
+	if _, proc, _ := parseMetrics(strings.NewReader("go_goroutines 7\n")); proc {
+		t.Error("parseMetrics found process figures in metrics without them")
+	}
+	c := storeCost(domicile.CommitStats{Groups: 10, Batches: 50, Busy: time.Second, Commit: 500 * time.Millisecond},
+		domicile.CommitStats{Groups: 110, Batches: 1050, Busy: 3 * time.Second, Commit: 1500 * time.Millisecond}, 4)
+	if c.Commits != 100 || c.BatchesPerCommit != 10 || c.WriterBusy != 0.5 || c.BusyPerCommit != 20 || c.CommitPerCommit != 10 {
+		t.Errorf("storeCost = %+v", c)
 	}
 }

@@ -134,6 +134,23 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		tw.Flush()
 	}
+	var stores []*Result
+	for _, run := range r.Runs {
+		if run.Server != nil && run.Server.Store != nil {
+			stores = append(stores, run)
+		}
+	}
+	if len(stores) > 0 {
+		b.WriteString("\nstore writers over the measured window (their commit counters in /metrics):\n")
+		tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "target\tmix\tcommits/s\trequests/commit\twriter busy\tms/commit\tof it committing\t")
+		for _, run := range stores {
+			st := run.Server.Store
+			fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.1f\t%.0f%%\t%.2f\t%.2f\t\n", run.Target, run.Mix, st.Commits/run.DurationSeconds,
+				st.BatchesPerCommit, st.WriterBusy*100, st.BusyPerCommit, st.CommitPerCommit)
+		}
+		tw.Flush()
+	}
 	var errLines []string
 	for _, run := range r.Runs {
 		for k, n := range run.Errors {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"domicile"
 	"domicile/httpapi"
 )
 
@@ -121,6 +122,25 @@ type ServerCost struct {
 	// PeakRSS is the largest resident set seen (bytes); for a local
 	// process, its VmHWM.
 	PeakRSS int64 `json:"peak_rss_bytes"`
+	// Store is what the server's cell store writers did over the window,
+	// from their commit counters in /metrics (summed over cells), if the
+	// server exports them.
+	Store *StoreCost `json:"store,omitempty"`
+}
+
+// StoreCost is what a server's store writers did over the measured
+// window.
+type StoreCost struct {
+	Commits float64 `json:"commits"`
+	// BatchesPerCommit is how many writing requests shared a commit.
+	BatchesPerCommit float64 `json:"batches_per_commit"`
+	// WriterBusy is the share of the window the writers spent in
+	// transactions (per cell: 1 means one writer never idle).
+	WriterBusy float64 `json:"writer_busy"`
+	// BusyPerCommit and CommitPerCommit are milliseconds per transaction,
+	// in all and in the commit itself (WAL write and fsync).
+	BusyPerCommit   float64 `json:"busy_ms_per_commit"`
+	CommitPerCommit float64 `json:"commit_ms_per_commit"`
 }
 
 // Sampler reads a server's cumulative CPU time and resident set.
@@ -135,6 +155,9 @@ type Sample struct {
 	RSS        int64
 	// PeakRSS is the process's own high-water mark, if the source has it.
 	PeakRSS int64
+	// Store holds the cell stores' commit counters (summed), if HaveStore.
+	Store     domicile.CommitStats
+	HaveStore bool
 }
 
 // NewHTTPClient returns an HTTP client for n concurrent workers: it keeps
@@ -298,6 +321,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var (
 		cpu0, cpu1 float64
 		ok0, ok1   bool
+		st0, st1   Sample
 		peak       int64
 		src        string
 	)
@@ -356,13 +380,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	// Take the server's and our own CPU at the window's edges.
 	sleepUntil(ctx, mStart)
 	if s, ok := sample(); ok {
-		cpu0, ok0 = s.CPUSeconds, true
+		cpu0, ok0, st0 = s.CPUSeconds, true, s
 		src = cfg.Sampler.Source()
 	}
 	client0 = selfCPU()
 	sleepUntil(ctx, mEnd)
 	if s, ok := sample(); ok {
-		cpu1, ok1 = s.CPUSeconds, true
+		cpu1, ok1, st1 = s.CPUSeconds, true, s
 	}
 	clientCPU := selfCPU() - client0
 	wg.Wait()
@@ -407,8 +431,27 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if res.Ops > 0 {
 			res.Server.CPUPerOp = (cpu1 - cpu0) / float64(res.Ops) * 1e6
 		}
+		if st0.HaveStore && st1.HaveStore {
+			res.Server.Store = storeCost(st0.Store, st1.Store, secs)
+		}
 	}
 	return res, nil
+}
+
+// storeCost is what the store writers did between two readings of their
+// counters, secs apart.
+func storeCost(a, b domicile.CommitStats, secs float64) *StoreCost {
+	c := &StoreCost{Commits: float64(b.Groups - a.Groups)}
+	busy, commit := (b.Busy - a.Busy).Seconds(), (b.Commit - a.Commit).Seconds()
+	if secs > 0 {
+		c.WriterBusy = busy / secs
+	}
+	if c.Commits > 0 {
+		c.BatchesPerCommit = float64(b.Batches-a.Batches) / c.Commits
+		c.BusyPerCommit = busy / c.Commits * 1e3
+		c.CommitPerCommit = commit / c.Commits * 1e3
+	}
+	return c
 }
 
 func pick(ops []Op, total int, r *mrand.Rand) int {

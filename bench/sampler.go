@@ -10,14 +10,21 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat's CPU times: 100 on
 // every Linux architecture Go supports.
 const clockTicks = 100
 
-// ProcSampler reads a local process's CPU time and memory from /proc.
-type ProcSampler struct{ PID int }
+// ProcSampler reads a local process's CPU time and memory from /proc,
+// and, if Metrics is set, its cell stores' commit counters from that
+// /metrics URL.
+type ProcSampler struct {
+	PID     int
+	Metrics string
+	HTTP    *http.Client
+}
 
 // Source names /proc/<pid>.
 func (p ProcSampler) Source() string { return fmt.Sprintf("/proc/%d", p.PID) }
@@ -39,6 +46,12 @@ func (p ProcSampler) Sample(ctx context.Context) (Sample, error) {
 		return s, err
 	}
 	s.RSS, s.PeakRSS = parseProcStatus(status)
+	if p.Metrics != "" {
+		// Without the counters the report only lacks its store line.
+		if m, _, err := fetchMetrics(ctx, p.HTTP, p.Metrics); err == nil {
+			s.Store, s.HaveStore = m.Store, m.HaveStore
+		}
+	}
 	return s, nil
 }
 
@@ -101,53 +114,84 @@ func (m MetricsSampler) Source() string { return m.URL }
 
 // Sample fetches and parses the metrics.
 func (m MetricsSampler) Sample(ctx context.Context) (Sample, error) {
-	var s Sample
-	c := m.HTTP
+	s, haveProc, err := fetchMetrics(ctx, m.HTTP, m.URL)
+	if err != nil {
+		return s, err
+	}
+	if !haveProc {
+		return s, fmt.Errorf("bench: metrics lack process_cpu_seconds_total or process_resident_memory_bytes")
+	}
+	return s, nil
+}
+
+func fetchMetrics(ctx context.Context, c *http.Client, url string) (Sample, bool, error) {
 	if c == nil {
 		c = http.DefaultClient
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.URL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return s, err
+		return Sample{}, false, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return s, err
+		return Sample{}, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return s, fmt.Errorf("bench: %s: %s", m.URL, resp.Status)
+		return Sample{}, false, fmt.Errorf("bench: %s: %s", url, resp.Status)
 	}
 	return parseMetrics(io.LimitReader(resp.Body, 8<<20))
 }
 
-// parseMetrics reads the two process metrics from Prometheus text format.
-func parseMetrics(r io.Reader) (Sample, error) {
-	var s Sample
+// parseMetrics reads, from Prometheus text format, the process's CPU and
+// resident set (haveProc says whether both were there) and the cell
+// stores' commit counters, summed over their labels.
+func parseMetrics(r io.Reader) (s Sample, haveProc bool, err error) {
 	var haveCPU, haveRSS bool
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		name, val, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		// name{labels} value [timestamp]; label values may hold spaces.
+		var name, rest string
+		if i := strings.IndexByte(line, '{'); i >= 0 {
+			j := strings.LastIndexByte(line, '}')
+			if j < i {
+				continue
+			}
+			name, rest = line[:i], line[j+1:]
+		} else {
+			var ok bool
+			if name, rest, ok = strings.Cut(line, " "); !ok {
+				continue
+			}
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
 			continue
 		}
 		switch name {
 		case "process_cpu_seconds_total":
-			v, err := strconv.ParseFloat(strings.Fields(val)[0], 64)
-			if err == nil {
-				s.CPUSeconds, haveCPU = v, true
-			}
+			s.CPUSeconds, haveCPU = v, true
 		case "process_resident_memory_bytes":
-			v, err := strconv.ParseFloat(strings.Fields(val)[0], 64)
-			if err == nil {
-				s.RSS, haveRSS = int64(v), true
-			}
+			s.RSS, haveRSS = int64(v), true
+		case "domicile_store_commits_total":
+			s.Store.Groups += uint64(v)
+			s.HaveStore = true
+		case "domicile_store_committed_batches_total":
+			s.Store.Batches += uint64(v)
+		case "domicile_store_writer_busy_seconds_total":
+			s.Store.Busy += time.Duration(v * 1e9)
+		case "domicile_store_commit_seconds_total":
+			s.Store.Commit += time.Duration(v * 1e9)
 		}
 	}
-	if !haveCPU || !haveRSS {
-		return s, fmt.Errorf("bench: metrics lack process_cpu_seconds_total or process_resident_memory_bytes")
-	}
-	return s, sc.Err()
+	return s, haveCPU && haveRSS, sc.Err()
 }

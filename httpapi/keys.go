@@ -119,3 +119,30 @@ func (s *Server) keyRetire(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	st.Retired = retired
 	writeJSON(w, http.StatusOK, st)
 }
+
+// registerStoreMetrics exports each cell store's group-commit counters
+// (domicile.CommitStats), which domicile bench reads to say how busy the
+// single writer was and how long its commits took.
+func (s *Server) registerStoreMetrics() {
+	for _, c := range s.router.Cells() {
+		st, ok := c.Store().(domicile.CommitStatser)
+		if !ok {
+			continue
+		}
+		labels := prometheus.Labels{"cell": c.ID()}
+		counter := func(name, help string, v func(domicile.CommitStats) float64) prometheus.Collector {
+			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+				func() float64 { return v(st.CommitStats()) })
+		}
+		s.reg.MustRegister(
+			counter("domicile_store_commits_total", "Transactions (groups of batches) the cell store's writer committed.",
+				func(c domicile.CommitStats) float64 { return float64(c.Groups) }),
+			counter("domicile_store_committed_batches_total", "Batches (one per request that writes) those transactions carried.",
+				func(c domicile.CommitStats) float64 { return float64(c.Batches) }),
+			counter("domicile_store_writer_busy_seconds_total", "Time the writer spent in committed transactions, from begin to commit.",
+				func(c domicile.CommitStats) float64 { return c.Busy.Seconds() }),
+			counter("domicile_store_commit_seconds_total", "Time spent in the commits themselves (WAL write and fsync, or COMMIT).",
+				func(c domicile.CommitStats) float64 { return c.Commit.Seconds() }),
+		)
+	}
+}

@@ -94,6 +94,7 @@ func New(cfg Config) *Server {
 	s.routes()
 	if s.router != nil {
 		s.registerKeys()
+		s.registerStoreMetrics()
 	}
 	for _, f := range cfg.Extra {
 		f(s)

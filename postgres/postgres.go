@@ -43,6 +43,7 @@ import (
 
 	"domicile"
 	"domicile/internal/blobdir"
+	"domicile/internal/commitstats"
 	"domicile/internal/hashcache"
 )
 
@@ -78,6 +79,7 @@ type Store struct {
 	cache     *hashcache.Cache
 	cacheSize int
 	stale     bool // size and cache must be reloaded before the next group
+	stats     commitstats.Counters
 }
 
 type job struct {
@@ -209,6 +211,9 @@ func (s *Store) resync(ctx context.Context) error {
 	return nil
 }
 
+// CommitStats returns the writer's cumulative group-commit counters.
+func (s *Store) CommitStats() domicile.CommitStats { return s.stats.Stats() }
+
 // Close stops the writer after the batches already queued, and closes the
 // connections. Commits that start after Close fail.
 func (s *Store) Close() error {
@@ -296,14 +301,17 @@ func (s *Store) run(group []*job) {
 	ctx := s.ctx
 	var errs []error
 	var err error
+	t0 := time.Now()
 	for try := 0; ; try++ {
 		if s.stale {
 			if err = s.resync(ctx); err != nil {
 				break
 			}
 		}
-		errs, err = s.runOnce(ctx, group)
+		var commit time.Duration
+		errs, commit, err = s.runOnce(ctx, group)
 		if err == nil {
+			s.stats.Add(len(group), time.Since(t0), commit)
 			break
 		}
 		s.stale = true
@@ -347,7 +355,13 @@ const (
 // runOnce runs the group in one transaction. It returns each batch's
 // error, or an error for the whole group (nothing committed, or the
 // outcome unknown).
-func (s *Store) runOnce(ctx context.Context, group []*job) ([]error, error) {
+func (s *Store) runOnce(ctx context.Context, group []*job) (errs []error, commit time.Duration, err error) {
+	errs, err = s.runTx(ctx, group, &commit)
+	return errs, commit, err
+}
+
+// runTx is runOnce; it adds the time spent in the COMMIT to *commit.
+func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) ([]error, error) {
 	errs := make([]error, len(group))
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
@@ -397,9 +411,11 @@ func (s *Store) runOnce(ctx context.Context, group []*job) ([]error, error) {
 		s.cache.Rollback(s.size)
 		start = failed + 1
 	}
+	t := time.Now()
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("postgres: commit: %w", err)
 	}
+	*commit += time.Since(t)
 	return errs, nil
 }
 

@@ -26,6 +26,7 @@ import (
 
 	"domicile"
 	"domicile/internal/blobdir"
+	"domicile/internal/commitstats"
 	"domicile/internal/hashtile"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -58,6 +59,7 @@ type Store struct {
 	tiles *hashtile.Files
 	// committed is the log size of the last commit, for readers.
 	committed atomic.Int64
+	stats     commitstats.Counters
 	st        writeStmts
 	rq        readStmts
 
@@ -295,9 +297,13 @@ func (s *Store) writer() {
 	}
 }
 
+// CommitStats returns the writer's cumulative group-commit counters.
+func (s *Store) CommitStats() domicile.CommitStats { return s.stats.Stats() }
+
 // run commits a group of batches in one transaction.
 func (s *Store) run(group []*job) {
 	ctx := context.Background()
+	t0 := time.Now()
 	errs := make([]error, len(group))
 	size0 := s.size
 	fail := func(err error) {
@@ -358,10 +364,13 @@ func (s *Store) run(group []*job) {
 			}
 		}
 	}
+	t1 := time.Now()
 	if err := tx.Commit(); err != nil {
 		fail(fmt.Errorf("sqlite: commit: %w", err))
 		return
 	}
+	t2 := time.Now()
+	s.stats.Add(len(group), t2.Sub(t0), t2.Sub(t1))
 	// The Merkle tiles the group's events completed, now that the events
 	// are durable. A tile that cannot be written stays in memory, readable,
 	// until a later group writes it; its events are committed either way.

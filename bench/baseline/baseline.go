@@ -14,6 +14,7 @@
 //	GET  /v1/subjects/{id}/records/{kind}/{rid}                 → Record
 //	PUT  /v1/subjects/{id}/objects/{name}          bytes        → blob + Commit(PutObject)
 //	GET  /v1/subjects/{id}/objects/{name}                       → Object + blob
+//	GET  /metrics                                               the store's commit counters
 //
 // A record write reads the current version and commits one batch with one
 // PutRecord operation and no events, retrying if a concurrent write won;
@@ -61,7 +62,32 @@ func New(store domicile.CellStore, now func() time.Time) *Server {
 	s.mux.HandleFunc("GET /v1/subjects/{id}/records/{kind}/{rid}", s.getRecord)
 	s.mux.HandleFunc("PUT /v1/subjects/{id}/objects/{name}", s.putObject)
 	s.mux.HandleFunc("GET /v1/subjects/{id}/objects/{name}", s.getObject)
+	s.mux.HandleFunc("GET /metrics", s.metrics)
 	return s
+}
+
+// metrics writes the store's group-commit counters in Prometheus text
+// format, under the names domicile serve uses, so that domicile bench
+// reports both servers' writers alike. It is not on any measured path.
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.store.(domicile.CommitStatser)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	c := st.CommitStats()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	for _, m := range []struct {
+		name string
+		v    float64
+	}{
+		{"domicile_store_commits_total", float64(c.Groups)},
+		{"domicile_store_committed_batches_total", float64(c.Batches)},
+		{"domicile_store_writer_busy_seconds_total", c.Busy.Seconds()},
+		{"domicile_store_commit_seconds_total", c.Commit.Seconds()},
+	} {
+		fmt.Fprintf(w, "# TYPE %s counter\n%s{cell=\"baseline\"} %g\n", m.name, m.name, m.v)
+	}
 }
 
 // ServeHTTP serves a request.

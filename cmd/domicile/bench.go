@@ -307,7 +307,7 @@ func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, 
 	return &target{
 		name:    "domicile",
 		client:  &httpapi.Client{BaseURL: p.url, Token: tok.Token, Purpose: "service", HTTP: hc},
-		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid},
+		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid, Metrics: p.url + "/metrics", HTTP: hc},
 		stop:    p.stop,
 	}, nil
 }
@@ -324,10 +324,11 @@ func startBaselineTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*targ
 		return nil, fmt.Errorf("start baseline server: %w", err)
 	}
 	fmt.Fprintf(env.Stderr, "bench: baseline server (pid %d) at %s, data %s\n", p.cmd.Process.Pid, p.url, dir)
+	hc := bench.NewHTTPClient(f.workers)
 	return &target{
 		name:    "baseline",
-		client:  &httpapi.Client{BaseURL: p.url, HTTP: bench.NewHTTPClient(f.workers)},
-		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid},
+		client:  &httpapi.Client{BaseURL: p.url, HTTP: hc},
+		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid, Metrics: p.url + "/metrics", HTTP: hc},
 		stop: func() {
 			p.stop()
 			if !f.keep {

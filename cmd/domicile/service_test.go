@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -310,6 +311,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if strings.Contains(m, "metric-subject-1") {
 		t.Error("/metrics holds a subject id")
+	}
+	// The cell store's commit counters: at least the subject and the three
+	// writes were committed, each in a batch of its own or shared.
+	val := func(name string) float64 {
+		t.Helper()
+		mm := regexp.MustCompile(`(?m)^` + name + `\{cell="cn-gz1"\} (\S+)$`).FindStringSubmatch(m)
+		if mm == nil {
+			t.Fatalf("/metrics lacks %s for cn-gz1", name)
+		}
+		v, err := strconv.ParseFloat(mm[1], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	commits, batches := val("domicile_store_commits_total"), val("domicile_store_committed_batches_total")
+	busy, commit := val("domicile_store_writer_busy_seconds_total"), val("domicile_store_commit_seconds_total")
+	if commits < 1 || batches < 4 || batches < commits || busy <= 0 || commit <= 0 || commit > busy {
+		t.Errorf("store counters: %v commits, %v batches, %vs busy, %vs committing", commits, batches, busy, commit)
 	}
 }
 
