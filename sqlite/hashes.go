@@ -73,7 +73,7 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 			return nil, fmt.Errorf("sqlite: read hashes: hash %d is beyond the committed log", id)
 		}
 	}
-	hs, err := s.tail.Read(indexes, s.tiles.Read)
+	hs, err := s.tail.Read(indexes, s.tiles.View)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: read hashes: %w", err)
 	}
@@ -83,3 +83,8 @@ func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 	}
 	return out, nil
 }
+
+// CachesHashes reports that the store keeps in memory the hashes worth
+// keeping (its partial tiles and the tiles above level 0), so a
+// transparency log over it needs no cache of its own.
+func (s *Store) CachesHashes() bool { return true }

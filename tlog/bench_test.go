@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,7 +22,9 @@ import (
 // BenchmarkProveFromStore: inclusion proofs of random leaves, hashes read
 // from the SQLite cell store (its partial tiles in memory, complete tiles
 // from the tile files), at 200,000 leaves, and at the sizes that
-// DOMICILE_BENCH_PROOF_LEAVES lists (comma-separated), such as 10,000,000:
+// DOMICILE_BENCH_PROOF_LEAVES lists (comma-separated), such as 10,000,000
+// (DOMICILE_BENCH_PROOF_DIR, if set, keeps the logs built there for the
+// next run):
 //
 //	go test -run '^$' -bench ProveFromStore ./tlog/
 //	DOMICILE_BENCH_PROOF_LEAVES=10000000 go test -run '^$' -bench ProveFromStore -timeout 1h ./tlog/
@@ -48,12 +51,20 @@ func BenchmarkProveFromStore(b *testing.B) {
 func benchProve(b *testing.B, n int64) {
 	ctx := context.Background()
 	dir := b.TempDir()
+	if keep := os.Getenv("DOMICILE_BENCH_PROOF_DIR"); keep != "" {
+		// Built once, kept, and reused by later runs.
+		dir = filepath.Join(keep, fmt.Sprintf("leaves-%d", n))
+	}
 	st, err := sqlite.Open(ctx, dir)
 	if err != nil {
 		b.Fatal(err)
 	}
 	leaf := func(i int64) []byte { return []byte("leaf " + strconv.FormatInt(i, 10)) }
-	for i := int64(0); i < n; i += 5000 {
+	have, err := st.LogSize(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := have; i < n; i += 5000 {
 		batch := &domicile.Batch{}
 		for j := i; j < min(i+5000, n); j++ {
 			batch.Events = append(batch.Events, &domicile.LogEntry{Time: time.Now(), Leaf: leaf(j)})

@@ -126,10 +126,30 @@ func (l *Log) Close(ctx context.Context) error {
 // 10 MB).
 const maxCachedHashes = 1 << 17
 
-// HashReader returns a reader of the store's stored hashes. Hashes once
-// read are kept (bounded): a stored hash never changes, and the upper
-// levels are shared by every proof.
+// A HashCacher is a Store that keeps the hashes it has read in memory
+// itself, as the SQLite cell store does; a Log then keeps no copy.
+type HashCacher interface {
+	CachesHashes() bool
+}
+
+// HashReader returns a reader of the store's stored hashes. Unless the
+// store caches them itself ([HashCacher]), hashes once read are kept
+// (bounded): a stored hash never changes, and the upper levels are shared
+// by every proof.
 func (l *Log) HashReader(ctx context.Context) merkle.HashReader {
+	if hc, ok := l.cfg.Store.(HashCacher); ok && hc.CachesHashes() {
+		return merkle.HashReaderFunc(func(idx []int64) ([]merkle.Hash, error) {
+			hs, err := l.cfg.Store.ReadHashes(ctx, idx)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]merkle.Hash, len(hs))
+			for i, h := range hs {
+				out[i] = merkle.Hash(h)
+			}
+			return out, nil
+		})
+	}
 	return merkle.HashReaderFunc(func(idx []int64) ([]merkle.Hash, error) {
 		out := make([]merkle.Hash, len(idx))
 		var miss []int64

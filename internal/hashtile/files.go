@@ -161,6 +161,31 @@ func (f *Files) Read(keys []Key) (map[Key][]byte, error) {
 	return out, nil
 }
 
+// bufs holds tile-sized buffers for View.
+var bufs = sync.Pool{New: func() any { return new([TileBytes]byte) }}
+
+// View implements [TileViewer]: it reads tile k into a pooled buffer, so
+// that a proof's read allocates nothing.
+func (f *Files) View(k Key, use func(tile []byte)) (bool, error) {
+	if k.Level < 0 || k.Level > MaxLevel || k.N < 0 {
+		return false, nil
+	}
+	f.mu.RLock()
+	if k.N >= f.count[k.Level] {
+		f.mu.RUnlock()
+		return false, nil
+	}
+	b := bufs.Get().(*[TileBytes]byte)
+	defer bufs.Put(b)
+	_, err := f.files[k.Level].ReadAt(b[:], k.N*TileBytes)
+	f.mu.RUnlock()
+	if err != nil {
+		return false, fmt.Errorf("hashtile: read tile %d/%d: %w", k.Level, k.N, err)
+	}
+	use(b[:])
+	return true, nil
+}
+
 // Sync makes every tile written so far durable, then records their counts
 // in the "synced" file.
 func (f *Files) Sync() error {

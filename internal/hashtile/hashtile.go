@@ -23,6 +23,7 @@
 package hashtile
 
 import (
+	"bytes"
 	"cmp"
 	"container/list"
 	"errors"
@@ -176,9 +177,8 @@ func Build(nodes []tlog.Hash) ([]byte, error) {
 	return p.encode(), nil
 }
 
-// DefaultCacheTiles is how many stored tiles a Tail keeps for readers
-// (about 4 MiB): every tile above level 0 of a 16,777,216-leaf log, and
-// the level-0 tiles read most recently.
+// DefaultCacheTiles is how many stored tiles above level 0 a Tail keeps
+// for readers (about 4 MiB): every one of a 16,777,216-leaf log.
 const DefaultCacheTiles = 256
 
 // Tail is the partial tiles of a log and the tiles completed since the
@@ -325,13 +325,19 @@ func (t *Tail) Truncate(size int64) error {
 // a stored tile: the index is beyond the log.
 var ErrMissing = errors.New("hashtile: hash not stored")
 
+// A TileViewer shows a stored tile: it calls use with the tile's bytes,
+// valid only during the call, and reports whether the tile is stored.
+type TileViewer func(k Key, use func(tile []byte)) (bool, error)
+
 // Read returns the stored hashes at ids. Hashes of partial tiles come from
-// the tail; the others from complete tiles, read through fetch (which
-// returns the stored tiles among keys) and kept in a bounded cache, as a
-// complete tile never changes. Read never returns a hash of a leaf it has
-// not been given, but it may return one the store has not yet committed:
+// the tail; the others from complete tiles, through view. Tiles above
+// level 0, few and shared by every proof, are kept in a bounded cache (a
+// complete tile never changes); a level-0 tile is read for the hashes
+// asked and not kept, as a proof needs only 8 of its 510 and a large log
+// has too many to cache. Read never returns a hash of a leaf it has not
+// been given, but it may return one the store has not yet committed:
 // callers ask only for hashes below a committed size.
-func (t *Tail) Read(ids []int64, fetch func(keys []Key) (map[Key][]byte, error)) ([]tlog.Hash, error) {
+func (t *Tail) Read(ids []int64, view TileViewer) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(ids))
 	type want struct {
 		i   int
@@ -355,38 +361,33 @@ func (t *Tail) Read(ids []int64, fetch func(keys []Key) (map[Key][]byte, error))
 		miss[k] = append(miss[k], want{i, pos})
 	}
 	t.mu.RUnlock()
-	if miss == nil {
-		return out, nil
-	}
-	var keys []Key
 	for k, ws := range miss {
 		if b := t.cached(k); b != nil {
 			for _, w := range ws {
 				out[w.i], _ = Hash(b, w.pos)
 			}
-			delete(miss, k)
 			continue
 		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return out, nil
-	}
-	got, err := fetch(keys)
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range keys {
-		b, ok := got[k]
-		if !ok {
+		var bad error
+		ok, err := view(k, func(b []byte) {
+			if len(b) != TileBytes {
+				bad = fmt.Errorf("hashtile: stored tile %d/%d has %d bytes, want %d", k.Level, k.N, len(b), TileBytes)
+				return
+			}
+			for _, w := range ws {
+				out[w.i], _ = Hash(b, w.pos)
+			}
+			if k.Level > 0 {
+				t.keep(k, bytes.Clone(b))
+			}
+		})
+		switch {
+		case err != nil:
+			return nil, err
+		case !ok:
 			return nil, fmt.Errorf("%w: tile %d/%d", ErrMissing, k.Level, k.N)
-		}
-		if len(b) != TileBytes {
-			return nil, fmt.Errorf("hashtile: stored tile %d/%d has %d bytes, want %d", k.Level, k.N, len(b), TileBytes)
-		}
-		t.keep(k, b)
-		for _, w := range miss[k] {
-			out[w.i], _ = Hash(b, w.pos)
+		case bad != nil:
+			return nil, bad
 		}
 	}
 	return out, nil

@@ -2,6 +2,7 @@ package hashtile_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -45,15 +46,14 @@ func (m *model) append(t *testing.T, h tlog.Hash) {
 	m.leaves = append(m.leaves, h)
 }
 
-func (m *model) fetch(t *testing.T) func([]hashtile.Key) (map[hashtile.Key][]byte, error) {
-	return func(keys []hashtile.Key) (map[hashtile.Key][]byte, error) {
-		out := map[hashtile.Key][]byte{}
-		for _, k := range keys {
-			if b, ok := m.tiles[k]; ok {
-				out[k] = b
-			}
+func (m *model) fetch(t *testing.T) hashtile.TileViewer {
+	return func(k hashtile.Key, use func([]byte)) (bool, error) {
+		b, ok := m.tiles[k]
+		if ok {
+			// What use may keep must not alias the store's copy.
+			use(bytes.Clone(b))
 		}
-		return out, nil
+		return ok, nil
 	}
 }
 
@@ -225,15 +225,21 @@ func TestReadErrors(t *testing.T) {
 		tail.Append(leafHash(i))
 	}
 	tail.Flush(func(hashtile.Tile) error { return nil })
-	none := func([]hashtile.Key) (map[hashtile.Key][]byte, error) { return nil, nil }
+	none := func(hashtile.Key, func([]byte)) (bool, error) { return false, nil }
 	if _, err := tail.Read([]int64{0}, none); err == nil {
 		t.Fatal("read of a tile the store lacks succeeded")
 	}
-	short := func(keys []hashtile.Key) (map[hashtile.Key][]byte, error) {
-		return map[hashtile.Key][]byte{keys[0]: make([]byte, 10)}, nil
+	short := func(_ hashtile.Key, use func([]byte)) (bool, error) {
+		use(make([]byte, 10))
+		return true, nil
 	}
 	if _, err := tail.Read([]int64{0}, short); err == nil {
 		t.Fatal("read of a short tile succeeded")
+	}
+	boom := errors.New("disk on fire")
+	failing := func(hashtile.Key, func([]byte)) (bool, error) { return false, boom }
+	if _, err := tail.Read([]int64{0}, failing); !errors.Is(err, boom) {
+		t.Fatalf("read through a failing store: %v", err)
 	}
 	if _, err := tail.Read([]int64{-1}, none); err == nil {
 		t.Fatal("read of a negative index succeeded")
