@@ -152,9 +152,6 @@ func (s *Store) LogSize(ctx context.Context) (int64, error) {
 	return s.committed.Load(), nil
 }
 
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
-}
 
 // Leaves returns leaves [start, end).
 func (s *Store) Leaves(ctx context.Context, start, end int64) ([][]byte, error) {
