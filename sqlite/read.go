@@ -152,7 +152,6 @@ func (s *Store) LogSize(ctx context.Context) (int64, error) {
 	return s.committed.Load(), nil
 }
 
-
 // Leaves returns leaves [start, end).
 func (s *Store) Leaves(ctx context.Context, start, end int64) ([][]byte, error) {
 	rows, err := s.rdb.QueryContext(ctx, `SELECT leaf FROM events WHERE idx >= ? AND idx < ? ORDER BY idx`, start, end)
