@@ -181,9 +181,9 @@ func Build(nodes []tlog.Hash) ([]byte, error) {
 // for readers (about 4 MiB): every one of a 16,777,216-leaf log.
 const DefaultCacheTiles = 256
 
-// Tail is the partial tiles of a log and the tiles completed since the
-// store last committed. Append, Truncate and Committed belong to the
-// store's single writer; Read is safe from any goroutine.
+// Tail is the partial tiles of a log and the complete tiles not yet
+// flushed to storage. Append, Truncate and Flush belong to the store's
+// single writer; Read, Size and Pending are safe from any goroutine.
 type Tail struct {
 	mu      sync.RWMutex
 	size    int64
@@ -262,8 +262,8 @@ func (t *Tail) Pending() []Tile {
 
 // Flush hands the completed tiles to write, by level and index, and
 // forgets each one written; call it only after the store committed the
-// leaves they cover. A tile write fails leaves it, and the tiles after it,
-// pending: readers still find them here, and the next Flush tries again.
+// leaves they cover. A tile whose write fails stays pending, with the tiles after it:
+// readers still find them here, and the next Flush tries again.
 func (t *Tail) Flush(write func(Tile) error) error {
 	if t.pendingCount() == 0 {
 		return nil
@@ -287,7 +287,8 @@ func (t *Tail) pendingCount() int {
 
 // Truncate forgets the leaves from size on, after the store rolled back
 // the transaction (or savepoint) that appended them. size must not be
-// below the size of the last commit.
+// below the size of the last commit: the tiles its leaves completed may
+// already be flushed, and Truncate refuses to go back past them.
 func (t *Tail) Truncate(size int64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
