@@ -262,8 +262,9 @@ func (t *Tail) Pending() []Tile {
 
 // Flush hands the completed tiles to write, by level and index, and
 // forgets each one written; call it only after the store committed the
-// leaves they cover. A tile whose write fails stays pending, with the tiles after it:
-// readers still find them here, and the next Flush tries again.
+// leaves they cover. A tile whose write fails stays pending, with the
+// tiles after it: readers still find them here, and the next Flush tries
+// again.
 func (t *Tail) Flush(write func(Tile) error) error {
 	if t.pendingCount() == 0 {
 		return nil
