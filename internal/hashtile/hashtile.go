@@ -1,8 +1,9 @@
 // Package hashtile keeps a cell log's stored Merkle hashes
 // (golang.org/x/mod/sumdb/tlog's layout: the hash of every complete
 // subtree, addressed by tlog.StoredHashIndex) in tiles, so that a cell
-// store writes one row per 256 leaves instead of about two rows per leaf,
-// and an inclusion proof reads at most one tile from disk.
+// store writes one tile per 256 leaves, outside its transaction, instead
+// of about two hash rows per leaf inside it, and an inclusion proof reads
+// at most one tile from disk.
 //
 // A tile at tile level T and index N holds every stored hash of hash
 // levels 8T to 8T+7 inside the subtree of hash level 8T+8, node N: 256
@@ -76,12 +77,6 @@ func leavesPer(t int) int64 {
 		return 0
 	}
 	return 1 << (Height * (t + 1))
-}
-
-// Complete reports whether tile k is complete in a log of size leaves.
-func Complete(k Key, size int64) bool {
-	per := leavesPer(k.Level)
-	return per > 0 && k.N < size/per
 }
 
 // CompleteTiles returns how many tiles of a tile level are complete in a
