@@ -186,6 +186,19 @@ func (f *Files) View(k Key, use func(tile []byte)) (bool, error) {
 	return true, nil
 }
 
+// tile returns stored tile k, or an error if it is not stored.
+func (f *Files) tile(k Key) ([]byte, error) {
+	got, err := f.Read([]Key{k})
+	if err != nil {
+		return nil, err
+	}
+	b, ok := got[k]
+	if !ok {
+		return nil, fmt.Errorf("hashtile: tile %d/%d missing", k.Level, k.N)
+	}
+	return b, nil
+}
+
 // Sync makes every tile written so far durable, then records their counts
 // in the "synced" file.
 func (f *Files) Sync() error {
@@ -279,13 +292,9 @@ func (f *Files) Repair(size int64, leaves func(from, to int64) ([]tlog.Hash, err
 				nodes = hs
 			} else {
 				for n := from * Width; n < to*Width; n++ {
-					got, err := f.Read([]Key{{Level: level - 1, N: n}})
+					b, err := f.tile(Key{Level: level - 1, N: n})
 					if err != nil {
 						return fmt.Errorf("hashtile: repair: %w", err)
-					}
-					b, ok := got[Key{Level: level - 1, N: n}]
-					if !ok {
-						return fmt.Errorf("hashtile: repair: tile %d/%d missing", level-1, n)
 					}
 					r, err := Root(b)
 					if err != nil {
@@ -318,13 +327,9 @@ func (f *Files) Restore(size int64, leaves func(from, to int64) ([]tlog.Hash, er
 	return Restore(size, leaves, func(level int, from, to int64) ([][]byte, error) {
 		var out [][]byte
 		for n := from; n < to; n++ {
-			got, err := f.Read([]Key{{Level: level, N: n}})
+			b, err := f.tile(Key{Level: level, N: n})
 			if err != nil {
 				return nil, err
-			}
-			b, ok := got[Key{Level: level, N: n}]
-			if !ok {
-				return nil, fmt.Errorf("hashtile: tile %d/%d missing", level, n)
 			}
 			out = append(out, b)
 		}
