@@ -13,9 +13,8 @@ import (
 	"domicile/law"
 )
 
-func init() {
-	register(command{name: "assess", summary: "assess obligations from a fact file or inventory", run: runAssess})
-}
+// assessCommand is `domicile assess`.
+var assessCommand = command{name: "assess", summary: "assess obligations from a fact file or inventory", run: runAssess}
 
 // runAssess implements `domicile assess [flags] FILE|-`.
 func runAssess(ctx context.Context, env *cmdEnv, args []string) error {

@@ -35,9 +35,8 @@ import (
 	"domicile/sqlite"
 )
 
-func init() {
-	register(command{name: "bench", summary: "load-test a deployment against a raw baseline", run: runBench})
-}
+// benchCommand is `domicile bench`.
+var benchCommand = command{name: "bench", summary: "load-test a deployment against a raw baseline", run: runBench}
 
 // benchFlags are the options of domicile bench.
 type benchFlags struct {

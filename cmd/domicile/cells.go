@@ -9,9 +9,8 @@ import (
 	"domicile/httpapi"
 )
 
-func init() {
-	register(command{name: "cells", summary: "list the cells: jurisdiction, operator, custody, log origin and keys", run: runCells})
-}
+// cellsCommand is `domicile cells`.
+var cellsCommand = command{name: "cells", summary: "list the cells: jurisdiction, operator, custody, log origin and keys", run: runCells}
 
 // runCells prints GET /v1/cells: public, so it needs no token.
 func runCells(ctx context.Context, env *cmdEnv, args []string) error {

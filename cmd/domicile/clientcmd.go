@@ -86,23 +86,28 @@ func need(name, v string) error {
 	return nil
 }
 
-func init() {
-	register(command{name: "token", summary: "create tokens (admin)", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		return sub(ctx, env, "token", args, map[string]func(context.Context, *cmdEnv, []string) error{"create": tokenCreate})
-	}})
-	register(command{name: "subject", summary: "register, show and erase subjects", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		return sub(ctx, env, "subject", args, map[string]func(context.Context, *cmdEnv, []string) error{
-			"create": subjectCreate, "get": subjectGet, "erase": subjectErase})
-	}})
-	register(command{name: "record", summary: "put, get, list and delete records", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		return sub(ctx, env, "record", args, map[string]func(context.Context, *cmdEnv, []string) error{
-			"put": recordPut, "get": recordGet, "list": recordList, "delete": recordDelete})
-	}})
-	register(command{name: "object", summary: "upload, download and delete objects", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		return sub(ctx, env, "object", args, map[string]func(context.Context, *cmdEnv, []string) error{
-			"put": objectPut, "get": objectGet, "delete": objectDelete})
-	}})
-}
+// tokenCommand is `domicile token`.
+var tokenCommand = command{name: "token", summary: "create tokens (admin)", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+	return sub(ctx, env, "token", args, map[string]func(context.Context, *cmdEnv, []string) error{"create": tokenCreate})
+}}
+
+// subjectCommand is `domicile subject`.
+var subjectCommand = command{name: "subject", summary: "register, show and erase subjects", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+	return sub(ctx, env, "subject", args, map[string]func(context.Context, *cmdEnv, []string) error{
+		"create": subjectCreate, "get": subjectGet, "erase": subjectErase})
+}}
+
+// recordCommand is `domicile record`.
+var recordCommand = command{name: "record", summary: "put, get, list and delete records", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+	return sub(ctx, env, "record", args, map[string]func(context.Context, *cmdEnv, []string) error{
+		"put": recordPut, "get": recordGet, "list": recordList, "delete": recordDelete})
+}}
+
+// objectCommand is `domicile object`.
+var objectCommand = command{name: "object", summary: "upload, download and delete objects", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+	return sub(ctx, env, "object", args, map[string]func(context.Context, *cmdEnv, []string) error{
+		"put": objectPut, "get": objectGet, "delete": objectDelete})
+}}
 
 func tokenCreate(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "token create")

@@ -15,9 +15,8 @@ import (
 	"domicile/kms/keyd"
 )
 
-func init() {
-	register(command{name: "keyd", summary: "run an external key custodian", run: runKeyd})
-}
+// keydCommand is `domicile keyd`.
+var keydCommand = command{name: "keyd", summary: "run an external key custodian", run: runKeyd}
 
 const keydUsage = `usage:
   domicile keyd serve --policy FILE --keyring FILE --tls-cert FILE --tls-key FILE --client-ca FILE --log FILE [--addr ADDR]

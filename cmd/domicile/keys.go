@@ -13,14 +13,13 @@ import (
 	"domicile/sqlite"
 )
 
-func init() {
-	register(command{name: "keys", summary: "key custody: status, rotate the KEK, re-wrap data keys, retire old versions", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		return sub(ctx, env, "keys", args, map[string]func(context.Context, *cmdEnv, []string) error{
-			"status": keysAPI("status", http.MethodGet, ""), "rotate": keysAPI("rotate", http.MethodPost, "/rotate"),
-			"retire": keysAPI("retire", http.MethodPost, "/retire"), "rewrap": keysRewrap,
-		})
-	}})
-}
+// keysCommand is `domicile keys`.
+var keysCommand = command{name: "keys", summary: "key custody: status, rotate the KEK, re-wrap data keys, retire old versions", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+	return sub(ctx, env, "keys", args, map[string]func(context.Context, *cmdEnv, []string) error{
+		"status": keysAPI("status", http.MethodGet, ""), "rotate": keysAPI("rotate", http.MethodPost, "/rotate"),
+		"retire": keysAPI("retire", http.MethodPost, "/retire"), "rewrap": keysRewrap,
+	})
+}}
 
 // keysAPI asks the running server (admin token) about a cell's keys.
 func keysAPI(verb, method, suffix string) func(context.Context, *cmdEnv, []string) error {

@@ -2,8 +2,8 @@
 // itself (serve), its clients (subject, record, object, token), the law
 // engine (assess), the log verifier (verify) and the key custodian (keyd).
 //
-// Each subcommand lives in its own file and registers itself in init with
-// register, so main stays thin and tests can drive any subcommand through
+// Each subcommand lives in its own file; commandList in this file names
+// them all, so main stays thin and tests can drive any subcommand through
 // Main without starting a process.
 package main
 
@@ -15,7 +15,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"syscall"
 	"time"
 )
@@ -37,15 +36,28 @@ type cmdEnv struct {
 	Now    func() time.Time
 }
 
-var commands = map[string]command{}
+// commandList is every subcommand of the binary, in the order of its usage
+// text. Adding a command means adding it here: there is no registration
+// elsewhere.
+var commandList = []command{
+	serveCommand,
+	tokenCommand, subjectCommand, recordCommand, objectCommand,
+	cellsCommand, keysCommand, keydCommand,
+	verifyCommand,
+	assessCommand,
+	mechanismCommand, consentCommand, transferCommand,
+	noticeCommand, statementCommand, transparencyCommand,
+	benchCommand,
+}
 
-// register adds a subcommand; it panics on a duplicate name, which is a
-// programmer error caught by any test run.
-func register(c command) {
-	if _, dup := commands[c.name]; dup {
-		panic("domicile: duplicate command " + c.name)
+// findCommand returns the subcommand named name.
+func findCommand(name string) (command, bool) {
+	for _, c := range commandList {
+		if c.name == name {
+			return c, true
+		}
 	}
-	commands[c.name] = c
+	return command{}, false
 }
 
 // errUsage is returned when the arguments are wrong; the message has been
@@ -62,7 +74,7 @@ func Main(ctx context.Context, env *cmdEnv, args []string) int {
 		}
 		return 0
 	}
-	c, ok := commands[args[0]]
+	c, ok := findCommand(args[0])
 	if !ok {
 		fmt.Fprintf(env.Stderr, "domicile: unknown command %q\n", args[0])
 		usage(env.Stderr)
@@ -91,13 +103,8 @@ func exitCode(err error) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: domicile <command> [flags]")
 	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-13s %s\n", n, commands[n].summary)
+	for _, c := range commandList {
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'domicile <command> -h' for a command's flags.")
 }

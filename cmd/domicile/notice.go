@@ -13,9 +13,8 @@ import (
 	"domicile/sqlite/commstore"
 )
 
-func init() {
-	register(command{name: "notice", summary: "plan a deployment change and deliver its notices (plan, send)", run: runNotice})
-}
+// noticeCommand is `domicile notice`.
+var noticeCommand = command{name: "notice", summary: "plan a deployment change and deliver its notices (plan, send)", run: runNotice}
 
 func runNotice(ctx context.Context, env *cmdEnv, args []string) error {
 	return sub(ctx, env, "notice", args, map[string]func(context.Context, *cmdEnv, []string) error{

@@ -7,10 +7,11 @@ import (
 	"domicile/httpapi"
 )
 
-func init() {
-	register(command{name: "statement", summary: "a subject's data statement (JSON, Markdown or HTML; en or zh-CN)", run: runStatement})
-	register(command{name: "transparency", summary: "the transparency report of a period", run: runTransparency})
-}
+// statementCommand is `domicile statement`.
+var statementCommand = command{name: "statement", summary: "a subject's data statement (JSON, Markdown or HTML; en or zh-CN)", run: runStatement}
+
+// transparencyCommand is `domicile transparency`.
+var transparencyCommand = command{name: "transparency", summary: "the transparency report of a period", run: runTransparency}
 
 func docFlags(fs interface {
 	StringVar(*string, string, string, string)

@@ -18,9 +18,8 @@ import (
 	"domicile/httpapi"
 )
 
-func init() {
-	register(command{name: "serve", summary: "run the service (embedded demo deployment by default)", run: runServe})
-}
+// serveCommand is `domicile serve`.
+var serveCommand = command{name: "serve", summary: "run the service (embedded demo deployment by default)", run: runServe}
 
 func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "serve")

@@ -36,21 +36,27 @@ func init() {
 			}
 		}
 	})
-	register(command{name: "mechanism", summary: "register and list transfer mechanisms (admin)", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		return sub(ctx, env, "mechanism", args, map[string]func(context.Context, *cmdEnv, []string) error{
-			"add": mechanismAdd, "list": mechanismList, "show": mechanismShow})
-	}})
-	register(command{name: "consent", summary: "record subjects' consents to transfer and to sensitive processing", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		return sub(ctx, env, "consent", args, map[string]func(context.Context, *cmdEnv, []string) error{
-			"grant":    func(ctx context.Context, env *cmdEnv, args []string) error { return consentSet(ctx, env, args, true) },
-			"withdraw": func(ctx context.Context, env *cmdEnv, args []string) error { return consentSet(ctx, env, args, false) },
-			"list":     consentList})
-	}})
-	register(command{name: "transfer", summary: "request transfers abroad, import earlier ones, show the ledger and evidence", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-		return sub(ctx, env, "transfer", args, map[string]func(context.Context, *cmdEnv, []string) error{
-			"request": transferRequest, "import": transferImport, "ledger": transferLedger, "evidence": transferEvidence})
-	}})
 }
+
+// mechanismCommand is `domicile mechanism`.
+var mechanismCommand = command{name: "mechanism", summary: "register and list transfer mechanisms (admin)", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+	return sub(ctx, env, "mechanism", args, map[string]func(context.Context, *cmdEnv, []string) error{
+		"add": mechanismAdd, "list": mechanismList, "show": mechanismShow})
+}}
+
+// consentCommand is `domicile consent`.
+var consentCommand = command{name: "consent", summary: "record subjects' consents to transfer and to sensitive processing", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+	return sub(ctx, env, "consent", args, map[string]func(context.Context, *cmdEnv, []string) error{
+		"grant":    func(ctx context.Context, env *cmdEnv, args []string) error { return consentSet(ctx, env, args, true) },
+		"withdraw": func(ctx context.Context, env *cmdEnv, args []string) error { return consentSet(ctx, env, args, false) },
+		"list":     consentList})
+}}
+
+// transferCommand is `domicile transfer`.
+var transferCommand = command{name: "transfer", summary: "request transfers abroad, import earlier ones, show the ledger and evidence", run: func(ctx context.Context, env *cmdEnv, args []string) error {
+	return sub(ctx, env, "transfer", args, map[string]func(context.Context, *cmdEnv, []string) error{
+		"request": transferRequest, "import": transferImport, "ledger": transferLedger, "evidence": transferEvidence})
+}}
 
 // openGateway opens the transfer store of a runtime and its gateway.
 func openGateway(ctx context.Context, rt *runtime) (cell.RemoteGate, error) {

@@ -13,9 +13,8 @@ import (
 	"domicile/witness"
 )
 
-func init() {
-	register(command{name: "verify", summary: "verify a cell's log: checkpoint, consistency, inclusion", run: runVerify})
-}
+// verifyCommand is `domicile verify`.
+var verifyCommand = command{name: "verify", summary: "verify a cell's log: checkpoint, consistency, inclusion", run: runVerify}
 
 // repeatedFlag collects the values of a flag given several times.
 type repeatedFlag []string
