@@ -16,16 +16,31 @@ type Token struct {
 	Created time.Time `json:"created"`
 }
 
+// Home is a subject's directory entry: its home cell and the reference of
+// its current registration. Each registration gets a fresh random
+// reference, which is what cells, events, keys and subject tokens know
+// the subject by; the directory maps the keyed hash of the subject's id
+// to it. Erasure removes the entry, so nothing links the old reference to
+// a later registration of the same id.
+type Home struct {
+	Cell string
+	Ref  SubjectRef
+}
+
 // ControlStore keeps what a deployment's router holds: tokens and the
 // directory from subject references to home cells. It holds no raw
 // subject id and no subject data.
 type ControlStore interface {
 	PutToken(ctx context.Context, t Token, secretHash [32]byte) error
 	TokenByHash(ctx context.Context, secretHash [32]byte) (*Token, error)
-	// PutHome records a subject's home cell; it fails with
-	// ErrVersionMismatch if the subject has one.
-	PutHome(ctx context.Context, ref SubjectRef, cell string) error
-	Home(ctx context.Context, ref SubjectRef) (string, error)
-	DeleteHome(ctx context.Context, ref SubjectRef) error
+	// PutHome records the directory entry of a registration under key,
+	// the keyed hash of the subject's id; it fails with
+	// ErrVersionMismatch if the key has one.
+	PutHome(ctx context.Context, key SubjectRef, h Home) error
+	// Home returns the entry under key, or ErrNotFound.
+	Home(ctx context.Context, key SubjectRef) (Home, error)
+	// DeleteHome removes the entry under key; an absent key is not an
+	// error.
+	DeleteHome(ctx context.Context, key SubjectRef) error
 	Close() error
 }

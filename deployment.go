@@ -70,7 +70,7 @@ type Deployment struct {
 	Cells          []CellConfig
 	Policy         []PolicyRule
 	Kinds          []Kind
-	Purposes       []string
+	Purposes       []Purpose
 	MaxObjectBytes int64
 	Declarations   Declarations
 	// Mechanisms are the transfer mechanisms the business declares it
@@ -100,12 +100,7 @@ func (d *Deployment) Kind(name string) *Kind {
 
 // HasPurpose reports whether p is a declared purpose.
 func (d *Deployment) HasPurpose(p string) bool {
-	for _, q := range d.Purposes {
-		if q == p {
-			return true
-		}
-	}
-	return false
+	return d.Purpose(p) != nil
 }
 
 // PermittedCells returns the cells that may hold data of subjects of

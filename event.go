@@ -1,6 +1,9 @@
 package domicile
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Action is what an event did.
 type Action string
@@ -56,4 +59,16 @@ type Event struct {
 // committed bytes and salt. Implementations are safe for concurrent use.
 type Recorder interface {
 	Entry(e Event) (*LogEntry, error)
+}
+
+// RemoteReadPrefix starts the detail of an access event that was a read
+// from outside the cell's jurisdiction: a transfer abroad, decided by the
+// transfer gate (for example "remote read from US under exempt (sc-1)
+// counted as transfer trf_x; withheld id_number").
+const RemoteReadPrefix = "remote read from "
+
+// IsRemoteRead reports whether e is an allowed read from abroad. It is the
+// one definition the statement and the transparency report count by.
+func (e *Event) IsRemoteRead() bool {
+	return e.Outcome == Allowed && strings.HasPrefix(e.Detail, RemoteReadPrefix)
 }

@@ -169,6 +169,10 @@ type Record struct {
 	Version int64           `json:"version"`
 	Data    json.RawMessage `json:"data,omitempty"`
 	Updated time.Time       `json:"updated"`
+	// Withheld names the fields of the stored record that this read did
+	// not return: outside the app's purpose, or outside the scope of the
+	// mechanism a read from abroad rests on.
+	Withheld []string `json:"withheld,omitempty"`
 }
 
 // ETag returns the record's entity tag, derived from its version.

@@ -443,7 +443,7 @@ func (d *Desk) commitNotice(ctx context.Context, c *cell.Cell, r *Request, refHe
 	if r.DeferUntil != nil {
 		detail = "deferred-until=" + r.DeferUntil.Format(time.RFC3339) + " " + detail
 	}
-	le, err := c.Log(ctx, system, cell.SubjectKey{Ref: ref}, domicile.ActNotice, "authority-notice/"+r.ID, detail)
+	le, err := c.Note(ctx, system, cell.SubjectKey{Ref: ref}, domicile.ActNotice, "authority-notice/"+r.ID, detail)
 	if err != nil {
 		return nil, err
 	}
@@ -489,34 +489,15 @@ func (d *Desk) Disclose(ctx context.Context, a domicile.Actor, id string) (*Pack
 		if err != nil {
 			return nil, err
 		}
-		k := cell.SubjectKey{Ref: ref}
-		kinds := r.Kinds
-		if len(kinds) == 0 {
-			kinds = []string{""}
-		}
-		for _, kind := range kinds {
-			// List what is in scope from the store's metadata (no data is
-			// opened), then read each record through the cell as the
-			// authority, so that each disclosed record is one logged read.
-			afterKind, afterID := "", ""
-			for {
-				metas, err := c.Store().Records(ctx, ref, kind, afterKind, afterID, domicile.MaxListLimit)
-				if err != nil {
-					return nil, err
-				}
-				for _, m := range metas {
-					rec, err := c.GetRecord(ctx, a, k, m.Kind, m.ID)
-					if err != nil {
-						return nil, err
-					}
-					pkg.Records = append(pkg.Records, *rec)
-					r.Disclosures = append(r.Disclosures, Disclosure{Time: d.cfg.Now().UTC(), Subject: refHex, Resource: "record/" + m.Kind + "/" + m.ID})
-				}
-				if len(metas) < domicile.MaxListLimit {
-					break
-				}
-				afterKind, afterID = metas[len(metas)-1].Kind, metas[len(metas)-1].ID
-			}
+		// Each record is read through the cell as the authority, so that
+		// each disclosed record is one logged read in the subject's trail.
+		err = c.Disclose(ctx, a, cell.SubjectKey{Ref: ref}, r.Kinds, func(rec *domicile.Record) error {
+			pkg.Records = append(pkg.Records, *rec)
+			r.Disclosures = append(r.Disclosures, Disclosure{Time: d.cfg.Now().UTC(), Subject: refHex, Resource: "record/" + rec.Kind + "/" + rec.ID})
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 	if err := d.cfg.Store.Put(ctx, r); err != nil {

@@ -3,12 +3,18 @@
 // access, seals and opens data with the subject's key, stores it, and
 // records every access, allowed or denied, in the cell's log.
 //
-// Every request follows the same steps, each one call in this package:
+// Every attempt on a subject goes through one type, [Access], which keeps
+// the order of the steps:
 //
-//	authorize → locate the subject here → data key (custody) → seal/open → commit data + events
+//	authorize → locate the subject here → purpose → remote gate → event → read or write
 //
 // A write's events commit in the same durable transaction as its data; a
-// read's events are durable before its data is returned.
+// read's events are durable before its data is returned. The cell exports
+// neither its store nor its keyring: reports, authority disclosures,
+// transfers and the HTTP API reach a subject's data only through the
+// cell's operations, each of which is one Access. What the cell does
+// export of its storage is public by design (the log's leaves, hashes and
+// checkpoints: [Cell.PublicLog]) or holds no data key ([Cell.Custody]).
 package cell
 
 import (
@@ -18,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -40,17 +47,15 @@ type Config struct {
 	Rand         io.Reader
 	// Gate, if set, rules on every read by an actor acting from outside
 	// the cell's jurisdiction: such a read is a cross-border transfer (the
-	// CAC treats access from abroad as export). It returns nil to allow,
-	// or the refusal.
+	// CAC treats access from abroad as export). Without a gate, reads from
+	// abroad are refused.
 	Gate RemoteGate
-}
-
-// RemoteGate decides a remote access: actor a, acting from another
-// jurisdiction than the cell's, reads data of subject s whose fields fall
-// into cats. It must count the subject against the transfer thresholds
-// when it allows.
-type RemoteGate interface {
-	RemoteAccess(ctx context.Context, cell domicile.CellConfig, a domicile.Actor, s SubjectKey, sub *domicile.StoredSubject, cats []domicile.Category) error
+	// Consents answers whether a subject has given the consent a purpose
+	// needs. Without it, purposes that need a consent read nothing.
+	Consents Consents
+	// Logger receives the causes of fail-closed refusals (a log write that
+	// failed); nil discards them.
+	Logger *slog.Logger
 }
 
 // Cell serves one cell. It is safe for concurrent use.
@@ -84,6 +89,9 @@ func New(cfg Config) *Cell {
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	c := &Cell{id: cfg.Cell.ID, cfg: cfg, store: cfg.Store, dep: cfg.Deployment, subjects: map[domicile.SubjectRef]*domicile.StoredSubject{}, records: newRecordCache()}
 	c.keys = keyring.New(keyring.Config{
 		Cell: cfg.Cell.ID, KEK: cfg.KEK, Store: cfg.KeyStore, CacheSize: cfg.KeyCacheSize,
@@ -105,15 +113,9 @@ func (c *Cell) Config() domicile.CellConfig {
 	return c.cfg.Cell
 }
 
-// Store returns the cell's store.
-func (c *Cell) Store() domicile.CellStore { return c.store }
-
-// Keyring returns the cell's keyring.
-func (c *Cell) Keyring() *keyring.Keyring { return c.keys }
-
-// SetDeployment swaps in a reloaded deployment (for example a new operator
-// of this cell).
-func (c *Cell) SetDeployment(d *domicile.Deployment) {
+// UseDeployment swaps in a reloaded deployment (for example a new
+// operator of this cell, or new purposes).
+func (c *Cell) UseDeployment(d *domicile.Deployment) {
 	c.mu.Lock()
 	c.dep = d
 	c.mu.Unlock()
@@ -125,38 +127,20 @@ func (c *Cell) deployment() *domicile.Deployment {
 	return c.dep
 }
 
-// SubjectKey names a subject: the raw id the request gave (used only to
-// authorize subject tokens; never stored) and its pseudonymous reference.
+// SubjectKey names a subject: the raw id the request gave (used only in
+// answers; never stored) and the pseudonymous reference of its current
+// registration.
 type SubjectKey struct {
 	ID  string
 	Ref domicile.SubjectRef
 }
 
-// request carries one access through its steps and gathers its events.
-type request struct {
-	actor  domicile.Actor
-	sub    SubjectKey
-	events []domicile.Event
-}
-
 type reqKey struct{}
 
-func (c *Cell) newRequest(a domicile.Actor, s SubjectKey) *request {
-	return &request{actor: a, sub: s}
-}
-
-func (c *Cell) event(r *request, act domicile.Action, resource string, out domicile.Outcome, detail string) domicile.Event {
-	return domicile.Event{
-		Time: c.cfg.Now().UTC(), Cell: c.id, Subject: r.sub.Ref.String(),
-		Role: r.actor.Role, Jurisdiction: r.actor.Jurisdiction, TokenID: r.actor.TokenID,
-		Action: act, Resource: resource, Basis: r.actor.Basis(), Reference: r.actor.Reference,
-		Outcome: out, Detail: detail,
-	}
-}
-
-// onUnwrap records each KEK unwrap of the request in ctx as a key-unwrap event.
+// onUnwrap records each KEK unwrap of the access in ctx as a key-unwrap
+// event of that access.
 func (c *Cell) onUnwrap(ctx context.Context, a kms.Access, err error) {
-	r, ok := ctx.Value(reqKey{}).(*request)
+	x, ok := ctx.Value(reqKey{}).(*Access)
 	if !ok {
 		return
 	}
@@ -164,7 +148,7 @@ func (c *Cell) onUnwrap(ctx context.Context, a kms.Access, err error) {
 	if err != nil {
 		out, detail = domicile.Denied, errorDetail(err)
 	}
-	r.events = append(r.events, c.event(r, domicile.ActKeyUnwrap, "data-key", out, detail))
+	x.pending = append(x.pending, x.event(domicile.ActKeyUnwrap, "data-key", out, detail))
 }
 
 func errorDetail(err error) string {
@@ -210,61 +194,12 @@ func Entry(rnd io.Reader, e domicile.Event) (*domicile.LogEntry, error) {
 	return &domicile.LogEntry{Time: e.Time, Leaf: leaf.Format(l), Committed: committed, Salt: salt}, nil
 }
 
-// commit makes ops and the request's events durable in one batch.
-func (c *Cell) commit(ctx context.Context, r *request, ops ...domicile.Op) ([]*domicile.LogEntry, error) {
-	les, err := c.entries(r.events, r.sub.Ref)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.store.Commit(ctx, &domicile.Batch{Ops: ops, Events: les}); err != nil {
-		return nil, err
-	}
-	return les, nil
-}
-
-// deny records a refusal (with the request's other events) and returns
-// cause. If the refusal cannot be logged, the access fails closed with the
-// logging error.
-func (c *Cell) deny(ctx context.Context, r *request, act domicile.Action, resource string, cause error) error {
-	r.events = append(r.events, c.event(r, act, resource, domicile.Denied, errorDetail(cause)))
-	if _, err := c.commit(ctx, r); err != nil {
-		return logFailure(err)
-	}
-	return cause
-}
-
-func logFailure(err error) error {
+// logFailure is the fail-closed answer when an access's event cannot be
+// written: nothing is returned or changed. The cause goes to the cell's
+// logger, never to the client.
+func logFailure(c *Cell, err error) error {
+	c.cfg.Logger.Error("access log write failed; access refused (fail closed)", "cell", c.id, "err", err)
 	return &domicile.Error{Code: domicile.EUnavailable, Message: "the access log cannot be written; no data was returned or changed", RetryAfter: 1}
-}
-
-// Authorize applies the role rules to an access of subject s: admin and
-// auditor read no subject data, a subject token reaches only its own
-// subject, operators and authorities read with a justification, writes
-// come from the app or the subject itself.
-func Authorize(a domicile.Actor, s SubjectKey, act domicile.Action) error {
-	switch a.Role {
-	case domicile.RoleAdmin:
-		return domicile.Errorf(domicile.EForbidden, "an admin token runs the deployment and reads no subject data")
-	case domicile.RoleAuditor:
-		return domicile.Errorf(domicile.EForbidden, "an auditor reads logs and proofs, not subject data")
-	case domicile.RoleSubject:
-		if a.Subject != s.Ref.String() {
-			return domicile.Errorf(domicile.EForbidden, "a subject token reaches only its own subject's data")
-		}
-		return nil
-	case domicile.RoleApp:
-		return nil
-	case domicile.RoleOperator, domicile.RoleAuthority:
-		if a.Reason == "" || a.Reference == "" {
-			return domicile.Errorf(domicile.EForbidden, "an %s access needs a justification", a.Role)
-		}
-		switch act {
-		case domicile.ActRead, domicile.ActList:
-			return nil
-		}
-		return domicile.Errorf(domicile.EForbidden, "an %s may read with a justification but not change subject data", a.Role)
-	}
-	return domicile.Errorf(domicile.EForbidden, "role %q may not access subject data", a.Role)
 }
 
 // locate returns the subject's row, refusing subjects that do not live in
@@ -303,19 +238,15 @@ func (c *Cell) forget(ref domicile.SubjectRef) {
 	c.records.forget(ref)
 }
 
-func (c *Cell) access(r *request) kms.Access {
-	a := r.actor
+// custodyAccess is how an access presents itself to the key custodian.
+func (c *Cell) custodyAccess(x *Access) kms.Access {
+	a := x.actor
 	reason := a.Basis()
 	switch a.Role {
 	case domicile.RoleSubject:
 		reason = kms.ReasonSubjectRequest
 	}
-	return kms.Access{Cell: c.id, Role: string(a.Role), Jurisdiction: string(a.Jurisdiction), Reason: reason, Reference: a.Reference, Subject: r.sub.Ref.String()}
-}
-
-// dataKey fetches the subject's key for the request, recording unwraps.
-func (c *Cell) dataKey(ctx context.Context, r *request, gen uint8) ([]byte, error) {
-	return c.keys.DataKey(context.WithValue(ctx, reqKey{}, r), c.access(r), r.sub.Ref, gen)
+	return kms.Access{Cell: c.id, Role: string(a.Role), Jurisdiction: string(a.Jurisdiction), Reason: reason, Reference: a.Reference, Subject: x.sub.Ref.String()}
 }
 
 // Remote reports whether actor a acts from outside the cell's
@@ -323,14 +254,6 @@ func (c *Cell) dataKey(ctx context.Context, r *request, gen uint8) ([]byte, erro
 func (c *Cell) Remote(a domicile.Actor) bool {
 	cj := c.Config().Jurisdiction
 	return a.Jurisdiction != "" && !cj.Covers(a.Jurisdiction)
-}
-
-// gate applies the remote-access gate to a read, if the actor is remote.
-func (c *Cell) gate(ctx context.Context, r *request, sub *domicile.StoredSubject, cats []domicile.Category) error {
-	if c.cfg.Gate == nil || !c.Remote(r.actor) {
-		return nil
-	}
-	return c.cfg.Gate.RemoteAccess(ctx, c.Config(), r.actor, r.sub, sub, cats)
 }
 
 // Categories returns the data categories of the given fields of a kind.
@@ -342,39 +265,49 @@ func (c *Cell) Categories(kind string, fields []string) []domicile.Category {
 	return k.Categories(fields)
 }
 
-// Log commits one allowed event about subject s by actor a (a consent, a
-// notice, a transfer decision) and returns its log entry.
-func (c *Cell) Log(ctx context.Context, a domicile.Actor, s SubjectKey, act domicile.Action, resource, detail string) (*domicile.LogEntry, error) {
-	r := c.newRequest(a, s)
-	r.events = append(r.events, c.event(r, act, resource, domicile.Allowed, detail))
-	les, err := c.commit(ctx, r)
-	if err != nil {
-		return nil, logFailure(err)
+// Note records an event about subject s that carries no subject data: a
+// consent given or withdrawn, a notice delivered or acknowledged. The
+// role rules for act apply, the subject must live here, and the event is
+// durable before Note returns. A refusal is itself logged.
+func (c *Cell) Note(ctx context.Context, a domicile.Actor, s SubjectKey, act domicile.Action, resource, detail string) (*domicile.LogEntry, error) {
+	switch act {
+	case domicile.ActConsent, domicile.ActNotice, domicile.ActTransfer:
+	default:
+		return nil, fmt.Errorf("cell: Note records consents, notices and transfers, not %s", act)
 	}
-	return les[0], nil
+	x, err := c.begin(ctx, a, s, act, resource)
+	if err != nil {
+		return nil, err
+	}
+	le, err := x.allow(ctx, detail)
+	if err != nil {
+		return nil, logFailure(c, err)
+	}
+	return le, nil
 }
 
-// Deny commits a denied event about subject s and returns cause (or the
-// logging failure).
-func (c *Cell) Deny(ctx context.Context, a domicile.Actor, s SubjectKey, act domicile.Action, resource string, cause error) error {
-	return c.deny(ctx, c.newRequest(a, s), act, resource, cause)
+// NoteSystem records an event of the service itself that concerns no one
+// subject (a threshold warning), durable before it returns.
+func (c *Cell) NoteSystem(ctx context.Context, act domicile.Action, resource, detail string) (*domicile.LogEntry, error) {
+	x := &Access{c: c, actor: domicile.Actor{Role: domicile.RoleSystem}, act: act, res: resource}
+	le, err := x.allow(ctx, detail)
+	if err != nil {
+		return nil, logFailure(c, err)
+	}
+	return le, nil
 }
 
-// Locate returns the stored subject s if it lives in this cell.
-func (c *Cell) Locate(ctx context.Context, s SubjectKey) (*domicile.StoredSubject, error) {
-	return c.locate(ctx, s)
-}
-
-// CreateSubject registers a subject in this cell. The cell itself checks
-// that the residency policy places subjects of jurisdiction j here,
-// whatever a router or client claims.
+// CreateSubject registers a subject in this cell under the reference of
+// its new registration. The cell itself checks that the residency policy
+// places subjects of jurisdiction j here, whatever a router or client
+// claims.
 func (c *Cell) CreateSubject(ctx context.Context, a domicile.Actor, s SubjectKey, j domicile.Jurisdiction) (*domicile.Subject, error) {
-	r := c.newRequest(a, s)
+	x := &Access{c: c, actor: a, sub: s, act: domicile.ActWrite, res: "subject"}
 	if a.Role != domicile.RoleApp {
-		return nil, c.deny(ctx, r, domicile.ActWrite, "subject", domicile.Errorf(domicile.EForbidden, "only an app token registers subjects"))
+		return nil, x.deny(ctx, domicile.Errorf(domicile.EForbidden, "only an app token registers subjects"))
 	}
 	if _, err := c.deployment().Place(j, c.id); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActWrite, "subject", err)
+		return nil, x.deny(ctx, err)
 	}
 	if _, err := c.store.Subject(ctx, s.Ref); err == nil {
 		return nil, domicile.Errorf(domicile.EConflict, "subject already registered")
@@ -383,51 +316,54 @@ func (c *Cell) CreateSubject(ctx context.Context, a domicile.Actor, s SubjectKey
 		return nil, err
 	}
 	now := c.cfg.Now().UTC()
-	r.events = append(r.events, c.event(r, domicile.ActWrite, "subject", domicile.Allowed, ""))
-	_, err := c.commit(ctx, r, &domicile.PutSubject{Subject: domicile.StoredSubject{Ref: s.Ref, Jurisdiction: j, Created: now}})
+	_, err := x.allow(ctx, "", &domicile.PutSubject{Subject: domicile.StoredSubject{Ref: s.Ref, Jurisdiction: j, Created: now}})
 	if errors.Is(err, domicile.ErrVersionMismatch) {
 		return nil, domicile.Errorf(domicile.EConflict, "subject already registered")
 	}
 	if err != nil {
-		return nil, err
+		return nil, logFailure(c, err)
 	}
 	return &domicile.Subject{ID: s.ID, Jurisdiction: j, Cell: c.id, Created: now}, nil
 }
 
-// GetSubject returns a subject's registration.
+// GetSubject returns a subject's registration. From abroad it passes the
+// gate: that the subject exists, and where, is personal information.
 func (c *Cell) GetSubject(ctx context.Context, a domicile.Actor, s SubjectKey) (*domicile.Subject, error) {
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActRead); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActRead, "subject", err)
+	x, err := c.begin(ctx, a, s, domicile.ActRead, "subject")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := x.gate(ctx, map[string][]string{"subject": {"registration"}}); err != nil {
+		return nil, x.deny(ctx, err)
+	}
+	if err := x.allowRead(ctx); err != nil {
+		return nil, err
+	}
+	return &domicile.Subject{ID: s.ID, Jurisdiction: x.stored.Jurisdiction, Cell: c.id, Created: x.stored.Created}, nil
+}
+
+// SubjectEvents returns a page of a subject's events (after the index
+// after) for the subject itself or an auditor. The listing is itself an
+// event, committed before the page is returned; an auditor acting from
+// abroad passes the gate (the trail names the subject's records).
+func (c *Cell) SubjectEvents(ctx context.Context, a domicile.Actor, s SubjectKey, after int64, limit int) ([]domicile.StoredEvent, error) {
+	x := &Access{c: c, actor: a, sub: s, act: domicile.ActList, res: "events"}
+	switch {
+	case a.Role == domicile.RoleAuditor:
+	case a.Role == domicile.RoleSubject && a.Subject == s.Ref.String():
+	default:
+		return nil, x.deny(ctx, domicile.Errorf(domicile.EForbidden, "a subject's events are for that subject's token or an auditor"))
 	}
 	sub, err := c.locate(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	r.events = append(r.events, c.event(r, domicile.ActRead, "subject", domicile.Allowed, ""))
-	if _, err := c.commit(ctx, r); err != nil {
-		return nil, logFailure(err)
+	x.stored = sub
+	if _, err := x.gate(ctx, map[string][]string{"events": {"trail"}}); err != nil {
+		return nil, x.deny(ctx, err)
 	}
-	return &domicile.Subject{ID: s.ID, Jurisdiction: sub.Jurisdiction, Cell: c.id, Created: sub.Created}, nil
-}
-
-// SubjectEvents returns a page of a subject's events (after the index
-// after) for the subject itself or an auditor. The listing is itself an
-// event, committed before the page is returned.
-func (c *Cell) SubjectEvents(ctx context.Context, a domicile.Actor, s SubjectKey, after int64, limit int) ([]domicile.StoredEvent, error) {
-	r := c.newRequest(a, s)
-	switch {
-	case a.Role == domicile.RoleAuditor:
-	case a.Role == domicile.RoleSubject && a.Subject == s.Ref.String():
-	default:
-		return nil, c.deny(ctx, r, domicile.ActList, "events", domicile.Errorf(domicile.EForbidden, "a subject's events are for that subject's token or an auditor"))
-	}
-	if _, err := c.locate(ctx, s); err != nil {
+	if err := x.allowRead(ctx); err != nil {
 		return nil, err
-	}
-	r.events = append(r.events, c.event(r, domicile.ActList, "events", domicile.Allowed, ""))
-	if _, err := c.commit(ctx, r); err != nil {
-		return nil, logFailure(err)
 	}
 	return c.store.SubjectEvents(ctx, s.Ref, after, limit)
 }

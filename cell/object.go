@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"slices"
 	"strconv"
 
 	"domicile"
@@ -19,14 +20,10 @@ const objectKind = "object"
 
 // PutObject streams an object in, sealing it chunk by chunk into a blob,
 // and commits its metadata with the write event. It never holds the object
-// in memory. maxBytes bounds its size.
+// in memory. maxBytes bounds its size. A body that ends early (the client
+// went away) leaves no blob behind and is logged as a denied write.
 func (c *Cell) PutObject(ctx context.Context, a domicile.Actor, s SubjectKey, name, contentType string, body io.Reader, maxBytes, expect int64) (*domicile.Object, error) {
-	res := objectResource(name)
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActWrite); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActWrite, res, err)
-	}
-	sub, err := c.locate(ctx, s)
+	x, err := c.begin(ctx, a, s, domicile.ActWrite, objectResource(name))
 	if err != nil {
 		return nil, err
 	}
@@ -34,27 +31,28 @@ func (c *Cell) PutObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 	var oldBlob string
 	if old, err := c.store.Object(ctx, s.Ref, name); err == nil {
 		cur, oldBlob = old.Version, old.Blob
-	} else if !errors.Is(err, domicile.ErrNotFound) {
+	} else if !isNotFound(err) {
 		return nil, err
 	}
 	if expect != domicile.AnyVersion && expect != cur {
-		return nil, c.deny(ctx, r, domicile.ActWrite, res, preconditionFailed(cur))
+		return nil, x.deny(ctx, preconditionFailed(cur))
 	}
-	dk, err := c.dataKey(ctx, r, sub.KeyGen)
+	dk, err := x.dataKey(ctx, x.stored.KeyGen)
 	if err != nil {
-		return nil, c.deny(ctx, r, domicile.ActWrite, res, err)
+		return nil, x.deny(ctx, err)
 	}
 	bw, err := c.store.Blobs().Create(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sw, err := envelope.NewWriter(c.cfg.Rand, bw, dk, sub.KeyGen, c.binding(s, objectKind, name, cur+1))
+	sw, err := envelope.NewWriter(c.cfg.Rand, bw, dk, x.stored.KeyGen, c.binding(s, objectKind, name, cur+1))
 	if err != nil {
 		bw.Abort()
 		return nil, err
 	}
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(sw, h), io.LimitReader(body, maxBytes+1))
+	in := &bodyReader{r: io.LimitReader(body, maxBytes+1)}
+	n, err := io.Copy(io.MultiWriter(sw, h), in)
 	if err == nil && n > maxBytes {
 		err = &domicile.Error{Code: domicile.ETooLarge, Message: "object is over the limit of " + strconv.FormatInt(maxBytes, 10) + " bytes"}
 	}
@@ -63,27 +61,47 @@ func (c *Cell) PutObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 	}
 	if err != nil {
 		bw.Abort()
-		return nil, err
+		if in.err != nil && errors.Is(err, in.err) && domicile.ErrorCode(err) == domicile.EInternal {
+			// The body could not be read: the client went away or sent
+			// less than it declared. Not a server error.
+			err = domicile.Errorf(domicile.EInvalid, "the object's body ended before it was complete")
+		}
+		return nil, x.deny(context.WithoutCancel(ctx), err)
 	}
 	key, err := bw.Commit()
 	if err != nil {
 		return nil, err
 	}
 	o := domicile.StoredObject{Ref: s.Ref, Name: name, Version: cur + 1, ContentType: contentType, Size: n,
-		SHA256: hex.EncodeToString(h.Sum(nil)), Blob: key, KeyGen: sub.KeyGen, Updated: c.cfg.Now().UTC()}
-	r.events = append(r.events, c.event(r, domicile.ActWrite, res, domicile.Allowed, ""))
-	_, err = c.commit(ctx, r, &domicile.PutObject{Object: o, Expect: cur})
+		SHA256: hex.EncodeToString(h.Sum(nil)), Blob: key, KeyGen: x.stored.KeyGen, Updated: c.cfg.Now().UTC()}
+	_, err = x.allow(ctx, "", &domicile.PutObject{Object: o, Expect: cur})
 	if err != nil {
-		c.store.Blobs().Remove(ctx, key)
+		c.store.Blobs().Remove(context.WithoutCancel(ctx), key)
 		if errors.Is(err, domicile.ErrVersionMismatch) {
-			return nil, domicile.Errorf(domicile.EConflict, "the object changed concurrently; retry")
+			x.done = false
+			return nil, x.deny(ctx, domicile.Errorf(domicile.EConflict, "the object changed concurrently; retry"))
 		}
-		return nil, logFailure(err)
+		return nil, logFailure(c, err)
 	}
 	if oldBlob != "" {
 		c.store.Blobs().Remove(ctx, oldBlob)
 	}
 	return publicObject(s.ID, &o), nil
+}
+
+// bodyReader remembers the error reading a request body returned, to tell
+// a client that went away from a failing disk.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.err = err
+	}
+	return n, err
 }
 
 func publicObject(id string, o *domicile.StoredObject) *domicile.Object {
@@ -101,45 +119,51 @@ func (o *ObjectReader) Close() error { return o.closer.Close() }
 
 // Range resolves the byte range to read once the object's size is known:
 // it returns the offset and length, or an error with code ERange. It is
-// called only after the access is authorized, so a refused actor learns
-// nothing of the object, not even its size.
+// called only after the access is authorized, gated and about to be
+// logged, so a refused actor learns nothing of the object, not even its
+// size, and an unsatisfiable range is itself a logged attempt.
 type Range func(size int64) (off, n int64, err error)
+
+// objectFields is what a read of an object's content is, to the gate.
+var objectFields = map[string][]string{domicile.ObjectKind: {"content"}}
 
 // GetObject opens an object for reading the range rng resolves. It returns
 // the metadata, the range (offset and length) and a reader that decrypts
 // only the chunks the range needs. The read's event is durable before it
 // returns.
 func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, name string, rng Range) (*domicile.Object, int64, int64, *ObjectReader, error) {
-	res := objectResource(name)
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActRead); err != nil {
-		return nil, 0, 0, nil, c.deny(ctx, r, domicile.ActRead, res, err)
-	}
-	sub, err := c.locate(ctx, s)
+	x, err := c.begin(ctx, a, s, domicile.ActRead, objectResource(name))
 	if err != nil {
 		return nil, 0, 0, nil, err
 	}
 	st, err := c.store.Object(ctx, s.Ref, name)
-	if errors.Is(err, domicile.ErrNotFound) || (err == nil && st.Blob == "") {
-		return nil, 0, 0, nil, domicile.Errorf(domicile.ENotFound, "no object %s", name)
+	if isNotFound(err) || (err == nil && st.Blob == "") {
+		return nil, 0, 0, nil, x.missing(ctx, domicile.Errorf(domicile.ENotFound, "no object %s", name))
 	}
 	if err != nil {
 		return nil, 0, 0, nil, err
 	}
+	if _, err := x.purpose(ctx, domicile.ObjectKind); err != nil {
+		return nil, 0, 0, nil, x.deny(ctx, err)
+	}
+	g, err := x.gate(ctx, objectFields)
+	if err == nil && g != nil && g.Fields != nil && !slices.Contains(g.Fields[domicile.ObjectKind], "content") {
+		err = domicile.Errorf(domicile.EForbidden, "the mechanism a read from %s rests on does not cover the subject's files", a.Jurisdiction)
+	}
+	if err != nil {
+		return nil, 0, 0, nil, x.deny(ctx, err)
+	}
 	o := publicObject(s.ID, st)
 	off, n, err := rng(st.Size)
+	if err == nil && (off < 0 || off > st.Size || n < 0 || off+n > st.Size) {
+		err = domicile.Errorf(ERange, "range not satisfiable: object is %d bytes", st.Size)
+	}
 	if err != nil {
-		return o, 0, 0, nil, err
+		return o, 0, 0, nil, x.deny(ctx, err)
 	}
-	if off < 0 || off > st.Size || n < 0 || off+n > st.Size {
-		return o, 0, 0, nil, domicile.Errorf(ERange, "range not satisfiable: object is %d bytes", st.Size)
-	}
-	if err := c.gate(ctx, r, sub, []domicile.Category{domicile.Personal}); err != nil {
-		return nil, 0, 0, nil, c.deny(ctx, r, domicile.ActRead, res, err)
-	}
-	dk, err := c.dataKey(ctx, r, st.KeyGen)
+	dk, err := x.dataKey(ctx, st.KeyGen)
 	if err != nil {
-		return nil, 0, 0, nil, c.deny(ctx, r, domicile.ActRead, res, err)
+		return nil, 0, 0, nil, x.deny(ctx, err)
 	}
 	br, err := c.store.Blobs().Open(ctx, st.Blob)
 	if err != nil {
@@ -148,12 +172,11 @@ func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 	rr, err := envelope.NewRangeReader(br, br.Size(), dk, c.binding(s, objectKind, name, st.Version), off, n)
 	if err != nil {
 		br.Close()
-		return nil, 0, 0, nil, domicile.Errorf(domicile.EInternal, "stored object %s does not open: %v", name, err)
+		return nil, 0, 0, nil, x.deny(ctx, domicile.Errorf(domicile.EInternal, "stored object %s does not open: %v", name, err))
 	}
-	r.events = append(r.events, c.event(r, domicile.ActRead, res, domicile.Allowed, ""))
-	if _, err := c.commit(ctx, r); err != nil {
+	if err := x.allowRead(ctx); err != nil {
 		br.Close()
-		return nil, 0, 0, nil, logFailure(err)
+		return nil, 0, 0, nil, err
 	}
 	return o, off, n, &ObjectReader{Reader: rr, closer: br}, nil
 }
@@ -161,14 +184,26 @@ func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 // ERange is the error code of an unsatisfiable range (416).
 const ERange = "range-not-satisfiable"
 
-// ListObjects returns a page of a subject's objects' metadata.
+// objectListFields is what a listing of objects returns, to the gate.
+var objectListFields = map[string][]string{domicile.ObjectKind: {"name", "content_type", "size", "sha256"}}
+
+// ListObjects returns a page of a subject's objects' metadata (names,
+// sizes and hashes are personal data too: the listing is purpose-limited
+// and gated like a read).
 func (c *Cell) ListObjects(ctx context.Context, a domicile.Actor, s SubjectKey, after string, limit int) ([]domicile.Object, error) {
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActList); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActList, "objects", err)
-	}
-	if _, err := c.locate(ctx, s); err != nil {
+	x, err := c.begin(ctx, a, s, domicile.ActList, "objects")
+	if err != nil {
 		return nil, err
+	}
+	if _, err := x.purpose(ctx, domicile.ObjectKind); err != nil {
+		return nil, x.deny(ctx, err)
+	}
+	g, err := x.gate(ctx, objectListFields)
+	if err == nil && g != nil && g.Fields != nil && len(g.Fields[domicile.ObjectKind]) < len(objectListFields[domicile.ObjectKind]) {
+		err = domicile.Errorf(domicile.EForbidden, "the mechanism a read from %s rests on does not cover the subject's files", a.Jurisdiction)
+	}
+	if err != nil {
+		return nil, x.deny(ctx, err)
 	}
 	rows, err := c.store.Objects(ctx, s.Ref, after, limit)
 	if err != nil {
@@ -178,105 +213,85 @@ func (c *Cell) ListObjects(ctx context.Context, a domicile.Actor, s SubjectKey, 
 	for i := range rows {
 		out = append(out, *publicObject(s.ID, &rows[i]))
 	}
-	r.events = append(r.events, c.event(r, domicile.ActList, "objects", domicile.Allowed, ""))
-	if _, err := c.commit(ctx, r); err != nil {
-		return nil, logFailure(err)
+	if err := x.allowRead(ctx); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
 // DeleteObject deletes an object and its blob.
 func (c *Cell) DeleteObject(ctx context.Context, a domicile.Actor, s SubjectKey, name string, expect int64) error {
-	res := objectResource(name)
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActDelete); err != nil {
-		return c.deny(ctx, r, domicile.ActDelete, res, err)
-	}
-	if _, err := c.locate(ctx, s); err != nil {
+	x, err := c.begin(ctx, a, s, domicile.ActDelete, objectResource(name))
+	if err != nil {
 		return err
 	}
 	st, err := c.store.Object(ctx, s.Ref, name)
-	if errors.Is(err, domicile.ErrNotFound) || (err == nil && st.Blob == "") {
-		return domicile.Errorf(domicile.ENotFound, "no object %s", name)
+	if isNotFound(err) || (err == nil && st.Blob == "") {
+		return x.missing(ctx, domicile.Errorf(domicile.ENotFound, "no object %s", name))
 	}
 	if err != nil {
 		return err
 	}
-	r.events = append(r.events, c.event(r, domicile.ActDelete, res, domicile.Allowed, ""))
-	_, err = c.commit(ctx, r, &domicile.DeleteObject{Ref: s.Ref, Name: name, Expect: expect})
+	_, err = x.allow(ctx, "", &domicile.DeleteObject{Ref: s.Ref, Name: name, Expect: expect})
 	switch {
+	case err == nil:
+		c.store.Blobs().Remove(ctx, st.Blob)
+		return nil
 	case errors.Is(err, domicile.ErrNotFound):
-		return domicile.Errorf(domicile.ENotFound, "no object %s", name)
+		x.done = false
+		return x.missing(ctx, domicile.Errorf(domicile.ENotFound, "no object %s", name))
 	case errors.Is(err, domicile.ErrVersionMismatch):
-		return c.deny(ctx, c.newRequest(a, s), domicile.ActDelete, res, domicile.Errorf(domicile.EPrecondition, "If-Match does not match the current version"))
-	case err != nil:
-		return logFailure(err)
+		x.done = false
+		return x.deny(ctx, domicile.Errorf(domicile.EPrecondition, "If-Match does not match the current version"))
 	}
-	c.store.Blobs().Remove(ctx, st.Blob)
-	return nil
+	return logFailure(c, err)
 }
 
 // EraseSubject crypto-shreds a subject: it destroys the subject's data keys
-// in custody, deletes its records and objects, destroys the salts of its
-// log events (so its leaves become unlinkable while the tree verifies), and
-// returns a receipt.
+// in custody, deletes its records and objects, destroys the salts and
+// committed text of its log events and clears their reference (so its
+// leaves become unlinkable while the tree verifies), and returns a
+// receipt. The erase event itself carries no reference.
 func (c *Cell) EraseSubject(ctx context.Context, a domicile.Actor, s SubjectKey) (*domicile.ErasureReceipt, error) {
-	r := c.newRequest(a, s)
 	if a.Role != domicile.RoleApp && a.Role != domicile.RoleSubject {
-		return nil, c.deny(ctx, r, domicile.ActErase, "subject", domicile.Errorf(domicile.EForbidden, "only the app or the subject itself erases a subject"))
+		x := &Access{c: c, actor: a, sub: s, act: domicile.ActErase, res: "subject"}
+		return nil, x.deny(ctx, domicile.Errorf(domicile.EForbidden, "only the app or the subject itself erases a subject"))
 	}
-	if err := Authorize(a, s, domicile.ActErase); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActErase, "subject", err)
-	}
-	sub, err := c.locate(ctx, s)
+	x, err := c.begin(ctx, a, s, domicile.ActErase, "subject")
 	if err != nil {
 		return nil, err
 	}
 	var blobs []string
-	after := ""
-	for {
-		objs, err := c.store.Objects(ctx, s.Ref, after, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, o := range objs {
+	if err := c.eachObject(ctx, s.Ref, func(o *domicile.StoredObject) error {
+		if o.Blob != "" {
 			blobs = append(blobs, o.Blob)
 		}
-		if len(objs) < 1000 {
-			break
-		}
-		after = objs[len(objs)-1].Name
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	nrec := 0
-	ak, aid := "", ""
-	for {
-		recs, err := c.store.Records(ctx, s.Ref, "", ak, aid, 1000)
-		if err != nil {
-			return nil, err
-		}
-		nrec += len(recs)
-		if len(recs) < 1000 {
-			break
-		}
-		ak, aid = recs[len(recs)-1].Kind, recs[len(recs)-1].ID
+	if err := c.eachRecord(ctx, s.Ref, "", func(*domicile.StoredRecord) error { nrec++; return nil }); err != nil {
+		return nil, err
 	}
 	// Keys first: once they are gone nothing of the subject opens, even if
 	// what follows is interrupted.
 	c.forget(s.Ref)
-	fps, err := c.keys.Erase(ctx, s.Ref, sub.KeyGen)
+	fps, err := c.keys.Erase(ctx, s.Ref, x.stored.KeyGen)
 	if err != nil {
 		return nil, err
 	}
 	now := c.cfg.Now().UTC()
-	// The erase event itself is committed after the salts are destroyed,
-	// and keeps no salt-dependent link beyond its own.
-	erase := c.event(r, domicile.ActErase, "subject", domicile.Allowed, "")
+	// The erase event is committed with the erasure and names no one: its
+	// subject reference would link the old leaves again.
+	erase := x.event(domicile.ActErase, "subject", domicile.Allowed, "")
+	erase.Subject = ""
 	les, err := c.entries([]domicile.Event{erase}, domicile.SubjectRef{})
 	if err != nil {
 		return nil, err
 	}
 	if err := c.store.Commit(ctx, &domicile.Batch{Ops: []domicile.Op{&domicile.EraseSubject{Ref: s.Ref}}, Events: les}); err != nil {
-		return nil, logFailure(err)
+		return nil, logFailure(c, err)
 	}
 	c.forget(s.Ref)
 	for _, b := range blobs {

@@ -3,6 +3,9 @@ package cell
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 
 	"domicile"
 	"domicile/envelope"
@@ -28,18 +31,13 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 	if err != nil {
 		return nil, err
 	}
-	res := recordResource(kind, id)
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActWrite); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActWrite, res, err)
-	}
-	sub, err := c.locate(ctx, s)
+	x, err := c.begin(ctx, a, s, domicile.ActWrite, recordResource(kind, id))
 	if err != nil {
 		return nil, err
 	}
-	dk, err := c.dataKey(ctx, r, sub.KeyGen)
+	dk, err := x.dataKey(ctx, x.stored.KeyGen)
 	if err != nil {
-		return nil, c.deny(ctx, r, domicile.ActWrite, res, err)
+		return nil, x.deny(ctx, err)
 	}
 	for try := 0; ; try++ {
 		var cur int64
@@ -51,34 +49,32 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 		}
 		if old, err := read(ctx, s.Ref, kind, id); err == nil {
 			cur = old.Version
-		} else if !errors.Is(err, domicile.ErrNotFound) {
+		} else if !isNotFound(err) {
 			return nil, err
 		}
 		if expect != domicile.AnyVersion && expect != cur {
-			return nil, c.deny(ctx, r, domicile.ActWrite, res, preconditionFailed(cur))
+			return nil, x.deny(ctx, preconditionFailed(cur))
 		}
-		sealed, err := envelope.SealRecord(c.cfg.Rand, dk, sub.KeyGen, c.binding(s, kind, id, cur+1), body)
+		sealed, err := envelope.SealRecord(c.cfg.Rand, dk, x.stored.KeyGen, c.binding(s, kind, id, cur+1), body)
 		if err != nil {
 			return nil, err
 		}
 		now := c.cfg.Now().UTC()
-		rr := *r
-		rr.events = append(append([]domicile.Event(nil), r.events...), c.event(r, domicile.ActWrite, res, domicile.Allowed, ""))
 		stored := domicile.StoredRecord{Ref: s.Ref, Kind: kind, ID: id, Version: cur + 1, Body: sealed, Fields: fields, Updated: now}
-		_, err = c.commit(ctx, &rr, &domicile.PutRecord{Record: stored, Expect: cur})
+		pending := x.pending
+		_, err = x.allow(ctx, "", &domicile.PutRecord{Record: stored, Expect: cur})
 		if err == nil {
 			c.records.put(&stored)
+			return &domicile.Record{Subject: s.ID, Kind: kind, ID: id, Version: cur + 1, Updated: now}, nil
 		}
+		x.pending, x.done = pending, false // nothing was committed
 		if errors.Is(err, domicile.ErrVersionMismatch) && try < maxRetries {
 			continue // another write won the race; recompute
 		}
 		if errors.Is(err, domicile.ErrVersionMismatch) {
-			return nil, domicile.Errorf(domicile.EConflict, "the record changed concurrently; retry")
+			return nil, x.deny(ctx, domicile.Errorf(domicile.EConflict, "the record changed concurrently; retry"))
 		}
-		if err != nil {
-			return nil, logFailure(err)
-		}
-		return &domicile.Record{Subject: s.ID, Kind: kind, ID: id, Version: cur + 1, Updated: now}, nil
+		return nil, logFailure(c, err)
 	}
 }
 
@@ -89,125 +85,244 @@ func preconditionFailed(cur int64) error {
 	return domicile.Errorf(domicile.EPrecondition, "If-Match does not match the current version %d", cur)
 }
 
-// GetRecord opens and returns a record. The read's event is durable before
-// the data is returned.
+// GetRecord opens and returns a record, with only the fields the app's
+// purpose and, from abroad, the covering mechanism allow (the others are
+// named in Withheld). The read's event is durable before the data is
+// returned.
 func (c *Cell) GetRecord(ctx context.Context, a domicile.Actor, s SubjectKey, kind, id string) (*domicile.Record, error) {
-	res := recordResource(kind, id)
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActRead); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActRead, res, err)
-	}
-	sub, err := c.locate(ctx, s)
+	x, err := c.begin(ctx, a, s, domicile.ActRead, recordResource(kind, id))
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.record(ctx, s.Ref, kind, id)
-	if errors.Is(err, domicile.ErrNotFound) || (err == nil && st.Body == nil) {
-		return nil, domicile.Errorf(domicile.ENotFound, "no record %s/%s", kind, id)
+	return x.readRecord(ctx, kind, id)
+}
+
+// readRecord is the read of one record by access x.
+func (x *Access) readRecord(ctx context.Context, kind, id string) (*domicile.Record, error) {
+	c := x.c
+	st, err := c.record(ctx, x.sub.Ref, kind, id)
+	if isNotFound(err) || (err == nil && st.Body == nil) {
+		return nil, x.missing(ctx, domicile.Errorf(domicile.ENotFound, "no record %s/%s", kind, id))
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := c.gate(ctx, r, sub, c.Categories(kind, st.Fields)); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActRead, res, err)
-	}
-	rec, err := c.open(ctx, r, sub, st)
+	p, err := x.purpose(ctx, kind)
 	if err != nil {
-		return nil, c.deny(ctx, r, domicile.ActRead, res, err)
+		return nil, x.deny(ctx, err)
 	}
-	r.events = append(r.events, c.event(r, domicile.ActRead, res, domicile.Allowed, ""))
-	if _, err := c.commit(ctx, r); err != nil {
-		return nil, logFailure(err)
+	fields := map[string][]string{kind: readable(p, c.deployment().Kind(kind), kind, st.Fields)}
+	g, err := x.gate(ctx, fields)
+	if err != nil {
+		return nil, x.deny(ctx, err)
+	}
+	rec, err := x.open(ctx, st)
+	if err != nil {
+		return nil, x.deny(ctx, err)
+	}
+	if err := x.narrow(p, g, rec); err != nil {
+		return nil, err
+	}
+	if len(rec.Withheld) > 0 {
+		x.notes = append(x.notes, "withheld "+strings.Join(rec.Withheld, ","))
+	}
+	if err := x.allowRead(ctx); err != nil {
+		return nil, err
 	}
 	return rec, nil
 }
 
-func (c *Cell) open(ctx context.Context, r *request, sub *domicile.StoredSubject, st *domicile.StoredRecord) (*domicile.Record, error) {
+// readable returns the fields of a record of kind that purpose p reads.
+func readable(p *domicile.Purpose, k *domicile.Kind, kind string, fields []string) []string {
+	if p == nil {
+		return fields
+	}
+	var out []string
+	for _, f := range fields {
+		cat := domicile.Personal
+		if k != nil {
+			if c, ok := k.Fields[f]; ok {
+				cat = c
+			}
+		}
+		if p.ReadsField(kind, f, cat) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// open decrypts a stored record for access x.
+func (x *Access) open(ctx context.Context, st *domicile.StoredRecord) (*domicile.Record, error) {
 	gen, err := envelope.RecordKeyGen(st.Body)
 	if err != nil {
 		return nil, domicile.Errorf(domicile.EInternal, "stored record %s/%s is corrupt: %v", st.Kind, st.ID, err)
 	}
-	dk, err := c.dataKey(ctx, r, gen)
+	dk, err := x.dataKey(ctx, gen)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := envelope.OpenRecord(dk, c.binding(r.sub, st.Kind, st.ID, st.Version), st.Body)
+	plain, err := envelope.OpenRecord(dk, x.c.binding(x.sub, st.Kind, st.ID, st.Version), st.Body)
 	if err != nil {
 		return nil, domicile.Errorf(domicile.EInternal, "stored record %s/%s does not open: %v", st.Kind, st.ID, err)
 	}
-	return &domicile.Record{Subject: r.sub.ID, Kind: st.Kind, ID: st.ID, Version: st.Version, Data: plain, Updated: st.Updated}, nil
+	return &domicile.Record{Subject: x.sub.ID, Kind: st.Kind, ID: st.ID, Version: st.Version, Data: plain, Updated: st.Updated}, nil
 }
 
 // ListRecords returns a page of a subject's records (opened), optionally of
-// one kind, after the cursor.
-func (c *Cell) ListRecords(ctx context.Context, a domicile.Actor, s SubjectKey, kind, afterKind, afterID string, limit int) ([]domicile.Record, error) {
+// one kind, after the cursor. For the app, records of kinds its purpose
+// does not read are left out of the page and fields it does not read are
+// withheld. The cursor to continue from is the last stored record the
+// page looked at: next is empty at the end.
+func (c *Cell) ListRecords(ctx context.Context, a domicile.Actor, s SubjectKey, kind, afterKind, afterID string, limit int) (recs []domicile.Record, next [2]string, err error) {
 	res := "records"
 	if kind != "" {
 		res += "/" + kind
 	}
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActList); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActList, res, err)
-	}
 	if kind != "" && c.deployment().Kind(kind) == nil {
-		return nil, &domicile.Error{Code: domicile.EInvalid, Field: "kind", Message: "unknown record kind " + quote(kind)}
+		return nil, next, &domicile.Error{Code: domicile.EInvalid, Field: "kind", Message: "unknown record kind " + quote(kind)}
 	}
-	sub, err := c.locate(ctx, s)
+	x, err := c.begin(ctx, a, s, domicile.ActList, res)
 	if err != nil {
-		return nil, err
+		return nil, next, err
+	}
+	var kinds []string
+	if kind != "" {
+		kinds = []string{kind}
+	} else {
+		for _, k := range c.deployment().Kinds {
+			kinds = append(kinds, k.Name)
+		}
+	}
+	p, err := x.purpose(ctx, kinds...)
+	if err != nil {
+		return nil, next, x.deny(ctx, err)
 	}
 	rows, err := c.store.Records(ctx, s.Ref, kind, afterKind, afterID, limit)
 	if err != nil {
-		return nil, err
+		return nil, next, err
 	}
-	var cats []domicile.Category
+	if len(rows) == limit && limit > 0 {
+		next = [2]string{rows[len(rows)-1].Kind, rows[len(rows)-1].ID}
+	}
+	fields := map[string][]string{}
+	var keep []domicile.StoredRecord
 	for _, row := range rows {
-		cats = append(cats, c.Categories(row.Kind, row.Fields)...)
+		if p != nil && !p.ReadsKind(row.Kind) {
+			continue
+		}
+		keep = append(keep, row)
+		for _, f := range readable(p, c.deployment().Kind(row.Kind), row.Kind, row.Fields) {
+			if !slices.Contains(fields[row.Kind], f) {
+				fields[row.Kind] = append(fields[row.Kind], f)
+			}
+		}
 	}
-	if err := c.gate(ctx, r, sub, cats); err != nil {
-		return nil, c.deny(ctx, r, domicile.ActList, res, err)
+	g, err := x.gate(ctx, fields)
+	if err != nil {
+		return nil, next, x.deny(ctx, err)
 	}
-	out := make([]domicile.Record, 0, len(rows))
-	for i := range rows {
-		rec, err := c.open(ctx, r, sub, &rows[i])
+	out := make([]domicile.Record, 0, len(keep))
+	withheld := 0
+	for i := range keep {
+		rec, err := x.open(ctx, &keep[i])
 		if err != nil {
-			return nil, c.deny(ctx, r, domicile.ActList, res, err)
+			return nil, next, x.deny(ctx, err)
+		}
+		if err := x.narrow(p, g, rec); err != nil {
+			return nil, next, err
+		}
+		if len(rec.Withheld) > 0 {
+			withheld++
 		}
 		out = append(out, *rec)
 	}
-	r.events = append(r.events, c.event(r, domicile.ActList, res, domicile.Allowed, ""))
-	if _, err := c.commit(ctx, r); err != nil {
-		return nil, logFailure(err)
+	if skipped := len(rows) - len(keep); skipped > 0 {
+		x.notes = append(x.notes, "left out "+strconv.Itoa(skipped)+" records outside the purpose")
 	}
-	return out, nil
+	if withheld > 0 {
+		x.notes = append(x.notes, "withheld fields of "+strconv.Itoa(withheld)+" records")
+	}
+	if err := x.allowRead(ctx); err != nil {
+		return nil, next, err
+	}
+	return out, next, nil
 }
 
 // DeleteRecord deletes a record, leaving a tombstone so versions keep
 // increasing.
 func (c *Cell) DeleteRecord(ctx context.Context, a domicile.Actor, s SubjectKey, kind, id string, expect int64) error {
-	res := recordResource(kind, id)
-	r := c.newRequest(a, s)
-	if err := Authorize(a, s, domicile.ActDelete); err != nil {
-		return c.deny(ctx, r, domicile.ActDelete, res, err)
-	}
-	if _, err := c.locate(ctx, s); err != nil {
+	x, err := c.begin(ctx, a, s, domicile.ActDelete, recordResource(kind, id))
+	if err != nil {
 		return err
 	}
-	r.events = append(r.events, c.event(r, domicile.ActDelete, res, domicile.Allowed, ""))
+	st, err := c.record(ctx, s.Ref, kind, id)
+	if isNotFound(err) || (err == nil && st.Body == nil) {
+		return x.missing(ctx, domicile.Errorf(domicile.ENotFound, "no record %s/%s", kind, id))
+	}
+	if err != nil {
+		return err
+	}
 	del := &domicile.DeleteRecord{Ref: s.Ref, Kind: kind, ID: id, Expect: expect, Updated: c.cfg.Now().UTC()}
-	_, err := c.commit(ctx, r, del)
-	if err == nil {
-		c.records.put(&domicile.StoredRecord{Ref: s.Ref, Kind: kind, ID: id, Version: del.Version, Updated: del.Updated})
-	}
+	_, err = x.allow(ctx, "", del)
 	switch {
+	case err == nil:
+		c.records.put(&domicile.StoredRecord{Ref: s.Ref, Kind: kind, ID: id, Version: del.Version, Updated: del.Updated})
+		return nil
 	case errors.Is(err, domicile.ErrNotFound):
-		return domicile.Errorf(domicile.ENotFound, "no record %s/%s", kind, id)
+		x.done = false
+		return x.missing(ctx, domicile.Errorf(domicile.ENotFound, "no record %s/%s", kind, id))
 	case errors.Is(err, domicile.ErrVersionMismatch):
-		return c.deny(ctx, c.newRequest(a, s), domicile.ActDelete, res, domicile.Errorf(domicile.EPrecondition, "If-Match does not match the current version"))
-	case err != nil:
-		return logFailure(err)
+		x.done = false
+		return x.deny(ctx, domicile.Errorf(domicile.EPrecondition, "If-Match does not match the current version"))
 	}
-	return nil
+	return logFailure(c, err)
+}
+
+// eachRecord calls fn for every live record of subject ref of kind (every
+// kind when kind is empty), in (kind, id) order, a page at a time. It is
+// the one place that pages through a subject's records; it reads sealed
+// rows only, for operations that are already an Access.
+func (c *Cell) eachRecord(ctx context.Context, ref domicile.SubjectRef, kind string, fn func(*domicile.StoredRecord) error) error {
+	afterKind, afterID := "", ""
+	for {
+		rows, err := c.store.Records(ctx, ref, kind, afterKind, afterID, domicile.MaxListLimit)
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			if rows[i].Body == nil {
+				continue
+			}
+			if err := fn(&rows[i]); err != nil {
+				return err
+			}
+		}
+		if len(rows) < domicile.MaxListLimit {
+			return nil
+		}
+		afterKind, afterID = rows[len(rows)-1].Kind, rows[len(rows)-1].ID
+	}
+}
+
+// eachObject is eachRecord for objects.
+func (c *Cell) eachObject(ctx context.Context, ref domicile.SubjectRef, fn func(*domicile.StoredObject) error) error {
+	after := ""
+	for {
+		rows, err := c.store.Objects(ctx, ref, after, domicile.MaxListLimit)
+		if err != nil {
+			return err
+		}
+		for i := range rows {
+			if err := fn(&rows[i]); err != nil {
+				return err
+			}
+		}
+		if len(rows) < domicile.MaxListLimit {
+			return nil
+		}
+		after = rows[len(rows)-1].Name
+	}
 }
 
 func quote(s string) string {

@@ -134,7 +134,10 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 		return nil, err
 	}
 	if len(d.Purposes) == 0 {
-		d.Purposes = []string{"service"}
+		d.Purposes = []domicile.Purpose{{Name: "service"}}
+	}
+	if err := checkPurposes(d, doc); err != nil {
+		return nil, err
 	}
 	// A mechanism's purposes are checked once every purpose is known: the
 	// sections may come in any order.
@@ -263,15 +266,94 @@ func parsePolicy(d *domicile.Deployment, v *yaml.Node) error {
 	return nil
 }
 
+// parsePurposes reads the purposes section: either a list of names (each
+// purpose reads everything) or a map from each name to its scope:
+//
+//	purposes:
+//	  service: {}                                  # reads everything
+//	  support: {kinds: [profile, message, email]}
+//	  analytics: {kinds: [location], consent: analytics}
+//	  marketing: {fields: {profile: [name, email]}, consent: marketing}
+//
+// Kinds and fields are checked against the declared kinds by
+// checkPurposes, once every section is read.
 func parsePurposes(d *domicile.Deployment, v *yaml.Node) error {
-	if v.Kind != yaml.SequenceNode {
-		return errAt(v, "purposes must be a list")
-	}
-	for _, n := range v.Content {
-		if !nameRE.MatchString(n.Value) {
-			return errAt(n, "purpose %q must be a lower-case word", n.Value)
+	add := func(n *yaml.Node, p domicile.Purpose) error {
+		if !nameRE.MatchString(p.Name) {
+			return errAt(n, "purpose %q must be a lower-case word", trunc(p.Name, 64))
 		}
-		d.Purposes = append(d.Purposes, n.Value)
+		if d.HasPurpose(p.Name) {
+			return errAt(n, "purpose %q is declared twice", p.Name)
+		}
+		d.Purposes = append(d.Purposes, p)
+		return nil
+	}
+	switch v.Kind {
+	case yaml.SequenceNode:
+		for _, n := range v.Content {
+			if err := add(n, domicile.Purpose{Name: n.Value}); err != nil {
+				return err
+			}
+		}
+		return nil
+	case yaml.MappingNode:
+	default:
+		return errAt(v, "purposes must be a list of names or map each name to its scope")
+	}
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], v.Content[i+1]
+		var raw struct {
+			Kinds      []string            `yaml:"kinds"`
+			Fields     map[string][]string `yaml:"fields"`
+			Categories []string            `yaml:"categories"`
+			Consent    string              `yaml:"consent"`
+		}
+		if val.Kind == yaml.ScalarNode && (val.Value == "" || val.Tag == "!!null") {
+			// "service:" with nothing after it reads everything.
+		} else if err := strictDecode(val, &raw); err != nil {
+			return errAt(val, "purpose %q: %s (want kinds, fields, categories, consent)", trunc(k.Value, 64), cleanYAML(err))
+		}
+		p := domicile.Purpose{Name: k.Value, Kinds: raw.Kinds, Fields: raw.Fields, Consent: raw.Consent}
+		for _, c := range raw.Categories {
+			cat, err := domicile.ParseCategory(c)
+			if err != nil {
+				return errAt(val, "purpose %q: %v", trunc(k.Value, 64), err)
+			}
+			p.Categories = append(p.Categories, cat)
+		}
+		if p.Consent != "" && (!nameRE.MatchString(p.Consent) || p.Consent == "cross-border" || p.Consent == "sensitive") {
+			return errAt(val, "purpose %q: consent %q must be a lower-case word other than cross-border and sensitive", trunc(k.Value, 64), trunc(p.Consent, 64))
+		}
+		if err := add(k, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkPurposes checks that each purpose names only declared kinds and
+// fields (or "object").
+func checkPurposes(d *domicile.Deployment, doc *yaml.Node) error {
+	for _, p := range d.Purposes {
+		for _, k := range p.Kinds {
+			if k != domicile.ObjectKind && d.Kind(k) == nil {
+				return errAt(doc, "purpose %q names kind %q, which is not declared", p.Name, trunc(k, 64))
+			}
+		}
+		for k, fs := range p.Fields {
+			kind := d.Kind(k)
+			if kind == nil {
+				return errAt(doc, "purpose %q names fields of kind %q, which is not declared", p.Name, trunc(k, 64))
+			}
+			if len(fs) == 0 {
+				return errAt(doc, "purpose %q lists no fields of kind %q", p.Name, k)
+			}
+			for _, f := range fs {
+				if _, ok := kind.Fields[f]; !ok {
+					return errAt(doc, "purpose %q names field %q, which kind %q does not declare", p.Name, trunc(f, 64), k)
+				}
+			}
+		}
 	}
 	return nil
 }

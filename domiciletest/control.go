@@ -72,21 +72,22 @@ func testTokens(t *testing.T, c domicile.ControlStore) {
 func testDirectory(t *testing.T, c domicile.ControlStore) {
 	ctx := context.Background()
 	a, b := Ref("alice"), Ref("bob")
+	home := func(cell, reg string) domicile.Home { return domicile.Home{Cell: cell, Ref: Ref(reg)} }
 	if _, err := c.Home(ctx, a); !errors.Is(err, domicile.ErrNotFound) {
 		t.Errorf("Home(unknown) = %v, want ErrNotFound", err)
 	}
-	if err := c.PutHome(ctx, a, "cn-gz1"); err != nil {
+	if err := c.PutHome(ctx, a, home("cn-gz1", "alice-1")); err != nil {
 		t.Fatalf("PutHome: %v", err)
 	}
-	if err := c.PutHome(ctx, b, "eu-fra1"); err != nil {
+	if err := c.PutHome(ctx, b, home("eu-fra1", "bob-1")); err != nil {
 		t.Fatalf("PutHome: %v", err)
 	}
-	if err := c.PutHome(ctx, a, "us-east1"); !errors.Is(err, domicile.ErrVersionMismatch) {
+	if err := c.PutHome(ctx, a, home("us-east1", "alice-2")); !errors.Is(err, domicile.ErrVersionMismatch) {
 		t.Errorf("PutHome of a placed subject = %v, want ErrVersionMismatch", err)
 	}
-	for ref, want := range map[domicile.SubjectRef]string{a: "cn-gz1", b: "eu-fra1"} {
-		if got, err := c.Home(ctx, ref); err != nil || got != want {
-			t.Errorf("Home = %q, %v; want %q", got, err, want)
+	for key, want := range map[domicile.SubjectRef]domicile.Home{a: home("cn-gz1", "alice-1"), b: home("eu-fra1", "bob-1")} {
+		if got, err := c.Home(ctx, key); err != nil || got != want {
+			t.Errorf("Home = %+v, %v; want %+v", got, err, want)
 		}
 	}
 	if err := c.DeleteHome(ctx, a); err != nil {
@@ -98,14 +99,15 @@ func testDirectory(t *testing.T, c domicile.ControlStore) {
 	if err := c.DeleteHome(ctx, a); err != nil {
 		t.Errorf("DeleteHome of an absent subject = %v, want nil", err)
 	}
-	if got, err := c.Home(ctx, b); err != nil || got != "eu-fra1" {
-		t.Errorf("Home(bob) after alice's deletion = %q, %v", got, err)
+	if got, err := c.Home(ctx, b); err != nil || got != home("eu-fra1", "bob-1") {
+		t.Errorf("Home(bob) after alice's deletion = %+v, %v", got, err)
 	}
-	if err := c.PutHome(ctx, a, "us-east1"); err != nil {
+	// A new registration of the same key has its own reference.
+	if err := c.PutHome(ctx, a, home("us-east1", "alice-2")); err != nil {
 		t.Errorf("PutHome after DeleteHome: %v", err)
 	}
-	if got, err := c.Home(ctx, a); err != nil || got != "us-east1" {
-		t.Errorf("Home = %q, %v; want us-east1", got, err)
+	if got, err := c.Home(ctx, a); err != nil || got != home("us-east1", "alice-2") {
+		t.Errorf("Home = %+v, %v; want us-east1 with the new registration's reference", got, err)
 	}
 }
 
@@ -124,7 +126,7 @@ func testDirectoryRace(t *testing.T, c domicile.ControlStore) {
 			go func() {
 				defer wg.Done()
 				cell := fmt.Sprint("cell-", i)
-				switch err := c.PutHome(ctx, ref, cell); {
+				switch err := c.PutHome(ctx, ref, domicile.Home{Cell: cell, Ref: Ref(cell)}); {
 				case err == nil:
 					won <- cell
 				case !errors.Is(err, domicile.ErrVersionMismatch):
@@ -145,8 +147,8 @@ func testDirectoryRace(t *testing.T, c domicile.ControlStore) {
 		if len(winners) != 1 {
 			t.Fatalf("round %d: %d racing PutHome succeeded (%v), want exactly 1", round, len(winners), winners)
 		}
-		if got, err := c.Home(ctx, ref); err != nil || got != winners[0] {
-			t.Errorf("round %d: Home = %q, %v; want the winner %q", round, got, err, winners[0])
+		if got, err := c.Home(ctx, ref); err != nil || got.Cell != winners[0] {
+			t.Errorf("round %d: Home = %+v, %v; want the winner %q", round, got, err, winners[0])
 		}
 	}
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -181,7 +182,11 @@ func (s *Server) tokenRequest(role, jur, subject string) (domicile.Token, error)
 		if err := domicile.ValidateID("subject", subject); err != nil {
 			return t, err
 		}
-		t.Subject = s.router.Ref(subject).String()
+		ref, err := s.router.Ref(context.Background(), subject)
+		if err != nil {
+			return t, err
+		}
+		t.Subject = ref.String()
 	}
 	return t, nil
 }
@@ -320,6 +325,11 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		return
 	}
 	w.Header().Set("ETag", rec.ETag())
+	if len(rec.Withheld) > 0 {
+		// Fields outside the purpose or the mechanism's scope: the body
+		// names them too ("withheld").
+		w.Header().Set("Domicile-Withheld", strings.Join(rec.Withheld, ","))
+	}
 	writeJSON(w, http.StatusOK, rec)
 }
 
@@ -391,7 +401,7 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, a domicile.
 		return
 	}
 	setCell(w, c.ID())
-	recs, err := c.ListRecords(r.Context(), a, k, r.URL.Query().Get("kind"), rc.K, rc.I, limit)
+	recs, next, err := c.ListRecords(r.Context(), a, k, r.URL.Query().Get("kind"), rc.K, rc.I, limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -400,9 +410,8 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, a domicile.
 		Records []domicile.Record `json:"records"`
 		Next    string            `json:"next,omitempty"`
 	}{Records: recs}
-	if len(recs) == limit {
-		last := recs[len(recs)-1]
-		out.Next = encodeCursor(recordCursor{last.Kind, last.ID})
+	if next != [2]string{} {
+		out.Next = encodeCursor(recordCursor{next[0], next[1]})
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -29,7 +29,7 @@ func (s *Server) registerKeys() {
 	s.HandleFunc("POST /v1/cells/{cell}/keys/rotate", s.auth(s.keyRotate))
 	s.HandleFunc("POST /v1/cells/{cell}/keys/retire", s.auth(s.keyRetire))
 	for _, c := range s.router.Cells() {
-		kr := c.Keyring()
+		kr := c.Custody()
 		labels := prometheus.Labels{"cell": c.ID()}
 		s.reg.MustRegister(
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "domicile_key_cache_size", Help: "Unwrapped data keys cached.", ConstLabels: labels},
@@ -55,7 +55,7 @@ func (s *Server) adminCell(w http.ResponseWriter, r *http.Request, a domicile.Ac
 }
 
 func (s *Server) status(r *http.Request, c *cell.Cell) (*KeyStatus, error) {
-	kr := c.Keyring()
+	kr := c.Custody()
 	cur, all, err := kr.Versions(r.Context())
 	if err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func (s *Server) keyRotate(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	if c == nil {
 		return
 	}
-	if _, err := c.Keyring().Rotate(r.Context()); err != nil {
+	if _, err := c.Custody().Rotate(r.Context()); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -106,7 +106,7 @@ func (s *Server) keyRetire(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	if c == nil {
 		return
 	}
-	retired, err := c.Keyring().RetireUnused(r.Context())
+	retired, err := c.Custody().RetireUnused(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -125,14 +125,14 @@ func (s *Server) keyRetire(w http.ResponseWriter, r *http.Request, a domicile.Ac
 // single writer was and how long its commits took.
 func (s *Server) registerStoreMetrics() {
 	for _, c := range s.router.Cells() {
-		st, ok := c.Store().(domicile.CommitStatser)
-		if !ok {
+		c := c
+		if _, ok := c.CommitStats(); !ok {
 			continue
 		}
 		labels := prometheus.Labels{"cell": c.ID()}
 		counter := func(name, help string, v func(domicile.CommitStats) float64) prometheus.Collector {
 			return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
-				func() float64 { return v(st.CommitStats()) })
+				func() float64 { st, _ := c.CommitStats(); return v(st) })
 		}
 		s.reg.MustRegister(
 			counter("domicile_store_commits_total", "Transactions (groups of batches) the cell store's writer committed.",

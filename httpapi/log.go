@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"domicile"
+	"domicile/cell"
 	"domicile/merkle"
 	"domicile/tlog"
 )
@@ -121,10 +122,10 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
-// logStore returns the store of a cell, for entry bundles.
-func (s *Server) logStore(cell string) domicile.CellStore {
-	if c := s.router.CellByID(cell); c != nil {
-		return c.Store()
+// logStore returns the public log of a cell, for entry bundles.
+func (s *Server) logStore(id string) cell.PublicLog {
+	if c := s.router.CellByID(id); c != nil {
+		return c.PublicLog()
 	}
 	return nil
 }

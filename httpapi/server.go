@@ -249,10 +249,10 @@ func (s *Server) Authenticate(r *http.Request) (domicile.Actor, error) {
 	case domicile.RoleApp:
 		p := r.Header.Get("Domicile-Purpose")
 		if p == "" {
-			return a, domicile.FieldErrorf("Domicile-Purpose", "an app request must state its purpose, one of: %s", strings.Join(s.router.Deployment().Purposes, ", "))
+			return a, domicile.FieldErrorf("Domicile-Purpose", "an app request must state its purpose, one of: %s", strings.Join(s.router.Deployment().PurposeNames(), ", "))
 		}
 		if !s.router.Deployment().HasPurpose(p) {
-			return a, domicile.FieldErrorf("Domicile-Purpose", "purpose %q is not declared; one of: %s", truncate(p, 32), strings.Join(s.router.Deployment().Purposes, ", "))
+			return a, domicile.FieldErrorf("Domicile-Purpose", "purpose %q is not declared; one of: %s", truncate(p, 32), strings.Join(s.router.Deployment().PurposeNames(), ", "))
 		}
 		a.Purpose = p
 	case domicile.RoleOperator, domicile.RoleAuthority:

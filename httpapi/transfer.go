@@ -92,11 +92,9 @@ type ConsentRequest struct {
 }
 
 func (t *transferRoutes) putConsent(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
-	kind, err := transfer.ParseConsentKind(r.PathValue("ckind"))
-	if err != nil {
-		t.s.writeError(w, r, err)
-		return
-	}
+	// The gateway checks the kind against its own and the purposes'
+	// consents, and names the known ones when it refuses.
+	kind := transfer.ConsentKind(r.PathValue("ckind"))
 	var req ConsentRequest
 	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
 		t.s.writeError(w, r, err)

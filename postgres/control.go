@@ -20,6 +20,7 @@ const controlSchema = `
 CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, role TEXT NOT NULL,
   jurisdiction TEXT NOT NULL, subject TEXT NOT NULL, created BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS directory(ref BYTEA PRIMARY KEY, cell TEXT NOT NULL);
+ALTER TABLE directory ADD COLUMN IF NOT EXISTS reg BYTEA;
 `
 
 // OpenControl opens the control store in schema (created with its tables
@@ -66,10 +67,10 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 	return &t, nil
 }
 
-// PutHome records a subject's home cell; it returns ErrVersionMismatch if
-// the subject has one.
-func (c *Control) PutHome(ctx context.Context, ref domicile.SubjectRef, cell string) error {
-	tag, err := c.pool.Exec(ctx, `INSERT INTO directory(ref, cell) VALUES($1,$2) ON CONFLICT (ref) DO NOTHING`, ref[:], cell)
+// PutHome records a registration's directory entry under key; it
+// returns ErrVersionMismatch if the key has one.
+func (c *Control) PutHome(ctx context.Context, key domicile.SubjectRef, h domicile.Home) error {
+	tag, err := c.pool.Exec(ctx, `INSERT INTO directory(ref, cell, reg) VALUES($1,$2,$3) ON CONFLICT (ref) DO NOTHING`, key[:], h.Cell, h.Ref[:])
 	if err != nil {
 		return fmt.Errorf("postgres: put home: %w", err)
 	}
@@ -79,17 +80,24 @@ func (c *Control) PutHome(ctx context.Context, ref domicile.SubjectRef, cell str
 	return nil
 }
 
-// Home returns a subject's home cell, or ErrNotFound.
-func (c *Control) Home(ctx context.Context, ref domicile.SubjectRef) (string, error) {
-	var cell string
-	err := c.pool.QueryRow(ctx, `SELECT cell FROM directory WHERE ref=$1`, ref[:]).Scan(&cell)
+// Home returns the directory entry under key, or ErrNotFound. An entry
+// written before registrations had their own references has the key as
+// its reference.
+func (c *Control) Home(ctx context.Context, key domicile.SubjectRef) (domicile.Home, error) {
+	var h domicile.Home
+	var reg []byte
+	err := c.pool.QueryRow(ctx, `SELECT cell, COALESCE(reg, ref) FROM directory WHERE ref=$1`, key[:]).Scan(&h.Cell, &reg)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", domicile.ErrNotFound
+		return h, domicile.ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("postgres: home: %w", err)
+		return h, fmt.Errorf("postgres: home: %w", err)
 	}
-	return cell, nil
+	if len(reg) != len(h.Ref) {
+		return h, fmt.Errorf("postgres: home: malformed registration reference")
+	}
+	copy(h.Ref[:], reg)
+	return h, nil
 }
 
 // DeleteHome removes a subject from the directory; an absent subject is

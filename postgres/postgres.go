@@ -559,7 +559,7 @@ func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts 
 				`DELETE FROM records WHERE ref=$1`,
 				`DELETE FROM objects WHERE ref=$1`,
 				`DELETE FROM subjects WHERE ref=$1`,
-				`UPDATE events SET salt=NULL, committed=NULL WHERE ref=$1`,
+				`UPDATE events SET salt=NULL, committed=NULL, ref=NULL WHERE ref=$1`,
 			} {
 				q(stmtPlain, op, sql, op.Ref[:])
 			}

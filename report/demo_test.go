@@ -58,6 +58,7 @@ func demoEvents() []EventProof {
 		ev(30, domicile.RoleOperator, "CN", domicile.ActKeyUnwrap, "data-key", "support", "TICKET-7", domicile.Allowed, ""),
 		ev(30, domicile.RoleOperator, "CN", domicile.ActRead, "record/profile/main", "support", "TICKET-7", domicile.Allowed, ""),
 		ev(45, domicile.RoleApp, "US", domicile.ActRead, "record/message/m1", "service:analytics", "", domicile.Denied, "transfer-refused"),
+		ev(50, domicile.RoleApp, "US", domicile.ActRead, "record/profile/main", "service:service", "", domicile.Allowed, "remote read from US under sc_or_certification (sc-2026-01) counted as transfer trf_demo; withheld id_number"),
 		ev(60, domicile.RoleSystem, "CN", domicile.ActNotice, "authority-notice/ar-0001", "system", "", domicile.Allowed, "deferred-until=2026-06-01 commitment=q2o1"),
 		ev(61, domicile.RoleAuthority, "CN", domicile.ActRead, "record/profile/main", "lawful-request-foreign", "MLA-2026-17", domicile.Allowed, ""),
 	}

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/cell"
 	"domicile/i18n"
 	"domicile/law"
-	"domicile/leaf"
 	"domicile/residency"
 	"domicile/tlog"
 )
@@ -54,19 +54,11 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case a.Role == domicile.RoleApp:
-	case a.Role == domicile.RoleSubject && a.Subject == k.Ref.String():
-	default:
-		return nil, c.Deny(ctx, a, k, domicile.ActList, "statement", domicile.Errorf(domicile.EForbidden, "a statement is for the subject's own token or the app"))
-	}
-	sub, err := c.Locate(ctx, k)
+	h, err := c.Holdings(ctx, a, k)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.Log(ctx, a, k, domicile.ActList, "statement", ""); err != nil {
-		return nil, err
-	}
+	sub := h.Subject
 	now := s.Now().UTC()
 	if period.From.IsZero() {
 		period.From = sub.Created
@@ -74,31 +66,9 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 	if period.To.IsZero() {
 		period.To = now.Add(time.Second)
 	}
-	st := c.Store()
 	in := StatementInput{Now: now, Period: period, Deployment: s.Router.Deployment(), Cell: c.Config(),
-		SubjectID: id, SubjectRef: k.Ref.String(), Jurisdiction: sub.Jurisdiction, Registered: sub.Created, Law: s.Law}
-	for ak, ai := "", ""; ; {
-		recs, err := st.Records(ctx, k.Ref, "", ak, ai, domicile.MaxListLimit)
-		if err != nil {
-			return nil, err
-		}
-		in.Records = append(in.Records, recs...)
-		if len(recs) < domicile.MaxListLimit {
-			break
-		}
-		ak, ai = recs[len(recs)-1].Kind, recs[len(recs)-1].ID
-	}
-	for after := ""; ; {
-		objs, err := st.Objects(ctx, k.Ref, after, domicile.MaxListLimit)
-		if err != nil {
-			return nil, err
-		}
-		in.Objects = append(in.Objects, objs...)
-		if len(objs) < domicile.MaxListLimit {
-			break
-		}
-		after = objs[len(objs)-1].Name
-	}
+		SubjectID: id, SubjectRef: k.Ref.String(), Jurisdiction: sub.Jurisdiction, Registered: sub.Created, Law: s.Law,
+		Records: h.Records, Objects: h.Objects}
 	l := s.Logs(c.ID())
 	if l == nil {
 		return nil, domicile.Errorf(domicile.EUnavailable, "no log for cell %s", c.ID())
@@ -108,33 +78,23 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 		return nil, err
 	}
 	in.Log = LogRef{Cell: c.ID(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + c.ID() + "/", Checkpoint: string(head.Signed), Size: head.Size}
-	for after := int64(-1); len(in.Events) < maxEvents; {
-		evs, err := st.SubjectEvents(ctx, k.Ref, after, 1000)
+	for _, e := range h.Events {
+		if e.Committed == nil || e.Index >= head.Size {
+			continue
+		}
+		var ev domicile.Event
+		if err := json.Unmarshal(e.Committed, &ev); err != nil {
+			continue
+		}
+		proof, err := l.ProveInclusion(ctx, e.Index, head.Size)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range evs {
-			after = e.Index
-			if e.Committed == nil || e.Index >= head.Size {
-				continue
-			}
-			var ev domicile.Event
-			if err := json.Unmarshal(e.Committed, &ev); err != nil {
-				continue
-			}
-			proof, err := l.ProveInclusion(ctx, e.Index, head.Size)
-			if err != nil {
-				return nil, err
-			}
-			ep := EventProof{Index: e.Index, Leaf: string(e.Leaf), Salt: e.Salt, Committed: string(e.Committed), Event: ev, Proof: []string{}}
-			for _, h := range proof {
-				ep.Proof = append(ep.Proof, base64.StdEncoding.EncodeToString(h[:]))
-			}
-			in.Events = append(in.Events, ep)
+		ep := EventProof{Index: e.Index, Leaf: string(e.Leaf), Salt: e.Salt, Committed: string(e.Committed), Event: ev, Proof: []string{}}
+		for _, h := range proof {
+			ep.Proof = append(ep.Proof, base64.StdEncoding.EncodeToString(h[:]))
 		}
-		if len(evs) < 1000 {
-			break
-		}
+		in.Events = append(in.Events, ep)
 	}
 	if s.Notices != nil {
 		if in.Notices, err = s.Notices.SubjectNotices(ctx, k.Ref); err != nil {
@@ -151,7 +111,7 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 	}
 	if s.Transfers != nil {
 		in.TransfersReported = true
-		if in.Transfers, err = s.Transfers.SubjectTransfers(ctx, k.Ref, period.From, period.To); err != nil {
+		if in.Transfers, err = s.Transfers.SubjectTransfers(ctx, h.Events, period.From, period.To); err != nil {
 			return nil, err
 		}
 	}
@@ -172,7 +132,7 @@ func (s *Sources) Transparency(ctx context.Context, period Period, lang i18n.Lan
 			return nil, err
 		}
 		cl := CellLog{Cell: c.Config(), Log: LogRef{Cell: c.ID(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + c.ID() + "/", Checkpoint: string(head.Signed), Size: head.Size}}
-		evs, err := CellEvents(ctx, c.Store(), head.Size)
+		evs, err := CellEvents(ctx, c, head.Size)
 		if err != nil {
 			return nil, err
 		}
@@ -195,31 +155,26 @@ func (s *Sources) Transparency(ctx context.Context, period Period, lang i18n.Lan
 	return BuildTransparency(i18n.NewPrinter(lang), in), nil
 }
 
-// EventReader reads a cell's stored events.
+// EventReader reads the summaries of a cell's events (cell.Cell does).
 type EventReader interface {
-	Events(ctx context.Context, start, end int64) ([]domicile.StoredEvent, error)
+	EventSummaries(ctx context.Context, start, end int64) ([]cell.EventSummary, error)
 }
 
 // CellEvents returns the first size events of a cell as the transparency
-// report counts them: the committed event while the cell has it, else
-// (for an erased subject) the leaf's public metadata.
+// report counts them: the summary of the committed event while the cell
+// has it, else (for an erased subject) the leaf's public metadata.
 func CellEvents(ctx context.Context, st EventReader, size int64) ([]LoggedEvent, error) {
 	var out []LoggedEvent
 	for start := int64(0); start < size; start += 1000 {
 		end := min(start+1000, size)
-		evs, err := st.Events(ctx, start, end)
+		evs, err := st.EventSummaries(ctx, start, end)
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range evs {
-			var le LoggedEvent
-			var ev domicile.Event
-			if e.Committed != nil && json.Unmarshal(e.Committed, &ev) == nil {
-				le = LoggedEvent{Time: ev.Time, Action: ev.Action, Role: ev.Role, Outcome: ev.Outcome, Basis: ev.Basis, Detail: ev.Detail}
-			} else if l, err := leaf.Parse(e.Leaf); err == nil {
-				le = LoggedEvent{Time: l.Time, Action: domicile.Action(l.Action), Role: domicile.Role(l.Role), Outcome: domicile.Outcome(l.Outcome), Basis: "(erased)"}
-			} else {
-				continue
+			le := LoggedEvent{Time: e.Time, Action: e.Action, Role: e.Role, Outcome: e.Outcome, Basis: e.Basis, Detail: e.Detail}
+			if e.Erased {
+				le.Basis = "(erased)"
 			}
 			out = append(out, le)
 		}

@@ -31,16 +31,21 @@ type Statement struct {
 	// TransfersReported is false when no transfer gateway reports to this
 	// statement; Transfers is then empty and TransferEvents counts the
 	// transfer events in the subject's log.
-	TransfersReported bool            `json:"transfers_reported"`
-	Transfers         []TransferLine  `json:"transfers"`
-	TransferEvents    int             `json:"transfer_events"`
-	Consents          []EventProof    `json:"consents"`
-	Notices           []NoticeLine    `json:"notices"`
-	Authority         []AuthorityLine `json:"authority_requests"`
-	Changes           []ChangeLine    `json:"changes"`
-	Rights            []Right         `json:"rights"`
-	Contact           Contact         `json:"contact"`
-	Notes             []string        `json:"notes"`
+	TransfersReported bool           `json:"transfers_reported"`
+	Transfers         []TransferLine `json:"transfers"`
+	TransferEvents    int            `json:"transfer_events"`
+	// RemoteReads are the reads of the subject's data from outside its
+	// cell's jurisdiction in the period (each one a transfer abroad that
+	// the gate allowed), with what each withheld; they are among
+	// Accesses too.
+	RemoteReads []EventProof    `json:"remote_reads"`
+	Consents    []EventProof    `json:"consents"`
+	Notices     []NoticeLine    `json:"notices"`
+	Authority   []AuthorityLine `json:"authority_requests"`
+	Changes     []ChangeLine    `json:"changes"`
+	Rights      []Right         `json:"rights"`
+	Contact     Contact         `json:"contact"`
+	Notes       []string        `json:"notes"`
 }
 
 // Place is where a cell is and who runs it.
@@ -119,7 +124,7 @@ func BuildStatement(p *i18n.Printer, in StatementInput) *Statement {
 		Reach:             Reach(p, in.Law, in.Cell, decl.Entity, in.Now),
 		Log:               in.Log,
 		TransfersReported: in.TransfersReported,
-		Holdings:          []Holding{}, Accesses: []EventProof{}, Transfers: []TransferLine{},
+		Holdings:          []Holding{}, Accesses: []EventProof{}, Transfers: []TransferLine{}, RemoteReads: []EventProof{},
 		Consents: []EventProof{}, Notices: []NoticeLine{}, Authority: []AuthorityLine{}, Changes: []ChangeLine{},
 		Contact: Contact{Entity: decl.Entity, Contact: decl.Contact},
 	}
@@ -198,6 +203,9 @@ func BuildStatement(p *i18n.Printer, in StatementInput) *Statement {
 			s.Consents = append(s.Consents, e)
 		case domicile.ActTransfer:
 			s.TransferEvents++
+		}
+		if ev.IsRemoteRead() {
+			s.RemoteReads = append(s.RemoteReads, e)
 		}
 		s.Accesses = append(s.Accesses, e)
 	}

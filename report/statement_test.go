@@ -20,8 +20,8 @@ func TestDeferredAuthorityHidden(t *testing.T) {
 		shown  bool
 		events int
 	}{
-		{"before the deferral ends", demoNow, false, 6},
-		{"after the deferral ends", demoNow.AddDate(0, 4, 0), true, 8},
+		{"before the deferral ends", demoNow, false, 7},
+		{"after the deferral ends", demoNow.AddDate(0, 4, 0), true, 9},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			in := demoStatementInput(t)
@@ -117,9 +117,9 @@ func TestTransfersUnreportedIsNotNone(t *testing.T) {
 func TestTransparencyCounts(t *testing.T) {
 	tr := BuildTransparency(i18n.NewPrinter(i18n.EN), demoTransparencyInput())
 	c := tr.Cells[0]
-	// In the period: 8 demo events + denied maintenance read + withdrawal
+	// In the period: 9 demo events + denied maintenance read + withdrawal
 	// + erasure; the operator read two months ago is outside it.
-	if c.Events != 11 || c.OperatorAccesses != 3 || c.AuthorityAccesses != 1 || c.Erasures != 1 || c.ConsentsWithdrawn != 1 {
+	if c.Events != 12 || c.RemoteReads != 1 || c.OperatorAccesses != 3 || c.AuthorityAccesses != 1 || c.Erasures != 1 || c.ConsentsWithdrawn != 1 {
 		t.Errorf("cell figures %+v", c)
 	}
 	if tr.AuthorityTotals["received"] != 2 || tr.AuthorityTotals["refused"] != 1 {

@@ -26,10 +26,13 @@ type Transparency struct {
 	TransfersReported bool            `json:"transfers_reported"`
 	Transfers         []TransferCount `json:"transfers"`
 	TransferEvents    int             `json:"transfer_events"`
-	Erasures          int             `json:"erasures"`
-	ConsentsWithdrawn int             `json:"consents_withdrawn"`
-	Cells             []CellFigures   `json:"cells"`
-	Notes             []string        `json:"notes"`
+	// RemoteReads counts the reads from abroad the gate allowed
+	// (domicile.Event.IsRemoteRead), each a transfer abroad.
+	RemoteReads       int           `json:"remote_reads"`
+	Erasures          int           `json:"erasures"`
+	ConsentsWithdrawn int           `json:"consents_withdrawn"`
+	Cells             []CellFigures `json:"cells"`
+	Notes             []string      `json:"notes"`
 }
 
 // AuthorityCount counts authority requests of one kind, origin and outcome.
@@ -59,6 +62,7 @@ type CellFigures struct {
 	AuthorityAccesses int                   `json:"authority_accesses"`
 	Erasures          int                   `json:"erasures"`
 	TransferEvents    int                   `json:"transfer_events"`
+	RemoteReads       int                   `json:"remote_reads"`
 	ConsentsWithdrawn int                   `json:"consents_withdrawn"`
 }
 
@@ -171,9 +175,13 @@ func BuildTransparency(p *i18n.Printer, in TransparencyInput) *Transparency {
 			case Withdrawal(e):
 				f.ConsentsWithdrawn++
 			}
+			if ev := (domicile.Event{Outcome: e.Outcome, Detail: e.Detail}); ev.IsRemoteRead() {
+				f.RemoteReads++
+			}
 		}
 		t.Erasures += f.Erasures
 		t.TransferEvents += f.TransferEvents
+		t.RemoteReads += f.RemoteReads
 		t.ConsentsWithdrawn += f.ConsentsWithdrawn
 		t.Cells = append(t.Cells, f)
 	}

@@ -49,9 +49,11 @@ type TransferCount struct {
 // are not reported by this source (and still count transfer events in the
 // log), never that there were none.
 type Transfers interface {
-	// SubjectTransfers lists the transfers of subject ref with times in
-	// [from, to), oldest first.
-	SubjectTransfers(ctx context.Context, ref domicile.SubjectRef, from, to time.Time) ([]TransferLine, error)
+	// SubjectTransfers lists the transfers that the subject's events name
+	// (exports and remote reads counted as transfers) with times in
+	// [from, to), oldest first. The events come from the subject's cell,
+	// through its access path.
+	SubjectTransfers(ctx context.Context, events []domicile.StoredEvent, from, to time.Time) ([]TransferLine, error)
 	// Summary counts the transfers with times in [from, to).
 	Summary(ctx context.Context, from, to time.Time) ([]TransferCount, error)
 }

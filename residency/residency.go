@@ -7,8 +7,10 @@ package residency
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -24,10 +26,10 @@ type Router struct {
 	dir   domicile.ControlStore
 	key   []byte
 
-	// homes caches the directory (reference → cell), bounded; entries
-	// change only by erasure, which drops them.
+	// homes caches the directory (key → home), bounded; entries change
+	// only by erasure, which drops them.
 	hmu   sync.Mutex
-	homes map[domicile.SubjectRef]string
+	homes map[domicile.SubjectRef]domicile.Home
 }
 
 const homeCacheSize = 200_000
@@ -35,7 +37,7 @@ const homeCacheSize = 200_000
 // New returns a router over the given cells. key is the directory key
 // (32 random bytes kept by the deployment).
 func New(dep *domicile.Deployment, cells []*cell.Cell, dir domicile.ControlStore, key []byte) *Router {
-	r := &Router{cells: map[string]*cell.Cell{}, dir: dir, key: key, homes: map[domicile.SubjectRef]string{}}
+	r := &Router{cells: map[string]*cell.Cell{}, dir: dir, key: key, homes: map[domicile.SubjectRef]domicile.Home{}}
 	r.dep.Store(dep)
 	for _, c := range cells {
 		r.cells[c.ID()] = c
@@ -51,7 +53,7 @@ func (r *Router) Deployment() *domicile.Deployment { return r.dep.Load() }
 func (r *Router) SetDeployment(d *domicile.Deployment) {
 	r.dep.Store(d)
 	for _, c := range r.cells {
-		c.SetDeployment(d)
+		c.UseDeployment(d)
 	}
 }
 
@@ -68,28 +70,66 @@ func (r *Router) Cells() []*cell.Cell {
 // CellByID returns a cell, or nil.
 func (r *Router) CellByID(id string) *cell.Cell { return r.cells[id] }
 
-// Ref returns the pseudonymous reference of a subject id.
-func (r *Router) Ref(id string) domicile.SubjectRef {
+// dirKey returns the directory key of a subject id: its HMAC under the
+// deployment's directory key. It is not the subject's reference: that is
+// drawn fresh at each registration.
+func (r *Router) dirKey(id string) domicile.SubjectRef {
 	m := hmac.New(sha256.New, r.key)
 	m.Write([]byte(id))
-	var ref domicile.SubjectRef
-	copy(ref[:], m.Sum(nil))
-	return ref
+	var k domicile.SubjectRef
+	copy(k[:], m.Sum(nil))
+	return k
 }
 
-// Key returns the subject key of id.
-func (r *Router) Key(id string) cell.SubjectKey { return cell.SubjectKey{ID: id, Ref: r.Ref(id)} }
+// Ref returns the reference of the current registration of subject id,
+// for minting a token that reaches that registration only. An id that is
+// not registered is a problem naming the field "subject".
+func (r *Router) Ref(ctx context.Context, id string) (domicile.SubjectRef, error) {
+	_, k, err := r.Locate(ctx, id)
+	if domicile.ErrorCode(err) == domicile.ENotFound {
+		return k.Ref, domicile.FieldErrorf("subject", "no subject %q is registered", truncate(id, 32))
+	}
+	return k.Ref, err
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// PersonKey returns the keyed hash of a subject id, the same for every
+// registration of the id. The transfer ledger counts people by it, since
+// the law counts distinct individuals; nothing else is keyed by it but
+// the directory. It is not the subject's reference.
+func (r *Router) PersonKey(id string) domicile.SubjectRef { return r.dirKey(id) }
+
+// newRef draws the reference of a new registration.
+func newRef() (domicile.SubjectRef, error) {
+	var ref domicile.SubjectRef
+	if _, err := rand.Read(ref[:]); err != nil {
+		return ref, fmt.Errorf("residency: new reference: %w", err)
+	}
+	return ref, nil
+}
 
 // Register places a new subject in its home cell: the policy's default for
-// its jurisdiction, or the cell asked for if the policy permits it. A
-// forbidden placement is refused by the cell asked for, which logs the
-// refusal; nothing else is written.
+// its jurisdiction, or the cell asked for if the policy permits it. The
+// registration gets a fresh reference, unrelated to any earlier
+// registration of the same id. A forbidden placement is refused by the
+// cell asked for, which logs the refusal; nothing else is written.
 func (r *Router) Register(ctx context.Context, a domicile.Actor, id string, j domicile.Jurisdiction, requested string) (*domicile.Subject, error) {
 	if err := domicile.ValidateID("id", id); err != nil {
 		return nil, err
 	}
 	dep := r.dep.Load()
-	k := r.Key(id)
+	ref, err := newRef()
+	if err != nil {
+		return nil, err
+	}
+	key := r.dirKey(id)
+	k := cell.SubjectKey{ID: id, Ref: ref}
 	home, err := dep.Place(j, requested)
 	if err != nil {
 		if domicile.ErrorCode(err) == domicile.EResidency && r.cells[requested] != nil {
@@ -108,31 +148,33 @@ func (r *Router) Register(ctx context.Context, a domicile.Actor, id string, j do
 		_, err := c.CreateSubject(ctx, a, k, j) // refuses and logs
 		return nil, err
 	}
-	if err := r.dir.PutHome(ctx, k.Ref, home); errors.Is(err, domicile.ErrVersionMismatch) {
+	if err := r.dir.PutHome(ctx, key, domicile.Home{Cell: home, Ref: ref}); errors.Is(err, domicile.ErrVersionMismatch) {
 		return nil, domicile.Errorf(domicile.EConflict, "subject already registered")
 	} else if err != nil {
 		return nil, err
 	}
 	s, err := c.CreateSubject(ctx, a, k, j)
 	if err != nil {
-		r.dir.DeleteHome(context.WithoutCancel(ctx), k.Ref)
+		r.dir.DeleteHome(context.WithoutCancel(ctx), key)
 		return nil, err
 	}
 	return s, nil
 }
 
-// Locate returns the home cell of a subject.
+// Locate returns the home cell of a subject and its key. For an id that
+// is not registered it returns ENotFound and a key with the id and a zero
+// reference.
 func (r *Router) Locate(ctx context.Context, id string) (*cell.Cell, cell.SubjectKey, error) {
 	if err := domicile.ValidateID("id", id); err != nil {
 		return nil, cell.SubjectKey{}, err
 	}
-	k := r.Key(id)
+	key := r.dirKey(id)
 	r.hmu.Lock()
-	home, cached := r.homes[k.Ref]
+	h, cached := r.homes[key]
 	r.hmu.Unlock()
 	var err error
 	if !cached {
-		home, err = r.dir.Home(ctx, k.Ref)
+		h, err = r.dir.Home(ctx, key)
 		if err == nil {
 			r.hmu.Lock()
 			if len(r.homes) >= homeCacheSize {
@@ -141,19 +183,20 @@ func (r *Router) Locate(ctx context.Context, id string) (*cell.Cell, cell.Subjec
 					break
 				}
 			}
-			r.homes[k.Ref] = home
+			r.homes[key] = h
 			r.hmu.Unlock()
 		}
 	}
+	k := cell.SubjectKey{ID: id, Ref: h.Ref}
 	if errors.Is(err, domicile.ErrNotFound) {
 		return nil, k, domicile.Errorf(domicile.ENotFound, "no such subject")
 	}
 	if err != nil {
 		return nil, k, err
 	}
-	c := r.cells[home]
+	c := r.cells[h.Cell]
 	if c == nil {
-		return nil, k, domicile.Errorf(domicile.EUnavailable, "the subject's cell %s is not served by this process", home)
+		return nil, k, domicile.Errorf(domicile.EUnavailable, "the subject's cell %s is not served by this process", h.Cell)
 	}
 	return c, k, nil
 }
@@ -183,10 +226,11 @@ func (r *Router) Erase(ctx context.Context, a domicile.Actor, id string) (*domic
 	if err != nil {
 		return nil, err
 	}
+	key := r.dirKey(id)
 	r.hmu.Lock()
-	delete(r.homes, k.Ref)
+	delete(r.homes, key)
 	r.hmu.Unlock()
-	if err := r.dir.DeleteHome(ctx, k.Ref); err != nil {
+	if err := r.dir.DeleteHome(context.WithoutCancel(ctx), key); err != nil {
 		return rec, err
 	}
 	return rec, nil

@@ -77,14 +77,40 @@ func TestRegisterPlaces(t *testing.T) {
 	}
 }
 
-func TestRefsAreKeyedHashes(t *testing.T) {
+// TestRegistrationsHaveFreshRefs: each registration gets a random
+// reference, unrelated to the id and to earlier registrations of it; the
+// person key is the id's stable keyed hash.
+func TestRegistrationsHaveFreshRefs(t *testing.T) {
+	ctx := context.Background()
 	r := newRouter(t)
-	a, b := r.Ref("alice"), r.Ref("alice")
-	if a != b || a == r.Ref("bob") {
-		t.Fatal("references are not a function of the id")
+	if _, err := r.Register(ctx, app, "alice", "CN", ""); err != nil {
+		t.Fatal(err)
 	}
-	if a.String() == "alice" || len(a.String()) != 64 {
-		t.Fatalf("reference %q", a)
+	a, err := r.Ref(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == r.PersonKey("alice") || a.IsZero() {
+		t.Fatalf("reference %s is the id's keyed hash or zero", a)
+	}
+	if _, err := r.Erase(ctx, app, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Ref(ctx, "alice"); domicile.ErrorCode(err) != domicile.EInvalid {
+		t.Fatalf("Ref of an erased id = %v, want a field error", err)
+	}
+	if _, err := r.Register(ctx, app, "alice", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	b, err := r.Ref(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == b {
+		t.Fatal("a re-registration got its former reference")
+	}
+	if r.PersonKey("alice") != r.PersonKey("alice") || r.PersonKey("alice") == r.PersonKey("bob") {
+		t.Fatal("person keys are not a function of the id")
 	}
 }
 
@@ -96,7 +122,7 @@ func TestLocateForHidesRegistration(t *testing.T) {
 	if _, err := r.Register(ctx, app, "known", "CN", ""); err != nil {
 		t.Fatal(err)
 	}
-	other := domicile.Actor{Role: domicile.RoleSubject, Subject: r.Ref("someone").String()}
+	other := domicile.Actor{Role: domicile.RoleSubject, Subject: r.PersonKey("someone").String()}
 	for _, id := range []string{"known", "unknown"} {
 		c, _, err := r.LocateFor(ctx, other, id, domicile.ActRead)
 		if id == "known" {

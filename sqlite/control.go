@@ -37,6 +37,20 @@ func OpenControl(ctx context.Context, dir string) (*Control, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: control schema: %w", err)
 	}
+	// reg is the registration's reference; a directory written before
+	// registrations had their own references has none, and such a
+	// subject's reference is its key (COALESCE in Home).
+	var hasReg int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('directory') WHERE name='reg'`).Scan(&hasReg); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: control schema: %w", err)
+	}
+	if hasReg == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE directory ADD COLUMN reg BLOB`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: control schema: %w", err)
+		}
+	}
 	return &Control{db: db}, nil
 }
 
@@ -70,9 +84,9 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 	return &t, nil
 }
 
-// PutHome records a subject's home cell.
-func (c *Control) PutHome(ctx context.Context, ref domicile.SubjectRef, cell string) error {
-	res, err := c.db.ExecContext(ctx, `INSERT INTO directory(ref, cell) VALUES(?,?) ON CONFLICT DO NOTHING`, ref[:], cell)
+// PutHome records a registration's directory entry under key.
+func (c *Control) PutHome(ctx context.Context, key domicile.SubjectRef, h domicile.Home) error {
+	res, err := c.db.ExecContext(ctx, `INSERT INTO directory(ref, cell, reg) VALUES(?,?,?) ON CONFLICT DO NOTHING`, key[:], h.Cell, h.Ref[:])
 	if err != nil {
 		return fmt.Errorf("sqlite: put home: %w", err)
 	}
@@ -82,17 +96,22 @@ func (c *Control) PutHome(ctx context.Context, ref domicile.SubjectRef, cell str
 	return nil
 }
 
-// Home returns a subject's home cell, or ErrNotFound.
-func (c *Control) Home(ctx context.Context, ref domicile.SubjectRef) (string, error) {
-	var cell string
-	err := c.db.QueryRowContext(ctx, `SELECT cell FROM directory WHERE ref=?`, ref[:]).Scan(&cell)
+// Home returns the directory entry under key, or ErrNotFound.
+func (c *Control) Home(ctx context.Context, key domicile.SubjectRef) (domicile.Home, error) {
+	var h domicile.Home
+	var reg []byte
+	err := c.db.QueryRowContext(ctx, `SELECT cell, COALESCE(reg, ref) FROM directory WHERE ref=?`, key[:]).Scan(&h.Cell, &reg)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", domicile.ErrNotFound
+		return h, domicile.ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("sqlite: home: %w", err)
+		return h, fmt.Errorf("sqlite: home: %w", err)
 	}
-	return cell, nil
+	if len(reg) != len(h.Ref) {
+		return h, fmt.Errorf("sqlite: home: malformed registration reference")
+	}
+	copy(h.Ref[:], reg)
+	return h, nil
 }
 
 // DeleteHome removes a subject from the directory.

@@ -520,7 +520,7 @@ func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op domicile.Op) error {
 			`UPDATE objects SET blob=NULL, size=0, sha256='', content_type='' WHERE ref=?`,
 			`DELETE FROM objects WHERE ref=?`,
 			`DELETE FROM subjects WHERE ref=?`,
-			`UPDATE events SET salt=NULL, committed=NULL WHERE ref=?`,
+			`UPDATE events SET salt=NULL, committed=NULL, ref=NULL WHERE ref=?`,
 		} {
 			if _, err := tx.ExecContext(ctx, q, op.Ref[:]); err != nil {
 				return fmt.Errorf("sqlite: erase: %w", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"domicile"
+	"domicile/cell"
 	"domicile/transfer"
 )
 
@@ -46,16 +47,15 @@ func BenchmarkGateRemoteRead(b *testing.B) {
 		b.Fatal(err)
 	}
 	c, k, _ := e.router.Locate(ctx, "a")
-	cc := c.Config()
-	sub, _ := c.Locate(ctx, k)
-	cats := []domicile.Category{domicile.Personal}
-	if err := e.g.RemoteAccess(ctx, cc, e.app, k, sub, cats); err != nil {
+	rr := cell.RemoteRead{Cell: c.Config(), Actor: e.app, Subject: k,
+		Fields: map[string][]string{"profile": {"name"}}, Categories: map[string]domicile.Category{"profile.name": domicile.Personal}}
+	if _, err := e.g.RemoteAccess(ctx, rr); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if err := e.g.RemoteAccess(ctx, cc, e.app, k, sub, cats); err != nil {
+			if _, err := e.g.RemoteAccess(ctx, rr); err != nil {
 				b.Error(err)
 				return
 			}

@@ -32,8 +32,12 @@ func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 // gateRef lets cells be built before the gateway.
 type gateRef struct{ g *transfer.Gateway }
 
-func (r *gateRef) RemoteAccess(ctx context.Context, cc domicile.CellConfig, a domicile.Actor, s cell.SubjectKey, sub *domicile.StoredSubject, cats []domicile.Category) error {
-	return r.g.RemoteAccess(ctx, cc, a, s, sub, cats)
+func (r *gateRef) RemoteAccess(ctx context.Context, rr cell.RemoteRead) (*cell.RemoteGrant, error) {
+	return r.g.RemoteAccess(ctx, rr)
+}
+
+func (r *gateRef) Consented(ctx context.Context, ref domicile.SubjectRef, consent string) (bool, error) {
+	return r.g.Consented(ctx, ref, consent)
 }
 
 // env is a real deployment (the embedded demo) on SQLite in a temporary
@@ -88,7 +92,7 @@ func newEnv(tb testing.TB, now time.Time) *env {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		cells = append(cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: clk.Now, Gate: gr}))
+		cells = append(cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: clk.Now, Gate: gr, Consents: gr}))
 	}
 	ctl, err := sqlite.OpenControl(ctx, filepath.Join(dir, "control"))
 	if err != nil {

@@ -238,6 +238,8 @@ type subj struct {
 	id   string
 	key  cell.SubjectKey
 	cell *cell.Cell
+	// person is what the ledger counts the subject by (Gateway.person).
+	person domicile.SubjectRef
 }
 
 // plan is a request resolved against the deployment.
@@ -259,7 +261,6 @@ type plan struct {
 	fields      map[string][]string // requested
 	fieldCat    map[string]domicile.Category
 	cats        []domicile.Category
-	remoteCats  bool // categories only (remote read): no minimisation possible
 	hasPI       bool
 	hasSPI      bool
 	hasImpData  bool
@@ -366,7 +367,7 @@ func (g *Gateway) resolve(ctx context.Context, a domicile.Actor, req *Request) (
 		} else if j != p.src {
 			return nil, domicile.FieldErrorf("subjects", "subjects of one request must live in one jurisdiction (%s and %s); send one request per source", p.src, j)
 		}
-		p.subjects = append(p.subjects, subj{id: id, key: k, cell: c})
+		p.subjects = append(p.subjects, subj{id: id, key: k, cell: c, person: g.cfg.Router.PersonKey(id)})
 	}
 	g.dates(p)
 	return p, nil
@@ -501,7 +502,7 @@ func (g *Gateway) evaluate(ctx context.Context, p *plan) (*Decision, []subj, err
 	d.Excluded = p.excluded
 	refs := make([]domicile.SubjectRef, len(included))
 	for i, s := range included {
-		refs[i] = s.key.Ref
+		refs[i] = s.person
 	}
 	var newPI, newSPI []domicile.SubjectRef
 	if p.hasPI && len(refs) > 0 {
@@ -683,12 +684,6 @@ func (g *Gateway) chooseMechanism(ctx context.Context, p *plan, d *Decision, rep
 				problems = append(problems, fmt.Sprintf("mechanism %s covers none of the requested categories (%s)", c.m.ID, joinCats(p.cats)))
 				continue
 			}
-			if p.remoteCats {
-				if missing := missingCats(p.cats, c.m.Scope.Categories); len(missing) > 0 {
-					problems = append(problems, fmt.Sprintf("mechanism %s does not cover categories %s, which a remote read returns whole", c.m.ID, joinCats(missing)))
-					continue
-				}
-			}
 			if max := c.m.Scope.MaxIndividuals; max > 0 {
 				if over, n := g.overCeiling(ctx, p, &c.m, d); over {
 					problems = append(problems, fmt.Sprintf("mechanism %s's volume ceiling of %d people would be exceeded (%d)", c.m.ID, max, n))
@@ -719,25 +714,7 @@ func (g *Gateway) chooseMechanism(ctx context.Context, p *plan, d *Decision, rep
 	}
 }
 
-func missingCats(want, have []domicile.Category) []domicile.Category {
-	var out []domicile.Category
-	for _, c := range want {
-		if c != domicile.NonPersonal && !slices.Contains(have, c) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
 func (g *Gateway) anyAllowed(p *plan, m *Mechanism) bool {
-	if p.remoteCats {
-		for _, c := range p.cats {
-			if slices.Contains(m.Scope.Categories, c) {
-				return true
-			}
-		}
-		return false
-	}
 	for kind, fs := range p.fields {
 		for _, f := range fs {
 			if m.Scope.allows(kind, f, p.fieldCat[kind+"."+f]) {
@@ -790,10 +767,8 @@ func (g *Gateway) minimise(p *plan, d *Decision) {
 			}
 		}
 	}
-	if !p.remoteCats {
-		sort.Slice(leaving, func(i, j int) bool { return leaving[i] < leaving[j] })
-		d.Categories = leaving
-	}
+	sort.Slice(leaving, func(i, j int) bool { return leaving[i] < leaving[j] })
+	d.Categories = leaving
 }
 
 // warnings lists the counts at 80% or 90% of the next threshold in force.
@@ -882,7 +857,7 @@ func (g *Gateway) record(ctx context.Context, p *plan, d *Decision, included []s
 		pi, spi, _ := catsInfo(d.Categories)
 		refs := make([]domicile.SubjectRef, len(included))
 		for i, s := range included {
-			refs[i] = s.key.Ref
+			refs[i] = s.person
 		}
 		mech := d.Law
 		if d.Mechanism != nil {
@@ -936,9 +911,8 @@ func (g *Gateway) record(ctx context.Context, p *plan, d *Decision, included []s
 // notice logs a headroom warning as an event of the source cell that
 // concerns no one subject.
 func (g *Gateway) notice(ctx context.Context, c *cell.Cell, w Warning) {
-	sys := domicile.Actor{Role: domicile.RoleSystem, Jurisdiction: c.Config().Jurisdiction}
 	detail := fmt.Sprintf("%s=%d reached %d%% of %d (%s)", w.Fact, w.Value, w.Percent, w.Threshold, w.Rule)
-	if _, err := c.Log(ctx, sys, cell.SubjectKey{}, domicile.ActNotice, "transfer-threshold", detail); err != nil {
+	if _, err := c.NoteSystem(ctx, domicile.ActNotice, "transfer-threshold", detail); err != nil {
 		g.cfg.Logger.Error("transfer: threshold warning not logged", slog.String("cell", c.ID()), slog.Any("err", err))
 	}
 	g.cfg.Logger.Warn("transfer: threshold warning", slog.String("entity", g.Entity()), slog.String("fact", w.Fact),
@@ -1008,27 +982,43 @@ func (g *Gateway) Transfer(ctx context.Context, a domicile.Actor, req *Request, 
 
 // RemoteAccess is the cell's gate for reads by actors acting from another
 // jurisdiction: the read is a transfer to the actor's jurisdiction, for
-// the recipient "remote:<role>". It counts the subject once per year.
-// A refusal is a *domicile.Error (EForbidden) naming the rule ids; the
-// cell logs it as a denied event.
-func (g *Gateway) RemoteAccess(ctx context.Context, cc domicile.CellConfig, a domicile.Actor, s cell.SubjectKey, sub *domicile.StoredSubject, cats []domicile.Category) error {
-	c := g.cfg.Router.CellByID(cc.ID)
+// the recipient "remote:<role>", and is decided like any transfer: a
+// valid mechanism must cover the purpose, the recipient and at least one
+// of the fields read; the grant names the fields the mechanism's scope
+// lets leave (the cell withholds the others). The first read of a subject
+// in a year is recorded in the ledger and counted; later ones are counted
+// already. A refusal is a *domicile.Error (EForbidden) naming the rule
+// ids; the cell logs it as a denied event. RemoteAccess itself writes no
+// event: the cell's one event for the read carries the grant.
+func (g *Gateway) RemoteAccess(ctx context.Context, r cell.RemoteRead) (*cell.RemoteGrant, error) {
+	c := g.cfg.Router.CellByID(r.Cell.ID)
 	if c == nil {
-		return domicile.Errorf(domicile.EUnavailable, "cell %s is not served by this process", cc.ID)
+		return nil, domicile.Errorf(domicile.EUnavailable, "cell %s is not served by this process", r.Cell.ID)
 	}
+	a := r.Actor
 	purpose := a.Purpose
 	if purpose == "" {
 		purpose = a.Basis()
 	}
-	p := &plan{channel: ChannelRemote, actor: a, src: cc.Jurisdiction, dest: a.Jurisdiction, recipient: "remote:" + string(a.Role),
-		purpose: purpose, ground: "general", basis: "consent", remoteCats: true, subjects: []subj{{id: s.ID, key: s, cell: c}},
-		excludedSet: map[int]bool{}}
+	p := &plan{channel: ChannelRemote, actor: a, src: r.Cell.Jurisdiction, dest: a.Jurisdiction, recipient: "remote:" + string(a.Role),
+		purpose: purpose, ground: "general", basis: "consent",
+		subjects: []subj{{id: r.Subject.ID, key: r.Subject, cell: c, person: g.person(r.Subject)}},
+		fields:   map[string][]string{}, fieldCat: map[string]domicile.Category{}, excludedSet: map[int]bool{}}
 	seen := map[domicile.Category]bool{}
-	for _, cat := range cats {
-		if !seen[cat] {
-			seen[cat] = true
-			p.cats = append(p.cats, cat)
+	for kind, fs := range r.Fields {
+		for _, f := range fs {
+			cat, ok := r.Categories[kind+"."+f]
+			if !ok {
+				cat = domicile.Personal
+			}
+			p.fields[kind] = append(p.fields[kind], f)
+			p.fieldCat[kind+"."+f] = cat
+			if !seen[cat] {
+				seen[cat] = true
+				p.cats = append(p.cats, cat)
+			}
 		}
+		sort.Strings(p.fields[kind])
 	}
 	sort.Slice(p.cats, func(i, j int) bool { return p.cats[i] < p.cats[j] })
 	p.hasPI, p.hasSPI, p.hasImpData = catsInfo(p.cats)
@@ -1037,7 +1027,7 @@ func (g *Gateway) RemoteAccess(ctx context.Context, cc domicile.CellConfig, a do
 	defer unlock()
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !d.Allowed {
 		d.ID = g.newID("trf_")
@@ -1046,24 +1036,44 @@ func (g *Gateway) RemoteAccess(ctx context.Context, cc domicile.CellConfig, a do
 		if len(d.Remedies) > 0 {
 			msg += "; to pass: " + strings.Join(d.Remedies, "; ")
 		}
-		return &domicile.Error{Code: domicile.EForbidden, Message: msg}
+		return nil, &domicile.Error{Code: domicile.EForbidden, Message: msg}
+	}
+	grant := &cell.RemoteGrant{Fields: d.Fields, Law: d.Law}
+	if d.Mechanism != nil {
+		grant.Mechanism = d.Mechanism.ID
 	}
 	if d.NewPI == 0 && d.NewSensitivePI == 0 {
 		g.count(d)
-		return nil // counted already this year
+		return grant, nil // counted already this year
 	}
 	d.ID = g.newID("trf_")
 	g.count(d)
-	d.Fields = nil
-	d.Categories = p.cats
 	if err := g.record(ctx, p, d, included); err != nil {
-		return err
+		return nil, err
 	}
-	detail := "remote read from " + string(a.Jurisdiction) + " counted as transfer " + d.ID + " under " + d.Law
-	if _, err := c.Log(ctx, a, s, domicile.ActTransfer, "remote-access", detail); err != nil {
-		return err
+	grant.Transfer = d.ID
+	return grant, nil
+}
+
+// person is the key the ledger counts subject s by: the keyed hash of its
+// id, the same for every registration of the id, since the law counts
+// natural persons (distinct individuals), not registrations.
+func (g *Gateway) person(s cell.SubjectKey) domicile.SubjectRef {
+	if s.ID == "" {
+		return s.Ref
 	}
-	return nil
+	return g.cfg.Router.PersonKey(s.ID)
+}
+
+// Consented reports whether subject ref has given consent (a purpose's
+// consent such as "marketing") and not withdrawn it since. The cell asks
+// on every read under a purpose that needs it.
+func (g *Gateway) Consented(ctx context.Context, ref domicile.SubjectRef, consent string) (bool, error) {
+	cs, err := g.cfg.Store.Consent(ctx, ConsentKind(consent), []domicile.SubjectRef{ref})
+	if err != nil {
+		return false, err
+	}
+	return cs[0] != nil && cs[0].Granted, nil
 }
 
 // Stats returns the decisions made since start, by outcome and law

@@ -191,7 +191,7 @@ func TestRemoteReadCountsOnce(t *testing.T) {
 			t.Fatalf("remote read %d: %v", i, err)
 		}
 	}
-	if _, err := c.ListRecords(ctx, e.app, k, "message", "", "", 10); err != nil {
+	if _, _, err := c.ListRecords(ctx, e.app, k, "message", "", "", 10); err != nil {
 		t.Fatal(err)
 	}
 	if pi, _ := e.counts(); pi != 1 {
@@ -202,13 +202,22 @@ func TestRemoteReadCountsOnce(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d transfer records, want 1", n)
 	}
-	// A read of sensitive data needs a contract: refused, naming the rules.
-	_, err := c.GetRecord(ctx, e.app, k, "location", "l1")
+	// Support does not read location records (purpose limitation)...
+	if _, err := c.GetRecord(ctx, e.app, k, "location", "l1"); domicile.ErrorCode(err) != domicile.EForbidden || !strings.Contains(err.Error(), "purposes.support") {
+		t.Fatalf("support reading a location: %v, want forbidden under purposes.support", err)
+	}
+	// ...and under a purpose that does, a read of sensitive data needs a
+	// contract: refused, naming the rules.
+	service := e.app
+	service.Purpose = "service"
+	_, err := c.GetRecord(ctx, service, k, "location", "l1")
 	if domicile.ErrorCode(err) != domicile.EForbidden || !strings.Contains(err.Error(), "CN.CBDF.8") {
 		t.Fatalf("remote sensitive read: %v, want forbidden under CN.CBDF.8", err)
 	}
 	// Reads from inside China are not transfers.
-	if _, err := c.GetRecord(ctx, e.appCN, k, "location", "l1"); err != nil {
+	serviceCN := e.appCN
+	serviceCN.Purpose = "service"
+	if _, err := c.GetRecord(ctx, serviceCN, k, "location", "l1"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -101,29 +101,24 @@ func (g *Gateway) Mechanism(a domicile.Actor, id string) (*MechanismView, error)
 // SetConsent records that subject id gave (granted) or withdrew a consent,
 // with the version of the text the app showed. It is an event in the
 // subject's cell log, committed before the consent takes effect. An app
-// token or the subject's own token may do it.
+// token or the subject's own token may do it. kind is cross-border,
+// sensitive, or a consent one of the deployment's purposes needs.
 func (g *Gateway) SetConsent(ctx context.Context, a domicile.Actor, id string, kind ConsentKind, version string, granted bool) (*Consent, error) {
 	if version == "" || len(version) > 64 {
 		return nil, domicile.FieldErrorf("text_version", "must name the version of the consent text shown (1 to 64 bytes)")
 	}
-	c, k, err := g.cfg.Router.LocateFor(ctx, a, id, domicile.ActWrite)
-	if err != nil {
+	if err := g.knownConsent(kind); err != nil {
 		return nil, err
 	}
-	switch {
-	case a.Role == domicile.RoleApp:
-	case a.Role == domicile.RoleSubject && a.Subject == k.Ref.String():
-	default:
-		return nil, c.Deny(ctx, a, k, domicile.ActConsent, "consent/"+string(kind), domicile.Errorf(domicile.EForbidden, "consents are recorded by the app or the subject itself"))
-	}
-	if _, err := c.Locate(ctx, k); err != nil {
+	c, k, err := g.cfg.Router.LocateFor(ctx, a, id, domicile.ActConsent)
+	if err != nil {
 		return nil, err
 	}
 	state := "granted"
 	if !granted {
 		state = "withdrawn"
 	}
-	if _, err := c.Log(ctx, a, k, domicile.ActConsent, "consent/"+string(kind), state+":"+version); err != nil {
+	if _, err := c.Note(ctx, a, k, domicile.ActConsent, "consent/"+string(kind), state+":"+version); err != nil {
 		return nil, err
 	}
 	con := &Consent{Subject: k.Ref, Kind: kind, TextVersion: version, Granted: granted, Time: g.cfg.Now().UTC()}
@@ -133,17 +128,38 @@ func (g *Gateway) SetConsent(ctx context.Context, a domicile.Actor, id string, k
 	return con, nil
 }
 
-// Consents returns a subject's consents (app or the subject's token).
+// knownConsent checks that kind is a consent the gateway or one of the
+// deployment's purposes asks for.
+func (g *Gateway) knownConsent(kind ConsentKind) error {
+	if kind == ConsentCrossBorder || kind == ConsentSensitive {
+		return nil
+	}
+	names := []string{string(ConsentCrossBorder), string(ConsentSensitive)}
+	for _, p := range g.cfg.Router.Deployment().PurposeConsents() {
+		if string(kind) == p {
+			return nil
+		}
+		names = append(names, p)
+	}
+	return domicile.FieldErrorf("kind", "unknown consent %q; one of: %s", trunc(string(kind), 32), strings.Join(names, ", "))
+}
+
+// Consents returns a subject's consents (app or the subject's token). The
+// reading is itself a logged event in the subject's trail.
 func (g *Gateway) Consents(ctx context.Context, a domicile.Actor, id string) ([]Consent, error) {
-	c, k, err := g.cfg.Router.LocateFor(ctx, a, id, domicile.ActRead)
+	c, k, err := g.cfg.Router.LocateFor(ctx, a, id, domicile.ActConsent)
 	if err != nil {
 		return nil, err
 	}
-	if !(a.Role == domicile.RoleApp || (a.Role == domicile.RoleSubject && a.Subject == k.Ref.String())) {
-		return nil, c.Deny(ctx, a, k, domicile.ActRead, "consents", domicile.Errorf(domicile.EForbidden, "consents are read by the app or the subject itself"))
+	if _, err := c.Note(ctx, a, k, domicile.ActConsent, "consents", "read"); err != nil {
+		return nil, err
+	}
+	kinds := []ConsentKind{ConsentCrossBorder, ConsentSensitive}
+	for _, p := range g.cfg.Router.Deployment().PurposeConsents() {
+		kinds = append(kinds, ConsentKind(p))
 	}
 	var out []Consent
-	for _, kind := range []ConsentKind{ConsentCrossBorder, ConsentSensitive} {
+	for _, kind := range kinds {
 		cs, err := g.cfg.Store.Consent(ctx, kind, []domicile.SubjectRef{k.Ref})
 		if err != nil {
 			return nil, err
@@ -312,7 +328,7 @@ func (g *Gateway) Import(ctx context.Context, a domicile.Actor, src domicile.Jur
 			gr = &importGroup{year: day.Year(), dest: dest, mech: mech, counted: counted, cats: map[domicile.Category]bool{}}
 			groups[gk] = gr
 		}
-		ref := g.cfg.Router.Ref(row[1])
+		ref := g.cfg.Router.PersonKey(row[1])
 		pi, spi, _ := catsInfo(cats)
 		if pi {
 			gr.pi = append(gr.pi, ref)

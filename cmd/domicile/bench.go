@@ -30,6 +30,7 @@ import (
 	"domicile/deploy"
 	"domicile/envelope"
 	"domicile/httpapi"
+	"domicile/keyring"
 	"domicile/kms"
 	"domicile/merkle"
 	"domicile/sqlite"
@@ -587,6 +588,10 @@ func preloadSubjects(ctx context.Context, env *cmdEnv, dir string, from, to int6
 	actor := domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "CN", Purpose: "service", TokenID: "tok_growth"}
 	access := kms.Access{Cell: growthCell, Role: kms.RoleApp, Jurisdiction: "CN", Reason: actor.Basis()}
 	body := bench.RecordBody(1024)
+	st, kr, err := growthStore(ctx, rt, c)
+	if err != nil {
+		return err
+	}
 	for lo := from; lo < to; lo += preloadBatch {
 		hi := min(lo+preloadBatch, to)
 		b := &domicile.Batch{}
@@ -595,16 +600,18 @@ func preloadSubjects(ctx context.Context, env *cmdEnv, dir string, from, to int6
 		g.SetLimit(32)
 		for i := lo; i < hi; i++ {
 			g.Go(func() error {
-				ref := rt.router.Ref(growthID(i))
-				if err := rt.control.PutHome(gctx, ref, growthCell); err != nil {
+				// The fixture's registration reference is the id's
+				// person key, so that preloadLog can find it again.
+				ref := rt.router.PersonKey(growthID(i))
+				if err := rt.control.PutHome(gctx, ref, domicile.Home{Cell: growthCell, Ref: ref}); err != nil {
 					return err
 				}
-				if err := c.Keyring().Create(gctx, ref, 0); err != nil {
+				if err := kr.Create(gctx, ref, 0); err != nil {
 					return err
 				}
 				a := access
 				a.Subject = ref.String()
-				dk, err := c.Keyring().DataKey(gctx, a, ref, 0)
+				dk, err := kr.DataKey(gctx, a, ref, 0)
 				if err != nil {
 					return err
 				}
@@ -640,11 +647,29 @@ func preloadSubjects(ctx context.Context, env *cmdEnv, dir string, from, to int6
 		if err := g.Wait(); err != nil {
 			return err
 		}
-		if err := c.Store().Commit(ctx, b); err != nil {
+		if err := st.Commit(ctx, b); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// growthStore returns the growth cell's store and a keyring over its
+// custody. The growth fixture is written offline, around the cell's access
+// path (as a restore from backup would be): nothing serves the deployment
+// while it runs, and it writes only synthetic subjects.
+func growthStore(ctx context.Context, rt *runtime, c *cell.Cell) (*sqlite.Store, *keyring.Keyring, error) {
+	for i, cc := range rt.dep.Cells {
+		if cc.ID != c.ID() {
+			continue
+		}
+		kek, err := openKEK(ctx, rt.dir, cc)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rt.stores[i], keyring.New(keyring.Config{Cell: cc.ID, KEK: kek, Store: rt.keys[i], CacheSize: -1}), nil
+	}
+	return nil, nil, fmt.Errorf("growth: no cell %s", c.ID())
 }
 
 // preloadLog appends log entries offline (events of preloaded subjects,
@@ -656,14 +681,17 @@ func preloadLog(ctx context.Context, env *cmdEnv, dir string, n int64) (int64, e
 		return 0, err
 	}
 	defer rt.Close()
-	st := c.Store()
+	st, _, err := growthStore(ctx, rt, c)
+	if err != nil {
+		return 0, err
+	}
 	size, err := st.LogSize(ctx)
 	if err != nil {
 		return 0, err
 	}
 	refs := make([]domicile.SubjectRef, 1024)
 	for i := range refs {
-		refs[i] = rt.router.Ref(growthID(int64(i)))
+		refs[i] = rt.router.PersonKey(growthID(int64(i)))
 	}
 	now := time.Now().UTC()
 	for k := size; k < n; {
@@ -696,7 +724,7 @@ func measureGrowthPoint(ctx context.Context, env *cmdEnv, f *benchFlags, dir str
 		if err != nil {
 			return nil, err
 		}
-		st := c.Store()
+		st := c.PublicLog()
 		pt.LogEntries, err = st.LogSize(ctx)
 		if err == nil {
 			pt.ProofMicros, err = proofTime(ctx, st, pt.LogEntries)
@@ -749,7 +777,7 @@ func measureGrowthPoint(ctx context.Context, env *cmdEnv, f *benchFlags, dir str
 
 // proofTime returns the mean time, in microseconds, to build an
 // inclusion proof at size from the store's hashes, over 1000 random leaves.
-func proofTime(ctx context.Context, st domicile.CellStore, size int64) (float64, error) {
+func proofTime(ctx context.Context, st cell.PublicLog, size int64) (float64, error) {
 	if size < 2 {
 		return 0, nil
 	}

@@ -28,6 +28,7 @@ import (
 	"domicile/deploy"
 	"domicile/httpapi"
 	"domicile/leaf"
+	"domicile/sqlite"
 	"domicile/logclient"
 	"domicile/merkle"
 	"domicile/notice"
@@ -39,8 +40,9 @@ const (
 	newOperator = "Shenzhen New Cloud Operations Co., Ltd. (深圳新云运营有限公司)"
 )
 
-// subjectRef computes a subject's reference from the data directory's
-// directory key, as the service does.
+// subjectRef returns the reference of a subject's current registration,
+// read from the data directory's directory as the service reads it: the
+// entry under the keyed hash of the id.
 func subjectRef(t *testing.T, data, id string) string {
 	t.Helper()
 	key, err := os.ReadFile(filepath.Join(data, "directory.key"))
@@ -49,7 +51,18 @@ func subjectRef(t *testing.T, data, id string) string {
 	}
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(id))
-	return hex.EncodeToString(m.Sum(nil))
+	var k domicile.SubjectRef
+	copy(k[:], m.Sum(nil))
+	ctl, err := sqlite.OpenControl(context.Background(), filepath.Join(data, "control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ctl.Close()
+	h, err := ctl.Home(context.Background(), k)
+	if err != nil {
+		t.Fatalf("subject %q in the directory: %v", id, err)
+	}
+	return h.Ref.String()
 }
 
 // receiver is the business's webhook: it verifies each payload's

@@ -146,7 +146,7 @@ func commOf(rt *runtime) (*comm, error) {
 			if c == nil || err != nil {
 				return fmt.Errorf("notice %s: no cell %s for its subject", st.Notice.ID, st.Cell)
 			}
-			_, err = c.Log(ctx, domicile.Actor{Role: domicile.RoleSystem}, cell.SubjectKey{Ref: ref}, domicile.ActNotice, "notice/"+st.Notice.ID, fmt.Sprintf("delivered attempts=%d", st.Attempts))
+			_, err = c.Note(ctx, domicile.Actor{Role: domicile.RoleSystem}, cell.SubjectKey{Ref: ref}, domicile.ActNotice, "notice/"+st.Notice.ID, fmt.Sprintf("delivered attempts=%d", st.Attempts))
 			return err
 		}}
 	commByRT[rt] = cm
@@ -236,7 +236,7 @@ func onReload(rt *runtime, next *domicile.Deployment, at time.Time) {
 		}
 		lines = append(lines, report.ChangeLine{Time: at.UTC(), Cell: c.Cell, Field: c.Kind, Before: c.Before, After: c.After})
 		if cl := rt.router.CellByID(c.Cell); cl != nil {
-			if _, err := cl.Log(context.Background(), domicile.Actor{Role: domicile.RoleSystem}, cell.SubjectKey{}, domicile.ActNotice, "deployment", "changed "+c.Kind); err != nil {
+			if _, err := cl.NoteSystem(context.Background(), domicile.ActNotice, "deployment", "changed "+c.Kind); err != nil {
 				slog.Error("reload: cannot log the change", slog.String("cell", c.Cell), slog.Any("err", err))
 			}
 		}

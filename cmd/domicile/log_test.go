@@ -138,6 +138,9 @@ func TestLogEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another subject's token is refused, and that refusal is logged too.
+	if _, err := c.CreateSubject(ctx, "someone-else", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
 	other := s.client(s.token("subject", "CN", "someone-else"), "", "")
 	if _, err := other.GetRecord(ctx, "mei", "message", "m1"); !isStatus(err, 403) {
 		t.Fatalf("other subject: %v", err)

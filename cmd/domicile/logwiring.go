@@ -81,7 +81,7 @@ func startLogs(ctx context.Context, rt *runtime, log *slog.Logger) (*logs, error
 		if err != nil {
 			return nil, fmt.Errorf("cell %s log key: %w", c.ID(), err)
 		}
-		l := tlog.New(tlog.Config{Store: c.Store(), Origin: signer.Name(), Signer: signer, Verifier: vkey})
+		l := tlog.New(tlog.Config{Store: c.PublicLog(), Origin: signer.Name(), Signer: signer, Verifier: vkey})
 		if err := l.Start(ctx); err != nil {
 			return nil, fmt.Errorf("cell %s log: %w", c.ID(), err)
 		}

@@ -48,11 +48,20 @@ var remoteGates []func(ctx context.Context, rt *runtime) (cell.RemoteGate, error
 // gateProxy lets cells be built before the gate that needs their router.
 type gateProxy struct{ rt *runtime }
 
-func (g gateProxy) RemoteAccess(ctx context.Context, cc domicile.CellConfig, a domicile.Actor, s cell.SubjectKey, sub *domicile.StoredSubject, cats []domicile.Category) error {
+func (g gateProxy) RemoteAccess(ctx context.Context, r cell.RemoteRead) (*cell.RemoteGrant, error) {
 	if g.rt.gate == nil {
-		return nil
+		return nil, domicile.Errorf(domicile.EForbidden, "a read from %s is a transfer abroad, and this deployment runs no transfer gate", r.Actor.Jurisdiction)
 	}
-	return g.rt.gate.RemoteAccess(ctx, cc, a, s, sub, cats)
+	return g.rt.gate.RemoteAccess(ctx, r)
+}
+
+// Consented asks the gateway's consent records.
+func (g gateProxy) Consented(ctx context.Context, ref domicile.SubjectRef, consent string) (bool, error) {
+	c, ok := g.rt.gate.(cell.Consents)
+	if !ok {
+		return false, nil
+	}
+	return c.Consented(ctx, ref, consent)
 }
 
 // loadDeployment reads the deployment file, or the embedded default when
@@ -169,7 +178,7 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 		if err != nil {
 			return nil, fmt.Errorf("cell %s KEK: %w", cc.ID, err)
 		}
-		rt.cells = append(rt.cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: now, Gate: gateProxy{rt}}))
+		rt.cells = append(rt.cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: now, Gate: gateProxy{rt}, Consents: gateProxy{rt}}))
 	}
 	rt.router = residency.New(dep, rt.cells, rt.control, dirKey)
 	for _, f := range remoteGates {

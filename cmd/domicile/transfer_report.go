@@ -42,14 +42,11 @@ func (t gatewayTransfers) records(ctx context.Context, from, to time.Time) (map[
 	return m, err
 }
 
-// SubjectTransfers lists the transfers of the subject ref in [from, to).
-func (t gatewayTransfers) SubjectTransfers(ctx context.Context, ref domicile.SubjectRef, from, to time.Time) ([]report.TransferLine, error) {
-	home, err := t.rt.control.Home(ctx, ref)
-	if err != nil {
-		return nil, nil // not registered (or erased): no transfers to show
-	}
-	c := t.rt.router.CellByID(home)
-	if c == nil {
+// SubjectTransfers lists the transfers named by the subject's events (an
+// export's or a counted remote read's transfer id) with times in [from,
+// to).
+func (t gatewayTransfers) SubjectTransfers(ctx context.Context, events []domicile.StoredEvent, from, to time.Time) ([]report.TransferLine, error) {
+	if len(events) == 0 {
 		return nil, nil
 	}
 	recs, err := t.records(ctx, from, to)
@@ -58,36 +55,25 @@ func (t gatewayTransfers) SubjectTransfers(ctx context.Context, ref domicile.Sub
 	}
 	var out []report.TransferLine
 	seen := map[string]bool{}
-	after := int64(-1)
-	for {
-		evs, err := c.Store().SubjectEvents(ctx, ref, after, 1000)
-		if err != nil {
-			return nil, err
+	for _, e := range events {
+		if e.Time.Before(from) || !e.Time.Before(to) {
+			continue
 		}
-		for _, e := range evs {
-			after = e.Index
-			if e.Time.Before(from) || !e.Time.Before(to) {
-				continue
-			}
-			m := transferID.FindSubmatch(e.Committed)
-			if m == nil {
-				continue
-			}
-			r := recs[string(m[1])]
-			if r == nil || seen[r.ID] {
-				continue
-			}
-			seen[r.ID] = true
-			mech := r.Law
-			if r.Mechanism != "" {
-				mech = string(r.Kind) + " (" + r.Mechanism + ")"
-			}
-			out = append(out, report.TransferLine{Time: r.Time, Destination: r.Destination, Recipient: r.Recipient,
-				Mechanism: mech, Reference: r.ID, Purpose: r.Purpose, Categories: r.Categories})
+		m := transferID.FindSubmatch(e.Committed)
+		if m == nil {
+			continue
 		}
-		if len(evs) < 1000 {
-			break
+		r := recs[string(m[1])]
+		if r == nil || seen[r.ID] {
+			continue
 		}
+		seen[r.ID] = true
+		mech := r.Law
+		if r.Mechanism != "" {
+			mech = string(r.Kind) + " (" + r.Mechanism + ")"
+		}
+		out = append(out, report.TransferLine{Time: r.Time, Destination: r.Destination, Recipient: r.Recipient,
+			Mechanism: mech, Reference: r.ID, Purpose: r.Purpose, Categories: r.Categories})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
 	return out, nil

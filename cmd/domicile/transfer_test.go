@@ -138,7 +138,9 @@ func TestTransferGateEndToEnd(t *testing.T) {
 	_, recs, man := openBundle(t, body, id)
 	body.Close()
 	// The subject's statement shows the transfer, from the gateway's ledger.
-	stmt, err := cn.Statement(ctx, "wang.fang", "en")
+	// (A statement names every record, so the app asks under a purpose
+	// that reads them all.)
+	stmt, err := s.client(s.token("app", "CN", ""), "service", "").Statement(ctx, "wang.fang", "en")
 	if err != nil {
 		t.Fatalf("statement: %v", err)
 	}
