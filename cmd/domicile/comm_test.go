@@ -28,11 +28,11 @@ import (
 	"domicile/deploy"
 	"domicile/httpapi"
 	"domicile/leaf"
-	"domicile/sqlite"
 	"domicile/logclient"
 	"domicile/merkle"
 	"domicile/notice"
 	"domicile/report"
+	"domicile/sqlite"
 )
 
 const (
