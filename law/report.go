@@ -25,6 +25,9 @@ type Report struct {
 	Review        []ReviewFlag `json:"review"`
 	Regime        []RegimeNote `json:"regime"`
 	NotInForce    []DatedOut   `json:"not_in_force"`
+	// Missing are counts the rules in force need and the input did not
+	// declare; with any, Mechanism is "undetermined".
+	Missing []MissingFact `json:"missing,omitempty"`
 	Facts         Facts        `json:"facts,omitempty"` // declared facts of a fact file
 	Aggregation   *Aggregation `json:"aggregation,omitempty"`
 	Flows         []FlowReport `json:"flows,omitempty"`
@@ -50,6 +53,9 @@ type Finding struct {
 	Sources        []string   `json:"sources"`
 	Note           string     `json:"note,omitempty"`
 	Flows          []string   `json:"flows,omitempty"` // inventory: the flows (or "entity") it fired for
+	// MissingFact, when set, makes this a finding about a count the input
+	// did not declare; Rule is then the first rule that needs it.
+	MissingFact string `json:"missing_fact,omitempty"`
 }
 
 // ReviewFlag marks a finding resting on a rule that is not confirmed.
