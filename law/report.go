@@ -27,11 +27,11 @@ type Report struct {
 	NotInForce    []DatedOut   `json:"not_in_force"`
 	// Missing are counts the rules in force need and the input did not
 	// declare; with any, Mechanism is "undetermined".
-	Missing []MissingFact `json:"missing,omitempty"`
-	Facts         Facts        `json:"facts,omitempty"` // declared facts of a fact file
-	Aggregation   *Aggregation `json:"aggregation,omitempty"`
-	Flows         []FlowReport `json:"flows,omitempty"`
-	Disclaimer    string       `json:"disclaimer"`
+	Missing     []MissingFact `json:"missing,omitempty"`
+	Facts       Facts         `json:"facts,omitempty"` // declared facts of a fact file
+	Aggregation *Aggregation  `json:"aggregation,omitempty"`
+	Flows       []FlowReport  `json:"flows,omitempty"`
+	Disclaimer  string        `json:"disclaimer"`
 }
 
 // Finding is one rule that fired.
