@@ -23,6 +23,7 @@ type Engine struct {
 	byID     map[string]*compiledRule
 	mechRank map[string]int
 	oblRank  map[string]int
+	ruleSet  RuleSetRef
 }
 
 type compiledVersion struct {
@@ -56,8 +57,13 @@ func newEngine(vocabData []byte, rules fs.FS) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	files, err := ruleFiles(vocabData, rules)
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{vocab: v, factDefs: map[string]*FactDef{}, defaults: map[string]ref.Val{},
-		byID: map[string]*compiledRule{}, mechRank: map[string]int{}, oblRank: map[string]int{}}
+		byID: map[string]*compiledRule{}, mechRank: map[string]int{}, oblRank: map[string]int{},
+		ruleSet: RuleSetRef{Version: v.Version, Digest: digestFiles(files)}}
 	for i, m := range v.Effects.Mechanisms {
 		e.mechRank[m] = i
 	}

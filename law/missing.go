@@ -196,7 +196,7 @@ func (e *Engine) withMissing(rep *Report, evs []*evaluation, labels []string, de
 	rep.Missing = missing
 	var add []Finding
 	for _, mf := range missing {
-		f := Finding{MissingFact: mf.Fact, Consequence: mf.Message, Confidence: Confirmed, Sources: []string{}}
+		f := Finding{MissingFact: mf.Fact, Consequence: mf.Message, Confidence: Confirmed, Sources: []string{}, RuleSet: e.ruleSet}
 		if len(mf.NeededBy) > 0 {
 			r := e.byID[mf.NeededBy[0]]
 			f.Rule, f.Jurisdiction, f.Instrument, f.Article, f.Citation = r.ID, r.Jurisdiction, r.Instrument, r.Article, r.Citation()

@@ -126,6 +126,7 @@ func (r *Report) writeText(out io.Writer) error {
 	if r.MechanismRule != "" {
 		fmt.Fprintf(w, " (decided by %s)", r.MechanismRule)
 	}
+	fmt.Fprintf(w, "\nRules: %s", r.RuleSet)
 	fmt.Fprintf(w, "\n\nObligations (%d):\n", len(r.Obligations))
 	for _, o := range r.Obligations {
 		fmt.Fprintf(w, "  - %s\n", o)
@@ -228,6 +229,7 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 	if r.MechanismRule != "" {
 		fmt.Fprintf(w, " (decided by `%s`)", r.MechanismRule)
 	}
+	fmt.Fprintf(w, "\n- **Rules:** %s", mdEscape(r.RuleSet.String()))
 	fmt.Fprintf(w, "\n- **Obligations:** ")
 	for i, o := range r.Obligations {
 		if i > 0 {
