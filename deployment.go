@@ -76,6 +76,19 @@ type Deployment struct {
 	// Mechanisms are the transfer mechanisms the business declares it
 	// holds or plans, in the file's order.
 	Mechanisms []MechanismDecl
+	// Rules, when its Path is set, replaces the embedded law rules with a
+	// signed rule bundle (or directory) verified against Keys.
+	Rules RulesConfig
+}
+
+// RulesConfig names a rule bundle and the keys that may sign it.
+type RulesConfig struct {
+	// Path is the bundle file or rule directory; a relative path is taken
+	// from the deployment file's directory.
+	Path string `yaml:"path"`
+	// Keys are signed-note verifier keys (NAME+HASH+KEY); the bundle must
+	// carry a signature by one of them.
+	Keys []string `yaml:"keys"`
 }
 
 // Cell returns the cell with the given id, or nil.

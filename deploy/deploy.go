@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/mod/sumdb/note"
 
 	"domicile"
 )
@@ -113,8 +114,10 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 			err = strictDecode(v, &d.Declarations)
 		case "mechanisms":
 			mechPurposes, err = parseMechanisms(d, v)
+		case "rules":
+			err = parseRules(d, v)
 		default:
-			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, declarations, mechanisms)", k.Value)
+			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, declarations, mechanisms, rules)", k.Value)
 		}
 		if err != nil {
 			var le *LineError
@@ -554,4 +557,31 @@ func trunc(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// maxRuleKeys bounds the verifier keys a deployment lists for its rules.
+const maxRuleKeys = 16
+
+// parseRules reads rules: {path, keys}: the signed rule bundle the law
+// engine loads instead of its embedded rules, and the note verifier keys
+// its signature must verify against.
+func parseRules(d *domicile.Deployment, v *yaml.Node) error {
+	if err := strictDecode(v, &d.Rules); err != nil {
+		return err
+	}
+	if d.Rules.Path == "" {
+		return errAt(v, "rules: path is required")
+	}
+	if len(d.Rules.Keys) == 0 {
+		return errAt(v, "rules: keys: list at least one verifier key; a bundle must be signed")
+	}
+	if len(d.Rules.Keys) > maxRuleKeys {
+		return errAt(v, "rules: keys: more than %d", maxRuleKeys)
+	}
+	for i, k := range d.Rules.Keys {
+		if _, err := note.NewVerifier(k); err != nil {
+			return errAt(v, "rules: keys[%d]: not a verifier key (NAME+HASH+KEY): %v", i, err)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -11,7 +13,11 @@ import (
 
 // SetLaw installs POST /v1/assess: the same inputs as `domicile assess`
 // (a fact file or an inventory, YAML or JSON), answered with the JSON
-// report. Any authenticated actor may assess; it touches no subject data.
+// report; with a top-level "changes": {"from", "to"} the answer is what
+// changes between the two days (a law.ChangeReport). Any authenticated
+// actor may assess; it touches no subject data. The engine's rules (the
+// embedded ones or a verified bundle) are the ones applied, and every
+// answer names their version and digest.
 func (s *Server) SetLaw(e *law.Engine) {
 	s.HandleFunc("POST /v1/assess", s.auth(func(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 		body, err := readBody(r, law.MaxInputBytes)
@@ -19,17 +25,24 @@ func (s *Server) SetLaw(e *law.Engine) {
 			s.writeError(w, r, err)
 			return
 		}
-		in, err := law.Parse(body)
+		in, err := e.Parse(body)
 		if err == nil {
-			var rep *law.Report
-			rep, err = e.Assess(in, s.cfg.Now())
-			if err == nil {
-				var buf bytes.Buffer
-				if err = rep.Render(&buf, law.FormatJSON); err == nil {
-					w.Header().Set("Content-Type", "application/json")
-					w.Write(buf.Bytes())
-					return
+			var buf bytes.Buffer
+			if in.Changes != nil {
+				var c *law.ChangeReport
+				if c, err = e.Changes(in, *in.Changes); err == nil {
+					err = c.Render(&buf, law.FormatJSON)
 				}
+			} else {
+				var rep *law.Report
+				if rep, err = e.Assess(in, s.cfg.Now()); err == nil {
+					err = rep.Render(&buf, law.FormatJSON)
+				}
+			}
+			if err == nil {
+				w.Header().Set("Content-Type", "application/json")
+				w.Write(buf.Bytes())
+				return
 			}
 		}
 		var ie *law.InputError
@@ -38,4 +51,12 @@ func (s *Server) SetLaw(e *law.Engine) {
 		}
 		s.writeError(w, r, err)
 	}))
+}
+
+// Assess posts a fact file or inventory (any JSON value; with "changes"
+// for a change report) to POST /v1/assess and returns the raw JSON answer.
+func (c *Client) Assess(ctx context.Context, doc any) (json.RawMessage, error) {
+	var out json.RawMessage
+	_, err := c.call(ctx, http.MethodPost, "/v1/assess", doc, &out)
+	return out, err
 }

@@ -23,7 +23,19 @@ func (e *Engine) Assess(in *Input, asOf time.Time) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		return e.decide(f, date, warns)
+		ev, err := e.evaluate(f, date)
+		if err != nil {
+			return nil, err
+		}
+		rep := e.newReport(date, string(KindFacts))
+		rep.Facts = f
+		rep.Warnings = append(rep.Warnings, warns...)
+		e.fill(rep, []*evaluation{ev}, nil)
+		declared := func(name string) bool { _, ok := f[name]; return ok }
+		if err := e.withMissing(rep, []*evaluation{ev}, nil, declared); err != nil {
+			return nil, err
+		}
+		return rep, nil
 	case KindInventory:
 		if in.Inventory == nil {
 			return nil, inputErr("entity", "required")
@@ -55,6 +67,24 @@ func (e *Engine) Assess(in *Input, asOf time.Time) (*Report, error) {
 			}
 		}
 		rep.Warnings = append(rep.Warnings, storageAbroad(in.Inventory)...)
+		inv := in.Inventory
+		declared := func(name string) bool {
+			if _, ok := inv.Entity.Facts[name]; ok {
+				return true
+			}
+			if _, ok := inv.Entity.Distinct[name]; ok {
+				return true
+			}
+			for _, f := range inv.Flows {
+				if _, ok := f.Facts[name]; ok {
+					return true
+				}
+			}
+			return false
+		}
+		if err := e.withMissing(rep, evs, labels, declared); err != nil {
+			return nil, err
+		}
 		return rep, nil
 	}
 	return nil, inputErr("", "unknown input kind %q", in.Kind)

@@ -23,6 +23,8 @@ type Engine struct {
 	byID     map[string]*compiledRule
 	mechRank map[string]int
 	oblRank  map[string]int
+	ruleSet  RuleSetRef
+	files    map[string][]byte
 }
 
 type compiledVersion struct {
@@ -52,12 +54,23 @@ func New() (*Engine, error) {
 }
 
 func newEngine(vocabData []byte, rules fs.FS) (*Engine, error) {
-	v, err := loadVocabulary(vocabData)
+	files, err := ruleFiles(vocabData, rules)
+	if err != nil {
+		return nil, err
+	}
+	return newEngineFiles(files)
+}
+
+// newEngineFiles builds an engine from a rule set's files by path:
+// vocabulary.yaml and rules/*.yaml.
+func newEngineFiles(files map[string][]byte) (*Engine, error) {
+	v, err := loadVocabulary(files["vocabulary.yaml"])
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{vocab: v, factDefs: map[string]*FactDef{}, defaults: map[string]ref.Val{},
-		byID: map[string]*compiledRule{}, mechRank: map[string]int{}, oblRank: map[string]int{}}
+		byID: map[string]*compiledRule{}, mechRank: map[string]int{}, oblRank: map[string]int{},
+		ruleSet: RuleSetRef{Version: v.Version, Digest: digestFiles(files)}, files: files}
 	for i, m := range v.Effects.Mechanisms {
 		e.mechRank[m] = i
 	}
@@ -110,7 +123,7 @@ func newEngine(vocabData []byte, rules fs.FS) (*Engine, error) {
 		declared[d.Name] = true
 		e.derived = append(e.derived, cd)
 	}
-	rs, err := loadRules(rules, v)
+	rs, err := loadRules(files, v)
 	if err != nil {
 		return nil, err
 	}

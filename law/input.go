@@ -35,6 +35,9 @@ type Input struct {
 	Facts     Facts      // a fact file's declared facts (Kind == KindFacts)
 	Inventory *Inventory // Kind == KindInventory
 	Warnings  []Warning  // remarks found while parsing (e.g. unassigned country codes)
+	// Changes, from a top-level changes: {from, to}, asks what changes
+	// between two days instead of a report on one ([Engine.Changes]).
+	Changes *DateRange
 }
 
 // Inventory describes one legal entity and the flows of data it sends abroad.
@@ -277,6 +280,33 @@ func (p *parser) fact(path, name string, n *yaml.Node, into Facts) error {
 	return nil
 }
 
+// changes parses changes: {from: YYYY-MM-DD, to: YYYY-MM-DD}.
+func (p *parser) changes(n *yaml.Node) (*DateRange, error) {
+	ks, vs, err := mapping("changes", n)
+	if err != nil {
+		return nil, err
+	}
+	var r DateRange
+	for i, k := range ks {
+		path := "changes." + k
+		if vs[i].Kind != yaml.ScalarNode || (vs[i].Tag != "!!str" && vs[i].Tag != "!!timestamp") {
+			return nil, inputErr(path, "must be a date written YYYY-MM-DD")
+		}
+		switch k {
+		case "from":
+			r.From = vs[i].Value
+		case "to":
+			r.To = vs[i].Value
+		default:
+			return nil, inputErr(path, "unknown field (expected from, to)")
+		}
+	}
+	if err := r.check("changes"); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
 func (p *parser) factFile(root *yaml.Node, in *Input) error {
 	ks, vs, err := mapping("", root)
 	if err != nil {
@@ -286,6 +316,12 @@ func (p *parser) factFile(root *yaml.Node, in *Input) error {
 	for i, k := range ks {
 		if k == "as_of" {
 			if in.AsOf, err = p.asOf(vs[i]); err != nil {
+				return err
+			}
+			continue
+		}
+		if k == "changes" {
+			if in.Changes, err = p.changes(vs[i]); err != nil {
 				return err
 			}
 			continue
@@ -391,12 +427,16 @@ func (p *parser) inventory(root *yaml.Node, in *Input) error {
 			if in.AsOf, err = p.asOf(vs[i]); err != nil {
 				return err
 			}
+		case "changes":
+			if in.Changes, err = p.changes(vs[i]); err != nil {
+				return err
+			}
 		case "entity":
 			entity = vs[i]
 		case "flows":
 			flows = vs[i]
 		default:
-			return inputErr(k, "unknown inventory field (expected as_of, entity, flows)")
+			return inputErr(k, "unknown inventory field (expected as_of, changes, entity, flows)")
 		}
 	}
 	if entity == nil {
@@ -696,6 +736,9 @@ func (in *Input) MarshalJSON() ([]byte, error) {
 		if in.AsOf != "" {
 			m["as_of"] = in.AsOf
 		}
+		if in.Changes != nil {
+			m["changes"] = in.Changes
+		}
 		return json.Marshal(m)
 	}
 	inv := in.Inventory
@@ -733,6 +776,9 @@ func (in *Input) MarshalJSON() ([]byte, error) {
 	doc := map[string]any{"entity": ent}
 	if in.AsOf != "" {
 		doc["as_of"] = in.AsOf
+	}
+	if in.Changes != nil {
+		doc["changes"] = in.Changes
 	}
 	if inv.Flows != nil {
 		flows := []map[string]any{}

@@ -126,6 +126,7 @@ func (r *Report) writeText(out io.Writer) error {
 	if r.MechanismRule != "" {
 		fmt.Fprintf(w, " (decided by %s)", r.MechanismRule)
 	}
+	fmt.Fprintf(w, "\nRules: %s", r.RuleSet)
 	fmt.Fprintf(w, "\n\nObligations (%d):\n", len(r.Obligations))
 	for _, o := range r.Obligations {
 		fmt.Fprintf(w, "  - %s\n", o)
@@ -164,6 +165,11 @@ func (r *Report) writeText(out io.Writer) error {
 		flag := ""
 		if f.Review {
 			flag = "  REVIEW"
+		}
+		if f.MissingFact != "" {
+			fmt.Fprintf(w, "\n  MISSING %s (needed by %s)\n", f.MissingFact, f.Rule)
+			fmt.Fprintf(w, "%s\n", wrap(f.Consequence, "    ", 90))
+			continue
 		}
 		fmt.Fprintf(w, "\n  %s  [%s]%s  %s\n", f.Rule, f.Confidence, flag, dates(f.EffectiveFrom, f.EffectiveUntil))
 		fmt.Fprintf(w, "%s\n", wrap(f.Citation, "    ", 90))
@@ -223,6 +229,7 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 	if r.MechanismRule != "" {
 		fmt.Fprintf(w, " (decided by `%s`)", r.MechanismRule)
 	}
+	fmt.Fprintf(w, "\n- **Rules:** %s", mdEscape(r.RuleSet.String()))
 	fmt.Fprintf(w, "\n- **Obligations:** ")
 	for i, o := range r.Obligations {
 		if i > 0 {
@@ -258,6 +265,10 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 		review := ""
 		if f.Review {
 			review = " — **legal review**"
+		}
+		if f.MissingFact != "" {
+			fmt.Fprintf(w, "\n### Missing: `%s`\n\n%s\n", f.MissingFact, mdEscape(f.Consequence))
+			continue
 		}
 		fmt.Fprintf(w, "\n### %s\n\n*%s* — %s, %s%s\n\n%s\n\n", f.Rule, mdEscape(f.Citation), f.Confidence, dates(f.EffectiveFrom, f.EffectiveUntil), review, mdEscape(f.Consequence))
 		if f.Mechanism != "" {

@@ -3,7 +3,6 @@ package law
 import (
 	"embed"
 	"fmt"
-	"io/fs"
 	"path"
 	"regexp"
 	"sort"
@@ -67,10 +66,12 @@ var (
 
 // loadRules reads every rules/*.yaml document in name order and checks the
 // parts that need no expression engine: ids, dates, effects, sources.
-func loadRules(fsys fs.FS, v *Vocabulary) ([]Rule, error) {
-	names, err := fs.Glob(fsys, "rules/*.yaml")
-	if err != nil {
-		return nil, fmt.Errorf("law: %v", err)
+func loadRules(files map[string][]byte, v *Vocabulary) ([]Rule, error) {
+	var names []string
+	for n := range files {
+		if ok, _ := path.Match("rules/*.yaml", n); ok {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	mechs := map[string]bool{}
@@ -84,10 +85,7 @@ func loadRules(fsys fs.FS, v *Vocabulary) ([]Rule, error) {
 	seen := map[string]string{}
 	var all []Rule
 	for _, name := range names {
-		data, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("law: %v", err)
-		}
+		data := files[name]
 		var doc ruleDoc
 		if err := decodeStrict(data, &doc); err != nil {
 			return nil, fmt.Errorf("law: %s: %v", name, err)

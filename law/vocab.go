@@ -62,6 +62,7 @@ type Threshold struct {
 // Vocabulary is the language rules are written in.
 type Vocabulary struct {
 	SchemaVersion int         `yaml:"schema_version"`
+	Version       string      `yaml:"version"` // the rule set's version, e.g. "2026-12-07"
 	Facts         []FactDef   `yaml:"facts"`
 	Derived       []Derived   `yaml:"derived"`
 	Thresholds    []Threshold `yaml:"thresholds"`
@@ -72,7 +73,10 @@ type Vocabulary struct {
 	Sources map[string]string `yaml:"sources"`
 }
 
-var dateRE = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+var (
+	dateRE    = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}$`)
+	versionRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+)
 
 // validDate reports whether s is a real calendar date written YYYY-MM-DD.
 func validDate(s string) bool {
@@ -102,6 +106,9 @@ func loadVocabulary(data []byte) (*Vocabulary, error) {
 	}
 	if v.SchemaVersion != 1 {
 		return nil, fmt.Errorf("law: vocabulary: unsupported schema_version %d", v.SchemaVersion)
+	}
+	if !versionRE.MatchString(v.Version) {
+		return nil, fmt.Errorf("law: vocabulary: version %q: want 1 to 64 letters, digits, dots, dashes or underscores", v.Version)
 	}
 	seen := map[string]bool{}
 	for i := range v.Facts {

@@ -23,6 +23,8 @@ func runAssess(ctx context.Context, env *cmdEnv, args []string) error {
 	asOf := fs.String("as-of", "", "assess the law in force on this `date` (YYYY-MM-DD); default: the file's as_of, else today")
 	explain := fs.String("explain", "", "explain why `RULE` fired or did not, fact by fact, instead of the report")
 	out := fs.String("out", "", "write the output to `FILE` instead of standard output")
+	changes := fs.String("changes", "", "report what changes for the same facts between two days, `FROM..TO` (YYYY-MM-DD..YYYY-MM-DD), instead of the report on one day")
+	rules := addRulesFlags(fs)
 	live := addLiveFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: domicile assess [flags] FILE|-")
@@ -34,7 +36,15 @@ func runAssess(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if done, err := live(ctx, env, *format, *out); done {
+	var rng *law.DateRange
+	if *changes != "" {
+		r, err := law.ParseDateRange("--changes", *changes)
+		if err != nil {
+			return err
+		}
+		rng = &r
+	}
+	if done, err := live(ctx, env, *format, *out, rng); done {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -58,7 +68,7 @@ func runAssess(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	e, err := law.New()
+	e, err := rules.engine()
 	if err != nil {
 		return err
 	}
@@ -69,8 +79,22 @@ func runAssess(ctx context.Context, env *cmdEnv, args []string) error {
 	if override != "" {
 		in.AsOf = override // the flag wins over the file's as_of
 	}
+	if rng != nil {
+		in.Changes = rng // the flag wins over the file's changes
+	}
 	var buf bytes.Buffer
-	if *explain != "" {
+	if in.Changes != nil {
+		if *explain != "" {
+			return &law.InputError{Field: "--explain", Message: "cannot be combined with --changes"}
+		}
+		c, err := e.Changes(in, *in.Changes)
+		if err != nil {
+			return err
+		}
+		if err := c.Render(&buf, f); err != nil {
+			return err
+		}
+	} else if *explain != "" {
 		x, err := e.Explain(in, now, *explain)
 		if err != nil {
 			return err

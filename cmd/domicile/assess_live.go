@@ -17,20 +17,24 @@ type liveAssessment struct {
 	Source         string          `json:"source"`
 	PIYTD          int64           `json:"pi_individuals_ytd"`
 	SensitivePIYTD int64           `json:"sensitive_pi_individuals_ytd"`
+	Facts          map[string]any  `json:"facts"`
 	Report         json.RawMessage `json:"report"`
 }
 
 // addLiveFlags adds --live (and the client flags it needs) to the assess
 // command. The function it returns runs the live assessment when --live
 // was given and reports whether it did.
-func addLiveFlags(fs *flag.FlagSet) func(ctx context.Context, env *cmdEnv, format, out string) (bool, error) {
+func addLiveFlags(fs *flag.FlagSet) func(ctx context.Context, env *cmdEnv, format, out string, changes *law.DateRange) (bool, error) {
 	live := fs.Bool("live", false, "assess the running deployment from its own transfer ledger and declarations (with --server, --token or the DOMICILE_ variables) instead of FILE")
 	source := fs.String("source", "CN", "with --live: the jurisdiction whose outbound transfers to assess")
 	var cf clientFlags
 	cf.register(fs)
-	return func(ctx context.Context, env *cmdEnv, format, out string) (bool, error) {
+	return func(ctx context.Context, env *cmdEnv, format, out string, changes *law.DateRange) (bool, error) {
 		if !*live {
 			return false, nil
+		}
+		if changes != nil {
+			return true, changesLive(ctx, env, &cf, *source, format, out, *changes)
 		}
 		return true, assessLive(ctx, env, &cf, *source, format, out)
 	}
@@ -87,6 +91,56 @@ func assessLive(ctx context.Context, env *cmdEnv, cf *clientFlags, source, forma
 		if err := rep.Render(&buf, f); err != nil {
 			return err
 		}
+	}
+	if out == "" {
+		_, err := env.Stdout.Write(buf.Bytes())
+		return err
+	}
+	return writeFileAtomic(out, buf.Bytes())
+}
+
+// changesLive takes the running deployment's facts (its ledger's counts and
+// its declarations) and asks the same deployment, with the rules it
+// serves, what changes for them between two days.
+func changesLive(ctx context.Context, env *cmdEnv, cf *clientFlags, source, format, out string, r law.DateRange) error {
+	f, err := law.ParseFormat(format)
+	if err != nil {
+		return err
+	}
+	c, err := cf.client(env, true)
+	if err != nil {
+		return err
+	}
+	raw, err := c.Assessment(ctx, source)
+	if err != nil {
+		return err
+	}
+	var la liveAssessment
+	if err := json.Unmarshal(raw, &la); err != nil {
+		return fmt.Errorf("live assessment: %v", err)
+	}
+	if la.Facts == nil {
+		return fmt.Errorf("live assessment: the server sent no facts")
+	}
+	doc := map[string]any{"changes": r}
+	for k, v := range la.Facts {
+		doc[k] = v
+	}
+	raw, err = c.Assess(ctx, doc)
+	if err != nil {
+		return err
+	}
+	var cr law.ChangeReport
+	if err := json.Unmarshal(raw, &cr); err != nil {
+		return fmt.Errorf("change report: %v", err)
+	}
+	var buf bytes.Buffer
+	if f == law.FormatText {
+		fmt.Fprintf(&buf, "Live facts of %s, %d, transfers from %s: %d people's personal information and %d people's sensitive personal information sent abroad this year.\n\n",
+			la.Entity, la.Year, la.Source, la.PIYTD, la.SensitivePIYTD)
+	}
+	if err := cr.Render(&buf, f); err != nil {
+		return err
 	}
 	if out == "" {
 		_, err := env.Stdout.Write(buf.Bytes())

@@ -44,7 +44,7 @@ var commandList = []command{
 	tokenCommand, subjectCommand, recordCommand, objectCommand,
 	cellsCommand, keysCommand, keydCommand,
 	verifyCommand,
-	assessCommand,
+	assessCommand, rulesCommand,
 	mechanismCommand, consentCommand, transferCommand,
 	noticeCommand, statementCommand, transparencyCommand,
 	benchCommand,

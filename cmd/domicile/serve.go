@@ -26,6 +26,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	addr := fs.String("addr", "127.0.0.1:8700", "listen address")
 	data := fs.String("data", "./data", "data directory")
 	depFile := fs.String("deployment", "", "deployment file (YAML); the embedded demo when empty")
+	rulesPath := fs.String("rules", "", "law rule bundle or directory `PATH`, signed by a key of the deployment's rules.keys (overrides rules.path); a refused bundle leaves the embedded rules serving")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,6 +35,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	rules := useServeRules(dep, *depFile, *rulesPath, log)
 	rt, err := openRuntime(ctx, *data, dep, env.Now)
 	if err != nil {
 		return err
@@ -57,6 +59,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		name += " (embedded)"
 	}
 	fmt.Fprintf(env.Stdout, "domicile: deployment %s, cells %s\n", name, cellIDs(dep))
+	fmt.Fprintf(env.Stdout, "domicile: law rules %s\n", rules)
 	fmt.Fprintf(env.Stdout, "domicile: listening on http://%s\n", ln.Addr())
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)

@@ -14,7 +14,6 @@ import (
 
 	"domicile/cell"
 	"domicile/httpapi"
-	"domicile/law"
 	"domicile/sqlite"
 	"domicile/transfer"
 )
@@ -77,7 +76,7 @@ func openGateway(ctx context.Context, rt *runtime) (cell.RemoteGate, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := law.New()
+	e, err := lawEngine()
 	if err != nil {
 		st.Close()
 		return nil, err
