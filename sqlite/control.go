@@ -22,7 +22,7 @@ func OpenControl(ctx context.Context, dir string) (*Control, error) {
 		return nil, fmt.Errorf("sqlite: control: %w", err)
 	}
 	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)"} {
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "secure_delete(ON)"} {
 		q.Add("_pragma", p)
 	}
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "control.db")+"?"+q.Encode()+"&_txlock=immediate")

@@ -264,8 +264,8 @@ func TestActors(t *testing.T) {
 		t.Fatalf("auditor reading subject data: %v, want 403", err)
 	}
 	opTok := s.token("operator", "CN", "")
-	if _, err := s.client(opTok, "", "").GetRecord(ctx, "alice", "profile", "p"); !isStatus(err, 400) {
-		t.Fatalf("operator without justification: %v, want 400", err)
+	if _, err := s.client(opTok, "", "").GetRecord(ctx, "alice", "profile", "p"); !isStatus(err, 403) {
+		t.Fatalf("operator without justification: %v, want 403 (refused and logged by the cell)", err)
 	}
 	if _, err := s.client(opTok, "", "curiosity").GetRecord(ctx, "alice", "profile", "p"); !isStatus(err, 400) {
 		t.Fatalf("operator with a reason off the closed list: %v, want 400", err)
