@@ -63,7 +63,6 @@ func flipTileHash(t *testing.T, dir string, id int64) {
 	}
 }
 
-
 // TestQuickCheckFindsCorruptPage overwrites a page of the records table
 // of a closed store: the store opens (nothing at open reads that page),
 // and CheckDatabase reports the damage that a read would otherwise meet
