@@ -65,7 +65,7 @@ func TestLogIntegrity(t *testing.T, newStore func(t *testing.T) (open func() Int
 		var mem merkle.MemoryHashes
 		b := &domicile.Batch{}
 		for i := range integrityEvents {
-			e := leafEntry(i)
+			e := LeafEntry(i)
 			b.Events = append(b.Events, e)
 			if _, err := mem.Append(e.Leaf); err != nil {
 				t.Fatal(err)
@@ -162,7 +162,7 @@ func TestLogIntegrity(t *testing.T, newStore func(t *testing.T) (open func() Int
 				t.Errorf("Check after the rebuild = %+v, %v; want sound", res, err)
 			}
 			// The rebuilt store keeps appending correctly.
-			e := leafEntry(integrityEvents)
+			e := LeafEntry(integrityEvents)
 			MustCommit(t, ctx, s, &domicile.Batch{Events: []*domicile.LogEntry{e}})
 			mem.Append(e.Leaf)
 			sound(t, s, mem)
@@ -181,7 +181,7 @@ func TestLogIntegrity(t *testing.T, newStore func(t *testing.T) (open func() Int
 
 	t.Run("EditedLeaf", func(t *testing.T) {
 		open, tamper, signed, mem := build(t)
-		e := leafEntry(1000)
+		e := LeafEntry(1000)
 		tamper.SetEvent(t, 10, "leaf", e.Leaf)
 		s := reopen(t, open)
 		ie := refused(t, s, verifier)
@@ -229,9 +229,9 @@ func TestLogIntegrity(t *testing.T, newStore func(t *testing.T) (open func() Int
 	})
 }
 
-// leafEntry returns a log entry whose leaf commits to its event, as a
+// LeafEntry returns a log entry whose leaf commits to its event, as a
 // cell's are.
-func leafEntry(i int) *domicile.LogEntry {
+func LeafEntry(i int) *domicile.LogEntry {
 	var salt [leaf.SaltSize]byte
 	salt[0], salt[1] = byte(i), byte(i>>8)
 	committed := fmt.Appendf(nil, `{"n":%d}`, i)

@@ -14,6 +14,7 @@ import (
 	"domicile"
 	"domicile/domiciletest"
 	"domicile/internal/hashtile"
+	"domicile/tlog"
 )
 
 // TestLogIntegrity runs the integrity suite: tiles are tampered with in
@@ -112,4 +113,29 @@ func TestQuickCheckFindsCorruptPage(t *testing.T) {
 		t.Fatalf("CheckDatabase of a corrupt database = %q, %v; want a report", rep, err)
 	}
 	t.Logf("quick_check: %s", rep)
+}
+
+// BenchmarkLogCheck measures tlog.Check over a log of 100,000 events
+// (doc/log.md quotes it): one pass over the events and the tiles.
+func BenchmarkLogCheck(b *testing.B) {
+	ctx := context.Background()
+	s := mustOpen(b, b.TempDir())
+	defer s.Close()
+	const n = 100_000
+	for i := 0; i < n; i += 500 {
+		batch := &domicile.Batch{}
+		for k := range 500 {
+			batch.Events = append(batch.Events, domiciletest.LeafEntry(i+k))
+		}
+		domiciletest.MustCommit(b, ctx, s, batch)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		// No checkpoint: the events' commitments are checked and every
+		// tile compared, as on a signed log.
+		if _, err := tlog.Check(ctx, s, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
