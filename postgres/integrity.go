@@ -139,4 +139,3 @@ func (s *Store) RebuildHashes(ctx context.Context) error {
 // bytesOf returns a copy of h's bytes: each stored hash needs its own
 // slice, as the loop's h changes.
 func bytesOf(h tlog.Hash) []byte { return append([]byte(nil), h[:]...) }
-
