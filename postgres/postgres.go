@@ -82,8 +82,11 @@ type Store struct {
 	stats     commitstats.Counters
 }
 
+// A job is a batch to commit or, when fn is set, a task the writer runs
+// alone between groups (rebuilding the log's hashes).
 type job struct {
 	b    *domicile.Batch
+	fn   func() error
 	done chan error
 }
 
@@ -274,12 +277,21 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 func (s *Store) writer() {
 	defer s.wg.Done()
 	for first := range s.jobs {
+		if first.fn != nil {
+			first.done <- first.fn()
+			continue
+		}
 		group := []*job{first}
+		var task *job
 	fill:
 		for len(group) < MaxBatchesPerCommit {
 			select {
 			case j, ok := <-s.jobs:
 				if !ok {
+					break fill
+				}
+				if j.fn != nil {
+					task = j
 					break fill
 				}
 				group = append(group, j)
@@ -288,6 +300,9 @@ func (s *Store) writer() {
 			}
 		}
 		s.run(group)
+		if task != nil {
+			task.done <- task.fn()
+		}
 	}
 }
 

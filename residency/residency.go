@@ -30,6 +30,11 @@ type Router struct {
 	// only by erasure, which drops them.
 	hmu   sync.Mutex
 	homes map[domicile.SubjectRef]domicile.Home
+
+	// umu guards unavailable: cells of the deployment this router does
+	// not serve, and why (SetUnavailable).
+	umu         sync.RWMutex
+	unavailable map[string]string
 }
 
 const homeCacheSize = 200_000
@@ -55,6 +60,30 @@ func (r *Router) SetDeployment(d *domicile.Deployment) {
 	for _, c := range r.cells {
 		c.UseDeployment(d)
 	}
+}
+
+// SetUnavailable records that cell, a cell of the deployment, does not
+// serve, and why (a sentence, such as a failed integrity check on open):
+// requests for its subjects are answered EUnavailable with that reason
+// instead of "not served by this process".
+func (r *Router) SetUnavailable(cell, reason string) {
+	r.umu.Lock()
+	defer r.umu.Unlock()
+	if r.unavailable == nil {
+		r.unavailable = map[string]string{}
+	}
+	r.unavailable[cell] = reason
+}
+
+// notServed is the error for a cell this router has no cell for.
+func (r *Router) notServed(cell, what string) error {
+	r.umu.RLock()
+	reason, ok := r.unavailable[cell]
+	r.umu.RUnlock()
+	if ok {
+		return domicile.Errorf(domicile.EUnavailable, "%s %s refuses to serve: %s", what, cell, reason)
+	}
+	return domicile.Errorf(domicile.EUnavailable, "%s %s is not served by this process", what, cell)
 }
 
 // Cells returns the cells in id order.
@@ -142,7 +171,7 @@ func (r *Router) Register(ctx context.Context, a domicile.Actor, id string, j do
 	}
 	c := r.cells[home]
 	if c == nil {
-		return nil, domicile.Errorf(domicile.EUnavailable, "cell %s is not served by this process", home)
+		return nil, r.notServed(home, "cell")
 	}
 	if a.Role != domicile.RoleApp {
 		_, err := c.CreateSubject(ctx, a, k, j) // refuses and logs
@@ -196,7 +225,7 @@ func (r *Router) Locate(ctx context.Context, id string) (*cell.Cell, cell.Subjec
 	}
 	c := r.cells[h.Cell]
 	if c == nil {
-		return nil, k, domicile.Errorf(domicile.EUnavailable, "the subject's cell %s is not served by this process", h.Cell)
+		return nil, k, r.notServed(h.Cell, "the subject's cell")
 	}
 	return c, k, nil
 }

@@ -98,8 +98,11 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
+// A job is a batch to commit or, when fn is set, a task the writer runs
+// alone between groups (rebuilding the log's tiles).
 type job struct {
 	b    *domicile.Batch
+	fn   func() error
 	done chan error
 }
 
@@ -282,12 +285,21 @@ func (s *Store) writer() {
 	defer s.wg.Done()
 	// The loop ends when Close closes jobs, after every queued batch ran.
 	for first := range s.jobs {
+		if first.fn != nil {
+			first.done <- first.fn()
+			continue
+		}
 		group := []*job{first}
+		var task *job
 	fill:
 		for len(group) < MaxBatchesPerCommit {
 			select {
 			case j, ok := <-s.jobs:
 				if !ok {
+					break fill
+				}
+				if j.fn != nil {
+					task = j
 					break fill
 				}
 				group = append(group, j)
@@ -296,6 +308,9 @@ func (s *Store) writer() {
 			}
 		}
 		s.run(group)
+		if task != nil {
+			task.done <- task.fn()
+		}
 	}
 }
 

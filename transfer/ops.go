@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"sort"
 	"strconv"
@@ -171,9 +170,6 @@ func (g *Gateway) Consents(ctx context.Context, a domicile.Actor, id string) ([]
 	return out, nil
 }
 
-// ImportHeader is the header line an import CSV must start with.
-const ImportHeader = "date,subject_id,destination,categories,mechanism"
-
 // importFlush bounds the subjects an import holds in memory per group.
 const importFlush = 50_000
 
@@ -184,16 +180,6 @@ type ImportResult struct {
 	NewPI   int64   `json:"new_pi_individuals"`
 	NewSPI  int64   `json:"new_sensitive_pi_individuals"`
 	Counts  []Count `json:"counts"`
-}
-
-// ImportError is a bad line of an import; Line counts from 1 (the header).
-type ImportError struct {
-	Line int64
-	Msg  string
-}
-
-func (e *ImportError) Error() string {
-	return fmt.Sprintf("transfer: import line %d: %s", e.Line, e.Msg)
 }
 
 type importGroup struct {
@@ -224,12 +210,9 @@ func (g *Gateway) Import(ctx context.Context, a domicile.Actor, src domicile.Jur
 	entity := g.Entity()
 	unlock := g.lock(entity)
 	defer unlock()
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = 5
-	cr.ReuseRecord = true
-	head, err := cr.Read()
-	if err != nil || strings.Join(head, ",") != ImportHeader {
-		return nil, &domicile.Error{Code: domicile.EInvalid, Field: "csv", Message: "the first line must be " + ImportHeader}
+	ir, err := NewImportReader(r)
+	if err != nil {
+		return nil, err
 	}
 	res := &ImportResult{}
 	groups := map[string]*importGroup{}
@@ -284,51 +267,27 @@ func (g *Gateway) Import(ctx context.Context, a domicile.Actor, src domicile.Jur
 		gr.pi, gr.spi, gr.cats = gr.pi[:0], gr.spi[:0], map[domicile.Category]bool{}
 		return nil
 	}
-	line := int64(1)
 	for {
-		row, err := cr.Read()
+		row, err := ir.Next()
 		if err == io.EOF {
 			break
 		}
-		line++
 		if err != nil {
-			return res, &ImportError{Line: line, Msg: "malformed CSV"}
+			return res, err
 		}
-		day, err := time.Parse(time.DateOnly, row[0])
-		if err != nil || day.Format(time.DateOnly) != row[0] {
-			return res, &ImportError{Line: line, Msg: "date must be YYYY-MM-DD"}
-		}
-		if err := domicile.ValidateID("subject_id", row[1]); err != nil {
-			return res, &ImportError{Line: line, Msg: "bad subject_id"}
-		}
-		dest, err := domicile.ParseJurisdiction(row[2])
-		if err != nil {
-			return res, &ImportError{Line: line, Msg: "destination must be a jurisdiction code"}
-		}
-		var cats []domicile.Category
-		for _, c := range strings.Split(row[3], ";") {
-			cat, err := domicile.ParseCategory(c)
-			if err != nil {
-				return res, &ImportError{Line: line, Msg: fmt.Sprintf("unknown category %q", trunc(c, 32))}
-			}
-			cats = append(cats, cat)
-		}
-		mech := row[4]
-		if mech == "" || len(mech) > 64 {
-			return res, &ImportError{Line: line, Msg: "mechanism must be 1 to 64 bytes"}
-		}
+		day, dest, cats, mech := row.Date, row.Destination, row.Categories, row.Mechanism
 		kind, registered := mechKind[mech]
 		if !registered {
 			kind = Kind(mech)
 		}
 		counted := !kind.Exemption() && kind != KindAdequacy && mech != "not_regulated"
-		gk := row[0][:4] + "|" + string(dest) + "|" + mech
+		gk := strconv.Itoa(day.Year()) + "|" + string(dest) + "|" + mech
 		gr := groups[gk]
 		if gr == nil {
 			gr = &importGroup{year: day.Year(), dest: dest, mech: mech, counted: counted, cats: map[domicile.Category]bool{}}
 			groups[gk] = gr
 		}
-		ref := g.cfg.Router.PersonKey(row[1])
+		ref := g.cfg.Router.PersonKey(row.SubjectID)
 		pi, spi, _ := catsInfo(cats)
 		if pi {
 			gr.pi = append(gr.pi, ref)

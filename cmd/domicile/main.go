@@ -43,7 +43,7 @@ var commandList = []command{
 	serveCommand,
 	tokenCommand, subjectCommand, recordCommand, objectCommand,
 	cellsCommand, keysCommand, keydCommand,
-	verifyCommand,
+	verifyCommand, checkCommand,
 	assessCommand, rulesCommand,
 	mechanismCommand, consentCommand, transferCommand,
 	noticeCommand, statementCommand, transparencyCommand,

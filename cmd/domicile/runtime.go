@@ -39,6 +39,8 @@ type runtime struct {
 	gate cell.RemoteGate
 	// closers run at Close, before the stores close.
 	closers []func() error
+	// checks are the cells' integrity checks on open (integrity.go).
+	checks []cellCheck
 }
 
 // remoteGates, if set by the gateway's wiring, makes the gate of an
@@ -161,9 +163,11 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 		if cc.Store.Kind != "sqlite" {
 			return nil, fmt.Errorf("cell %s: store %q is served with --cell in its own process; the embedded runtime serves sqlite cells", cc.ID, cc.Store.Kind)
 		}
-		st, err := sqlite.Open(ctx, filepath.Join(dir, cc.ID))
+		st, err := openCheckedStore(ctx, dir, cc, &rt.checks)
 		if err != nil {
-			return nil, fmt.Errorf("cell %s: %w", cc.ID, err)
+			return nil, err
+		} else if st == nil {
+			continue // refused: the router answers its subjects 503
 		}
 		rt.stores = append(rt.stores, st)
 		if err := os.MkdirAll(filepath.Join(dir, "custody", cc.ID), 0o700); err != nil {
@@ -181,6 +185,7 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 		rt.cells = append(rt.cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: now, Gate: gateProxy{rt}, Consents: gateProxy{rt}}))
 	}
 	rt.router = residency.New(dep, rt.cells, rt.control, dirKey)
+	rt.refuseCells()
 	for _, f := range remoteGates {
 		g, err := f(ctx, rt)
 		if err != nil {

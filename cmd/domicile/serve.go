@@ -41,6 +41,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer rt.Close()
+	logChecks(log, rt.checks)
 	if err := ensureAdminToken(ctx, env, rt); err != nil {
 		return err
 	}

@@ -352,3 +352,14 @@ func (f *Files) closeFiles() error {
 	}
 	return err
 }
+
+// Rebuild recomputes every tile of a log of size leaves from its leaves,
+// trusting none of those stored: for tiles found to disagree with the
+// leaves, which [Files.Repair] (trusting synced tiles) would keep.
+// Readers of the files during Rebuild may find tiles missing.
+func (f *Files) Rebuild(size int64, leaves func(from, to int64) ([]tlog.Hash, error)) error {
+	f.mu.Lock()
+	f.synced = [MaxLevel + 1]int64{}
+	f.mu.Unlock()
+	return f.Repair(size, leaves)
+}

@@ -237,6 +237,23 @@ func (t *Tail) add(level int, h tlog.Hash) {
 	t.add(level+1, parent)
 }
 
+// Reset replaces the tail's state by u's (a tail [Restore] built after
+// the store rebuilt its tiles) and empties its cache of stored tiles,
+// which may hold tiles read before the rebuild. It belongs to the store's
+// single writer; u must not be used after.
+func (t *Tail) Reset(u *Tail) {
+	u.mu.RLock()
+	size, parts, pending := u.size, u.parts, u.pending
+	u.mu.RUnlock()
+	t.mu.Lock()
+	t.size, t.parts, t.pending = size, parts, pending
+	t.mu.Unlock()
+	t.cmu.Lock()
+	t.cache = map[Key]*list.Element{}
+	t.lru.Init()
+	t.cmu.Unlock()
+}
+
 // Pending returns the tiles completed and not yet flushed, by level and
 // index.
 func (t *Tail) Pending() []Tile {

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestIntegrityOnOpen tampers with a stopped deployment's files, through
+// the real binary:
+//   - two flipped bytes in a stored level-0 tile of cn-gz1: `domicile
+//     check` reports the tiles rebuilt, and a server started on a copy
+//     rebuilds them too, says so in its log, and serves proofs that
+//     `domicile verify --entries` accepts;
+//   - an edited event in cn-gz1: `domicile check` refuses the cell with
+//     the signed checkpoint and the recomputed root and exits 1; a server
+//     started on a copy answers cn-gz1's subjects 503 with a problem
+//     naming the cell (no Retry-After), and keeps serving eu-fra1's.
+func TestIntegrityOnOpen(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data)
+	ctx := context.Background()
+	c := s.client(s.token("app", "CN", ""), app, "")
+	if _, err := c.CreateSubject(ctx, "tam", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateSubject(ctx, "eve", "DE", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRecord(ctx, "eve", "message", "m", map[string]string{"body": "kept"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if _, err := c.PutRecord(ctx, "tam", "message", fmt.Sprint(i%7), map[string]string{"body": "x"}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Sign a checkpoint of every write before stopping.
+	for _, cell := range []string{"cn-gz1", "eu-fra1"} {
+		if code, _, b := s.do("GET", "/log/"+cell+"/checkpoint", "", nil, nil); code != 200 {
+			t.Fatalf("checkpoint of %s: %d %s", cell, code, b)
+		}
+	}
+	subTok := s.token("subject", "CN", "tam")
+	info := cellsInfo(t, s)["cn-gz1"]
+	s.Stop()
+
+	check := func(t *testing.T, dir string) (string, int) {
+		t.Helper()
+		out, err := runBin(t, nil, "check", "--data", dir)
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return out, 0
+		case errors.As(err, &ee):
+			return out, ee.ExitCode()
+		}
+		t.Fatalf("check: %v", err)
+		return "", 0
+	}
+	if out, code := check(t, data); code != 0 || strings.Count(out, ": ok: ") != 3 {
+		t.Fatalf("check of a sound deployment: exit %d\n%s", code, out)
+	}
+
+	t.Run("FlippedTileBytes", func(t *testing.T) {
+		flip := func(dir string) {
+			f, err := os.OpenFile(filepath.Join(dir, "cn-gz1", "hashes", "level0.tiles"), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			for _, off := range []int64{3*32 + 1, 200*32 + 17} {
+				b := make([]byte, 1)
+				if _, err := f.ReadAt(b, off); err != nil {
+					t.Fatalf("no stored tile to flip: %v", err)
+				}
+				b[0] ^= 0x01
+				if _, err := f.WriteAt(b, off); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cp := t.TempDir()
+		copyDir(t, data, cp)
+		flip(cp)
+		out, code := check(t, cp)
+		if code != 0 || !strings.Contains(out, "cn-gz1: rebuilt tiles") || !strings.Contains(out, "eu-fra1: ok") {
+			t.Fatalf("check after flipped tile bytes: exit %d\n%s", code, out)
+		}
+		if out, code := check(t, cp); code != 0 || !strings.Contains(out, "cn-gz1: ok") {
+			t.Fatalf("check after the rebuild: exit %d\n%s", code, out)
+		}
+
+		cp2 := t.TempDir()
+		copyDir(t, data, cp2)
+		flip(cp2)
+		s2 := startServer(t, cp2)
+		if log := s2.out.String(); !strings.Contains(log, "rebuilt") || !strings.Contains(log, "cell=cn-gz1") {
+			t.Fatalf("server log does not report the rebuild:\n%s", log)
+		}
+		_, file := events(t, s2, subTok, "tam")
+		if out, err := verify(t, s2, info, filepath.Join(t.TempDir(), "state"), "--events", file, "--entries"); err != nil {
+			t.Fatalf("verify after the rebuild: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("EditedEvent", func(t *testing.T) {
+		edit := func(dir string) {
+			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "cn-gz1", "cell.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var leaf []byte
+			if err := db.QueryRow(`SELECT leaf FROM events WHERE idx=5`).Scan(&leaf); err != nil {
+				t.Fatal(err)
+			}
+			leaf = bytes.Replace(leaf, []byte("a=write"), []byte("a=read"), 1)
+			mustExec(t, db, `UPDATE events SET leaf=? WHERE idx=5`, leaf)
+		}
+		cp := t.TempDir()
+		copyDir(t, data, cp)
+		edit(cp)
+		out, code := check(t, cp)
+		if code != 1 || !strings.Contains(out, "cn-gz1: refused: ") || !strings.Contains(out, "disagree with the last signed checkpoint") ||
+			!strings.Contains(out, "root recomputed from the stored events") || !strings.Contains(out, "domicile/demo/cn-gz1\n") ||
+			!strings.Contains(out, "eu-fra1: ok") || !strings.Contains(out, "us-east1: ok") {
+			t.Fatalf("check after an edited event: exit %d\n%s", code, out)
+		}
+
+		s2 := startServer(t, cp)
+		if log := s2.out.String(); !strings.Contains(log, "cell refuses to serve") || !strings.Contains(log, "cell=cn-gz1") {
+			t.Fatalf("server log does not report the refusal:\n%s", log)
+		}
+		code, hdr, b := s2.do("GET", "/v1/subjects/tam/records/message/1", s2.token("app", "CN", ""), map[string]string{"Domicile-Purpose": app}, nil)
+		p := mustProblem(t, b)
+		if code != 503 || hdr.Get("Retry-After") != "" || !strings.Contains(p.Detail, "cn-gz1") || !strings.Contains(p.Detail, "integrity") {
+			t.Fatalf("read in the refused cell: %d Retry-After=%q %s; want 503 naming the cell and the reason, without Retry-After", code, hdr.Get("Retry-After"), b)
+		}
+		c2 := s2.client(s2.token("app", "DE", ""), app, "")
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if r, err := c2.GetRecord(ctx, "eve", "message", "m"); err != nil || !strings.Contains(string(r.Data), "kept") {
+			t.Fatalf("read in eu-fra1 while cn-gz1 refuses: %v", err)
+		}
+		if _, err := c2.CreateSubject(ctx, "newcomer", "DE", ""); err != nil {
+			t.Fatalf("register in eu-fra1 while cn-gz1 refuses: %v", err)
+		}
+		if _, err := s2.client(s2.token("app", "CN", ""), app, "").CreateSubject(ctx, "newcn", "CN", ""); !isStatus(err, 503) {
+			t.Fatalf("register in the refused cell: %v, want 503", err)
+		}
+	})
+}
