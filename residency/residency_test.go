@@ -109,7 +109,7 @@ func TestRegistrationsHaveFreshRefs(t *testing.T) {
 	if a == b {
 		t.Fatal("a re-registration got its former reference")
 	}
-	if r.PersonKey("alice") != r.PersonKey("alice") || r.PersonKey("alice") == r.PersonKey("bob") {
+	if p1, p2 := r.PersonKey("alice"), r.PersonKey("alice"); p1 != p2 || p1 == r.PersonKey("bob") {
 		t.Fatal("person keys are not a function of the id")
 	}
 }
