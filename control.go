@@ -14,6 +14,8 @@ type Token struct {
 	// Subject is the reference of the subject a subject token reaches.
 	Subject string    `json:"subject,omitempty"`
 	Created time.Time `json:"created"`
+	// Revoked is when the token was revoked; zero while it is valid.
+	Revoked time.Time `json:"revoked,omitzero"`
 }
 
 // Home is a subject's directory entry: its home cell and the reference of
@@ -32,7 +34,13 @@ type Home struct {
 // subject id and no subject data.
 type ControlStore interface {
 	PutToken(ctx context.Context, t Token, secretHash [32]byte) error
+	// TokenByHash returns the token whose secret hashes to secretHash,
+	// revoked or not, or ErrNotFound.
 	TokenByHash(ctx context.Context, secretHash [32]byte) (*Token, error)
+	// RevokeSubjectTokens revokes, at at, every valid token that reaches
+	// the subject reference ref, and returns how many it revoked. A
+	// revoked token no longer names the reference (erasure unlinks it).
+	RevokeSubjectTokens(ctx context.Context, ref string, at time.Time) (int, error)
 	// PutHome records the directory entry of a registration under key,
 	// the keyed hash of the subject's id; it fails with
 	// ErrVersionMismatch if the key has one.

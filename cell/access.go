@@ -147,23 +147,6 @@ func (x *Access) dataKey(ctx context.Context, gen uint8) ([]byte, error) {
 	return x.c.keys.DataKey(context.WithValue(ctx, reqKey{}, x), x.c.custodyAccess(x), x.sub.Ref, gen)
 }
 
-// Scope is what an access may return of a subject's records: per kind,
-// nil for "every field", or the fields it may return. A kind absent from
-// the map is not readable at all.
-type scope struct {
-	// all is true when nothing limits the read.
-	all bool
-	// purpose is the app's declared purpose, when it limits the read.
-	purpose *domicile.Purpose
-	// remote is the gate's grant for a read from abroad.
-	remote *RemoteGrant
-}
-
-// readsKind reports whether the scope reads records of kind at all.
-func (sc *scope) readsKind(kind string) bool {
-	return sc.all || sc.purpose == nil || sc.purpose.ReadsKind(kind)
-}
-
 // purpose applies purpose limitation (PIPL Arts. 6 and 29, GDPR Art.
 // 5(1)(b)) to a read by the app of records of kinds (all kinds when
 // kinds is nil; domicile.ObjectKind for objects): the purpose must be

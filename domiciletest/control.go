@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -66,6 +67,31 @@ func testTokens(t *testing.T, c domicile.ControlStore) {
 	}
 	if got, err := c.TokenByHash(ctx, hash("tok-admin")); err != nil || got.ID != "tok-admin" || got.Role != domicile.RoleAdmin {
 		t.Errorf("after failed duplicates, TokenByHash(tok-admin) = %+v, %v", got, err)
+	}
+
+	// Revoking a subject's tokens marks exactly those, once.
+	second := domicile.Token{ID: "tok-subject-2", Role: domicile.RoleSubject, Jurisdiction: "DE", Subject: Ref("alice").String(), Created: t0.Add(2)}
+	if err := c.PutToken(ctx, second, hash(second.ID)); err != nil {
+		t.Fatalf("PutToken(%s): %v", second.ID, err)
+	}
+	at := t0.Add(time.Hour)
+	if n, err := c.RevokeSubjectTokens(ctx, Ref("alice").String(), at); err != nil || n != 2 {
+		t.Fatalf("RevokeSubjectTokens(alice) = %d, %v; want 2, nil", n, err)
+	}
+	if n, err := c.RevokeSubjectTokens(ctx, Ref("alice").String(), at.Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("second RevokeSubjectTokens(alice) = %d, %v; want 0, nil", n, err)
+	}
+	for _, id := range []string{"tok-subject", "tok-subject-2"} {
+		got, err := c.TokenByHash(ctx, hash(id))
+		if err != nil || !got.Revoked.Equal(at) || got.Subject != "" {
+			t.Errorf("TokenByHash(%s) after revocation = %+v, %v; want revoked at %v and no subject reference", id, got, err, at)
+		}
+	}
+	if got, err := c.TokenByHash(ctx, hash("tok-admin")); err != nil || !got.Revoked.IsZero() {
+		t.Errorf("TokenByHash(tok-admin) after revoking alice's = %+v, %v; want not revoked", got, err)
+	}
+	if n, err := c.RevokeSubjectTokens(ctx, "", at); err != nil || n != 0 {
+		t.Errorf("RevokeSubjectTokens(\"\") = %d, %v; want 0, nil", n, err)
 	}
 }
 

@@ -237,6 +237,11 @@ func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, a domicile.A
 
 func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	rec, err := s.router.Erase(r.Context(), a, r.PathValue("id"))
+	if rec != nil {
+		// The subject's tokens are revoked in the control store; drop
+		// every cached token so that none of them is honoured again.
+		s.tokens.Clear()
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

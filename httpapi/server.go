@@ -244,6 +244,9 @@ func (s *Server) Authenticate(r *http.Request) (domicile.Actor, error) {
 		}
 		s.tokens.Store(sum, t)
 	}
+	if !t.Revoked.IsZero() {
+		return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "token revoked")
+	}
 	a := domicile.Actor{Role: t.Role, Jurisdiction: t.Jurisdiction, Subject: t.Subject, TokenID: t.ID}
 	switch t.Role {
 	case domicile.RoleApp:

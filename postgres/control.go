@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,6 +22,7 @@ CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, hash BYTEA NOT NULL UNIQU
   jurisdiction TEXT NOT NULL, subject TEXT NOT NULL, created BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS directory(ref BYTEA PRIMARY KEY, cell TEXT NOT NULL);
 ALTER TABLE directory ADD COLUMN IF NOT EXISTS reg BYTEA;
+ALTER TABLE tokens ADD COLUMN IF NOT EXISTS revoked BIGINT;
 `
 
 // OpenControl opens the control store in schema (created with its tables
@@ -55,8 +57,9 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 	var t domicile.Token
 	var role, j string
 	var created int64
-	err := c.pool.QueryRow(ctx, `SELECT id, role, jurisdiction, subject, created FROM tokens WHERE hash=$1`, h[:]).
-		Scan(&t.ID, &role, &j, &t.Subject, &created)
+	var revoked *int64
+	err := c.pool.QueryRow(ctx, `SELECT id, role, jurisdiction, subject, created, revoked FROM tokens WHERE hash=$1`, h[:]).
+		Scan(&t.ID, &role, &j, &t.Subject, &created, &revoked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}
@@ -64,7 +67,22 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 		return nil, fmt.Errorf("postgres: token: %w", err)
 	}
 	t.Role, t.Jurisdiction, t.Created = domicile.Role(role), domicile.Jurisdiction(j), nsTime(created)
+	if revoked != nil {
+		t.Revoked = nsTime(*revoked)
+	}
 	return &t, nil
+}
+
+// RevokeSubjectTokens revokes every valid token reaching subject ref.
+func (c *Control) RevokeSubjectTokens(ctx context.Context, ref string, at time.Time) (int, error) {
+	if ref == "" {
+		return 0, nil
+	}
+	tag, err := c.pool.Exec(ctx, `UPDATE tokens SET revoked=$1, subject='' WHERE subject=$2 AND revoked IS NULL`, at.UnixNano(), ref)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: revoke tokens: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // PutHome records a registration's directory entry under key; it

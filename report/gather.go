@@ -42,9 +42,6 @@ type Sources struct {
 	Now       func() time.Time
 }
 
-// maxEvents bounds the events a statement lists.
-const maxEvents = 20000
-
 // Statement gathers and builds the statement of subject id for actor a:
 // the subject itself (a subject token for that subject) or the app. The
 // request is logged in the subject's trail before anything is read; a

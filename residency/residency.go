@@ -244,8 +244,9 @@ func (r *Router) LocateFor(ctx context.Context, a domicile.Actor, id string, act
 	return c, k, err
 }
 
-// Erase crypto-shreds a subject in its home cell and removes it from the
-// directory.
+// Erase crypto-shreds a subject in its home cell, removes it from the
+// directory and revokes every token that reaches it, so that nothing
+// links the erased registration to a later one of the same id.
 func (r *Router) Erase(ctx context.Context, a domicile.Actor, id string) (*domicile.ErasureReceipt, error) {
 	c, k, err := r.LocateFor(ctx, a, id, domicile.ActErase)
 	if err != nil {
@@ -260,6 +261,9 @@ func (r *Router) Erase(ctx context.Context, a domicile.Actor, id string) (*domic
 	delete(r.homes, key)
 	r.hmu.Unlock()
 	if err := r.dir.DeleteHome(context.WithoutCancel(ctx), key); err != nil {
+		return rec, err
+	}
+	if _, err := r.dir.RevokeSubjectTokens(context.WithoutCancel(ctx), k.Ref.String(), rec.Time); err != nil {
 		return rec, err
 	}
 	return rec, nil

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"domicile"
 )
@@ -45,6 +46,17 @@ func OpenControl(ctx context.Context, dir string) (*Control, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: control schema: %w", err)
 	}
+	var hasRevoked int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('tokens') WHERE name='revoked'`).Scan(&hasRevoked); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: control schema: %w", err)
+	}
+	if hasRevoked == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE tokens ADD COLUMN revoked INTEGER`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: control schema: %w", err)
+		}
+	}
 	if hasReg == 0 {
 		if _, err := db.ExecContext(ctx, `ALTER TABLE directory ADD COLUMN reg BLOB`); err != nil {
 			db.Close()
@@ -72,8 +84,9 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 	var t domicile.Token
 	var role, j string
 	var created int64
-	err := c.db.QueryRowContext(ctx, `SELECT id, role, jurisdiction, subject, created FROM tokens WHERE hash=?`, h[:]).
-		Scan(&t.ID, &role, &j, &t.Subject, &created)
+	var revoked sql.NullInt64
+	err := c.db.QueryRowContext(ctx, `SELECT id, role, jurisdiction, subject, created, revoked FROM tokens WHERE hash=?`, h[:]).
+		Scan(&t.ID, &role, &j, &t.Subject, &created, &revoked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}
@@ -81,7 +94,23 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 		return nil, fmt.Errorf("sqlite: token: %w", err)
 	}
 	t.Role, t.Jurisdiction, t.Created = domicile.Role(role), domicile.Jurisdiction(j), nsTime(created)
+	if revoked.Valid {
+		t.Revoked = nsTime(revoked.Int64)
+	}
 	return &t, nil
+}
+
+// RevokeSubjectTokens revokes every valid token reaching subject ref.
+func (c *Control) RevokeSubjectTokens(ctx context.Context, ref string, at time.Time) (int, error) {
+	if ref == "" {
+		return 0, nil
+	}
+	res, err := c.db.ExecContext(ctx, `UPDATE tokens SET revoked=?, subject='' WHERE subject=? AND revoked IS NULL`, at.UnixNano(), ref)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: revoke tokens: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
 }
 
 // PutHome records a registration's directory entry under key.
