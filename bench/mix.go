@@ -77,10 +77,24 @@ func (w *Worker) objectSubject() string {
 	return w.Plan.Subjects[w.Rand.IntN(min(len(w.Plan.Subjects), objectSubjects))]
 }
 
-// Mixes is the registry of workloads, by name.
-var Mixes = map[string]*Mix{}
+// Mixes is the table of workloads, by name.
+var Mixes = mixTable(
+	&Mix{Name: "write", Summary: "record writes (create or replace)", Ops: []Op{putRecord(100)}},
+	&Mix{Name: "read", Summary: "record reads", Ops: []Op{getRecord(100)}, Prepare: prepareRecords},
+	&Mix{Name: "80/20", Summary: "80% record reads, 20% record writes", Ops: []Op{getRecord(80), putRecord(20)}, Prepare: prepareRecords},
+	&Mix{Name: "object-64k", Summary: "64 KiB objects, half up, half down", Ops: []Op{putObject(50), getObject(50)}, Prepare: prepareObjects(64 << 10)},
+	&Mix{Name: "object-8m", Summary: "8 MiB objects, half up, half down", Ops: []Op{putObject(50), getObject(50)}, Prepare: prepareObjects(8 << 20)},
+	&Mix{Name: "object-8m-up", Summary: "8 MiB object uploads", Ops: []Op{putObject(100)}, Prepare: prepareObjects(8 << 20)},
+	&Mix{Name: "object-8m-down", Summary: "8 MiB object downloads", Ops: []Op{getObject(100)}, Prepare: prepareObjects(8 << 20)},
+)
 
-func addMix(m *Mix) { Mixes[m.Name] = m }
+func mixTable(ms ...*Mix) map[string]*Mix {
+	t := make(map[string]*Mix, len(ms))
+	for _, m := range ms {
+		t[m.Name] = m
+	}
+	return t
+}
 
 // MixNames returns the registered mix names, sorted.
 func MixNames() []string {
@@ -90,16 +104,6 @@ func MixNames() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-func init() {
-	addMix(&Mix{Name: "write", Summary: "record writes (create or replace)", Ops: []Op{putRecord(100)}})
-	addMix(&Mix{Name: "read", Summary: "record reads", Ops: []Op{getRecord(100)}, Prepare: prepareRecords})
-	addMix(&Mix{Name: "80/20", Summary: "80% record reads, 20% record writes", Ops: []Op{getRecord(80), putRecord(20)}, Prepare: prepareRecords})
-	addMix(&Mix{Name: "object-64k", Summary: "64 KiB objects, half up, half down", Ops: []Op{putObject(50), getObject(50)}, Prepare: prepareObjects(64 << 10)})
-	addMix(&Mix{Name: "object-8m", Summary: "8 MiB objects, half up, half down", Ops: []Op{putObject(50), getObject(50)}, Prepare: prepareObjects(8 << 20)})
-	addMix(&Mix{Name: "object-8m-up", Summary: "8 MiB object uploads", Ops: []Op{putObject(100)}, Prepare: prepareObjects(8 << 20)})
-	addMix(&Mix{Name: "object-8m-down", Summary: "8 MiB object downloads", Ops: []Op{getObject(100)}, Prepare: prepareObjects(8 << 20)})
 }
 
 // ObjectSize returns the object size a mix moves, or 0 for record mixes.

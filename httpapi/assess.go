@@ -11,15 +11,15 @@ import (
 	"domicile/law"
 )
 
-// SetLaw installs POST /v1/assess: the same inputs as `domicile assess`
+// assessRoutes installs POST /v1/assess: the same inputs as `domicile assess`
 // (a fact file or an inventory, YAML or JSON), answered with the JSON
 // report; with a top-level "changes": {"from", "to"} the answer is what
 // changes between the two days (a law.ChangeReport). Any authenticated
 // actor may assess; it touches no subject data. The engine's rules (the
 // embedded ones or a verified bundle) are the ones applied, and every
 // answer names their version and digest.
-func (s *Server) SetLaw(e *law.Engine) {
-	s.HandleFunc("POST /v1/assess", s.auth(func(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) assessRoutes(e *law.Engine) {
+	s.handleFunc("POST /v1/assess", s.auth(func(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 		body, err := readBody(r, law.MaxInputBytes)
 		if err != nil {
 			s.writeError(w, r, err)

@@ -102,12 +102,6 @@ type LogInfo struct {
 	WitnessKey string `json:"witness_key,omitempty"`
 }
 
-// LogInfoFunc, if set on a server (by the log), describes each cell's log.
-type LogInfoFunc func(cell string) *LogInfo
-
-// SetLogInfo installs the describer of cells' logs.
-func (s *Server) SetLogInfo(f LogInfoFunc) { s.logInfo = f }
-
 func (s *Server) cells(w http.ResponseWriter, r *http.Request) {
 	dep := s.router.Deployment()
 	out := struct {
@@ -117,9 +111,7 @@ func (s *Server) cells(w http.ResponseWriter, r *http.Request) {
 	}{Deployment: dep.Name, Policy: dep.Policy}
 	for _, c := range dep.Cells {
 		v := cellView{ID: c.ID, Jurisdiction: c.Jurisdiction, Operator: c.Operator, Location: c.Location, Custody: c.Custody.Kind}
-		if s.logInfo != nil {
-			v.Log = s.logInfo(c.ID)
-		}
+		v.Log = s.logInfo(c.ID)
 		out.Cells = append(out.Cells, v)
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -25,9 +25,9 @@ type KeyStatus struct {
 }
 
 func (s *Server) registerKeys() {
-	s.HandleFunc("GET /v1/cells/{cell}/keys", s.auth(s.keyStatus))
-	s.HandleFunc("POST /v1/cells/{cell}/keys/rotate", s.auth(s.keyRotate))
-	s.HandleFunc("POST /v1/cells/{cell}/keys/retire", s.auth(s.keyRetire))
+	s.handleFunc("GET /v1/cells/{cell}/keys", s.auth(s.keyStatus))
+	s.handleFunc("POST /v1/cells/{cell}/keys/rotate", s.auth(s.keyRotate))
+	s.handleFunc("POST /v1/cells/{cell}/keys/retire", s.auth(s.keyRetire))
 	for _, c := range s.router.Cells() {
 		kr := c.Custody()
 		labels := prometheus.Labels{"cell": c.ID()}

@@ -17,26 +17,27 @@ import (
 // Logs gives the server each cell's running log.
 type Logs map[string]*tlog.Log
 
-// SetLogs installs the cells' logs and their routes: the public tiles
-// under /log/{cell}/, subjects' event trails, and consistency proofs for
-// auditors.
-func (s *Server) SetLogs(logs Logs) {
-	s.logs = logs
-	s.logInfo = func(cell string) *LogInfo {
-		l := logs[cell]
-		if l == nil {
-			return nil
-		}
-		info := &LogInfo{Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + cell + "/"}
-		if w := s.witnesses[cell]; w != nil {
-			info.WitnessKey = w.Verifier()
-		}
-		return info
+// logInfo describes where cell's log can be verified from, or nil.
+func (s *Server) logInfo(cell string) *LogInfo {
+	l := s.cfg.Logs[cell]
+	if l == nil {
+		return nil
 	}
-	s.HandleFunc("GET /log/{cell}/checkpoint", s.logCheckpoint)
-	s.HandleFunc("GET /log/{cell}/tile/{path...}", s.logTile)
-	s.HandleFunc("GET /v1/subjects/{id}/events", s.auth(s.subjectEvents))
-	s.HandleFunc("GET /v1/cells/{cell}/consistency", s.auth(s.consistency))
+	info := &LogInfo{Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + cell + "/"}
+	if w := s.cfg.Witnesses[cell]; w != nil {
+		info.WitnessKey = w.Verifier()
+	}
+	return info
+}
+
+// logRoutes installs the cells' log routes: the public tiles under
+// /log/{cell}/, subjects' event trails, and consistency proofs for
+// auditors.
+func (s *Server) logRoutes() {
+	s.handleFunc("GET /log/{cell}/checkpoint", s.logCheckpoint)
+	s.handleFunc("GET /log/{cell}/tile/{path...}", s.logTile)
+	s.handleFunc("GET /v1/subjects/{id}/events", s.auth(s.subjectEvents))
+	s.handleFunc("GET /v1/cells/{cell}/consistency", s.auth(s.consistency))
 }
 
 // EventFilter decides, for a subject reading its own trail, which events
@@ -45,11 +46,8 @@ func (s *Server) SetLogs(logs Logs) {
 // their link to the subject is withheld).
 type EventFilter func(ctx context.Context, ref domicile.SubjectRef) (visible func(committed []byte) bool, err error)
 
-// SetEventFilter installs f for subject tokens' event lists.
-func (s *Server) SetEventFilter(f EventFilter) { s.eventFilter = f }
-
 func (s *Server) cellLog(w http.ResponseWriter, r *http.Request) *tlog.Log {
-	l := s.logs[r.PathValue("cell")]
+	l := s.cfg.Logs[r.PathValue("cell")]
 	if l == nil {
 		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no log for cell %q", truncate(r.PathValue("cell"), 32)))
 	}
@@ -180,7 +178,7 @@ func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicil
 		s.writeError(w, r, err)
 		return
 	}
-	l := s.logs[c.ID()]
+	l := s.cfg.Logs[c.ID()]
 	if l == nil {
 		s.writeError(w, r, errors.New("no log for the subject's cell"))
 		return
@@ -194,8 +192,8 @@ func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicil
 	}
 	page := EventPage{Cell: c.ID(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), Checkpoint: string(h.Signed), Size: h.Size, Events: []EventItem{}}
 	visible := func([]byte) bool { return true }
-	if a.Role == domicile.RoleSubject && s.eventFilter != nil {
-		if visible, err = s.eventFilter(r.Context(), k.Ref); err != nil {
+	if a.Role == domicile.RoleSubject && s.cfg.EventFilter != nil {
+		if visible, err = s.cfg.EventFilter(r.Context(), k.Ref); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -31,30 +31,28 @@ type Reports struct {
 	Now  func() time.Time
 }
 
-// SetReports installs the data statement, transparency report, authority
-// request and change notice routes.
-func (s *Server) SetReports(rp Reports) {
+// reportRoutes installs the data statement, transparency report,
+// authority request and change notice routes.
+func (s *Server) reportRoutes(rp Reports) {
 	if rp.Now == nil {
 		rp.Now = time.Now
 	}
 	if rp.Sources.Logs == nil {
-		// The logs are installed after the extra routes; look them up
-		// when a request comes.
-		rp.Sources.Logs = func(cell string) *tlog.Log { return s.logs[cell] }
+		rp.Sources.Logs = func(cell string) *tlog.Log { return s.cfg.Logs[cell] }
 	}
 	h := &reportHandlers{s: s, rp: rp}
-	s.HandleFunc("GET /v1/subjects/{id}/statement", s.auth(h.statement))
-	s.HandleFunc("GET /v1/transparency", s.auth(h.transparency))
-	s.HandleFunc("POST /v1/authority/requests", s.auth(h.recordRequest))
-	s.HandleFunc("GET /v1/authority/requests", s.auth(h.listRequests))
-	s.HandleFunc("GET /v1/authority/requests/{rid}", s.auth(h.getRequest))
-	s.HandleFunc("POST /v1/authority/requests/{rid}/review", s.auth(h.reviewRequest))
-	s.HandleFunc("POST /v1/authority/requests/{rid}/outcome", s.auth(h.decideRequest))
-	s.HandleFunc("POST /v1/authority/requests/{rid}/disclosure", s.auth(h.disclose))
-	s.HandleFunc("POST /v1/notices/plans", s.auth(h.makePlan))
-	s.HandleFunc("GET /v1/notices/plans/{pid}", s.auth(h.getPlan))
-	s.HandleFunc("POST /v1/notices/plans/{pid}/send", s.auth(h.sendPlan))
-	s.HandleFunc("POST /v1/notices/{nid}/ack", s.auth(h.ack))
+	s.handleFunc("GET /v1/subjects/{id}/statement", s.auth(h.statement))
+	s.handleFunc("GET /v1/transparency", s.auth(h.transparency))
+	s.handleFunc("POST /v1/authority/requests", s.auth(h.recordRequest))
+	s.handleFunc("GET /v1/authority/requests", s.auth(h.listRequests))
+	s.handleFunc("GET /v1/authority/requests/{rid}", s.auth(h.getRequest))
+	s.handleFunc("POST /v1/authority/requests/{rid}/review", s.auth(h.reviewRequest))
+	s.handleFunc("POST /v1/authority/requests/{rid}/outcome", s.auth(h.decideRequest))
+	s.handleFunc("POST /v1/authority/requests/{rid}/disclosure", s.auth(h.disclose))
+	s.handleFunc("POST /v1/notices/plans", s.auth(h.makePlan))
+	s.handleFunc("GET /v1/notices/plans/{pid}", s.auth(h.getPlan))
+	s.handleFunc("POST /v1/notices/plans/{pid}/send", s.auth(h.sendPlan))
+	s.handleFunc("POST /v1/notices/{nid}/ack", s.auth(h.ack))
 }
 
 type reportHandlers struct {

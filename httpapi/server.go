@@ -21,7 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"domicile"
+	"domicile/law"
 	"domicile/residency"
+	"domicile/transfer"
 	"domicile/witness"
 )
 
@@ -41,10 +43,27 @@ type Config struct {
 	Registry *prometheus.Registry
 	// Ready reports readiness for /readyz; nil means always ready.
 	Ready func(context.Context) error
-	// Extra routes added by other parts of the service (the law engine,
-	// the log), registered on the same mux. Each gets the server for
-	// authentication and error writing.
-	Extra []func(s *Server)
+
+	// Each of the following is one area of the API, given its service; a
+	// nil service means the area's routes are absent.
+
+	// Logs are the cells' running logs: the public tiles under
+	// /log/{cell}/, subjects' event trails and consistency proofs.
+	Logs Logs
+	// Witnesses are the cells' witnesses behind the C2SP tlog-witness
+	// add-checkpoint endpoint.
+	Witnesses map[string]*witness.Witness
+	// EventFilter hides, from a subject reading its own trail, what the
+	// law lets an authority keep from it for now; nil hides nothing.
+	EventFilter EventFilter
+	// Reports serves statements, the transparency report, authority
+	// requests and change notices.
+	Reports *Reports
+	// Law serves POST /v1/assess.
+	Law *law.Engine
+	// Transfers serves mechanisms, consents, transfers, the ledger and
+	// the evidence.
+	Transfers *transfer.Gateway
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -61,11 +80,7 @@ type Server struct {
 
 	tokens sync.Map // [32]byte -> *domicile.Token
 	// patterns lists every route registered, for the OpenAPI check.
-	patterns    []string
-	logInfo     LogInfoFunc
-	logs        Logs
-	witnesses   map[string]*witness.Witness
-	eventFilter EventFilter
+	patterns []string
 }
 
 // New returns a server.
@@ -96,8 +111,20 @@ func New(cfg Config) *Server {
 		s.registerKeys()
 		s.registerStoreMetrics()
 	}
-	for _, f := range cfg.Extra {
-		f(s)
+	if cfg.Logs != nil {
+		s.logRoutes()
+	}
+	if cfg.Witnesses != nil {
+		s.witnessRoutes()
+	}
+	if cfg.Reports != nil {
+		s.reportRoutes(*cfg.Reports)
+	}
+	if cfg.Law != nil {
+		s.assessRoutes(cfg.Law)
+	}
+	if cfg.Transfers != nil {
+		s.transferRoutes(cfg.Transfers)
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
@@ -166,37 +193,36 @@ func setCell(w http.ResponseWriter, cell string) {
 
 func (s *Server) routes() {
 	m := s
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	m.HandleFunc("GET /readyz", s.readyz)
-	m.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
-	m.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	m.handleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	m.handleFunc("GET /readyz", s.readyz)
+	m.handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
+	m.handleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapiJSON)
 	})
-	m.HandleFunc("GET /v1/cells", s.cells)
-	m.HandleFunc("POST /v1/tokens", s.auth(s.createToken))
-	m.HandleFunc("POST /v1/subjects", s.auth(s.createSubject))
-	m.HandleFunc("GET /v1/subjects/{id}", s.auth(s.getSubject))
-	m.HandleFunc("DELETE /v1/subjects/{id}", s.auth(s.eraseSubject))
-	m.HandleFunc("GET /v1/subjects/{id}/records", s.auth(s.listRecords))
-	m.HandleFunc("PUT /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.putRecord))
-	m.HandleFunc("GET /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.getRecord))
-	m.HandleFunc("DELETE /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.deleteRecord))
-	m.HandleFunc("GET /v1/subjects/{id}/objects", s.auth(s.listObjects))
-	m.HandleFunc("PUT /v1/subjects/{id}/objects/{name}", s.auth(s.putObject))
-	m.HandleFunc("GET /v1/subjects/{id}/objects/{name}", s.auth(s.getObject))
-	m.HandleFunc("DELETE /v1/subjects/{id}/objects/{name}", s.auth(s.deleteObject))
+	m.handleFunc("GET /v1/cells", s.cells)
+	m.handleFunc("POST /v1/tokens", s.auth(s.createToken))
+	m.handleFunc("POST /v1/subjects", s.auth(s.createSubject))
+	m.handleFunc("GET /v1/subjects/{id}", s.auth(s.getSubject))
+	m.handleFunc("DELETE /v1/subjects/{id}", s.auth(s.eraseSubject))
+	m.handleFunc("GET /v1/subjects/{id}/records", s.auth(s.listRecords))
+	m.handleFunc("PUT /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.putRecord))
+	m.handleFunc("GET /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.getRecord))
+	m.handleFunc("DELETE /v1/subjects/{id}/records/{kind}/{rid}", s.auth(s.deleteRecord))
+	m.handleFunc("GET /v1/subjects/{id}/objects", s.auth(s.listObjects))
+	m.handleFunc("PUT /v1/subjects/{id}/objects/{name}", s.auth(s.putObject))
+	m.handleFunc("GET /v1/subjects/{id}/objects/{name}", s.auth(s.getObject))
+	m.handleFunc("DELETE /v1/subjects/{id}/objects/{name}", s.auth(s.deleteObject))
 }
 
-// Handle registers a route; other parts of the service add theirs through
-// Config.Extra. Every route must be in the OpenAPI document.
-func (s *Server) Handle(pattern string, h http.Handler) {
+// handle registers a route. Every route must be in the OpenAPI document.
+func (s *Server) handle(pattern string, h http.Handler) {
 	s.patterns = append(s.patterns, pattern)
 	s.mux.Handle(pattern, h)
 }
 
-// HandleFunc registers a route handled by f.
-func (s *Server) HandleFunc(pattern string, f http.HandlerFunc) { s.Handle(pattern, f) }
+// handleFunc registers a route handled by f.
+func (s *Server) handleFunc(pattern string, f http.HandlerFunc) { s.handle(pattern, f) }
 
 // Patterns returns every registered route pattern ("GET /v1/cells").
 func (s *Server) Patterns() []string { return append([]string(nil), s.patterns...) }

@@ -18,30 +18,30 @@ import (
 // MaxImportBytes bounds an import CSV.
 const MaxImportBytes = 1 << 30
 
-// SetTransfers installs the transfer gateway's routes and metrics:
+// transferRoutes installs the transfer gateway's routes and metrics:
 // mechanisms, consents, transfers, the ledger, evidence and the live
 // assessment.
-func (s *Server) SetTransfers(g *transfer.Gateway) {
-	t := &transferRoutes{s: s, g: g}
-	s.HandleFunc("PUT /v1/mechanisms/{mid}", s.auth(t.putMechanism))
-	s.HandleFunc("GET /v1/mechanisms", s.auth(t.listMechanisms))
-	s.HandleFunc("GET /v1/mechanisms/{mid}", s.auth(t.getMechanism))
-	s.HandleFunc("PUT /v1/subjects/{id}/consents/{ckind}", s.auth(t.putConsent))
-	s.HandleFunc("GET /v1/subjects/{id}/consents", s.auth(t.getConsents))
-	s.HandleFunc("POST /v1/transfers", s.auth(t.transfer))
-	s.HandleFunc("POST /v1/transfers/import", s.auth(t.importCSV))
-	s.HandleFunc("GET /v1/transfers/ledger", s.auth(t.ledger))
-	s.HandleFunc("GET /v1/transfers/evidence", s.auth(t.evidence))
-	s.HandleFunc("GET /v1/transfers/assessment", s.auth(t.assessment))
+func (s *Server) transferRoutes(g *transfer.Gateway) {
+	t := &transferHandlers{s: s, g: g}
+	s.handleFunc("PUT /v1/mechanisms/{mid}", s.auth(t.putMechanism))
+	s.handleFunc("GET /v1/mechanisms", s.auth(t.listMechanisms))
+	s.handleFunc("GET /v1/mechanisms/{mid}", s.auth(t.getMechanism))
+	s.handleFunc("PUT /v1/subjects/{id}/consents/{ckind}", s.auth(t.putConsent))
+	s.handleFunc("GET /v1/subjects/{id}/consents", s.auth(t.getConsents))
+	s.handleFunc("POST /v1/transfers", s.auth(t.transfer))
+	s.handleFunc("POST /v1/transfers/import", s.auth(t.importCSV))
+	s.handleFunc("GET /v1/transfers/ledger", s.auth(t.ledger))
+	s.handleFunc("GET /v1/transfers/evidence", s.auth(t.evidence))
+	s.handleFunc("GET /v1/transfers/assessment", s.auth(t.assessment))
 	s.reg.MustRegister(&transferCollector{g: g})
 }
 
-type transferRoutes struct {
+type transferHandlers struct {
 	s *Server
 	g *transfer.Gateway
 }
 
-func (t *transferRoutes) putMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) putMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	var m transfer.Mechanism
 	if err := decodeJSON(r, maxJSONBody, &m); err != nil {
 		t.s.writeError(w, r, err)
@@ -62,7 +62,7 @@ func (t *transferRoutes) putMechanism(w http.ResponseWriter, r *http.Request, a 
 	writeJSON(w, http.StatusOK, v)
 }
 
-func (t *transferRoutes) listMechanisms(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) listMechanisms(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	ms, err := t.g.Mechanisms(a)
 	if err != nil {
 		t.s.writeError(w, r, err)
@@ -76,7 +76,7 @@ type MechanismList struct {
 	Mechanisms []transfer.MechanismView `json:"mechanisms"`
 }
 
-func (t *transferRoutes) getMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) getMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	m, err := t.g.Mechanism(a, r.PathValue("mid"))
 	if err != nil {
 		t.s.writeError(w, r, err)
@@ -91,7 +91,7 @@ type ConsentRequest struct {
 	Granted     bool   `json:"granted"`
 }
 
-func (t *transferRoutes) putConsent(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) putConsent(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	// The gateway checks the kind against its own and the purposes'
 	// consents, and names the known ones when it refuses.
 	kind := transfer.ConsentKind(r.PathValue("ckind"))
@@ -113,7 +113,7 @@ type ConsentList struct {
 	Consents []transfer.Consent `json:"consents"`
 }
 
-func (t *transferRoutes) getConsents(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) getConsents(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	cs, err := t.g.Consents(r.Context(), a, r.PathValue("id"))
 	if err != nil {
 		t.s.writeError(w, r, err)
@@ -147,7 +147,7 @@ const (
 	HeaderWarning          = "Domicile-Warning"
 )
 
-func (t *transferRoutes) transfer(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) transfer(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	var req TransferRequest
 	if err := decodeJSON(r, 16<<20, &req); err != nil {
 		t.s.writeError(w, r, err)
@@ -204,7 +204,7 @@ func (t *transferRoutes) transfer(w http.ResponseWriter, r *http.Request, a domi
 	t.s.writeError(w, r, err)
 }
 
-func (t *transferRoutes) importCSV(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) importCSV(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	src := r.URL.Query().Get("source")
 	if src == "" {
 		src = "CN"
@@ -221,7 +221,7 @@ func (t *transferRoutes) importCSV(w http.ResponseWriter, r *http.Request, a dom
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (t *transferRoutes) ledger(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) ledger(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	year := 0
 	if v := r.URL.Query().Get("year"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -250,7 +250,7 @@ func parseDay(field, v string, def time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func (t *transferRoutes) evidence(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) evidence(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	q := r.URL.Query()
 	from, err := parseDay("from", q.Get("from"), time.Time{})
 	if err != nil {
@@ -302,7 +302,7 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func (t *transferRoutes) assessment(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) assessment(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
 	as, err := t.g.Assess(r.Context(), a, domicile.Jurisdiction(r.URL.Query().Get("source")))
 	if err != nil {
 		t.s.writeError(w, r, err)

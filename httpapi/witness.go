@@ -16,21 +16,20 @@ import (
 	"domicile/witness"
 )
 
-// SetWitnesses installs each cell's witness behind the C2SP tlog-witness
+// witnessRoutes installs each cell's witness behind the C2SP tlog-witness
 // add-checkpoint endpoint, POST /witness/{cell}/add-checkpoint, so a log
 // anywhere (another deployment's cell, or this one's) can ask for a
 // cosignature. A log that shows two histories is refused with 409 and
 // both signed checkpoints in the body.
-func (s *Server) SetWitnesses(ws map[string]*witness.Witness) {
-	s.witnesses = ws
-	s.HandleFunc("POST /witness/{cell}/add-checkpoint", s.addCheckpoint)
+func (s *Server) witnessRoutes() {
+	s.handleFunc("POST /witness/{cell}/add-checkpoint", s.addCheckpoint)
 }
 
 // maxAddCheckpoint bounds an add-checkpoint request.
 const maxAddCheckpoint = checkpoint.MaxSignedSize + witness.MaxProofHashes*64 + 64
 
 func (s *Server) addCheckpoint(w http.ResponseWriter, r *http.Request) {
-	wit := s.witnesses[r.PathValue("cell")]
+	wit := s.cfg.Witnesses[r.PathValue("cell")]
 	if wit == nil {
 		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no witness for cell %q", truncate(r.PathValue("cell"), 32)))
 		return

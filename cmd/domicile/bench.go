@@ -558,7 +558,7 @@ func growthID(i int64) string { return "g-" + strconv.FormatInt(i, 10) }
 
 // openGrowthRuntime opens the deployment in dir as domicile serve does.
 func openGrowthRuntime(ctx context.Context, env *cmdEnv, dir string) (*runtime, *cell.Cell, error) {
-	rt, err := openRuntime(ctx, dir, deploy.Default(), time.Now)
+	rt, err := openRuntime(ctx, dir, deploy.Default(), time.Now, nil)
 	if err != nil {
 		return nil, nil, err
 	}

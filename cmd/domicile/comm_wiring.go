@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"domicile"
@@ -35,48 +34,22 @@ type comm struct {
 	sender  *notice.Sender
 }
 
-var (
-	commMu   sync.Mutex
-	commByRT = map[*runtime]*comm{}
-)
-
-// commTransfers, if set by the transfer gateway's wiring, gives the
-// reports the gateway's record of transfers. Until then documents say
-// that transfers are not reported to them.
-var commTransfers func(rt *runtime) report.Transfers
-
-func init() {
-	extraRoutes = append(extraRoutes, func(rt *runtime) func(s *httpapi.Server) {
-		return func(s *httpapi.Server) {
-			cm, err := commOf(rt)
+// reports is the communication area of the HTTP API for rt: statements,
+// the transparency report, authority requests and change notices.
+func reports(rt *runtime) *httpapi.Reports {
+	cm := rt.comm
+	tr := gatewayTransfers{rt: rt, g: rt.gateway}
+	return &httpapi.Reports{
+		Sources: &report.Sources{Router: rt.router, Notices: notice.Lines{Store: cm.notices}, Authority: cm.desk, Transfers: tr, Law: rt.law, Now: rt.now},
+		Desk:    cm.desk, Notices: cm.notices, Sender: cm.sender, Now: rt.now,
+		Plan: func(ctx context.Context, name string, data []byte) (*notice.Plan, error) {
+			next, err := deploy.Parse(data)
 			if err != nil {
-				// The service runs without these routes rather than not at
-				// all; the failure is in its log.
-				slog.Error("communication routes disabled", slog.Any("err", err))
-				return
+				return nil, domicile.Errorf(domicile.EInvalid, "deployment %s: %v", name, err)
 			}
-			e, err := lawEngine()
-			if err != nil {
-				panic("domicile: embedded rules do not compile: " + err.Error())
-			}
-			var tr report.Transfers
-			if commTransfers != nil {
-				tr = commTransfers(rt)
-			}
-			s.SetEventFilter(deferredFilter(cm.desk, rt.now))
-			s.SetReports(httpapi.Reports{
-				Sources: &report.Sources{Router: rt.router, Notices: notice.Lines{Store: cm.notices}, Authority: cm.desk, Transfers: tr, Law: e, Now: rt.now},
-				Desk:    cm.desk, Notices: cm.notices, Sender: cm.sender, Now: rt.now,
-				Plan: func(ctx context.Context, name string, data []byte) (*notice.Plan, error) {
-					next, err := deploy.Parse(data)
-					if err != nil {
-						return nil, domicile.Errorf(domicile.EInvalid, "deployment %s: %v", name, err)
-					}
-					return planFor(ctx, rt, cm, rt.router.Deployment(), next, name, data, tr != nil)
-				},
-			})
-		}
-	})
+			return planFor(ctx, rt, cm, rt.router.Deployment(), next, name, data, true)
+		},
+	}
 }
 
 // deferredFilter hides from a subject's own trail the events of an
@@ -109,14 +82,8 @@ func deferredFilter(desk *authority.Desk, now func() time.Time) httpapi.EventFil
 	}
 }
 
-// commOf opens the communication stores of rt once; they close with it.
-func commOf(rt *runtime) (*comm, error) {
-	commMu.Lock()
-	defer commMu.Unlock()
-	if cm := commByRT[rt]; cm != nil {
-		return cm, nil
-	}
-	ctx := context.Background()
+// openComm opens the communication stores of rt; they close with it.
+func openComm(ctx context.Context, rt *runtime) (*comm, error) {
 	dir := filepath.Join(rt.dir, "control")
 	ns, err := commstore.OpenNotices(ctx, dir)
 	if err != nil {
@@ -133,11 +100,7 @@ func commOf(rt *runtime) (*comm, error) {
 		as.Close()
 		return nil, err
 	}
-	e, err := lawEngine()
-	if err != nil {
-		return nil, err
-	}
-	cm := &comm{notices: ns, reqs: as, desk: authority.New(authority.Config{Store: as, Router: rt.router, Law: e, Now: rt.now})}
+	cm := &comm{notices: ns, reqs: as, desk: authority.New(authority.Config{Store: as, Router: rt.router, Law: rt.law, Now: rt.now})}
 	cm.sender = &notice.Sender{Store: ns, Secret: secret, Now: rt.now,
 		AckURL: func(id string) string { return "/v1/notices/" + id + "/ack" },
 		OnDelivered: func(ctx context.Context, st notice.State) error {
@@ -149,14 +112,10 @@ func commOf(rt *runtime) (*comm, error) {
 			_, err = c.Note(ctx, domicile.Actor{Role: domicile.RoleSystem}, cell.SubjectKey{Ref: ref}, domicile.ActNotice, "notice/"+st.Notice.ID, fmt.Sprintf("delivered attempts=%d", st.Attempts))
 			return err
 		}}
-	commByRT[rt] = cm
 	rt.closers = append(rt.closers, func() error {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		cm.sender.Close(sctx)
-		commMu.Lock()
-		delete(commByRT, rt)
-		commMu.Unlock()
 		return errors.Join(ns.Close(), as.Close())
 	})
 	return cm, nil
@@ -193,10 +152,6 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 	if err != nil {
 		return nil, err
 	}
-	e, err := lawEngine()
-	if err != nil {
-		return nil, err
-	}
 	p, err := notice.MakePlan(ctx, notice.PlanInput{From: from, To: to,
 		FromRef: notice.Ref(from.Name+" (in force)", cur), ToRef: notice.Ref(name, data),
 		Subjects: notice.SubjectsFunc(func(ctx context.Context, cellID string) ([]notice.SubjectInfo, error) {
@@ -205,7 +160,7 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 			}
 			return commstore.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
 		}),
-		Law: e, Now: rt.now(), TransfersWired: transfers})
+		Law: rt.law, Now: rt.now(), TransfersWired: transfers})
 	if err != nil {
 		return nil, err
 	}
@@ -222,11 +177,7 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 // changed cell's log. serve's reload calls it just before swapping the
 // deployment in.
 func onReload(rt *runtime, next *domicile.Deployment, at time.Time) {
-	cm, err := commOf(rt)
-	if err != nil {
-		slog.Error("reload: cannot record the change", slog.Any("err", err))
-		return
-	}
+	cm := rt.comm
 	var lines []report.ChangeLine
 	for _, c := range notice.Diff(rt.dep, next) {
 		// A declared transfer mechanism changes no cell: the transfer

@@ -5,37 +5,22 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 
 	"domicile"
-	"domicile/httpapi"
 	"domicile/law"
 )
 
 // embeddedLaw compiles the embedded rules once per process.
 var embeddedLaw = sync.OnceValues(law.New)
 
-// servedLaw, once serve has loaded a verified rule bundle, is the engine
-// the process serves; nil means the embedded rules.
-var servedLaw atomic.Pointer[law.Engine]
-
-// lawEngine returns the engine this process applies: the verified bundle
-// serve loaded, or the embedded rules.
-func lawEngine() (*law.Engine, error) {
-	if e := servedLaw.Load(); e != nil {
-		return e, nil
-	}
-	return embeddedLaw()
-}
-
 // useServeRules loads the rule bundle serve applies: --rules PATH if given,
 // else the deployment's rules.path (relative to the deployment file), in
 // both cases verified against the deployment's rules.keys. A bundle that is
 // refused (unsigned, signed by a key not listed, changed after signing, a
 // document that does not check) is logged with its cause and the embedded
-// rules keep serving. It returns the rule set in force. serve calls it once,
+// rules keep serving. It returns the engine in force. serve calls it once,
 // before it opens the runtime.
-func useServeRules(dep *domicile.Deployment, depFile, flagPath string, log *slog.Logger) law.RuleSetRef {
+func useServeRules(dep *domicile.Deployment, depFile, flagPath string, log *slog.Logger) *law.Engine {
 	embedded, err := embeddedLaw()
 	if err != nil {
 		panic("domicile: embedded rules do not compile: " + err.Error()) // caught by every test run
@@ -48,7 +33,7 @@ func useServeRules(dep *domicile.Deployment, depFile, flagPath string, log *slog
 		}
 	}
 	if p == "" {
-		return embedded.RuleSet()
+		return embedded
 	}
 	var l *law.Loaded
 	if len(dep.Rules.Keys) == 0 {
@@ -58,21 +43,8 @@ func useServeRules(dep *domicile.Deployment, depFile, flagPath string, log *slog
 	}
 	if err != nil {
 		log.Error("rule bundle refused; the embedded rules keep serving", slog.String("rules", embedded.RuleSet().String()), slog.Any("err", err))
-		return embedded.RuleSet()
+		return embedded
 	}
-	servedLaw.Store(l.Engine)
 	log.Info("rule bundle loaded", slog.String("path", p), slog.String("rules", l.Engine.RuleSet().String()), slog.String("signed_by", l.Signer))
-	return l.Engine.RuleSet()
-}
-
-func init() {
-	extraRoutes = append(extraRoutes, func(rt *runtime) func(s *httpapi.Server) {
-		return func(s *httpapi.Server) {
-			e, err := lawEngine()
-			if err != nil {
-				panic("domicile: embedded rules do not compile: " + err.Error()) // caught by every test run
-			}
-			s.SetLaw(e)
-		}
-	})
+	return l.Engine
 }

@@ -63,7 +63,7 @@ func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", *to, err)
 	}
-	e, err := lawEngine()
+	e, err := embeddedLaw()
 	if err != nil {
 		return err
 	}

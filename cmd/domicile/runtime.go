@@ -16,13 +16,18 @@ import (
 	"domicile/deploy"
 	"domicile/kms"
 	"domicile/kms/filekms"
+	"domicile/law"
 	"domicile/residency"
 	"domicile/sqlite"
+	"domicile/transfer"
 	"domicile/witness"
 )
 
 // runtime is an opened deployment: every cell's store, custody and keys,
-// the control store and the router. Only cmd wires these together.
+// the control store, the router, the transfer gateway and the
+// communication stores. openRuntime is the composition root: it builds
+// each part once, from the configuration, and hands each its
+// dependencies; nothing registers itself.
 type runtime struct {
 	dir     string
 	dep     *domicile.Deployment
@@ -34,36 +39,37 @@ type runtime struct {
 	now     func() time.Time
 	// witnesses are the cells' witnesses, set by startLogs.
 	witnesses map[string]*witness.Witness
-	// gate rules on remote reads; installed by the transfer gateway's
-	// wiring (see remoteGates) once the runtime is open.
-	gate cell.RemoteGate
+	// law is the rule engine the deployment applies (the embedded rules
+	// or a verified bundle).
+	law *law.Engine
+	// gateway is the transfer gate and ledger; it rules on remote reads.
+	gateway *transfer.Gateway
+	// comm holds the notice and authority request stores.
+	comm *comm
 	// closers run at Close, before the stores close.
 	closers []func() error
 	// checks are the cells' integrity checks on open (integrity.go).
 	checks []cellCheck
 }
 
-// remoteGates, if set by the gateway's wiring, makes the gate of an
-// opened runtime.
-var remoteGates []func(ctx context.Context, rt *runtime) (cell.RemoteGate, error)
-
-// gateProxy lets cells be built before the gate that needs their router.
+// gateProxy lets cells be built before the gateway, which needs their
+// router; openRuntime sets the gateway before the runtime serves.
 type gateProxy struct{ rt *runtime }
 
+// RemoteAccess asks the transfer gate.
 func (g gateProxy) RemoteAccess(ctx context.Context, r cell.RemoteRead) (*cell.RemoteGrant, error) {
-	if g.rt.gate == nil {
+	if g.rt.gateway == nil {
 		return nil, domicile.Errorf(domicile.EForbidden, "a read from %s is a transfer abroad, and this deployment runs no transfer gate", r.Actor.Jurisdiction)
 	}
-	return g.rt.gate.RemoteAccess(ctx, r)
+	return g.rt.gateway.RemoteAccess(ctx, r)
 }
 
 // Consented asks the gateway's consent records.
 func (g gateProxy) Consented(ctx context.Context, ref domicile.SubjectRef, consent string) (bool, error) {
-	c, ok := g.rt.gate.(cell.Consents)
-	if !ok {
+	if g.rt.gateway == nil {
 		return false, nil
 	}
-	return c.Consented(ctx, ref, consent)
+	return g.rt.gateway.Consented(ctx, ref, consent)
 }
 
 // loadDeployment reads the deployment file, or the embedded default when
@@ -141,12 +147,19 @@ func openKEK(ctx context.Context, dir string, c domicile.CellConfig) (kms.KEK, e
 	return openExternalKEK(ctx, dir, c)
 }
 
-// openRuntime opens (creating on first start) every cell of dep under dir.
-func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now func() time.Time) (_ *runtime, err error) {
+// openRuntime opens (creating on first start) every cell of dep under
+// dir, and the gateway and communication stores that serve them, applying
+// the rules of e (the embedded rules when nil).
+func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now func() time.Time, e *law.Engine) (_ *runtime, err error) {
+	if e == nil {
+		if e, err = embeddedLaw(); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	rt := &runtime{dir: dir, dep: dep, now: now, witnesses: map[string]*witness.Witness{}}
+	rt := &runtime{dir: dir, dep: dep, now: now, law: e, witnesses: map[string]*witness.Witness{}}
 	defer func() {
 		if err != nil {
 			rt.Close()
@@ -186,12 +199,11 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 	}
 	rt.router = residency.New(dep, rt.cells, rt.control, dirKey)
 	rt.refuseCells()
-	for _, f := range remoteGates {
-		g, err := f(ctx, rt)
-		if err != nil {
-			return nil, err
-		}
-		rt.gate = g
+	if rt.gateway, err = openGateway(ctx, rt); err != nil {
+		return nil, fmt.Errorf("transfer gateway: %w", err)
+	}
+	if rt.comm, err = openComm(ctx, rt); err != nil {
+		return nil, fmt.Errorf("notices and authority requests: %w", err)
 	}
 	return rt, nil
 }

@@ -36,7 +36,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	rules := useServeRules(dep, *depFile, *rulesPath, log)
-	rt, err := openRuntime(ctx, *data, dep, env.Now)
+	rt, err := openRuntime(ctx, *data, dep, env.Now, rules)
 	if err != nil {
 		return err
 	}
@@ -60,7 +60,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		name += " (embedded)"
 	}
 	fmt.Fprintf(env.Stdout, "domicile: deployment %s, cells %s\n", name, cellIDs(dep))
-	fmt.Fprintf(env.Stdout, "domicile: law rules %s\n", rules)
+	fmt.Fprintf(env.Stdout, "domicile: law rules %s\n", rules.RuleSet())
 	fmt.Fprintf(env.Stdout, "domicile: listening on http://%s\n", ln.Addr())
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
@@ -84,22 +84,20 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 }
 
+// newServer is the HTTP API of an opened runtime and its running logs:
+// each area gets its service here, and only here.
 func newServer(rt *runtime, lg *logs, log *slog.Logger) *httpapi.Server {
-	s := httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Extra: serverExtras(rt)})
-	s.SetLogs(httpapi.Logs(lg.byCell))
-	s.SetWitnesses(rt.witnesses)
-	return s
-}
-
-// serverExtras are the routes other parts of the service add.
-var extraRoutes []func(rt *runtime) func(s *httpapi.Server)
-
-func serverExtras(rt *runtime) []func(s *httpapi.Server) {
-	var out []func(s *httpapi.Server)
-	for _, f := range extraRoutes {
-		out = append(out, f(rt))
-	}
-	return out
+	return httpapi.New(httpapi.Config{
+		Router:      rt.router,
+		Control:     rt.control,
+		Logger:      log,
+		Logs:        httpapi.Logs(lg.byCell),
+		Witnesses:   rt.witnesses,
+		EventFilter: deferredFilter(rt.comm.desk, rt.now),
+		Reports:     reports(rt),
+		Law:         rt.law,
+		Transfers:   rt.gateway,
+	})
 }
 
 // reload re-reads the deployment file and swaps it in if it keeps the same

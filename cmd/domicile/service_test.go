@@ -336,7 +336,7 @@ func TestMetrics(t *testing.T) {
 // TestOpenAPICoversRoutes fails when a route the server registers is
 // missing from the OpenAPI document.
 func TestOpenAPICoversRoutes(t *testing.T) {
-	rt, err := openRuntime(context.Background(), t.TempDir(), mustDefault(), time.Now)
+	rt, err := openRuntime(context.Background(), t.TempDir(), mustDefault(), time.Now, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

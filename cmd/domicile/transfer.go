@@ -10,32 +10,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
-	"domicile/cell"
 	"domicile/httpapi"
 	"domicile/sqlite"
 	"domicile/transfer"
 )
 
-// gateways holds each opened runtime's transfer gateway.
-var gateways sync.Map // *runtime -> *transfer.Gateway
-
 // holidayFile, if present in <data>/control, extends the embedded CN
 // working-day calendar (canonical calendar text: "YYYY-MM-DD off|work NAME"
 // lines), for years the State Council publishes after this build.
 const holidayFile = "cn-holidays.txt"
-
-func init() {
-	remoteGates = append(remoteGates, openGateway)
-	extraRoutes = append(extraRoutes, func(rt *runtime) func(s *httpapi.Server) {
-		return func(s *httpapi.Server) {
-			if g, ok := gateways.Load(rt); ok {
-				s.SetTransfers(g.(*transfer.Gateway))
-			}
-		}
-	})
-}
 
 // mechanismCommand is `domicile mechanism`.
 var mechanismCommand = command{name: "mechanism", summary: "register and list transfer mechanisms (admin)", run: func(ctx context.Context, env *cmdEnv, args []string) error {
@@ -57,8 +41,9 @@ var transferCommand = command{name: "transfer", summary: "request transfers abro
 		"request": transferRequest, "import": transferImport, "ledger": transferLedger, "evidence": transferEvidence})
 }}
 
-// openGateway opens the transfer store of a runtime and its gateway.
-func openGateway(ctx context.Context, rt *runtime) (cell.RemoteGate, error) {
+// openGateway opens the transfer store of a runtime and its gateway; the
+// store closes with the runtime.
+func openGateway(ctx context.Context, rt *runtime) (*transfer.Gateway, error) {
 	dir := filepath.Join(rt.dir, "control")
 	cal := transfer.CN()
 	b, err := os.ReadFile(filepath.Join(dir, holidayFile))
@@ -76,21 +61,12 @@ func openGateway(ctx context.Context, rt *runtime) (cell.RemoteGate, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, err := lawEngine()
+	g, err := transfer.New(ctx, transfer.Config{Store: st, Engine: rt.law, Router: rt.router, Calendar: cal, Now: rt.now})
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	g, err := transfer.New(ctx, transfer.Config{Store: st, Engine: e, Router: rt.router, Calendar: cal, Now: rt.now})
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	gateways.Store(rt, g)
-	rt.closers = append(rt.closers, func() error {
-		gateways.Delete(rt)
-		return st.Close()
-	})
+	rt.closers = append(rt.closers, st.Close)
 	return g, nil
 }
 

@@ -11,16 +11,6 @@ import (
 	"domicile/transfer"
 )
 
-func init() {
-	commTransfers = func(rt *runtime) report.Transfers {
-		g, ok := gateways.Load(rt)
-		if !ok {
-			return nil
-		}
-		return gatewayTransfers{rt: rt, g: g.(*transfer.Gateway)}
-	}
-}
-
 // gatewayTransfers gives the reports the gateway's ledger. A subject's
 // transfers are found from its own log (each export and counted remote
 // read is an event naming the transfer's id) and described from the
