@@ -19,11 +19,10 @@ import (
 // embedded ones or a verified bundle) are the ones applied, and every
 // answer names their version and digest.
 func (s *Server) assessRoutes(e *law.Engine) {
-	s.handleFunc("POST /v1/assess", s.auth(func(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+	s.handleFunc("POST /v1/assess", s.auth(func(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 		body, err := readBody(r, law.MaxInputBytes)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		in, err := e.Parse(body)
 		if err == nil {
@@ -42,14 +41,14 @@ func (s *Server) assessRoutes(e *law.Engine) {
 			if err == nil {
 				w.Header().Set("Content-Type", "application/json")
 				w.Write(buf.Bytes())
-				return
+				return nil
 			}
 		}
 		var ie *law.InputError
 		if errors.As(err, &ie) {
 			err = &domicile.Error{Code: domicile.EInvalid, Field: ie.Field, Message: ie.Message}
 		}
-		s.writeError(w, r, err)
+		return err
 	}))
 }
 

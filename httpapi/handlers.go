@@ -102,7 +102,7 @@ type LogInfo struct {
 	WitnessKey string `json:"witness_key,omitempty"`
 }
 
-func (s *Server) cells(w http.ResponseWriter, r *http.Request) {
+func (s *Server) cells(w http.ResponseWriter, r *http.Request) error {
 	dep := s.router.Deployment()
 	out := struct {
 		Deployment string                `json:"deployment"`
@@ -115,12 +115,12 @@ func (s *Server) cells(w http.ResponseWriter, r *http.Request) {
 		out.Cells = append(out.Cells, v)
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if a.Role != domicile.RoleAdmin {
-		s.writeError(w, r, domicile.Errorf(domicile.EForbidden, "only an admin token creates tokens"))
-		return
+		return domicile.Errorf(domicile.EForbidden, "only an admin token creates tokens")
 	}
 	var req struct {
 		Role         string `json:"role"`
@@ -128,20 +128,18 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, a domicile.
 		Subject      string `json:"subject"`
 	}
 	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	t, err := s.tokenRequest(req.Role, req.Jurisdiction, req.Subject)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	secret, tok, err := IssueToken(r.Context(), s.control, t)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, TokenResponse{Token: secret, ID: tok.ID, Role: tok.Role, Jurisdiction: tok.Jurisdiction, Subject: tok.Subject})
+	return nil
 }
 
 // TokenResponse is the answer to POST /v1/tokens: the secret, shown once.
@@ -183,51 +181,47 @@ func (s *Server) tokenRequest(role, jur, subject string) (domicile.Token, error)
 	return t, nil
 }
 
-func (s *Server) createSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) createSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	var req struct {
 		ID           string `json:"id"`
 		Jurisdiction string `json:"jurisdiction"`
 		Cell         string `json:"cell"`
 	}
 	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := domicile.ValidateID("id", req.ID); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	j, err := domicile.ParseJurisdiction(req.Jurisdiction)
 	if err != nil {
-		s.writeError(w, r, &domicile.Error{Code: domicile.EInvalid, Field: "jurisdiction", Message: err.(*domicile.Error).Message})
-		return
+		return &domicile.Error{Code: domicile.EInvalid, Field: "jurisdiction", Message: err.(*domicile.Error).Message}
 	}
 	sub, err := s.router.Register(r.Context(), a, req.ID, j, req.Cell)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, sub.Cell)
 	w.Header().Set("Location", "/v1/subjects/"+pathEscape(sub.ID))
 	writeJSON(w, http.StatusCreated, sub)
+	return nil
 }
 
-func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) getSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActRead)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	sub, err := c.GetSubject(r.Context(), a, k)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, sub)
+	return nil
 }
 
-func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	rec, err := s.router.Erase(r.Context(), a, r.PathValue("id"))
 	if rec != nil {
 		// The subject's tokens are revoked in the control store; drop
@@ -235,11 +229,11 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, a domicile
 		s.tokens.Clear()
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, rec.Cell)
 	writeJSON(w, http.StatusOK, rec)
+	return nil
 }
 
 // parseIfMatch returns the version an If-Match (or If-None-Match: *)
@@ -265,41 +259,34 @@ func parseIfMatch(r *http.Request) (int64, error) {
 	return n, nil
 }
 
-func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	kind, rid := r.PathValue("kind"), r.PathValue("rid")
 	if err := domicile.ValidateID("recordID", rid); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	expect, err := parseIfMatch(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := requireJSON(r); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	body, err := readBody(r, domicile.MaxRecordBytes)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !json.Valid(body) {
 		var v any
-		s.writeError(w, r, jsonError(json.Unmarshal(body, &v)))
-		return
+		return jsonError(json.Unmarshal(body, &v))
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActWrite)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	rec, err := c.PutRecord(r.Context(), a, k, kind, rid, body, expect)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("ETag", rec.ETag())
 	status := http.StatusOK
@@ -307,19 +294,18 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, rec)
+	return nil
 }
 
-func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActRead)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	rec, err := c.GetRecord(r.Context(), a, k, r.PathValue("kind"), r.PathValue("rid"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("ETag", rec.ETag())
 	if len(rec.Withheld) > 0 {
@@ -328,25 +314,24 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		w.Header().Set("Domicile-Withheld", strings.Join(rec.Withheld, ","))
 	}
 	writeJSON(w, http.StatusOK, rec)
+	return nil
 }
 
-func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	expect, err := parseIfMatch(r)
 	if err != nil || expect == domicile.NoVersion {
-		s.writeError(w, r, domicile.FieldErrorf("If-Match", "must be an ETag this server gave, like \"v3\""))
-		return
+		return domicile.FieldErrorf("If-Match", "must be an ETag this server gave, like \"v3\"")
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActDelete)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	if err := c.DeleteRecord(r.Context(), a, k, r.PathValue("kind"), r.PathValue("rid"), expect); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // listParams reads limit and cursor.
@@ -379,29 +364,25 @@ type recordCursor struct {
 	I string `json:"i"`
 }
 
-func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	limit, cur, err := listParams(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var rc recordCursor
 	if cur != nil {
 		if err := json.Unmarshal(cur, &rc); err != nil {
-			s.writeError(w, r, domicile.FieldErrorf("cursor", "is not a cursor this server gave"))
-			return
+			return domicile.FieldErrorf("cursor", "is not a cursor this server gave")
 		}
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActList)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	recs, next, err := c.ListRecords(r.Context(), a, k, r.URL.Query().Get("kind"), rc.K, rc.I, limit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := struct {
 		Records []domicile.Record `json:"records"`
@@ -411,43 +392,37 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, a domicile.
 		out.Next = encodeCursor(recordCursor{next[0], next[1]})
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *Server) putObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) putObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	name := r.PathValue("name")
 	if err := domicile.ValidateObjectName(name); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	expect, err := parseIfMatch(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
-		s.writeError(w, r, domicile.Errorf(domicile.EUnsupported, "an object needs a Content-Type"))
-		return
+		return domicile.Errorf(domicile.EUnsupported, "an object needs a Content-Type")
 	}
 	if _, _, err := mime.ParseMediaType(ct); err != nil || len(ct) > 255 {
-		s.writeError(w, r, domicile.Errorf(domicile.EUnsupported, "Content-Type %q is malformed", truncate(ct, 64)))
-		return
+		return domicile.Errorf(domicile.EUnsupported, "Content-Type %q is malformed", truncate(ct, 64))
 	}
 	max := s.router.Deployment().MaxObjectBytes
 	if r.ContentLength > max {
-		s.writeError(w, r, domicile.Errorf(domicile.ETooLarge, "object is %d bytes, over the limit of %d", r.ContentLength, max))
-		return
+		return domicile.Errorf(domicile.ETooLarge, "object is %d bytes, over the limit of %d", r.ContentLength, max)
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActWrite)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	o, err := c.PutObject(r.Context(), a, k, name, ct, r.Body, max, expect)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("ETag", o.ETag())
 	status := http.StatusOK
@@ -455,6 +430,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, o)
+	return nil
 }
 
 // parseRange parses a single "bytes=a-b", "bytes=a-" or "bytes=-n" range
@@ -496,17 +472,15 @@ func parseRange(h string, size int64) (off, n int64, ok bool, err error) {
 	return start, end - start + 1, true, nil
 }
 
-func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActRead)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	name := r.PathValue("name")
 	if err := domicile.ValidateObjectName(name); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// The range is resolved inside the cell, after the access is
 	// authorized: a refused actor learns nothing, not even the size.
@@ -524,8 +498,7 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		if domicile.ErrorCode(err) == cell.ERange && o != nil {
 			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", o.Size))
 		}
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	defer body.Close()
 	h := w.Header()
@@ -543,24 +516,22 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		w.WriteHeader(http.StatusOK)
 	}
 	io.Copy(w, body)
+	return nil
 }
 
-func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	limit, cur, err := listParams(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActList)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	objs, err := c.ListObjects(r.Context(), a, k, string(cur), limit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := struct {
 		Objects []domicile.Object `json:"objects"`
@@ -570,25 +541,24 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, a domicile.
 		out.Next = base64.RawURLEncoding.EncodeToString([]byte(objs[len(objs)-1].Name))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
-func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	expect, err := parseIfMatch(r)
 	if err != nil || expect == domicile.NoVersion {
-		s.writeError(w, r, domicile.FieldErrorf("If-Match", "must be an ETag this server gave"))
-		return
+		return domicile.FieldErrorf("If-Match", "must be an ETag this server gave")
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActDelete)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	if err := c.DeleteObject(r.Context(), a, k, r.PathValue("name"), expect); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func pathEscape(s string) string {

@@ -42,16 +42,15 @@ func (s *Server) registerKeys() {
 	}
 }
 
-func (s *Server) adminCell(w http.ResponseWriter, r *http.Request, a domicile.Actor) *cell.Cell {
+func (s *Server) adminCell(r *http.Request, a domicile.Actor) (*cell.Cell, error) {
 	if a.Role != domicile.RoleAdmin {
-		s.writeError(w, r, domicile.Errorf(domicile.EForbidden, "key custody is managed by admin tokens"))
-		return nil
+		return nil, domicile.Errorf(domicile.EForbidden, "key custody is managed by admin tokens")
 	}
 	c := s.router.CellByID(r.PathValue("cell"))
 	if c == nil {
-		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no cell %q", truncate(r.PathValue("cell"), 32)))
+		return nil, domicile.Errorf(domicile.ENotFound, "no cell %q", truncate(r.PathValue("cell"), 32))
 	}
-	return c
+	return c, nil
 }
 
 func (s *Server) status(r *http.Request, c *cell.Cell) (*KeyStatus, error) {
@@ -68,56 +67,54 @@ func (s *Server) status(r *http.Request, c *cell.Cell) (*KeyStatus, error) {
 	return &KeyStatus{Cell: c.ID(), Custody: c.Config().Custody.Kind, KEK: kr.KEKID(), Current: cur, Versions: all, KeysByVer: counts, CacheSize: n, CacheHits: h, CacheMisses: m}, nil
 }
 
-func (s *Server) keyStatus(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
-	c := s.adminCell(w, r, a)
-	if c == nil {
-		return
+func (s *Server) keyStatus(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
+	c, err := s.adminCell(r, a)
+	if err != nil {
+		return err
 	}
 	st, err := s.status(r, c)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 // keyRotate introduces a new KEK version; new data keys are wrapped under
 // it at once, and `domicile keys rewrap` moves the old ones.
-func (s *Server) keyRotate(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
-	c := s.adminCell(w, r, a)
-	if c == nil {
-		return
+func (s *Server) keyRotate(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
+	c, err := s.adminCell(r, a)
+	if err != nil {
+		return err
 	}
 	if _, err := c.Custody().Rotate(r.Context()); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	st, err := s.status(r, c)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 // keyRetire retires every old KEK version that no data key uses.
-func (s *Server) keyRetire(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
-	c := s.adminCell(w, r, a)
-	if c == nil {
-		return
+func (s *Server) keyRetire(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
+	c, err := s.adminCell(r, a)
+	if err != nil {
+		return err
 	}
 	retired, err := c.Custody().RetireUnused(r.Context())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	st, err := s.status(r, c)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	st.Retired = retired
 	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 // registerStoreMetrics exports each cell store's group-commit counters

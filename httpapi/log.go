@@ -34,8 +34,8 @@ func (s *Server) logInfo(cell string) *LogInfo {
 // /log/{cell}/, subjects' event trails, and consistency proofs for
 // auditors.
 func (s *Server) logRoutes() {
-	s.handleFunc("GET /log/{cell}/checkpoint", s.logCheckpoint)
-	s.handleFunc("GET /log/{cell}/tile/{path...}", s.logTile)
+	s.handleFunc("GET /log/{cell}/checkpoint", s.public(s.logCheckpoint))
+	s.handleFunc("GET /log/{cell}/tile/{path...}", s.public(s.logTile))
 	s.handleFunc("GET /v1/subjects/{id}/events", s.auth(s.subjectEvents))
 	s.handleFunc("GET /v1/cells/{cell}/consistency", s.auth(s.consistency))
 }
@@ -46,43 +46,41 @@ func (s *Server) logRoutes() {
 // their link to the subject is withheld).
 type EventFilter func(ctx context.Context, ref domicile.SubjectRef) (visible func(committed []byte) bool, err error)
 
-func (s *Server) cellLog(w http.ResponseWriter, r *http.Request) *tlog.Log {
+func (s *Server) cellLog(r *http.Request) (*tlog.Log, error) {
 	l := s.cfg.Logs[r.PathValue("cell")]
 	if l == nil {
-		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no log for cell %q", truncate(r.PathValue("cell"), 32)))
+		return nil, domicile.Errorf(domicile.ENotFound, "no log for cell %q", truncate(r.PathValue("cell"), 32))
 	}
-	return l
+	return l, nil
 }
 
-func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) {
-	l := s.cellLog(w, r)
-	if l == nil {
-		return
+func (s *Server) logCheckpoint(w http.ResponseWriter, r *http.Request) error {
+	l, err := s.cellLog(r)
+	if err != nil {
+		return err
 	}
 	h, err := l.Cosigned()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Write(h.Signed)
+	return nil
 }
 
-func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
-	l := s.cellLog(w, r)
-	if l == nil {
-		return
+func (s *Server) logTile(w http.ResponseWriter, r *http.Request) error {
+	l, err := s.cellLog(r)
+	if err != nil {
+		return err
 	}
 	t, err := merkle.ParseTilePath("tile/" + r.PathValue("path"))
 	if err != nil {
-		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "not a tile path"))
-		return
+		return domicile.Errorf(domicile.ENotFound, "not a tile path")
 	}
 	h, err := l.Cosigned()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// A tile is served only within the published tree: the leaves it
 	// covers must all be below the checkpoint's size.
@@ -92,8 +90,7 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 		end = t.N*merkle.TileWidth + int64(t.W)
 	}
 	if end > h.Size {
-		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "tile beyond the latest checkpoint (size %d)", h.Size))
-		return
+		return domicile.Errorf(domicile.ENotFound, "tile beyond the latest checkpoint (size %d)", h.Size)
 	}
 	var data []byte
 	if t.L == merkle.EntriesLevel {
@@ -103,14 +100,12 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 			data, err = merkle.EncodeEntryBundle(leaves)
 		}
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	} else {
 		data, err = merkle.ReadTileData(t, l.HashReader(r.Context()))
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -118,6 +113,7 @@ func (s *Server) logTile(w http.ResponseWriter, r *http.Request) {
 	// another path, so every tile path is immutable.
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	w.Write(data)
+	return nil
 }
 
 // logStore returns the public log of a cell, for entry bundles.
@@ -150,17 +146,15 @@ type EventPage struct {
 	Next        string      `json:"next,omitempty"`
 }
 
-func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	limit, cur, err := listParams(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	after := int64(-1)
 	if cur != nil {
 		if after, err = strconv.ParseInt(string(cur), 10, 64); err != nil || after < -1 {
-			s.writeError(w, r, domicile.FieldErrorf("cursor", "is not a cursor this server gave"))
-			return
+			return domicile.FieldErrorf("cursor", "is not a cursor this server gave")
 		}
 	}
 	c, k, err := s.router.Locate(r.Context(), r.PathValue("id"))
@@ -169,33 +163,28 @@ func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicil
 		err = domicile.Errorf(domicile.EForbidden, "a subject's events are for that subject's token or an auditor")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	setCell(w, c.ID())
 	evs, err := c.SubjectEvents(r.Context(), a, k, after, limit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	l := s.cfg.Logs[c.ID()]
 	if l == nil {
-		s.writeError(w, r, errors.New("no log for the subject's cell"))
-		return
+		return errors.New("no log for the subject's cell")
 	}
 	// The list's own event is committed; a checkpoint that covers every
 	// event listed is signed now if needed.
 	h, err := l.Latest(r.Context())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	page := EventPage{Cell: c.ID(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), Checkpoint: string(h.Signed), Size: h.Size, Events: []EventItem{}}
 	visible := func([]byte) bool { return true }
 	if a.Role == domicile.RoleSubject && s.cfg.EventFilter != nil {
 		if visible, err = s.cfg.EventFilter(r.Context(), k.Ref); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	for _, e := range evs {
@@ -209,8 +198,7 @@ func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicil
 		if e.Index < h.Size {
 			proof, err := l.ProveInclusion(r.Context(), e.Index, h.Size)
 			if err != nil {
-				s.writeError(w, r, err)
-				return
+				return err
 			}
 			for _, p := range proof {
 				it.Proof = append(it.Proof, base64.StdEncoding.EncodeToString(p[:]))
@@ -222,37 +210,33 @@ func (s *Server) subjectEvents(w http.ResponseWriter, r *http.Request, a domicil
 		page.Next = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(evs[len(evs)-1].Index, 10)))
 	}
 	writeJSON(w, http.StatusOK, page)
+	return nil
 }
 
-func (s *Server) consistency(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (s *Server) consistency(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if a.Role != domicile.RoleAuditor {
-		s.writeError(w, r, domicile.Errorf(domicile.EForbidden, "consistency proofs are for auditor tokens"))
-		return
+		return domicile.Errorf(domicile.EForbidden, "consistency proofs are for auditor tokens")
 	}
-	l := s.cellLog(w, r)
-	if l == nil {
-		return
+	l, err := s.cellLog(r)
+	if err != nil {
+		return err
 	}
 	q := r.URL.Query()
 	from, err1 := strconv.ParseInt(q.Get("from"), 10, 64)
 	to, err2 := strconv.ParseInt(q.Get("to"), 10, 64)
 	h, err := l.Latest(r.Context())
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	switch {
 	case err1 != nil || from < 0:
-		s.writeError(w, r, domicile.FieldErrorf("from", "must be a tree size"))
-		return
+		return domicile.FieldErrorf("from", "must be a tree size")
 	case err2 != nil || to < from || to > h.Size:
-		s.writeError(w, r, domicile.FieldErrorf("to", "must be a tree size from %d to %d", from, h.Size))
-		return
+		return domicile.FieldErrorf("to", "must be a tree size from %d to %d", from, h.Size)
 	}
 	proof, err := l.ProveConsistency(r.Context(), from, to)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	out := struct {
 		From       int64    `json:"from"`
@@ -264,4 +248,5 @@ func (s *Server) consistency(w http.ResponseWriter, r *http.Request, a domicile.
 		out.Proof = append(out.Proof, base64.StdEncoding.EncodeToString(p[:]))
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }

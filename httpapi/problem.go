@@ -9,6 +9,7 @@ import (
 
 	"domicile"
 	"domicile/cell"
+	"domicile/transfer"
 )
 
 // Problem is an RFC 9457 problem document.
@@ -46,6 +47,18 @@ var statusOf = map[string]int{
 // writeError answers err as a problem document. Errors that are not
 // *domicile.Error are logged once here and shown as "internal error".
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var re *transfer.RefusedError
+	if errors.As(err, &re) {
+		// A refused transfer carries the gate's decision, so that the
+		// business sees which rule refused it.
+		p := TransferProblem{Problem: Problem{Type: ProblemTypePrefix + "transfer-refused", Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: re.Error(), Code: "transfer-refused"}, Decision: re.Decision}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusForbidden)
+		json.NewEncoder(w).Encode(p)
+		return
+	}
 	var de *domicile.Error
 	if !errors.As(err, &de) {
 		var mbe *http.MaxBytesError

@@ -118,11 +118,10 @@ func parsePeriod(r *http.Request) (report.Period, error) {
 	return p, nil
 }
 
-func (h *reportHandlers) writeDoc(w http.ResponseWriter, r *http.Request, doc any, f report.Format, lang i18n.Lang) {
+func (h *reportHandlers) writeDoc(w http.ResponseWriter, doc any, f report.Format, lang i18n.Lang) error {
 	var buf bytes.Buffer
 	if err := report.Render(&buf, doc, f); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	ct := map[report.Format]string{report.JSON: "application/json", report.Markdown: "text/markdown; charset=utf-8", report.HTML: "text/html; charset=utf-8"}[f]
 	w.Header().Set("Content-Type", ct)
@@ -133,9 +132,10 @@ func (h *reportHandlers) writeDoc(w http.ResponseWriter, r *http.Request, doc an
 		w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:")
 	}
 	w.Write(buf.Bytes())
+	return nil
 }
 
-func (h *reportHandlers) statement(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) statement(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	lang, err := docLang(r)
 	if err == nil {
 		var f report.Format
@@ -145,34 +145,29 @@ func (h *reportHandlers) statement(w http.ResponseWriter, r *http.Request, a dom
 				var st *report.Statement
 				if st, err = h.rp.Sources.Statement(r.Context(), a, r.PathValue("id"), p, lang); err == nil {
 					setCell(w, st.Home.Cell)
-					h.writeDoc(w, r, st, f, lang)
-					return
+					return h.writeDoc(w, st, f, lang)
 				}
 			}
 		}
 	}
-	h.s.writeError(w, r, err)
+	return err
 }
 
-func (h *reportHandlers) transparency(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) transparency(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if a.Role != domicile.RoleAdmin && a.Role != domicile.RoleAuditor {
-		h.s.writeError(w, r, domicile.Errorf(domicile.EForbidden, "the transparency report is for admin and auditor tokens"))
-		return
+		return domicile.Errorf(domicile.EForbidden, "the transparency report is for admin and auditor tokens")
 	}
 	lang, err := docLang(r)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	f, err := docFormat(r)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	p, err := parsePeriod(r)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	now := h.rp.Now().UTC()
 	if p.To.IsZero() {
@@ -183,10 +178,9 @@ func (h *reportHandlers) transparency(w http.ResponseWriter, r *http.Request, a 
 	}
 	t, err := h.rp.Sources.Transparency(r.Context(), p, lang)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
-	h.writeDoc(w, r, t, f, lang)
+	return h.writeDoc(w, t, f, lang)
 }
 
 func requireRole(a domicile.Actor, what string, roles ...domicile.Role) error {
@@ -202,33 +196,29 @@ func requireRole(a domicile.Actor, what string, roles ...domicile.Role) error {
 	return domicile.Errorf(domicile.EForbidden, "%s is for %s tokens", what, strings.Join(names, " or "))
 }
 
-func (h *reportHandlers) recordRequest(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) recordRequest(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "recording an authority request", domicile.RoleAdmin); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	var in authority.NewRequest
 	if err := decodeJSON(r, maxJSONBody, &in); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	req, err := h.rp.Desk.Record(r.Context(), in)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusCreated, req)
+	return nil
 }
 
-func (h *reportHandlers) listRequests(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) listRequests(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "the authority request register", domicile.RoleAdmin, domicile.RoleAuditor); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	reqs, err := h.rp.Desk.List(r.Context())
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	if reqs == nil {
 		reqs = []*authority.Request{}
@@ -236,66 +226,62 @@ func (h *reportHandlers) listRequests(w http.ResponseWriter, r *http.Request, a 
 	writeJSON(w, http.StatusOK, struct {
 		Requests []*authority.Request `json:"requests"`
 	}{reqs})
+	return nil
 }
 
-func (h *reportHandlers) getRequest(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) getRequest(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "the authority request register", domicile.RoleAdmin, domicile.RoleAuditor); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	req, err := h.rp.Desk.Get(r.Context(), r.PathValue("rid"))
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, req)
+	return nil
 }
 
-func (h *reportHandlers) reviewRequest(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) reviewRequest(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "reviewing an authority request", domicile.RoleAdmin); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	var in struct {
 		Note string `json:"note"`
 	}
 	if err := decodeJSON(r, maxJSONBody, &in); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	req, err := h.rp.Desk.Review(r.Context(), r.PathValue("rid"), in.Note)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, req)
+	return nil
 }
 
-func (h *reportHandlers) decideRequest(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) decideRequest(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "deciding an authority request", domicile.RoleAdmin); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	var in authority.Outcome
 	if err := decodeJSON(r, maxJSONBody, &in); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	req, err := h.rp.Desk.Decide(r.Context(), r.PathValue("rid"), in)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, req)
+	return nil
 }
 
-func (h *reportHandlers) disclose(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) disclose(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	pkg, err := h.rp.Desk.Disclose(r.Context(), a, r.PathValue("rid"))
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, pkg)
+	return nil
 }
 
 // PlanRequest asks for a change plan from the deployment in force to a new
@@ -305,25 +291,22 @@ type PlanRequest struct {
 	Deployment string `json:"deployment"`
 }
 
-func (h *reportHandlers) makePlan(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) makePlan(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "change plans", domicile.RoleAdmin); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	var in PlanRequest
 	if err := decodeJSON(r, 1<<20, &in); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	if in.Name == "" {
 		in.Name = "deployment.yaml"
 	}
 	p, err := h.rp.Plan(r.Context(), in.Name, []byte(in.Deployment))
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
-	h.writePlan(w, r, p, http.StatusCreated)
+	return h.writePlan(w, r, p, http.StatusCreated)
 }
 
 // PlanView is a plan with the delivery state of its notices.
@@ -332,46 +315,41 @@ type PlanView struct {
 	States []notice.State `json:"states"`
 }
 
-func (h *reportHandlers) writePlan(w http.ResponseWriter, r *http.Request, p *notice.Plan, status int) {
+func (h *reportHandlers) writePlan(w http.ResponseWriter, r *http.Request, p *notice.Plan, status int) error {
 	if f := r.URL.Query().Get("format"); f != "" && f != "json" {
 		lang, err := docLang(r)
 		if err != nil {
-			h.s.writeError(w, r, err)
-			return
+			return err
 		}
 		ff, err := docFormat(r)
 		if err != nil {
-			h.s.writeError(w, r, err)
-			return
+			return err
 		}
-		h.writeDoc(w, r, p.Reports[string(lang)], ff, lang)
-		return
+		return h.writeDoc(w, p.Reports[string(lang)], ff, lang)
 	}
 	sts, err := h.rp.Notices.Notices(r.Context(), p.ID)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	if sts == nil {
 		sts = []notice.State{}
 	}
 	writeJSON(w, status, PlanView{Plan: p, States: sts})
+	return nil
 }
 
-func (h *reportHandlers) getPlan(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) getPlan(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "change plans", domicile.RoleAdmin); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	p, err := h.rp.Notices.Plan(r.Context(), r.PathValue("pid"))
 	if errors.Is(err, domicile.ErrNotFound) {
 		err = domicile.Errorf(domicile.ENotFound, "no change plan %q", truncate(r.PathValue("pid"), 32))
 	}
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
-	h.writePlan(w, r, p, http.StatusOK)
+	return h.writePlan(w, r, p, http.StatusOK)
 }
 
 // SendRequest asks for a plan's notices to be delivered to a webhook.
@@ -379,71 +357,63 @@ type SendRequest struct {
 	Webhook string `json:"webhook"`
 }
 
-func (h *reportHandlers) sendPlan(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) sendPlan(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "sending notices", domicile.RoleAdmin); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	var in SendRequest
 	if err := decodeJSON(r, maxJSONBody, &in); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !strings.HasPrefix(in.Webhook, "https://") && !strings.HasPrefix(in.Webhook, "http://") {
-		h.s.writeError(w, r, domicile.FieldErrorf("webhook", "must be an http or https URL"))
-		return
+		return domicile.FieldErrorf("webhook", "must be an http or https URL")
 	}
 	p, err := h.rp.Notices.Plan(r.Context(), r.PathValue("pid"))
 	if errors.Is(err, domicile.ErrNotFound) {
 		err = domicile.Errorf(domicile.ENotFound, "no change plan %q", truncate(r.PathValue("pid"), 32))
 	}
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	h.rp.Sender.Start(p.ID, in.Webhook)
 	writeJSON(w, http.StatusAccepted, struct {
 		Plan    string `json:"plan"`
 		Notices int    `json:"notices"`
 	}{p.ID, len(p.Notices)})
+	return nil
 }
 
-func (h *reportHandlers) ack(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (h *reportHandlers) ack(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	st, err := h.rp.Notices.Notice(r.Context(), r.PathValue("nid"))
 	if errors.Is(err, domicile.ErrNotFound) {
 		err = domicile.Errorf(domicile.ENotFound, "no notice %q", truncate(r.PathValue("nid"), 32))
 	}
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	ref, err := domicile.ParseSubjectRef(st.Notice.SubjectRef)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	c := h.s.router.CellByID(st.Cell)
 	if c == nil {
-		h.s.writeError(w, r, domicile.Errorf(domicile.EUnavailable, "the notice's cell %s is not served by this process", st.Cell))
-		return
+		return domicile.Errorf(domicile.EUnavailable, "the notice's cell %s is not served by this process", st.Cell)
 	}
 	k := cellKey(ref)
 	// The role rules (cell.Authorize) let the app and the subject's own
 	// token acknowledge; any other attempt is refused and logged.
 	if _, err := c.Note(r.Context(), a, k, domicile.ActNotice, "notice/"+st.Notice.ID, "acknowledged"); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := h.rp.Notices.Acknowledge(r.Context(), st.Notice.ID, h.rp.Now().UTC()); err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	st, err = h.rp.Notices.Notice(r.Context(), st.Notice.ID)
 	if err != nil {
-		h.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, st)
+	return nil
 }
 
 func cellKey(ref domicile.SubjectRef) cell.SubjectKey { return cell.SubjectKey{Ref: ref} }

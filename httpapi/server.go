@@ -126,9 +126,9 @@ func New(cfg Config) *Server {
 	if cfg.Transfers != nil {
 		s.transferRoutes(cfg.Transfers)
 	}
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
-	})
+	s.mux.HandleFunc("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
+		return domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128))
+	}))
 	return s
 }
 
@@ -176,6 +176,20 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
+// started reports whether the answer to w has begun.
+func started(w http.ResponseWriter) bool {
+	for {
+		switch x := w.(type) {
+		case *statusRecorder:
+			return x.wrote
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return false
+		}
+	}
+}
+
 // setCell labels the request's metrics with the cell that served it.
 func setCell(w http.ResponseWriter, cell string) {
 	for {
@@ -194,13 +208,13 @@ func setCell(w http.ResponseWriter, cell string) {
 func (s *Server) routes() {
 	m := s
 	m.handleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	m.handleFunc("GET /readyz", s.readyz)
+	m.handleFunc("GET /readyz", s.public(s.readyz))
 	m.handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	m.handleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapiJSON)
 	})
-	m.handleFunc("GET /v1/cells", s.cells)
+	m.handleFunc("GET /v1/cells", s.public(s.cells))
 	m.handleFunc("POST /v1/tokens", s.auth(s.createToken))
 	m.handleFunc("POST /v1/subjects", s.auth(s.createSubject))
 	m.handleFunc("GET /v1/subjects/{id}", s.auth(s.getSubject))
@@ -227,14 +241,14 @@ func (s *Server) handleFunc(pattern string, f http.HandlerFunc) { s.handle(patte
 // Patterns returns every registered route pattern ("GET /v1/cells").
 func (s *Server) Patterns() []string { return append([]string(nil), s.patterns...) }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Ready != nil {
 		if err := s.cfg.Ready(r.Context()); err != nil {
-			s.writeError(w, r, &domicile.Error{Code: domicile.EUnavailable, Message: "not ready: " + err.Error(), RetryAfter: 1})
-			return
+			return &domicile.Error{Code: domicile.EUnavailable, Message: "not ready: " + err.Error(), RetryAfter: 1}
 		}
 	}
 	w.Write([]byte("ready\n"))
+	return nil
 }
 
 func truncate(s string, n int) string {
@@ -244,8 +258,14 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// Handler is an authenticated handler: the actor is known.
-type Handler func(w http.ResponseWriter, r *http.Request, a domicile.Actor)
+// Handler is an authenticated handler: the actor is known. It writes its
+// answer, or returns an error that [Server.answer] turns into the problem
+// document; no handler writes a problem itself.
+type Handler func(w http.ResponseWriter, r *http.Request, a domicile.Actor) error
+
+// publicHandler is a handler of a route that needs no token (the public
+// log tiles, the witness endpoint, the cell list).
+type publicHandler func(w http.ResponseWriter, r *http.Request) error
 
 // Authenticate returns the actor of a request: its bearer token's role and
 // jurisdiction, and the purpose or justification its headers state.
@@ -304,20 +324,29 @@ func (s *Server) Authenticate(r *http.Request) (domicile.Actor, error) {
 func (s *Server) auth(h Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.Authenticate(r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		if err == nil {
+			err = h(w, r, a)
 		}
-		h(w, r, a)
+		s.answer(w, r, err)
 	}
 }
 
-// Auth wraps h with authentication, for routes added through Config.Extra.
-func (s *Server) Auth(h Handler) http.HandlerFunc { return s.auth(h) }
+// public wraps a handler of a route that needs no token.
+func (s *Server) public(h publicHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.answer(w, r, h(w, r)) }
+}
 
-// WriteError answers err as a problem document, for routes added through
-// Config.Extra.
-func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+// answer is the one place where a handler's error becomes the answer: a
+// problem document, unless the handler had already begun its answer (a
+// download cut short), when all that is left is to log the cause.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, err error) {
+	if err == nil {
+		return
+	}
+	if started(w) {
+		s.log.WarnContext(r.Context(), "answer cut short", slog.String("route", r.Pattern), slog.Any("err", err))
+		return
+	}
 	s.writeError(w, r, err)
 }
 

@@ -41,34 +41,32 @@ type transferHandlers struct {
 	g *transfer.Gateway
 }
 
-func (t *transferHandlers) putMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) putMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	var m transfer.Mechanism
 	if err := decodeJSON(r, maxJSONBody, &m); err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	if m.ID == "" {
 		m.ID = r.PathValue("mid")
 	}
 	if m.ID != r.PathValue("mid") {
-		t.s.writeError(w, r, domicile.FieldErrorf("id", "differs from the path"))
-		return
+		return domicile.FieldErrorf("id", "differs from the path")
 	}
 	v, err := t.g.PutMechanism(r.Context(), a, m)
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
 }
 
-func (t *transferHandlers) listMechanisms(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) listMechanisms(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	ms, err := t.g.Mechanisms(a)
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, MechanismList{Mechanisms: ms})
+	return nil
 }
 
 // MechanismList is the answer to GET /v1/mechanisms.
@@ -76,13 +74,13 @@ type MechanismList struct {
 	Mechanisms []transfer.MechanismView `json:"mechanisms"`
 }
 
-func (t *transferHandlers) getMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) getMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	m, err := t.g.Mechanism(a, r.PathValue("mid"))
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, m)
+	return nil
 }
 
 // ConsentRequest records a consent given or withdrawn.
@@ -91,21 +89,20 @@ type ConsentRequest struct {
 	Granted     bool   `json:"granted"`
 }
 
-func (t *transferHandlers) putConsent(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) putConsent(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	// The gateway checks the kind against its own and the purposes'
 	// consents, and names the known ones when it refuses.
 	kind := transfer.ConsentKind(r.PathValue("ckind"))
 	var req ConsentRequest
 	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	c, err := t.g.SetConsent(r.Context(), a, r.PathValue("id"), kind, req.TextVersion, req.Granted)
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, c)
+	return nil
 }
 
 // ConsentList is the answer to GET /v1/subjects/{id}/consents.
@@ -113,16 +110,16 @@ type ConsentList struct {
 	Consents []transfer.Consent `json:"consents"`
 }
 
-func (t *transferHandlers) getConsents(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) getConsents(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	cs, err := t.g.Consents(r.Context(), a, r.PathValue("id"))
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	if cs == nil {
 		cs = []transfer.Consent{}
 	}
 	writeJSON(w, http.StatusOK, ConsentList{Consents: cs})
+	return nil
 }
 
 // TransferRequest is the body of POST /v1/transfers: a transfer request,
@@ -147,20 +144,18 @@ const (
 	HeaderWarning          = "Domicile-Warning"
 )
 
-func (t *transferHandlers) transfer(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) transfer(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	var req TransferRequest
 	if err := decodeJSON(r, 16<<20, &req); err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	if req.DryRun {
 		d, err := t.g.Decide(r.Context(), a, &req.Request)
 		if err != nil {
-			t.s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, d)
-		return
+		return nil
 	}
 	started := false
 	begin := func(d *transfer.Decision) error {
@@ -183,28 +178,18 @@ func (t *transferHandlers) transfer(w http.ResponseWriter, r *http.Request, a do
 	}
 	_, err := t.g.Transfer(r.Context(), a, &req.Request, begin, w)
 	if err == nil {
-		return
+		return nil
 	}
 	if started {
 		// The bundle is cut short; without its manifest line the recipient
 		// knows it is incomplete.
 		t.s.log.ErrorContext(r.Context(), "transfer bundle cut short", "err", err)
-		return
+		return nil
 	}
-	var re *transfer.RefusedError
-	if errors.As(err, &re) {
-		p := TransferProblem{Problem: Problem{Type: ProblemTypePrefix + "transfer-refused", Title: "Forbidden", Status: http.StatusForbidden,
-			Detail: re.Error(), Code: "transfer-refused"}, Decision: re.Decision}
-		w.Header().Set("Content-Type", "application/problem+json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusForbidden)
-		json.NewEncoder(w).Encode(p)
-		return
-	}
-	t.s.writeError(w, r, err)
+	return err
 }
 
-func (t *transferHandlers) importCSV(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) importCSV(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	src := r.URL.Query().Get("source")
 	if src == "" {
 		src = "CN"
@@ -215,28 +200,27 @@ func (t *transferHandlers) importCSV(w http.ResponseWriter, r *http.Request, a d
 		if errors.As(err, &ie) {
 			err = &domicile.Error{Code: domicile.EInvalid, Field: "csv", Message: ie.Error()}
 		}
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
-func (t *transferHandlers) ledger(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) ledger(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	year := 0
 	if v := r.URL.Query().Get("year"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 2000 || n > 9999 {
-			t.s.writeError(w, r, domicile.FieldErrorf("year", "must be a year such as 2026"))
-			return
+			return domicile.FieldErrorf("year", "must be a year such as 2026")
 		}
 		year = n
 	}
 	v, err := t.g.Ledger(r.Context(), a, year)
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, v)
+	return nil
 }
 
 func parseDay(field, v string, def time.Time) (time.Time, error) {
@@ -250,17 +234,15 @@ func parseDay(field, v string, def time.Time) (time.Time, error) {
 	return t, nil
 }
 
-func (t *transferHandlers) evidence(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) evidence(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	q := r.URL.Query()
 	from, err := parseDay("from", q.Get("from"), time.Time{})
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	until, err := parseDay("until", q.Get("until"), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	format := q.Get("format")
 	if format == "" {
@@ -273,8 +255,7 @@ func (t *transferHandlers) evidence(w http.ResponseWriter, r *http.Request, a do
 	lw := &lazyWriter{w: w, ct: ct}
 	if err := t.g.Evidence(r.Context(), a, from, until, format, lw); err != nil {
 		if !lw.started {
-			t.s.writeError(w, r, err)
-			return
+			return err
 		}
 		t.s.log.ErrorContext(r.Context(), "evidence export cut short", "err", err)
 	}
@@ -282,6 +263,7 @@ func (t *transferHandlers) evidence(w http.ResponseWriter, r *http.Request, a do
 		w.Header().Set("Content-Type", ct)
 		w.WriteHeader(http.StatusOK)
 	}
+	return nil
 }
 
 // lazyWriter defers the status line until the first byte, so an early
@@ -302,13 +284,13 @@ func (l *lazyWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func (t *transferHandlers) assessment(w http.ResponseWriter, r *http.Request, a domicile.Actor) {
+func (t *transferHandlers) assessment(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	as, err := t.g.Assess(r.Context(), a, domicile.Jurisdiction(r.URL.Query().Get("source")))
 	if err != nil {
-		t.s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, as)
+	return nil
 }
 
 // transferCollector exports the ledger's counts, the headroom warnings

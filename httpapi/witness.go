@@ -22,37 +22,32 @@ import (
 // cosignature. A log that shows two histories is refused with 409 and
 // both signed checkpoints in the body.
 func (s *Server) witnessRoutes() {
-	s.handleFunc("POST /witness/{cell}/add-checkpoint", s.addCheckpoint)
+	s.handleFunc("POST /witness/{cell}/add-checkpoint", s.public(s.addCheckpoint))
 }
 
 // maxAddCheckpoint bounds an add-checkpoint request.
 const maxAddCheckpoint = checkpoint.MaxSignedSize + witness.MaxProofHashes*64 + 64
 
-func (s *Server) addCheckpoint(w http.ResponseWriter, r *http.Request) {
+func (s *Server) addCheckpoint(w http.ResponseWriter, r *http.Request) error {
 	wit := s.cfg.Witnesses[r.PathValue("cell")]
 	if wit == nil {
-		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "no witness for cell %q", truncate(r.PathValue("cell"), 32)))
-		return
+		return domicile.Errorf(domicile.ENotFound, "no witness for cell %q", truncate(r.PathValue("cell"), 32))
 	}
 	body, err := readBody(r, maxAddCheckpoint)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	old, proof, signed, err := parseAddCheckpoint(body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	origin, _, _ := strings.Cut(string(signed), "\n")
 	last, ok, err := wit.LastSize(r.Context(), origin)
 	if errors.Is(err, witness.ErrUnknownLog) {
-		s.writeError(w, r, domicile.Errorf(domicile.ENotFound, "this witness does not cosign log %q", truncate(origin, 64)))
-		return
+		return domicile.Errorf(domicile.ENotFound, "this witness does not cosign log %q", truncate(origin, 64))
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !ok {
 		last = 0
@@ -63,7 +58,7 @@ func (s *Server) addCheckpoint(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/x.tlog.size")
 		w.WriteHeader(http.StatusConflict)
 		io.WriteString(w, strconv.FormatInt(last, 10)+"\n")
-		return
+		return nil
 	}
 	line, err := wit.Cosign(r.Context(), signed, proof)
 	var fork *witness.ForkError
@@ -84,10 +79,11 @@ func (s *Server) addCheckpoint(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusUnprocessableEntity)
 		io.WriteString(w, err.Error())
 	case errors.As(err, &serr):
-		s.writeError(w, r, domicile.Errorf(domicile.EForbidden, "the checkpoint's signature does not verify with the log's key"))
+		return domicile.Errorf(domicile.EForbidden, "the checkpoint's signature does not verify with the log's key")
 	default:
-		s.writeError(w, r, domicile.Errorf(domicile.EInvalid, "%v", err))
+		return domicile.Errorf(domicile.EInvalid, "%v", err)
 	}
+	return nil
 }
 
 // parseAddCheckpoint reads a tlog-witness add-checkpoint body: "old N",
