@@ -189,7 +189,7 @@ func (e *Engine) withMissing(rep *Report, evs []*evaluation, labels []string, de
 	fresh := e.newReport(rep.AsOf, rep.Input)
 	fresh.Warnings = nil
 	e.fill(fresh, kept, labels)
-	rep.Fired, rep.Obligations, rep.Findings, rep.Review = fresh.Fired, fresh.Obligations, fresh.Findings, fresh.Review
+	rep.Fired, rep.Obligations, rep.ObligationSources, rep.Findings, rep.Review = fresh.Fired, fresh.Obligations, fresh.ObligationSources, fresh.Findings, fresh.Review
 	rep.Warnings = warnings
 	m := MechanismUndetermined
 	rep.Mechanism, rep.MechanismRule = &m, ""

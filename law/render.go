@@ -128,8 +128,13 @@ func (r *Report) writeText(out io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nRules: %s", r.RuleSet)
 	fmt.Fprintf(w, "\n\nObligations (%d):\n", len(r.Obligations))
-	for _, o := range r.Obligations {
-		fmt.Fprintf(w, "  - %s\n", o)
+	if len(r.ObligationSources) == 0 {
+		for _, o := range r.Obligations {
+			fmt.Fprintf(w, "  - %s\n", o)
+		}
+	}
+	for _, o := range r.ObligationSources {
+		fmt.Fprintf(w, "%s\n", hang(o.Obligation+" "+o.text(), "  - ", "      ", 90))
 	}
 	if len(r.Warnings) > 0 {
 		fmt.Fprintf(w, "\nWarnings (%d):\n", len(r.Warnings))
@@ -171,7 +176,7 @@ func (r *Report) writeText(out io.Writer) error {
 			fmt.Fprintf(w, "%s\n", wrap(f.Consequence, "    ", 90))
 			continue
 		}
-		fmt.Fprintf(w, "\n  %s  [%s]%s  %s\n", f.Rule, f.Confidence, flag, dates(f.EffectiveFrom, f.EffectiveUntil))
+		fmt.Fprintf(w, "\n  %s  (%s)  [%s]%s  %s\n", f.Rule, f.Jurisdiction, f.Confidence, flag, dates(f.EffectiveFrom, f.EffectiveUntil))
 		fmt.Fprintf(w, "%s\n", wrap(f.Citation, "    ", 90))
 		fmt.Fprintf(w, "%s\n", wrap(f.Consequence, "    ", 90))
 		var eff []string
@@ -185,7 +190,7 @@ func (r *Report) writeText(out io.Writer) error {
 			fmt.Fprintf(w, "%s\n", hang(strings.Join(eff, "; "), "    => ", "       ", 90))
 		}
 		if f.Deadline != "" {
-			fmt.Fprintf(w, "%s\n", wrap("deadline: "+f.Deadline, "    ", 90))
+			fmt.Fprintf(w, "%s\n", wrap("deadline"+dueNote(f.Due)+": "+f.Deadline, "    ", 90))
 		}
 		if f.Penalty != "" {
 			fmt.Fprintf(w, "%s\n", wrap("penalty: "+f.Penalty, "    ", 90))
@@ -238,6 +243,12 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 		fmt.Fprintf(w, "`%s`", o)
 	}
 	w.WriteString("\n")
+	if len(r.ObligationSources) > 0 {
+		w.WriteString("\n## Obligations\n\n| obligation | jurisdictions | due | rules |\n|---|---|---|---|\n")
+		for _, o := range r.ObligationSources {
+			fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", o.Obligation, strings.Join(o.Jurisdictions, ", "), o.Due, mdEscape(strings.Join(o.Rules, ", ")))
+		}
+	}
 	if len(r.Warnings) > 0 {
 		w.WriteString("\n## Warnings\n\n")
 		for _, x := range r.Warnings {
@@ -270,7 +281,7 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 			fmt.Fprintf(w, "\n### Missing: `%s`\n\n%s\n", f.MissingFact, mdEscape(f.Consequence))
 			continue
 		}
-		fmt.Fprintf(w, "\n### %s\n\n*%s* — %s, %s%s\n\n%s\n\n", f.Rule, mdEscape(f.Citation), f.Confidence, dates(f.EffectiveFrom, f.EffectiveUntil), review, mdEscape(f.Consequence))
+		fmt.Fprintf(w, "\n### %s (%s)\n\n*%s* — %s, %s%s\n\n%s\n\n", f.Rule, f.Jurisdiction, mdEscape(f.Citation), f.Confidence, dates(f.EffectiveFrom, f.EffectiveUntil), review, mdEscape(f.Consequence))
 		if f.Mechanism != "" {
 			fmt.Fprintf(w, "- Mechanism: `%s`\n", f.Mechanism)
 		}
@@ -278,7 +289,7 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 			fmt.Fprintf(w, "- Obligations: `%s`\n", strings.Join(f.Obligations, "`, `"))
 		}
 		if f.Deadline != "" {
-			fmt.Fprintf(w, "- Deadline: %s\n", mdEscape(f.Deadline))
+			fmt.Fprintf(w, "- Deadline%s: %s\n", dueNote(f.Due), mdEscape(f.Deadline))
 		}
 		if f.Penalty != "" {
 			fmt.Fprintf(w, "- Penalty: %s\n", mdEscape(f.Penalty))
@@ -312,6 +323,23 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 	return w.Flush()
 }
 
+// text is the jurisdictions, due and rules of an obligation, for text output.
+func (o ObligationSource) text() string {
+	s := "[" + strings.Join(o.Jurisdictions, ", ") + "]"
+	if o.Due != "" {
+		s += " due " + o.Due
+	}
+	return s + " (" + strings.Join(o.Rules, ", ") + ")"
+}
+
+// dueNote is " (due D)", or "" without a due value.
+func dueNote(due string) string {
+	if due == "" {
+		return ""
+	}
+	return " (due " + due + ")"
+}
+
 //go:embed report.html.tmpl
 var reportTemplate string
 
@@ -320,6 +348,7 @@ var reportHTML = template.Must(template.New("report").Funcs(template.FuncMap{
 	"group": group,
 	"dates": dates,
 	"join":  strings.Join,
+	"due":   dueNote,
 	"regime": func(r *Report) map[string][]string {
 		in, out := r.regimeLines()
 		return map[string][]string{"in": in, "out": out}

@@ -18,15 +18,21 @@ type Report struct {
 	// Mechanism is the strongest mechanism among the rules that fired, or
 	// not_regulated for an outbound transfer from mainland China that no
 	// mechanism rule caught, or null.
-	Mechanism     *string      `json:"mechanism"`
-	MechanismRule string       `json:"mechanism_rule,omitempty"` // the rule that decided the mechanism
-	Fired         []string     `json:"fired"`
-	Obligations   []string     `json:"obligations"`
-	Findings      []Finding    `json:"findings"`
-	Warnings      []Warning    `json:"warnings"`
-	Review        []ReviewFlag `json:"review"`
-	Regime        []RegimeNote `json:"regime"`
-	NotInForce    []DatedOut   `json:"not_in_force"`
+	Mechanism     *string  `json:"mechanism"`
+	MechanismRule string   `json:"mechanism_rule,omitempty"` // the rule that decided the mechanism
+	Fired         []string `json:"fired"`
+	Obligations   []string `json:"obligations"`
+	// ObligationSources says, for each obligation, which jurisdictions'
+	// rules require it and by when; earliest due first.
+	ObligationSources []ObligationSource `json:"obligation_sources"`
+	// Findings are the rules that fired, one finding per rule however
+	// many flows it fired for, earliest due first (then the rules that
+	// decide a mechanism, strongest first, then document order).
+	Findings   []Finding    `json:"findings"`
+	Warnings   []Warning    `json:"warnings"`
+	Review     []ReviewFlag `json:"review"`
+	Regime     []RegimeNote `json:"regime"`
+	NotInForce []DatedOut   `json:"not_in_force"`
 	// Missing are counts the rules in force need and the input did not
 	// declare; with any, Mechanism is "undetermined".
 	Missing     []MissingFact `json:"missing,omitempty"`
@@ -47,6 +53,7 @@ type Finding struct {
 	Mechanism      string     `json:"mechanism,omitempty"`
 	Obligations    []string   `json:"obligations,omitempty"`
 	Deadline       string     `json:"deadline,omitempty"`
+	Due            string     `json:"due,omitempty"` // the deadline as reports order it (see Rule.Due)
 	Penalty        string     `json:"penalty,omitempty"`
 	Confidence     Confidence `json:"confidence"`
 	Review         bool       `json:"review"`
@@ -60,6 +67,15 @@ type Finding struct {
 	MissingFact string `json:"missing_fact,omitempty"`
 	// RuleSet is the version and digest of the rules the finding rests on.
 	RuleSet RuleSetRef `json:"rule_set"`
+}
+
+// ObligationSource is one obligation of a report with the rules, and the
+// jurisdictions of those rules, that require it.
+type ObligationSource struct {
+	Obligation    string   `json:"obligation"`
+	Jurisdictions []string `json:"jurisdictions"`
+	Rules         []string `json:"rules"`
+	Due           string   `json:"due,omitempty"` // the earliest due among Rules
 }
 
 // ReviewFlag marks a finding resting on a rule that is not confirmed.
@@ -117,7 +133,7 @@ type FlowReport struct {
 }
 
 func (e *Engine) newReport(date, input string) *Report {
-	return &Report{AsOf: date, Input: input, RuleSet: e.ruleSet, Fired: []string{}, Obligations: []string{}, Findings: []Finding{},
+	return &Report{AsOf: date, Input: input, RuleSet: e.ruleSet, Fired: []string{}, Obligations: []string{}, ObligationSources: []ObligationSource{}, Findings: []Finding{},
 		Warnings: []Warning{}, Review: []ReviewFlag{}, Regime: []RegimeNote{}, NotInForce: []DatedOut{}, Disclaimer: Disclaimer}
 }
 
@@ -194,6 +210,48 @@ func (e *Engine) obligationsOf(rules []*compiledRule) []string {
 	return out
 }
 
+// obligationSources lists each obligation of rules with the rules and
+// jurisdictions that require it, earliest due first, then in vocabulary
+// order. A rule that is not confirmed requires flag_unconfirmed.
+func (e *Engine) obligationSources(rules []*compiledRule) []ObligationSource {
+	n := len(e.vocab.Effects.Obligations)
+	by := make([][]*compiledRule, n)
+	add := func(i int, r *compiledRule) {
+		if l := by[i]; len(l) == 0 || l[len(l)-1] != r {
+			by[i] = append(by[i], r)
+		}
+	}
+	for _, r := range rules {
+		for _, o := range r.Effects.Obligations {
+			add(e.oblRank[o], r)
+		}
+		if r.Confidence != Confirmed {
+			add(e.oblRank["flag_unconfirmed"], r)
+		}
+	}
+	out := []ObligationSource{}
+	for i, rs := range by {
+		if len(rs) == 0 {
+			continue
+		}
+		s := ObligationSource{Obligation: e.vocab.Effects.Obligations[i], Jurisdictions: []string{}, Rules: []string{}}
+		best := int64(noDue)
+		for _, r := range rs {
+			s.Rules = append(s.Rules, r.ID)
+			if !contains(s.Jurisdictions, r.Jurisdiction) {
+				s.Jurisdictions = append(s.Jurisdictions, r.Jurisdiction)
+			}
+			if k := dueKey(r.Due); k < best {
+				best, s.Due = k, r.Due
+			}
+		}
+		sort.Strings(s.Jurisdictions)
+		out = append(out, s)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return dueKey(out[i].Due) < dueKey(out[j].Due) })
+	return out
+}
+
 func (e *Engine) findingRank(r *compiledRule) int {
 	if r.Effects.Mechanism == "" {
 		return len(e.mechRank)
@@ -240,11 +298,15 @@ func (e *Engine) fill(rep *Report, evs []*evaluation, labels []string) {
 	sort.SliceStable(fired, func(i, j int) bool { return e.findingRank(fired[i]) < e.findingRank(fired[j]) })
 	rep.Fired = ruleIDs(fired)
 	rep.Obligations = e.obligationsOf(fired)
+	rep.ObligationSources = e.obligationSources(fired)
+	// Findings are read as a to-do list: earliest due first.
+	byDue := append([]*compiledRule{}, fired...)
+	sort.SliceStable(byDue, func(i, j int) bool { return dueKey(byDue[i].Due) < dueKey(byDue[j].Due) })
 	rep.Findings = make([]Finding, 0, len(fired))
-	for _, r := range fired {
+	for _, r := range byDue {
 		f := Finding{Rule: r.ID, Jurisdiction: r.Jurisdiction, Instrument: r.Instrument, Article: r.Article,
 			Citation: r.Citation(), Consequence: r.Consequence, Mechanism: r.Effects.Mechanism,
-			Obligations: r.Effects.Obligations, Deadline: r.Deadline, Penalty: r.Penalty, Confidence: r.Confidence,
+			Obligations: r.Effects.Obligations, Deadline: r.Deadline, Due: r.Due, Penalty: r.Penalty, Confidence: r.Confidence,
 			Review: r.Confidence != Confirmed, EffectiveFrom: r.EffectiveFrom, EffectiveUntil: r.EffectiveUntil,
 			Sources: r.Sources, Note: r.Note, Flows: firedBy[r], RuleSet: e.ruleSet}
 		rep.Findings = append(rep.Findings, f)

@@ -30,21 +30,24 @@ type Effects struct {
 
 // Rule is one rule of a rule document.
 type Rule struct {
-	ID             string     `yaml:"id" json:"id"`
-	Jurisdiction   string     `yaml:"jurisdiction" json:"jurisdiction"`
-	Topic          string     `yaml:"topic" json:"topic"`
-	Instrument     string     `yaml:"instrument" json:"instrument"`
-	Article        string     `yaml:"article" json:"article"`
-	EffectiveFrom  string     `yaml:"effective_from" json:"effective_from"`
-	EffectiveUntil string     `yaml:"effective_until,omitempty" json:"effective_until,omitempty"`
-	Condition      string     `yaml:"condition" json:"condition"`
-	Consequence    string     `yaml:"consequence" json:"consequence"`
-	Effects        Effects    `yaml:"effects" json:"effects"`
-	Deadline       string     `yaml:"deadline,omitempty" json:"deadline,omitempty"`
-	Penalty        string     `yaml:"penalty,omitempty" json:"penalty,omitempty"`
-	Confidence     Confidence `yaml:"confidence" json:"confidence"`
-	Sources        []string   `yaml:"sources" json:"sources"`
-	Note           string     `yaml:"note,omitempty" json:"note,omitempty"`
+	ID             string  `yaml:"id" json:"id"`
+	Jurisdiction   string  `yaml:"jurisdiction" json:"jurisdiction"`
+	Topic          string  `yaml:"topic" json:"topic"`
+	Instrument     string  `yaml:"instrument" json:"instrument"`
+	Article        string  `yaml:"article" json:"article"`
+	EffectiveFrom  string  `yaml:"effective_from" json:"effective_from"`
+	EffectiveUntil string  `yaml:"effective_until,omitempty" json:"effective_until,omitempty"`
+	Condition      string  `yaml:"condition" json:"condition"`
+	Consequence    string  `yaml:"consequence" json:"consequence"`
+	Effects        Effects `yaml:"effects" json:"effects"`
+	Deadline       string  `yaml:"deadline,omitempty" json:"deadline,omitempty"`
+	// Due is the deadline in a form reports can order by ("10wd", "4h",
+	// "before"; see due.go). It needs a Deadline that says it in words.
+	Due        string     `yaml:"due,omitempty" json:"due,omitempty"`
+	Penalty    string     `yaml:"penalty,omitempty" json:"penalty,omitempty"`
+	Confidence Confidence `yaml:"confidence" json:"confidence"`
+	Sources    []string   `yaml:"sources" json:"sources"`
+	Note       string     `yaml:"note,omitempty" json:"note,omitempty"`
 
 	// Document is the rule document the rule came from (e.g. "cn_pipl.yaml").
 	Document string `yaml:"-" json:"document"`
@@ -124,6 +127,12 @@ func loadRules(files map[string][]byte, v *Vocabulary) ([]Rule, error) {
 				if !obls[o] {
 					return nil, bad("obligation %q not in the vocabulary", o)
 				}
+			}
+			if _, ok := dueMinutes(r.Due); !ok {
+				return nil, bad("due %q: want before, immediately, or 1 to 9999 followed by h, d, wd, m or y", r.Due)
+			}
+			if r.Due != "" && r.Deadline == "" {
+				return nil, bad("due %q without a deadline that says it in words", r.Due)
 			}
 			switch r.Confidence {
 			case Confirmed, Secondary, Unconfirmed:

@@ -143,6 +143,9 @@ func TestBrokenDocumentsRejected(t *testing.T) {
 		{"unknown source", "[LRB]", "[BLOG]", "unknown source"},
 		{"unknown field", "topic: t", "topic: t\n    colour: red", "not found"},
 		{"malformed id", "XX.TEST.1", "test one", "malformed id"},
+		{"bad due", "confidence: confirmed", "deadline: \"soon\"\n    due: 2 weeks\n    confidence: confirmed", "due \"2 weeks\""},
+		{"due zero", "confidence: confirmed", "deadline: \"now\"\n    due: 0h\n    confidence: confirmed", "due \"0h\""},
+		{"due without deadline", "confidence: confirmed", "due: 10wd\n    confidence: confirmed", "without a deadline"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
