@@ -59,10 +59,11 @@ func (e *Engine) Explain(in *Input, asOf time.Time, ruleID string) (*Explanation
 		}
 		return e.explain(r, ev)
 	}
-	evs, labels, _, err := e.evaluateInventory(in.Inventory, date)
+	ie, err := e.evaluateInventory(in.Inventory, date)
 	if err != nil {
 		return nil, err
 	}
+	evs := ie.evs
 	top := &Explanation{Rule: r.ID, Citation: r.Citation(), AsOf: date, InForce: inForce(date, r.EffectiveFrom, r.EffectiveUntil),
 		EffectiveFrom: r.EffectiveFrom, EffectiveUntil: r.EffectiveUntil}
 	for i, ev := range evs {
@@ -70,7 +71,7 @@ func (e *Engine) Explain(in *Input, asOf time.Time, ruleID string) (*Explanation
 		if err != nil {
 			return nil, err
 		}
-		x.Flow = labels[i]
+		x.Flow = ie.tags[i].label
 		top.Fired = top.Fired || x.Fired
 		top.ConditionHeld = top.ConditionHeld || x.ConditionHeld
 		top.Explanations = append(top.Explanations, x)

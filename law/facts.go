@@ -46,6 +46,7 @@ const (
 	WarnCoverage          = "coverage"           // the date is outside what the rules model well
 	WarnStorageAbroad     = "storage_abroad"     // a system abroad holds data with no flow declared for it
 	WarnDeclaredCount     = "declared_count"     // a declared distinct count exceeds the sum of the flows
+	WarnNoRules           = "no_rules"           // a leg of a flow leaves a jurisdiction whose rules are not modelled
 )
 
 func parseDate(s string) (time.Time, error) {

@@ -17,6 +17,8 @@ const (
 	MaxInputBytes = 1 << 20 // largest fact file or inventory Parse accepts
 	MaxFlows      = 1000    // most flows in one inventory
 	MaxItems      = 1000    // most categories, systems or list entries in one list
+	MaxAccess     = 16      // most access jurisdictions of one flow
+	MaxLegs       = 2000    // most legs (crossings assessed) in one inventory
 )
 
 // InputKind says what a document is.
@@ -73,12 +75,30 @@ type System struct {
 	Categories []string
 }
 
-// Flow is one stream of data sent abroad.
+// Flow is one stream of data sent abroad. Its data comes from Source, is
+// stored in Storage and read from each of Access; every crossing between
+// them is a leg, assessed under the rules of the jurisdiction it leaves
+// (see [Leg]).
 type Flow struct {
 	Name       string
 	Recipient  string
 	Categories []string
 	Facts      Facts // declared through named fields and facts:
+	// Source is the jurisdiction the data comes from; "" means the entity's.
+	Source string
+	// Storage is where the data is stored; nil means the destination, or
+	// without one the source.
+	Storage *Location
+	// Access lists the jurisdictions the data is read from.
+	Access []Location
+}
+
+// Location is a jurisdiction where a flow's data is stored or read, with
+// facts about the recipient there (an adequacy decision, a safeguard, a
+// covered counterparty). They apply to the legs into it.
+type Location struct {
+	Jurisdiction string // ISO 3166-1 alpha-2, or EU
+	Facts        Facts  // nil when none are declared
 }
 
 // field maps a named inventory field to a fact.
@@ -119,6 +139,21 @@ var counterFacts = []field{
 // flowComputed are facts an inventory sets from a flow's categories; they
 // may not be declared directly.
 var flowComputed = []string{"transfers_abroad", "transfer_contains_pi", "transfer_contains_sensitive_pi", "has_important_data"}
+
+// legFacts are facts each leg of a flow sets, with where to declare them.
+var legFacts = map[string]string{
+	"source_jurisdiction": "declare the flow's source (the entity's jurisdiction by default)",
+	"recipient_country":   "declare the flow's destination, storage or access",
+}
+
+// flowForbidden are the facts a flow's facts: may not declare; a
+// location's may not declare its flow's counts either, which the
+// inventory aggregates per flow.
+var (
+	flowForbidden     = append(append([]string{}, flowComputed...), "source_jurisdiction", "recipient_country")
+	locationForbidden = append(append([]string{}, flowForbidden...), "pi_individuals_ytd", "sensitive_pi_individuals_ytd",
+		"pi_individuals_since_prev_year", "sensitive_pi_individuals_since_prev_year")
+)
 
 // Parse reads a fact file or an inventory, in YAML or JSON. A document whose
 // top level has entity: or flows: is an inventory. Errors about the content
@@ -405,6 +440,9 @@ func (p *parser) extraFacts(path string, n *yaml.Node, into Facts, forbidden []s
 	}
 	for i, k := range ks {
 		if contains(forbidden, k) {
+			if msg, ok := legFacts[k]; ok {
+				return inputErr(join(path, k), "is set for each leg of the flow: %s", msg)
+			}
 			return inputErr(join(path, k), "is computed by the inventory and cannot be declared")
 		}
 		if err := p.fact(join(path, k), k, vs[i], into); err != nil {
@@ -667,6 +705,15 @@ func (p *parser) flow(path string, n *yaml.Node, f *Flow, ent *Entity) error {
 			}
 		case "facts":
 			extra = vs[i]
+		case "source":
+			f.Source, err = p.country(fp, vs[i])
+		case "storage":
+			var loc Location
+			if loc, err = p.location(fp, vs[i]); err == nil {
+				f.Storage = &loc
+			}
+		case "access":
+			err = p.access(fp, vs[i], f)
 		default:
 			if fact, ok := lookup(flowFields, k); ok {
 				err = p.fact(fp, fact, vs[i], f.Facts)
@@ -679,15 +726,36 @@ func (p *parser) flow(path string, n *yaml.Node, f *Flow, ent *Entity) error {
 		}
 	}
 	if extra != nil {
-		if err := p.extraFacts(path+".facts", extra, f.Facts, flowComputed); err != nil {
+		if err := p.extraFacts(path+".facts", extra, f.Facts, flowForbidden); err != nil {
 			return err
 		}
 	}
 	if f.Name == "" {
 		return inputErr(path+".name", "required")
 	}
-	if _, ok := f.Facts["recipient_country"]; !ok {
-		return inputErr(path+".destination", "required")
+	dest, hasDest := f.Facts["recipient_country"].(string)
+	switch {
+	case hasDest && f.Storage != nil:
+		return inputErr(path+".storage", "give destination (where the data is sent and kept) or storage, not both")
+	case !hasDest && f.Storage == nil && f.Access == nil:
+		return inputErr(path+".destination", "required: name where the data goes (destination, or storage and access)")
+	}
+	storage := f.Source
+	switch {
+	case f.Storage != nil:
+		storage = f.Storage.Jurisdiction
+	case hasDest:
+		storage = dest
+	case storage == "":
+		storage, _ = ent.Facts["source_jurisdiction"].(string)
+		if storage == "" {
+			storage, _ = p.e.factDefs["source_jurisdiction"].Default.(string)
+		}
+	}
+	for i, a := range f.Access {
+		if a.Jurisdiction == storage {
+			return inputErr(fmt.Sprintf("%s.access[%d]", path, i), "%s is where the data is stored; list the jurisdictions it is read from elsewhere", storage)
+		}
 	}
 	if !hasCats || len(f.Categories) == 0 {
 		return inputErr(path+".categories", "required: name the data categories the flow carries")
@@ -709,6 +777,86 @@ func (p *parser) flow(path string, n *yaml.Node, f *Flow, ent *Entity) error {
 		}
 	}
 	return checkCombinations(path+".", f.Facts)
+}
+
+// country parses a jurisdiction code: two capital letters (EU included);
+// a code ISO 3166-1 does not assign is a warning.
+func (p *parser) country(path string, n *yaml.Node) (string, error) {
+	s, err := p.str(path, n)
+	if err != nil {
+		return "", err
+	}
+	w, err := checkCountry(path, s)
+	if err != nil {
+		return "", err
+	}
+	if w != nil {
+		p.warns = append(p.warns, *w)
+	}
+	return s, nil
+}
+
+// location parses a storage or access location: a jurisdiction code, or
+// {jurisdiction: CODE, facts: {...}}.
+func (p *parser) location(path string, n *yaml.Node) (Location, error) {
+	if n.Kind == yaml.ScalarNode {
+		j, err := p.country(path, n)
+		return Location{Jurisdiction: j}, err
+	}
+	ks, vs, err := mapping(path, n)
+	if err != nil {
+		return Location{}, inputErr(path, "must be a jurisdiction code or a mapping {jurisdiction, facts}")
+	}
+	var loc Location
+	for i, k := range ks {
+		switch k {
+		case "jurisdiction":
+			loc.Jurisdiction, err = p.country(path+".jurisdiction", vs[i])
+		case "facts":
+			loc.Facts = Facts{}
+			err = p.extraFacts(path+".facts", vs[i], loc.Facts, locationForbidden)
+		default:
+			err = inputErr(path+"."+k, "unknown location field (expected jurisdiction, facts)")
+		}
+		if err != nil {
+			return Location{}, err
+		}
+	}
+	if loc.Jurisdiction == "" {
+		return Location{}, inputErr(path+".jurisdiction", "required")
+	}
+	if err := checkCombinations(path+".facts.", loc.Facts); err != nil {
+		return Location{}, err
+	}
+	if len(loc.Facts) == 0 {
+		loc.Facts = nil
+	}
+	return loc, nil
+}
+
+// access parses a flow's access: list.
+func (p *parser) access(path string, n *yaml.Node, f *Flow) error {
+	items, err := p.list(path, n)
+	if err != nil {
+		return err
+	}
+	if len(items) > MaxAccess {
+		return inputErr(path, "more than %d jurisdictions", MaxAccess)
+	}
+	for i, it := range items {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		loc, err := p.location(ip, it)
+		if err != nil {
+			return err
+		}
+		for _, prev := range f.Access {
+			if prev.Jurisdiction == loc.Jurisdiction {
+				return inputErr(ip, "%s listed twice", loc.Jurisdiction)
+			}
+		}
+		f.Access = append(f.Access, loc)
+	}
+	return nil
 }
 
 // date returns the input's as_of, or asOf's calendar day.
@@ -787,12 +935,33 @@ func (in *Input) MarshalJSON() ([]byte, error) {
 			if f.Recipient != "" {
 				m["recipient"] = f.Recipient
 			}
+			if f.Source != "" {
+				m["source"] = f.Source
+			}
+			if f.Storage != nil {
+				m["storage"] = f.Storage.canonical()
+			}
+			if len(f.Access) > 0 {
+				var as []any
+				for _, a := range f.Access {
+					as = append(as, a.canonical())
+				}
+				m["access"] = as
+			}
 			putFacts(m, f.Facts, flowFields)
 			flows = append(flows, m)
 		}
 		doc["flows"] = flows
 	}
 	return json.Marshal(doc)
+}
+
+// canonical is a location's canonical form: its code alone when it has no facts.
+func (l Location) canonical() any {
+	if len(l.Facts) == 0 {
+		return l.Jurisdiction
+	}
+	return map[string]any{"jurisdiction": l.Jurisdiction, "facts": l.Facts}
 }
 
 // putFacts writes facts under their named field where one exists, the rest under facts:.

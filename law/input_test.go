@@ -287,6 +287,7 @@ func TestExampleInventories(t *testing.T) {
 		{"ecommerce-mixed.yaml", "", "gba_standard_contract"},
 		{"pre-2024-regime.yaml", "", "security_assessment"},
 		{"pre-2024-regime.yaml", "2024-06-01", "exempt"},
+		{"multi-jurisdiction.yaml", "", "sc_or_certification"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file+tc.asOf, func(t *testing.T) {

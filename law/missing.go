@@ -169,7 +169,7 @@ func ruleSet(rs []*compiledRule) map[*compiledRule]bool {
 // withMissing re-fills rep when counts are missing: the mechanism is
 // undetermined, only the rules that fire whatever the missing counts are
 // stay, and each missing count is a finding that names it.
-func (e *Engine) withMissing(rep *Report, evs []*evaluation, labels []string, declared func(string) bool) error {
+func (e *Engine) withMissing(rep *Report, evs []*evaluation, tags []evalTag, declared func(string) bool) error {
 	missing, certain, err := e.findMissing(evs, declared)
 	if err != nil || len(missing) == 0 {
 		return err
@@ -188,7 +188,7 @@ func (e *Engine) withMissing(rep *Report, evs []*evaluation, labels []string, de
 	warnings := rep.Warnings
 	fresh := e.newReport(rep.AsOf, rep.Input)
 	fresh.Warnings = nil
-	e.fill(fresh, kept, labels)
+	e.fill(fresh, kept, tags)
 	rep.Fired, rep.Obligations, rep.ObligationSources, rep.Findings, rep.Review = fresh.Fired, fresh.Obligations, fresh.ObligationSources, fresh.Findings, fresh.Review
 	rep.Warnings = warnings
 	m := MechanismUndetermined

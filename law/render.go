@@ -144,8 +144,14 @@ func (r *Report) writeText(out io.Writer) error {
 	}
 	if r.Aggregation != nil {
 		fmt.Fprintf(w, "\nAggregation:\n")
+		several := r.Aggregation.laws() > 1
 		for _, c := range r.Aggregation.Counters {
-			fmt.Fprintf(w, "  %s = %s (%s)\n", c.Fact, group(c.Value), c.Basis)
+			if several {
+				fmt.Fprintf(w, "  [%s] ", c.Jurisdiction)
+			} else {
+				w.WriteString("  ")
+			}
+			fmt.Fprintf(w, "%s = %s (%s)\n", c.Fact, group(c.Value), c.Basis)
 		}
 		for _, n := range r.Aggregation.Notes {
 			fmt.Fprintf(w, "%s\n", hang(n, "  * ", "    ", 90))
@@ -162,7 +168,14 @@ func (r *Report) writeText(out io.Writer) error {
 			if f.MechanismRule != "" {
 				by = " by " + f.MechanismRule
 			}
-			fmt.Fprintf(w, "  %s -> %s%s: %s%s\n", f.Name, f.Destination, rcpt, mech(f.Mechanism), by)
+			if f.simple() {
+				fmt.Fprintf(w, "  %s -> %s%s: %s%s\n", f.Name, f.Destination, rcpt, mech(f.Mechanism), by)
+				continue
+			}
+			fmt.Fprintf(w, "%s\n", hang(fmt.Sprintf("%s%s: %s: %s%s", f.Name, rcpt, f.route(), mech(f.Mechanism), by), "  ", "      ", 90))
+			for _, l := range f.Legs {
+				fmt.Fprintf(w, "%s\n", hang(l.Leg.String()+": "+l.outcome(), "    ", "        ", 90))
+			}
 		}
 	}
 	fmt.Fprintf(w, "\nFindings (%d):\n", len(r.Findings))
@@ -197,6 +210,9 @@ func (r *Report) writeText(out io.Writer) error {
 		}
 		if len(f.Flows) > 0 {
 			fmt.Fprintf(w, "    flows: %s\n", strings.Join(f.Flows, ", "))
+		}
+		if l := legsText(f.Legs); l != "" {
+			fmt.Fprintf(w, "%s\n", hang(l, "    legs: ", "      ", 90))
 		}
 	}
 	if len(r.Review) > 0 {
@@ -256,9 +272,9 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 		}
 	}
 	if r.Aggregation != nil {
-		w.WriteString("\n## Aggregation\n\n| counter | value | basis | sum over flows |\n|---|---:|---|---:|\n")
+		w.WriteString("\n## Aggregation\n\n| rules of | counter | value | basis | sum over flows |\n|---|---|---:|---|---:|\n")
 		for _, c := range r.Aggregation.Counters {
-			fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", c.Fact, group(c.Value), c.Basis, group(c.Sum))
+			fmt.Fprintf(w, "| %s | `%s` | %s | %s | %s |\n", c.Jurisdiction, c.Fact, group(c.Value), c.Basis, group(c.Sum))
 		}
 		w.WriteString("\n")
 		for _, n := range r.Aggregation.Notes {
@@ -266,9 +282,17 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 		}
 	}
 	if len(r.Flows) > 0 {
-		w.WriteString("\n## Flows\n\n| flow | destination | recipient | mechanism | decided by |\n|---|---|---|---|---|\n")
+		w.WriteString("\n## Flows\n\n| flow | from | stored in | read from | recipient | mechanism | decided by |\n|---|---|---|---|---|---|---|\n")
 		for _, f := range r.Flows {
-			fmt.Fprintf(w, "| %s | %s | %s | `%s` | %s |\n", mdEscape(f.Name), f.Destination, mdEscape(f.Recipient), mech(f.Mechanism), f.MechanismRule)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | `%s` | %s |\n", mdEscape(f.Name), f.Source, f.Storage, strings.Join(f.Access, ", "), mdEscape(f.Recipient), mech(f.Mechanism), f.MechanismRule)
+		}
+		if r.multiLeg() {
+			w.WriteString("\n### Legs\n\nEach crossing, under the rules of the jurisdiction the data leaves.\n\n| flow | leg | rules of | mechanism | decided by | rules |\n|---|---|---|---|---|---|\n")
+			for _, f := range r.Flows {
+				for _, l := range f.Legs {
+					fmt.Fprintf(w, "| %s | %s | %s | `%s` | %s | %s |\n", mdEscape(f.Name), l.Leg, l.lawName(), l.mechName(), l.MechanismRule, l.firedText())
+				}
+			}
 		}
 	}
 	w.WriteString("\n## Findings\n")
@@ -297,6 +321,9 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 		if len(f.Flows) > 0 {
 			fmt.Fprintf(w, "- Flows: %s\n", mdEscape(strings.Join(f.Flows, ", ")))
 		}
+		if l := legsText(f.Legs); l != "" {
+			fmt.Fprintf(w, "- Legs: %s\n", mdEscape(l))
+		}
 		fmt.Fprintf(w, "- Sources: %s\n", strings.Join(f.Sources, ", "))
 	}
 	if len(r.Review) > 0 {
@@ -323,6 +350,99 @@ func (r *Report) writeMarkdown(out io.Writer) error {
 	return w.Flush()
 }
 
+// simple reports whether a flow is one leg to its declared destination,
+// which one line says.
+func (f *FlowReport) simple() bool {
+	return len(f.Legs) == 1 && f.Legs[0].Via == ViaDestination
+}
+
+// route is "from CN, stored in US, read from CN, SG".
+func (f *FlowReport) route() string {
+	s := "from " + f.Source + ", stored in " + f.Storage
+	if len(f.Access) > 0 {
+		s += ", read from " + strings.Join(f.Access, ", ")
+	}
+	return s
+}
+
+// multiLeg reports whether some flow of the report is more than one leg
+// to its destination.
+func (r *Report) multiLeg() bool {
+	for i := range r.Flows {
+		if !r.Flows[i].simple() {
+			return true
+		}
+	}
+	return false
+}
+
+func (l LegReport) lawName() string {
+	if l.Law == "" {
+		return "none modelled"
+	}
+	return l.Law
+}
+
+func (l LegReport) mechName() string {
+	if !l.Assessed {
+		return "not assessed"
+	}
+	return mech(l.Mechanism)
+}
+
+// outcome is "rules of CN: sc_or_certification by CN.CBDF.8; 18 rules
+// fired" or "rules of EU: none; fired EU.GDPR.46".
+func (l LegReport) outcome() string {
+	if !l.Assessed {
+		return "not assessed: no rules are modelled for " + l.From
+	}
+	s := "rules of " + l.Law + ": " + mech(l.Mechanism)
+	if l.MechanismRule != "" {
+		s += " by " + l.MechanismRule
+	}
+	return s + "; " + l.firedText()
+}
+
+// firedText is "fired EU.GDPR.46", "18 rules fired" or "no rule fired".
+func (l LegReport) firedText() string {
+	switch n := len(l.Fired); {
+	case !l.Assessed:
+		return "not assessed"
+	case n == 0:
+		return "no rule fired"
+	case n <= 3:
+		return "fired " + strings.Join(l.Fired, ", ")
+	default:
+		return fmt.Sprintf("%d rules fired", n)
+	}
+}
+
+// laws counts the jurisdictions whose rules the counters are for.
+func (a *Aggregation) laws() int {
+	seen := map[string]bool{}
+	for _, c := range a.Counters {
+		seen[c.Jurisdiction] = true
+	}
+	return len(seen)
+}
+
+// legsText lists the legs a finding fired for, or "" when each is a flow
+// to its destination (the flows line says it all).
+func legsText(legs []LegRef) string {
+	plain := true
+	for _, l := range legs {
+		plain = plain && l.Via == ViaDestination
+	}
+	if plain {
+		return ""
+	}
+	parts := make([]string, len(legs))
+	for i, l := range legs {
+		parts[i] = l.Flow + " " + l.Leg.String()
+	}
+	return strings.Join(parts, "; ")
+}
+
 // text is the jurisdictions, due and rules of an obligation, for text output.
 func (o ObligationSource) text() string {
 	s := "[" + strings.Join(o.Jurisdictions, ", ") + "]"
@@ -344,11 +464,16 @@ func dueNote(due string) string {
 var reportTemplate string
 
 var reportHTML = template.Must(template.New("report").Funcs(template.FuncMap{
-	"mech":  mech,
-	"group": group,
-	"dates": dates,
-	"join":  strings.Join,
-	"due":   dueNote,
+	"mech":     mech,
+	"group":    group,
+	"dates":    dates,
+	"join":     strings.Join,
+	"due":      dueNote,
+	"legs":     legsText,
+	"multileg": func(r *Report) bool { return r.multiLeg() },
+	"lawname":  LegReport.lawName,
+	"mechname": LegReport.mechName,
+	"fired":    LegReport.firedText,
 	"regime": func(r *Report) map[string][]string {
 		in, out := r.regimeLines()
 		return map[string][]string{"in": in, "out": out}

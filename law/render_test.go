@@ -60,6 +60,7 @@ func TestRenderGolden(t *testing.T) {
 	inputs := map[string][]byte{
 		"s01":       []byte("transfers_abroad: true\ntransfer_contains_pi: true\npi_individuals_ytd: 85000\nrecipient_country: US\npi_individuals_total: 400000\n"),
 		"inventory": mustRead(t, "../examples/inventory/retail-two-flows.yaml"),
+		"multi":     mustRead(t, "../examples/inventory/multi-jurisdiction.yaml"),
 	}
 	for name, data := range inputs {
 		in, err := e.Parse(data)

@@ -62,6 +62,7 @@ type Finding struct {
 	Sources        []string   `json:"sources"`
 	Note           string     `json:"note,omitempty"`
 	Flows          []string   `json:"flows,omitempty"` // inventory: the flows (or "entity") it fired for
+	Legs           []LegRef   `json:"legs,omitempty"`  // inventory: the legs of those flows it fired for
 	// MissingFact, when set, makes this a finding about a count the input
 	// did not declare; Rule is then the first rule that needs it.
 	MissingFact string `json:"missing_fact,omitempty"`
@@ -111,25 +112,54 @@ type Aggregation struct {
 	Notes    []string  `json:"notes"`
 }
 
-// Counter is one aggregated count of an inventory.
-type Counter struct {
-	Fact     string `json:"fact"`
-	Value    int64  `json:"value"`
-	Basis    string `json:"basis"` // "declared_distinct", "sum_upper_bound" or "single_flow"
-	Sum      int64  `json:"sum"`
-	Declared *int64 `json:"declared,omitempty"`
+// LegRef names one leg of an inventory flow that a finding fired for.
+type LegRef struct {
+	Flow string `json:"flow"`
+	Leg
 }
 
-// FlowReport is the decision for one inventory flow.
+// Counter is one aggregated count of an inventory, under one law: flows
+// from the EU do not add to the count China's rules read.
+type Counter struct {
+	// Jurisdiction is the value of source_jurisdiction whose rules read the count.
+	Jurisdiction string   `json:"jurisdiction"`
+	Flows        []string `json:"flows"` // the flows counted
+	Fact         string   `json:"fact"`
+	Value        int64    `json:"value"`
+	Basis        string   `json:"basis"` // "declared_distinct", "sum_upper_bound" or "single_flow"
+	Sum          int64    `json:"sum"`
+	Declared     *int64   `json:"declared,omitempty"`
+}
+
+// FlowReport is the decision for one inventory flow: the strongest
+// mechanism over its legs, the rules and obligations of all of them, and
+// each leg on its own.
 type FlowReport struct {
-	Name          string   `json:"name"`
-	Destination   string   `json:"destination"`
-	Recipient     string   `json:"recipient,omitempty"`
+	Name        string   `json:"name"`
+	Destination string   `json:"destination"` // as declared, or ""
+	Recipient   string   `json:"recipient,omitempty"`
+	Source      string   `json:"source"`  // where the data comes from
+	Storage     string   `json:"storage"` // where it is stored
+	Access      []string `json:"access,omitempty"`
+	// Mechanism is the strongest over the assessed legs.
+	Mechanism     *string     `json:"mechanism"`
+	MechanismRule string      `json:"mechanism_rule,omitempty"`
+	Fired         []string    `json:"fired"`
+	Obligations   []string    `json:"obligations"`
+	Facts         Facts       `json:"facts"` // the first assessed leg's facts
+	Legs          []LegReport `json:"legs"`
+}
+
+// LegReport is the decision for one leg of a flow.
+type LegReport struct {
+	Leg
+	// Assessed is false when no rules are modelled for the leg's From.
+	Assessed      bool     `json:"assessed"`
 	Mechanism     *string  `json:"mechanism"`
 	MechanismRule string   `json:"mechanism_rule,omitempty"`
 	Fired         []string `json:"fired"`
 	Obligations   []string `json:"obligations"`
-	Facts         Facts    `json:"facts"`
+	Facts         Facts    `json:"facts,omitempty"`
 }
 
 func (e *Engine) newReport(date, input string) *Report {
@@ -267,10 +297,12 @@ func ruleIDs(rules []*compiledRule) []string {
 	return out
 }
 
-// fill completes rep from evaluations; labels (inventory only) name each
-// evaluation for the findings' flows lists.
-func (e *Engine) fill(rep *Report, evs []*evaluation, labels []string) {
+// fill completes rep from evaluations; tags (inventory only) say which
+// flow and leg each evaluation is, for the findings' flows and legs. A
+// rule that fired for several legs is one finding.
+func (e *Engine) fill(rep *Report, evs []*evaluation, tags []evalTag) {
 	firedBy := map[*compiledRule][]string{}
+	legsBy := map[*compiledRule][]LegRef{}
 	datedSet := map[*compiledRule]bool{}
 	for i, ev := range evs {
 		m, mr := e.mechanismOf(ev)
@@ -278,8 +310,14 @@ func (e *Engine) fill(rep *Report, evs []*evaluation, labels []string) {
 			rep.Mechanism, rep.MechanismRule = m, mr
 		}
 		for _, r := range ev.fired {
-			if labels != nil {
-				firedBy[r] = append(firedBy[r], labels[i])
+			if tags != nil {
+				t := tags[i]
+				if !contains(firedBy[r], t.flow) {
+					firedBy[r] = append(firedBy[r], t.flow)
+				}
+				if t.leg != nil {
+					legsBy[r] = append(legsBy[r], LegRef{Flow: t.flow, Leg: *t.leg})
+				}
 			} else if _, ok := firedBy[r]; !ok {
 				firedBy[r] = nil
 			}
@@ -308,7 +346,7 @@ func (e *Engine) fill(rep *Report, evs []*evaluation, labels []string) {
 			Citation: r.Citation(), Consequence: r.Consequence, Mechanism: r.Effects.Mechanism,
 			Obligations: r.Effects.Obligations, Deadline: r.Deadline, Due: r.Due, Penalty: r.Penalty, Confidence: r.Confidence,
 			Review: r.Confidence != Confirmed, EffectiveFrom: r.EffectiveFrom, EffectiveUntil: r.EffectiveUntil,
-			Sources: r.Sources, Note: r.Note, Flows: firedBy[r], RuleSet: e.ruleSet}
+			Sources: r.Sources, Note: r.Note, Flows: firedBy[r], Legs: legsBy[r], RuleSet: e.ruleSet}
 		rep.Findings = append(rep.Findings, f)
 		if f.Review {
 			reason := "rests on secondary sources only; have a lawyer confirm it"

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"regexp"
+	"sort"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -71,6 +72,17 @@ type Vocabulary struct {
 		Obligations []string `yaml:"obligations"`
 	} `yaml:"effects"`
 	Sources map[string]string `yaml:"sources"`
+	// Regimes maps a value of source_jurisdiction to the other codes where
+	// its rules govern data (the EU's to its member states). A value of
+	// source_jurisdiction always governs its own code.
+	Regimes map[string]Regime `yaml:"regimes,omitempty"`
+}
+
+// Regime lists the jurisdictions, besides its own code, whose data a value
+// of source_jurisdiction governs.
+type Regime struct {
+	Members []string `yaml:"members"`
+	Meaning string   `yaml:"meaning"`
 }
 
 var (
@@ -165,7 +177,52 @@ func loadVocabulary(data []byte) (*Vocabulary, error) {
 			return nil, fmt.Errorf("law: vocabulary: threshold %s %d: bad value or dates", t.Fact, t.Value)
 		}
 	}
+	if err := checkRegimes(&v); err != nil {
+		return nil, err
+	}
 	return &v, nil
+}
+
+// checkRegimes checks that every regime is a value of source_jurisdiction
+// and that no code belongs to two regimes.
+func checkRegimes(v *Vocabulary) error {
+	if len(v.Regimes) == 0 {
+		return nil
+	}
+	var values []string
+	for _, f := range v.Facts {
+		if f.Name == "source_jurisdiction" && f.Type == TypeEnum {
+			values = f.Values
+		}
+	}
+	owner := map[string]string{}
+	for _, k := range sortedKeys(v.Regimes) {
+		if !contains(values, k) {
+			return fmt.Errorf("law: vocabulary: regime %s is not a value of source_jurisdiction", k)
+		}
+		for _, m := range v.Regimes[k].Members {
+			if !jurisdictionRE.MatchString(m) {
+				return fmt.Errorf("law: vocabulary: regime %s: member %q is not two capital letters", k, m)
+			}
+			if contains(values, m) {
+				return fmt.Errorf("law: vocabulary: regime %s: member %s has rules of its own", k, m)
+			}
+			if o, dup := owner[m]; dup {
+				return fmt.Errorf("law: vocabulary: member %s is in regimes %s and %s", m, o, k)
+			}
+			owner[m] = k
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // overlap reports whether two inclusive date ranges ("" = open end) share a day.
