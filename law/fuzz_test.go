@@ -75,5 +75,7 @@ func FuzzParseInventory(f *testing.F) {
 	seedDir(f, "../examples/inventory/*.yaml")
 	f.Add([]byte(`{"entity": {"categories": [{"name": "c"}]}, "flows": [{"name": "f", "destination": "US", "categories": ["c"], "individuals_ytd": 5}]}`))
 	f.Add([]byte("entity: {name: x, facts: {eu_safeguard: sccs}}\nflows: []\n"))
+	f.Add([]byte("entity: {categories: [{name: c}]}\nflows:\n  - {name: f, source: EU, storage: {jurisdiction: US, facts: {eu_adequacy_recipient: true}}, access: [CN, {jurisdiction: SG}], categories: [c]}\n"))
+	f.Add([]byte("entity: {categories: [{name: c}]}\nflows:\n  - {name: f, storage: {jurisdiction: JP, facts: {}}, access: [], categories: [c]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) { roundTrip(t, e, data) })
 }
