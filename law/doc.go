@@ -15,6 +15,14 @@
 // [Engine.Decide] decides one transfer from facts, as the transfer gateway
 // does with counts taken from its own ledger.
 //
+// An inventory flow says where its data comes from, is stored and is read
+// from. Each crossing of a border is a [Leg], evaluated under the rules of
+// the jurisdiction the data leaves ([Engine.LawOf] maps a country to the
+// rules that govern it: DE to the EU's), and the counts the thresholds read
+// are aggregated per law. The report merges the findings of every
+// jurisdiction: one per rule, with the legs it fired for, earliest
+// deadline first.
+//
 // # Outcome
 //
 // A report names the strongest transfer mechanism among the rules that fired
