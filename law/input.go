@@ -18,7 +18,7 @@ const (
 	MaxFlows      = 1000    // most flows in one inventory
 	MaxItems      = 1000    // most categories, systems or list entries in one list
 	MaxAccess     = 16      // most access jurisdictions of one flow
-	MaxLegs       = 2000    // most legs (crossings assessed) in one inventory
+	MaxLegs       = 1000    // most legs (crossings assessed) in one inventory, as many as MaxFlows flows of one leg
 )
 
 // InputKind says what a document is.
