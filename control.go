@@ -16,6 +16,14 @@ type Token struct {
 	Created time.Time `json:"created"`
 	// Revoked is when the token was revoked; zero while it is valid.
 	Revoked time.Time `json:"revoked,omitzero"`
+	// Expires is when the token stops working; zero for a token that
+	// does not expire. A privacy-page link carries a token that expires.
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+// Expired reports whether t has an expiry and it is not after now.
+func (t *Token) Expired(now time.Time) bool {
+	return !t.Expires.IsZero() && !now.Before(t.Expires)
 }
 
 // Home is a subject's directory entry: its home cell and the reference of

@@ -40,6 +40,8 @@ func testTokens(t *testing.T, c domicile.ControlStore) {
 	tokens := []domicile.Token{
 		{ID: "tok-admin", Role: domicile.RoleAdmin, Jurisdiction: "CN", Created: t0},
 		{ID: "tok-subject", Role: domicile.RoleSubject, Jurisdiction: "DE", Subject: Ref("alice").String(), Created: t0.Add(1)},
+		// A privacy-page link's token: its expiry is kept to the nanosecond.
+		{ID: "tok-link", Role: domicile.RoleSubject, Jurisdiction: "CN", Subject: Ref("bob").String(), Created: t0.Add(2), Expires: t0.Add(15*time.Minute + 3)},
 	}
 	hash := func(id string) [32]byte { return sha256.Sum256([]byte("secret of " + id)) }
 	for _, tok := range tokens {

@@ -293,6 +293,9 @@ func (s *Server) Authenticate(r *http.Request) (domicile.Actor, error) {
 	if !t.Revoked.IsZero() {
 		return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "token revoked")
 	}
+	if t.Expired(s.cfg.Now()) {
+		return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "token expired")
+	}
 	a := domicile.Actor{Role: t.Role, Jurisdiction: t.Jurisdiction, Subject: t.Subject, TokenID: t.ID}
 	switch t.Role {
 	case domicile.RoleApp:

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, hash BYTEA NOT NULL UNIQU
 CREATE TABLE IF NOT EXISTS directory(ref BYTEA PRIMARY KEY, cell TEXT NOT NULL);
 ALTER TABLE directory ADD COLUMN IF NOT EXISTS reg BYTEA;
 ALTER TABLE tokens ADD COLUMN IF NOT EXISTS revoked BIGINT;
+ALTER TABLE tokens ADD COLUMN IF NOT EXISTS expires BIGINT;
 `
 
 // OpenControl opens the control store in schema (created with its tables
@@ -44,8 +45,13 @@ func (c *Control) Close() error {
 // PutToken stores a token by the hash of its secret; it fails if the id
 // or the hash exists.
 func (c *Control) PutToken(ctx context.Context, t domicile.Token, h [32]byte) error {
-	_, err := c.pool.Exec(ctx, `INSERT INTO tokens(id, hash, role, jurisdiction, subject, created) VALUES($1,$2,$3,$4,$5,$6)`,
-		t.ID, h[:], string(t.Role), string(t.Jurisdiction), t.Subject, t.Created.UnixNano())
+	var expires *int64
+	if !t.Expires.IsZero() {
+		e := t.Expires.UnixNano()
+		expires = &e
+	}
+	_, err := c.pool.Exec(ctx, `INSERT INTO tokens(id, hash, role, jurisdiction, subject, created, expires) VALUES($1,$2,$3,$4,$5,$6,$7)`,
+		t.ID, h[:], string(t.Role), string(t.Jurisdiction), t.Subject, t.Created.UnixNano(), expires)
 	if err != nil {
 		return fmt.Errorf("postgres: put token: %w", err)
 	}
@@ -57,9 +63,9 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 	var t domicile.Token
 	var role, j string
 	var created int64
-	var revoked *int64
-	err := c.pool.QueryRow(ctx, `SELECT id, role, jurisdiction, subject, created, revoked FROM tokens WHERE hash=$1`, h[:]).
-		Scan(&t.ID, &role, &j, &t.Subject, &created, &revoked)
+	var revoked, expires *int64
+	err := c.pool.QueryRow(ctx, `SELECT id, role, jurisdiction, subject, created, revoked, expires FROM tokens WHERE hash=$1`, h[:]).
+		Scan(&t.ID, &role, &j, &t.Subject, &created, &revoked, &expires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}
@@ -69,6 +75,9 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 	t.Role, t.Jurisdiction, t.Created = domicile.Role(role), domicile.Jurisdiction(j), nsTime(created)
 	if revoked != nil {
 		t.Revoked = nsTime(*revoked)
+	}
+	if expires != nil {
+		t.Expires = nsTime(*expires)
 	}
 	return &t, nil
 }

@@ -57,6 +57,17 @@ func OpenControl(ctx context.Context, dir string) (*Control, error) {
 			return nil, fmt.Errorf("sqlite: control schema: %w", err)
 		}
 	}
+	var hasExpires int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('tokens') WHERE name='expires'`).Scan(&hasExpires); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: control schema: %w", err)
+	}
+	if hasExpires == 0 {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE tokens ADD COLUMN expires INTEGER`); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: control schema: %w", err)
+		}
+	}
 	if hasReg == 0 {
 		if _, err := db.ExecContext(ctx, `ALTER TABLE directory ADD COLUMN reg BLOB`); err != nil {
 			db.Close()
@@ -71,8 +82,8 @@ func (c *Control) Close() error { return c.db.Close() }
 
 // PutToken stores a token by the hash of its secret.
 func (c *Control) PutToken(ctx context.Context, t domicile.Token, h [32]byte) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO tokens(id, hash, role, jurisdiction, subject, created) VALUES(?,?,?,?,?,?)`,
-		t.ID, h[:], string(t.Role), string(t.Jurisdiction), t.Subject, t.Created.UnixNano())
+	_, err := c.db.ExecContext(ctx, `INSERT INTO tokens(id, hash, role, jurisdiction, subject, created, expires) VALUES(?,?,?,?,?,?,?)`,
+		t.ID, h[:], string(t.Role), string(t.Jurisdiction), t.Subject, t.Created.UnixNano(), nullTime(t.Expires))
 	if err != nil {
 		return fmt.Errorf("sqlite: put token: %w", err)
 	}
@@ -84,9 +95,9 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 	var t domicile.Token
 	var role, j string
 	var created int64
-	var revoked sql.NullInt64
-	err := c.db.QueryRowContext(ctx, `SELECT id, role, jurisdiction, subject, created, revoked FROM tokens WHERE hash=?`, h[:]).
-		Scan(&t.ID, &role, &j, &t.Subject, &created, &revoked)
+	var revoked, expires sql.NullInt64
+	err := c.db.QueryRowContext(ctx, `SELECT id, role, jurisdiction, subject, created, revoked, expires FROM tokens WHERE hash=?`, h[:]).
+		Scan(&t.ID, &role, &j, &t.Subject, &created, &revoked, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}
@@ -97,7 +108,18 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 	if revoked.Valid {
 		t.Revoked = nsTime(revoked.Int64)
 	}
+	if expires.Valid {
+		t.Expires = nsTime(expires.Int64)
+	}
 	return &t, nil
+}
+
+// nullTime is t in Unix nanoseconds, or NULL for the zero time.
+func nullTime(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
 }
 
 // RevokeSubjectTokens revokes every valid token reaching subject ref.
