@@ -64,6 +64,10 @@ type Config struct {
 	// Transfers serves mechanisms, consents, transfers, the ledger and
 	// the evidence.
 	Transfers *transfer.Gateway
+	// PrivacyPage serves the privacy page and its assets under
+	// PrivacyPagePath (package web's Privacy.Serve), returning the error
+	// to answer; nil means no page.
+	PrivacyPage func(w http.ResponseWriter, r *http.Request) error
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -125,6 +129,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Transfers != nil {
 		s.transferRoutes(cfg.Transfers)
+	}
+	if cfg.PrivacyPage != nil {
+		s.handleFunc("GET "+PrivacyPagePath, s.public(cfg.PrivacyPage))
 	}
 	s.mux.HandleFunc("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128))
@@ -227,6 +234,7 @@ func (s *Server) routes() {
 	m.handleFunc("PUT /v1/subjects/{id}/objects/{name}", s.auth(s.putObject))
 	m.handleFunc("GET /v1/subjects/{id}/objects/{name}", s.auth(s.getObject))
 	m.handleFunc("DELETE /v1/subjects/{id}/objects/{name}", s.auth(s.deleteObject))
+	m.handleFunc("POST /v1/subjects/{id}/privacy-link", s.auth(s.privacyLink))
 }
 
 // handle registers a route. Every route must be in the OpenAPI document.

@@ -31,10 +31,27 @@ const (
 var Langs = []Lang{EN, ZH}
 
 var (
-	tags    = []language.Tag{language.English, language.SimplifiedChinese}
-	matcher = language.NewMatcher(tags)
-	cat     = build()
+	// messages is every message: the documents' and the pages'.
+	messages = union(coreMessages, pageMessages)
+	tags     = []language.Tag{language.English, language.SimplifiedChinese}
+	matcher  = language.NewMatcher(tags)
+	cat      = build()
 )
+
+// union merges message tables; a key in two tables is a programmer error
+// that panics when the package loads, so no test can miss it.
+func union(tables ...map[string][2]string) map[string][2]string {
+	out := map[string][2]string{}
+	for _, t := range tables {
+		for k, v := range t {
+			if _, dup := out[k]; dup {
+				panic("i18n: message " + k + " is defined twice")
+			}
+			out[k] = v
+		}
+	}
+	return out
+}
 
 func build() *catalog.Builder {
 	b := catalog.NewBuilder(catalog.Fallback(language.English))

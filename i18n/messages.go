@@ -1,8 +1,9 @@
 package i18n
 
-// messages maps each key to its text in English and Simplified Chinese,
-// in that order. Both must be non-empty and take the same fmt verbs.
-var messages = map[string][2]string{
+// coreMessages maps each key to its text in English and Simplified
+// Chinese, in that order. Both must be non-empty and take the same fmt
+// verbs. The pages' messages are in pages.go.
+var coreMessages = map[string][2]string{
 	// Common words.
 	"yes":              {"yes", "是"},
 	"no":               {"no", "否"},

@@ -222,6 +222,11 @@ func TestAccessTable(t *testing.T) {
 		{method: "PUT", pattern: "/v1/subjects/{id}/consents/{ckind}", path: "/v1/subjects/li/consents/marketing", subject: true,
 			body: `{"text_version":"v1","granted":true}`, contentType: "application/json", def: 403,
 			want: map[string]int{"app-home": 200, "app-abroad": 200, "app-abroad-mech": 200, "subject": 200}},
+		// A link to the privacy page: the app only (a subject token that
+		// made links would outlive its own expiry); every attempt is in
+		// the trail.
+		{method: "POST", pattern: "/v1/subjects/{id}/privacy-link", path: "/v1/subjects/li/privacy-link", subject: true, def: 403,
+			want: map[string]int{"app-home": 201, "app-abroad": 201, "app-abroad-mech": 201}},
 		// Erasure is tried on a fresh subject per actor (see below).
 		{method: "DELETE", pattern: "/v1/subjects/{id}", subject: true},
 
@@ -235,6 +240,8 @@ func TestAccessTable(t *testing.T) {
 			want: map[string]int{"admin": 201}},
 		{method: "POST", pattern: "/v1/subjects", path: "/v1/subjects", body: `{"id":"new-%s","jurisdiction":"CN"}`, contentType: "application/json", def: 403,
 			want: map[string]int{"app-home": 201, "app-abroad": 201, "app-abroad-mech": 201}},
+		{method: "GET", pattern: "/privacy/", path: "/privacy/", def: 200},
+		{method: "GET", pattern: "/privacy/{asset}", path: "/privacy/verify.js", def: 200},
 		{method: "GET", pattern: "/log/{cell}/checkpoint", path: "/log/cn-gz1/checkpoint", def: 200},
 		{method: "GET", pattern: "/log/{cell}/tile/{path}", path: "/log/cn-gz1/tile/0/000.p/1", def: 200},
 		{method: "GET", pattern: "/v1/cells/{cell}/consistency", path: "/v1/cells/cn-gz1/consistency?from=1&to=2", def: 403, want: map[string]int{"auditor": 200}},

@@ -50,7 +50,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer lg.Close()
-	srv := newServer(rt, lg, log)
+	srv, err := newServer(rt, lg, log)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -86,18 +89,24 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 
 // newServer is the HTTP API of an opened runtime and its running logs:
 // each area gets its service here, and only here.
-func newServer(rt *runtime, lg *logs, log *slog.Logger) *httpapi.Server {
+func newServer(rt *runtime, lg *logs, log *slog.Logger) (*httpapi.Server, error) {
+	page, err := privacyPage(rt, lg)
+	if err != nil {
+		return nil, err
+	}
 	return httpapi.New(httpapi.Config{
 		Router:      rt.router,
 		Control:     rt.control,
 		Logger:      log,
+		Now:         rt.now,
 		Logs:        httpapi.Logs(lg.byCell),
 		Witnesses:   rt.witnesses,
 		EventFilter: deferredFilter(rt.comm.desk, rt.now),
 		Reports:     reports(rt),
 		Law:         rt.law,
 		Transfers:   rt.gateway,
-	})
+		PrivacyPage: page.Serve,
+	}), nil
 }
 
 // reload re-reads the deployment file and swaps it in if it keeps the same

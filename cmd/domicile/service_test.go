@@ -347,7 +347,10 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lg.Close()
-	srv := newServer(rt, lg, quiet)
+	srv, err := newServer(rt, lg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var doc struct {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}

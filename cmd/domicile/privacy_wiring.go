@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+
+	"domicile/web"
+)
+
+// privacyPage returns the privacy page (web.Privacy), served with the keys
+// it pins: each cell's log key and the cosignature keys of the other
+// cells' witnesses, which cosign that log.
+func privacyPage(rt *runtime, lg *logs) (*web.Privacy, error) {
+	var pins []web.PinnedLog
+	for _, c := range rt.cells {
+		l := lg.byCell[c.ID()]
+		if l == nil {
+			continue
+		}
+		pin := web.PinnedLog{Cell: c.ID(), URL: "/log/" + c.ID() + "/", Key: l.VerifierKey(), Witnesses: []string{}}
+		for _, o := range rt.cells {
+			if w := rt.witnesses[o.ID()]; w != nil && o.ID() != c.ID() {
+				pin.Witnesses = append(pin.Witnesses, w.Verifier())
+			}
+		}
+		pins = append(pins, pin)
+	}
+	p, err := web.NewPrivacy(web.PrivacyConfig{Logs: pins})
+	if err != nil {
+		return nil, fmt.Errorf("privacy page: %w", err)
+	}
+	return p, nil
+}

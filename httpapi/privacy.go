@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"net/http"
+	"net/url"
+	"time"
+
+	"domicile"
+	"domicile/i18n"
+)
+
+// Bounds of a privacy-page link's lifetime (?ttl= of
+// POST /v1/subjects/{id}/privacy-link).
+const (
+	DefaultLinkTTL = 15 * time.Minute
+	MinLinkTTL     = time.Minute
+	MaxLinkTTL     = time.Hour
+)
+
+// PrivacyPagePath is where the privacy page is served.
+const PrivacyPagePath = "/privacy/"
+
+// PrivacyLink is the answer to POST /v1/subjects/{id}/privacy-link: a
+// link to the subject's privacy page. URL is relative to the server's
+// public address; its fragment carries the subject's id and a subject
+// token that expires at Expires. A fragment is never sent to a server, so
+// the token stays out of request lines, proxies' logs and Referer headers.
+type PrivacyLink struct {
+	URL     string    `json:"url"`
+	TokenID string    `json:"token_id"`
+	Expires time.Time `json:"expires"`
+}
+
+// privacyLink mints a short-lived subject token for the page and answers
+// the link. The making of the link is an event in the subject's trail
+// (cell.Link), committed before the token exists.
+func (s *Server) privacyLink(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
+	q := r.URL.Query()
+	lang := ""
+	if v := q.Get("lang"); v != "" {
+		l, err := i18n.ParseLang(v)
+		if err != nil {
+			return domicile.FieldErrorf("lang", "must be en or zh-CN")
+		}
+		lang = string(l)
+	}
+	ttl := DefaultLinkTTL
+	if v := q.Get("ttl"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < MinLinkTTL || d > MaxLinkTTL {
+			return domicile.FieldErrorf("ttl", "must be a duration from %s to %s, like 15m", "1m", "1h")
+		}
+		ttl = d
+	}
+	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActNotice)
+	if err != nil {
+		return err
+	}
+	setCell(w, c.ID())
+	secret, id, err := NewTokenSecret()
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	exp := now.Add(ttl)
+	if err := c.Link(r.Context(), a, k, "link token "+id+" valid until "+exp.Format(time.RFC3339)); err != nil {
+		return err
+	}
+	// The link acts from the cell's own jurisdiction: a subject reading
+	// its own data exercises its right of access, which is not a
+	// transfer by the business.
+	t := domicile.Token{ID: id, Role: domicile.RoleSubject, Jurisdiction: c.Config().Jurisdiction, Subject: k.Ref.String(), Created: now, Expires: exp}
+	if err := s.control.PutToken(r.Context(), t, sha256.Sum256([]byte(secret))); err != nil {
+		return err
+	}
+	u := PrivacyPagePath
+	if lang != "" {
+		u += "?lang=" + lang
+	}
+	u += "#" + url.Values{"subject": {k.ID}, "token": {secret}, "expires": {exp.Format(time.RFC3339)}}.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, PrivacyLink{URL: u, TokenID: id, Expires: exp})
+	return nil
+}
+
+// PrivacyLink asks for a link to subject id's privacy page (an app
+// token), in language lang ("" for the browser's) and valid for ttl (0
+// for DefaultLinkTTL).
+func (c *Client) PrivacyLink(ctx context.Context, id, lang string, ttl time.Duration) (*PrivacyLink, error) {
+	q := url.Values{}
+	if lang != "" {
+		q.Set("lang", lang)
+	}
+	if ttl != 0 {
+		q.Set("ttl", ttl.String())
+	}
+	path := "/v1/subjects/" + seg(id) + "/privacy-link"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out PrivacyLink
+	if _, err := c.call(ctx, http.MethodPost, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
