@@ -21,9 +21,9 @@ import (
 var privacyFS embed.FS
 
 // pageCatalogPrefixes are the i18n keys the page's JavaScript uses: its
-// own and the shared words for roles, actions, categories and who can
-// reach data.
-var pageCatalogPrefixes = []string{"privacy.", "role.", "action.", "category.", "who."}
+// own and the shared words for roles, actions, categories, purposes and
+// who can reach data.
+var pageCatalogPrefixes = []string{"privacy.", "role.", "action.", "category.", "who.", "purpose."}
 
 // PinnedLog is what the privacy page trusts of one cell's log: the keys
 // it verifies that log's checkpoints with.

@@ -346,7 +346,9 @@ func TestPrivacyPage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := chromedp.Do(b.Ctx, chromedp.Navigate(front.URL+link.URL), chromedp.WaitReady("#events")); err != nil {
+		// From a blank page: the link then loads the page anew, not as a
+		// change of the fragment of the page already open.
+		if err := chromedp.Do(b.Ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(front.URL+link.URL), chromedp.WaitReady("#events")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -532,7 +534,7 @@ func shot(t *testing.T, b *browsertest.Browser, name string) {
 	if !*updateShots {
 		return
 	}
-	png, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,9 @@ const state = {
   results: new Map(), // leaf index -> {ok, key, args} (absent: pending)
   check: null, // {cp} or {error}
   waiting: false,
-  status: null, // [key, ...args] of the status line
+  // live holds, per element id, the message key and arguments of a
+  // status line, so a language switch translates it too.
+  live: new Map(),
 };
 
 // t formats message key in the page's language: %s and %d in order, or
@@ -52,12 +54,18 @@ function el(tag, attrs = {}, ...children) {
 function fmtTime(s) {
   const d = typeof s === 'number' ? new Date(s * 1000) : new Date(s);
   if (Number.isNaN(d.getTime())) return String(s);
-  return new Intl.DateTimeFormat(state.lang, { dateStyle: 'medium', timeStyle: 'medium', timeZoneName: 'short' }).format(d);
+  return new Intl.DateTimeFormat(state.lang, { dateStyle: 'medium', timeStyle: 'long' }).format(d);
+}
+
+// say sets the status line with id to message key, and keeps it for a
+// language switch.
+function say(id, key, ...args) {
+  state.live.set(id, [key, ...args]);
+  document.getElementById(id).textContent = t(key, ...args);
 }
 
 function setStatus(key, ...args) {
-  state.status = [key, ...args];
-  document.getElementById('status').textContent = t(key, ...args);
+  say('status', key, ...args);
 }
 
 // credentials reads the subject and token from the link's fragment, keeps
@@ -131,7 +139,7 @@ function applyStatic() {
   document.documentElement.lang = state.lang;
   for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
   document.getElementById('lang').value = state.lang;
-  if (state.status) document.getElementById('status').textContent = t(...state.status);
+  for (const [id, msg] of state.live) document.getElementById(id).textContent = t(...msg);
   const exp = state.creds && state.creds.expires;
   document.getElementById('expires').textContent = exp ? t('privacy.expires', fmtTime(exp)) : '';
 }
@@ -307,7 +315,8 @@ function renderRights() {
     routes.append(el('li', {}, el('code', { text: route }), ' — ' + t(key)));
   }
   const c = st.contact || {};
-  document.getElementById('contact-text').textContent = t('privacy.contact', c.entity || '', c.contact || '');
+  document.getElementById('contact-text').textContent =
+    c.entity || c.contact ? t('privacy.contact', c.entity || t('privacy.contact.entity-unset'), c.contact || t('privacy.contact.unset')) : t('privacy.contact.none');
   const notes = document.getElementById('notes');
   notes.replaceChildren();
   for (const n of st.notes || []) notes.append(el('li', { text: n }));
@@ -402,10 +411,9 @@ async function verifyAll() {
 
 async function withdraw(c, button) {
   button.disabled = true;
-  const status = document.getElementById('consent-status');
   try {
     await api('PUT', subjectPath('/consents/' + encodeURIComponent(c.kind)), { text_version: c.text_version, granted: false });
-    status.textContent = t('privacy.consent.done', consentName(c.kind));
+    say('consent-status', 'privacy.consent.done', consentName(c.kind));
     await loadConsents();
     await refreshTrail();
   } catch (e) {
@@ -422,7 +430,6 @@ async function refreshTrail() {
 }
 
 async function download() {
-  const status = document.getElementById('rights-status');
   try {
     const records = [];
     let cursor = '';
@@ -446,17 +453,16 @@ async function download() {
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-    status.textContent = t('privacy.right.downloaded', records.length, objects.length);
+    say('rights-status', 'privacy.right.downloaded', records.length, objects.length);
   } catch (e) {
     fail(e);
   }
 }
 
 async function erase() {
-  const status = document.getElementById('rights-status');
   try {
     const r = await api('DELETE', subjectPath());
-    status.textContent = t('privacy.right.erased', r.cell, r.records_deleted, r.objects_deleted, (r.key_fingerprints || []).join(', '), r.log_index);
+    say('rights-status', 'privacy.right.erased', r.cell, r.records_deleted, r.objects_deleted, (r.key_fingerprints || []).join(', '), r.log_index);
     sessionStorage.removeItem(STORE);
     for (const b of document.querySelectorAll('button, input')) if (b.id !== 'lang') b.disabled = true;
   } catch (e) {
@@ -493,6 +499,14 @@ async function main() {
   const eraseButton = document.getElementById('erase');
   confirm.addEventListener('change', () => (eraseButton.disabled = !confirm.checked));
   eraseButton.addEventListener('click', erase);
+  // A new link opened in the same tab changes only the fragment: start
+  // over with its token.
+  window.addEventListener('hashchange', () => {
+    if (new URLSearchParams(location.hash.slice(1)).get('token')) {
+      credentials();
+      location.reload();
+    }
+  });
   state.creds = credentials();
   applyStatic();
   if (!state.creds) {

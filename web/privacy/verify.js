@@ -105,11 +105,10 @@ async function ed25519Verify(pub, sig, msg) {
  * key ID is the first 4 bytes of SHA-256(name || "\n" || alg || key).
  */
 export async function parseVerifierKey(vkey, alg) {
-  const parts = String(vkey).split('+');
-  if (parts.length !== 3 || !parts[0] || /[\s+]/.test(parts[0]) || !/^[0-9a-f]{8}$/.test(parts[1])) {
-    throw new Error('malformed verifier key ' + vkey);
-  }
-  const [name, hex, b64] = parts;
+  // The name has no "+"; the base64 key may.
+  const m = /^([^\s+]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(String(vkey));
+  if (!m) throw new Error('malformed verifier key ' + vkey);
+  const [, name, hex, b64] = m;
   const raw = b64decode(b64);
   if (raw.length !== 33 || raw[0] !== alg) throw new Error('verifier key ' + name + ' is not of algorithm ' + alg);
   const id = Uint8Array.from(hex.match(/../g), (h) => parseInt(h, 16));
@@ -190,13 +189,13 @@ export async function openCheckpoint(note, logKey, witnessKeys) {
 
 /** tilePath is the C2SP tlog-tiles path of tile n of level at width w. */
 export function tilePath(level, n, w) {
-  let s = String(n).padStart(3, '0');
-  let groups = [];
+  // N in groups of three digits, all but the last prefixed with "x".
+  const groups = [];
   for (let x = n; ; x = Math.floor(x / 1000)) {
     groups.unshift(String(x % 1000).padStart(3, '0'));
     if (x < 1000) break;
   }
-  s = groups.map((g, i) => (i < groups.length - 1 ? 'x' + g : g)).join('/');
+  const s = groups.map((g, i) => (i < groups.length - 1 ? 'x' + g : g)).join('/');
   return 'tile/' + level + '/' + s + (w < 256 ? '.p/' + w : '');
 }
 
