@@ -50,9 +50,9 @@ type PrivacyConfig struct {
 // Privacy serves the privacy page and its assets under /privacy/. It is
 // safe for concurrent use.
 type Privacy struct {
-	tmpl       *template.Template
-	config     map[i18n.Lang][]byte // the page's configuration, as JSON, per language
-	assets     map[string]asset
+	tmpl   *template.Template
+	config map[i18n.Lang][]byte // the page's configuration, as JSON, per language
+	assets map[string]asset
 }
 
 type asset struct {

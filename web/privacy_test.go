@@ -2,7 +2,7 @@ package web
 
 import (
 	"encoding/json"
-	"net/http"
+	"errors"
 	"net/http/httptest"
 	"regexp"
 	"slices"
@@ -140,31 +140,22 @@ func TestPrivacyServes(t *testing.T) {
 	}
 }
 
-// TestPrivacyErrorsAsTheAPI: with WriteError set, the page's errors are
-// answered by it.
-func TestPrivacyErrorsAsTheAPI(t *testing.T) {
-	var got error
-	p, err := NewPrivacy(PrivacyConfig{Logs: testPins, WriteError: func(w http.ResponseWriter, r *http.Request, err error) {
-		got = err
-		w.WriteHeader(418)
-	}})
+// TestPrivacyServeReturnsErrors: Serve writes nothing for bad input and
+// returns a field error, for the API to answer.
+func TestPrivacyServeReturnsErrors(t *testing.T) {
+	p, err := NewPrivacy(PrivacyConfig{Logs: testPins})
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := httptest.NewRecorder()
-	p.ServeHTTP(w, httptest.NewRequest("GET", "/privacy/?lang=xx", nil))
+	err = p.Serve(w, httptest.NewRequest("GET", "/privacy/?lang=xx", nil))
 	var de *domicile.Error
-	if w.Code != 418 || got == nil || !errorAs(got, &de) || de.Field != "lang" {
-		t.Errorf("WriteError got %v (status %d), want a field error naming lang", got, w.Code)
+	if !errors.As(err, &de) || de.Field != "lang" || de.Code != domicile.EInvalid || w.Body.Len() != 0 || len(w.Header()) != 0 {
+		t.Errorf("Serve(?lang=xx) = %v, wrote %d bytes and %v; want a field error naming lang and nothing written", err, w.Body.Len(), w.Header())
 	}
-}
-
-func errorAs(err error, de **domicile.Error) bool {
-	e, ok := err.(*domicile.Error)
-	if ok {
-		*de = e
+	if err := p.Serve(httptest.NewRecorder(), httptest.NewRequest("GET", "/privacy/", nil)); err != nil {
+		t.Errorf("Serve(/privacy/) = %v", err)
 	}
-	return ok
 }
 
 // keysUsed returns the message keys the page's files name literally, and
