@@ -58,10 +58,15 @@ function fmtTime(s) {
 }
 
 // say sets the status line with id to message key, and keeps it for a
-// language switch.
+// language switch; an argument that is a function is called each time, so
+// that words it translates follow the language too.
 function say(id, key, ...args) {
   state.live.set(id, [key, ...args]);
-  document.getElementById(id).textContent = t(key, ...args);
+  document.getElementById(id).textContent = tr(key, ...args);
+}
+
+function tr(key, ...args) {
+  return t(key, ...args.map((a) => (typeof a === 'function' ? a() : a)));
 }
 
 function setStatus(key, ...args) {
@@ -139,7 +144,7 @@ function applyStatic() {
   document.documentElement.lang = state.lang;
   for (const e of document.querySelectorAll('[data-i18n]')) e.textContent = t(e.dataset.i18n);
   document.getElementById('lang').value = state.lang;
-  for (const [id, msg] of state.live) document.getElementById(id).textContent = t(...msg);
+  for (const [id, msg] of state.live) document.getElementById(id).textContent = tr(...msg);
   const exp = state.creds && state.creds.expires;
   document.getElementById('expires').textContent = exp ? t('privacy.expires', fmtTime(exp)) : '';
 }
@@ -413,7 +418,7 @@ async function withdraw(c, button) {
   button.disabled = true;
   try {
     await api('PUT', subjectPath('/consents/' + encodeURIComponent(c.kind)), { text_version: c.text_version, granted: false });
-    say('consent-status', 'privacy.consent.done', consentName(c.kind));
+    say('consent-status', 'privacy.consent.done', () => consentName(c.kind));
     await loadConsents();
     await refreshTrail();
   } catch (e) {
