@@ -24,6 +24,10 @@ func NewWitnessHandler(wit *witness.Witness, log *slog.Logger) http.Handler {
 			writeProblem(w, r, err, log)
 		}
 	})
+	mux.HandleFunc("/add-checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		writeProblem(w, r, domicile.Errorf("method-not-allowed", "add-checkpoint takes POST"), log)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s: a witness serves POST /add-checkpoint", r.Method, truncate(r.URL.Path, 128)), log)
 	})
