@@ -135,7 +135,7 @@ func (w *Witnessing) submit(ctx context.Context, rw RemoteWitness, st *remoteSta
 	for range 2 {
 		old := st.old
 		if old > size {
-			return fmt.Errorf("the witness has cosigned a tree of %d leaves for this log, larger than its %d: the log lost leaves, or the witness saw another log under this origin", old, size)
+			return &WitnessAheadError{WitnessSize: old, LogSize: size}
 		}
 		var proof [][]byte
 		if old > 0 && old < size {
@@ -167,6 +167,18 @@ func (w *Witnessing) submit(ctx context.Context, rw RemoteWitness, st *remoteSta
 	return errors.New("the witness answered twice that the proof starts from the wrong size")
 }
 
+// WitnessAheadError reports a witness that has cosigned a larger tree of
+// this log than the log has: the log lost leaves (restored from an old
+// backup, say), or someone else signed checkpoints with its key. Either
+// way the log's history as the witness saw it is no longer the log's.
+type WitnessAheadError struct {
+	WitnessSize, LogSize int64
+}
+
+func (e *WitnessAheadError) Error() string {
+	return fmt.Sprintf("tlog: the witness has cosigned a tree of %d leaves for this log, larger than its %d: the log lost leaves, or its key signed another history", e.WitnessSize, e.LogSize)
+}
+
 // report logs a change in a witness's health and sets its backoff.
 func (w *Witnessing) report(ctx context.Context, rw RemoteWitness, st *remoteState, err error) {
 	attrs := []any{slog.String("log", w.Log.Origin()), slog.String("witness", rw.Name)}
@@ -185,7 +197,11 @@ func (w *Witnessing) report(ctx context.Context, rw RemoteWitness, st *remoteSta
 	st.next = w.Now().Add(min(backoff, w.MaxBackoff))
 	if kind := errorKind(err); kind != st.lastErr {
 		st.lastErr = kind
-		w.Logger.Warn("witness did not cosign", append(attrs, slog.String("err", err.Error()))...)
+		level := slog.LevelWarn
+		if errors.As(err, new(*WitnessAheadError)) {
+			level = slog.LevelError
+		}
+		w.Logger.Log(ctx, level, "witness did not cosign", append(attrs, slog.String("err", err.Error()))...)
 	}
 }
 

@@ -128,9 +128,13 @@ func TestWitnessingRequired(t *testing.T) {
 	if _, err := l.Latest(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "w1 to cosign 9 and w2's answer to be refused", func() bool {
-		size, _, _ := w1.LastSize(ctx, "example/witnessed")
-		return size == 9 && strings.Contains(logOut.String(), "no valid cosignature by its key w2.example+")
+	waitFor(t, "w1's cosignature on 9 and w2's answer refused", func() bool {
+		h, err := l.Latest(ctx)
+		if err != nil || h.Size != 9 {
+			return false
+		}
+		_, err = checkpoint.Open(h.Signed, lv, w1key.v)
+		return err == nil && strings.Contains(logOut.String(), "no valid cosignature by its key w2.example+")
 	})
 	if h := served(); h == nil || h.Size != 7 {
 		t.Fatalf("served while 9 waits for w2 = %+v, want the checkpoint of 7 both cosigned", h)
@@ -282,5 +286,51 @@ func TestCosignatureForOlderCheckpoint(t *testing.T) {
 	clock.Advance(time.Hour)
 	if h, err := l.Cosigned(); err != nil || h.Size != 5 {
 		t.Errorf("Cosigned() after WitnessWait = %+v, %v; want the latest, of 5", h, err)
+	}
+}
+
+// TestWitnessingWitnessAhead: a witness that cosigned a larger tree of the
+// log than the log has (the log was restored from an old backup) is
+// reported as an error with both sizes, and not asked to go backwards.
+func TestWitnessingWitnessAhead(t *testing.T) {
+	ctx := context.Background()
+	skey, vkey, err := checkpoint.GenerateKey(rand.Reader, "example/restored")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := checkpoint.NewSigner(skey)
+	open := func(n int) (*tlog.Log, *sqlite.Store) {
+		st, err := sqlite.Open(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		appendLeaves(t, st, 0, n)
+		l := tlog.New(tlog.Config{Store: st, Origin: "example/restored", Signer: signer, Verifier: vkey, Interval: 10 * time.Millisecond})
+		if err := l.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close(ctx) })
+		return l, st
+	}
+	k := newKeyPair(t, "w.example")
+	w := k.witness(t, vkey, filepath.Join(t.TempDir(), "w.state"))
+	long, _ := open(20)
+	h, err := long.Latest(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AddCheckpoint(ctx, 0, nil, h.Signed); err != nil {
+		t.Fatal(err)
+	}
+	short, _ := open(5)
+	logOut := &syncLog{}
+	runWitnessing(t, &tlog.Witnessing{Log: short, Interval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logOut, nil)),
+		Witnesses: []tlog.RemoteWitness{{Name: "w", Key: k.v, Witness: w}}})
+	waitFor(t, "the witness ahead reported", func() bool {
+		return strings.Contains(logOut.String(), "level=ERROR") && strings.Contains(logOut.String(), "a tree of 20 leaves for this log, larger than its 5")
+	})
+	if size, _, _ := w.LastSize(ctx, "example/restored"); size != 20 {
+		t.Errorf("witness size = %d, want 20 still", size)
 	}
 }

@@ -208,9 +208,9 @@ func TestStandaloneWitnesses(t *testing.T) {
 	if _, err := s.client(subTok, "", "").PutRecord(ctx, "wen", "message", "m2", map[string]string{"body": "two"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the next checkpoint served without w2's cosignature", func() bool {
-		_, next, ok := servedCheckpoint(s, "cn-gz1")
-		return ok && next.Size > cp.Size
+	waitFor(t, 30*time.Second, "the next checkpoint served, with w1's cosignature alone", func() bool {
+		b, next, ok := servedCheckpoint(s, "cn-gz1")
+		return ok && next.Size > cp.Size && bytes.Contains(b, []byte("\n— w1.test "))
 	})
 	out, err = verify(t, s, info["cn-gz1"], state, both...)
 	oldID := strings.Split(keys[1], "+")[1]
