@@ -156,6 +156,10 @@ func TestStandaloneWitnesses(t *testing.T) {
 		served = b
 		return ok && cp.Size >= want && bytes.Contains(b, []byte("\n— w1.test ")) && bytes.Contains(b, []byte("\n— w2.test "))
 	})
+	// The privacy page demands the required witnesses' cosignatures too.
+	if st, _, page := s.do("GET", "/privacy/", "", nil, nil); st != 200 || !bytes.Contains(page, []byte(keys[0])) || !bytes.Contains(page, []byte(keys[1])) {
+		t.Errorf("privacy page: %d; want both witnesses' keys pinned", st)
+	}
 	state := filepath.Join(dir, "verify.state")
 	both := []string{"--witness-key", keys[0], "--witness-key", keys[1], "--witnesses", "2"}
 	out, err := verify(t, s, info["cn-gz1"], state, append(both, "--events", trail)...)
