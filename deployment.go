@@ -3,6 +3,7 @@ package domicile
 import (
 	"slices"
 	"strings"
+	"time"
 )
 
 // DefaultMaxObjectBytes is the default limit on an object's size: 1 GiB.
@@ -79,6 +80,12 @@ type Deployment struct {
 	// Rules, when its Path is set, replaces the embedded law rules with a
 	// signed rule bundle (or directory) verified against Keys.
 	Rules RulesConfig
+	// Witnesses are the stand-alone witnesses the cells submit their
+	// checkpoints to, and WitnessWait how long a new checkpoint waits for
+	// the required ones' cosignatures (see [WitnessConfig]; zero: the
+	// log's default, 10 s).
+	Witnesses   []WitnessConfig
+	WitnessWait time.Duration
 }
 
 // RulesConfig names a rule bundle and the keys that may sign it.

@@ -89,7 +89,7 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 	d := &domicile.Deployment{MaxObjectBytes: domicile.DefaultMaxObjectBytes}
 	seen := map[string]bool{}
 	var policyNode *yaml.Node
-	var mechPurposes []*yaml.Node
+	var mechPurposes, witnessCells []*yaml.Node
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		k, v := doc.Content[i], doc.Content[i+1]
 		if seen[k.Value] {
@@ -116,8 +116,12 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 			mechPurposes, err = parseMechanisms(d, v)
 		case "rules":
 			err = parseRules(d, v)
+		case "witnesses":
+			witnessCells, err = parseWitnesses(d, v)
+		case "witness_wait":
+			err = parseWitnessWait(d, v)
 		default:
-			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, declarations, mechanisms, rules)", k.Value)
+			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, declarations, mechanisms, rules, witnesses, witness_wait)", k.Value)
 		}
 		if err != nil {
 			var le *LineError
@@ -147,6 +151,11 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 	for _, n := range mechPurposes {
 		if n.Value != "*" && !d.HasPurpose(n.Value) {
 			return nil, errAt(n, "mechanism purpose %q is not a declared purpose", n.Value)
+		}
+	}
+	for _, n := range witnessCells {
+		if d.Cell(n.Value) == nil {
+			return nil, errAt(n, "witness cell %q is not a declared cell", trunc(n.Value, 32))
 		}
 	}
 	return d, nil

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"domicile"
+	"domicile/checkpoint"
 )
 
 func TestDefault(t *testing.T) {
@@ -76,10 +77,23 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("policy: {EU: [x]}\n"))
 	f.Add([]byte(mechBase + "mechanisms:\n  - id: sc-1\n    kind: standard_contract\n    destinations: [US]\n    recipients: [Acme]\n    purposes: [support]\n    categories: [personal]\n    reference: SC-1\n"))
 	f.Add([]byte(mechBase + "mechanisms:\n  - {id: a, kind: sccs, source: EU, destinations: [US], recipients: [\"*\"], purposes: [\"*\"], categories: [personal]}\n  - {id: a, kind: bcrs}\n"))
+	f.Add([]byte(witnessBase + "witness_wait: 2s\nwitnesses:\n  - {name: a, url: \"https://w.example/\", key: \"" + wkey1 + "\", required: true, cells: [cn-gz1]}\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d, err := Parse(b)
 		if err != nil {
 			return
+		}
+		// Every witness is complete, reachable by URL, and submitted to
+		// only by declared cells.
+		for _, w := range d.Witnesses {
+			if _, err := checkpoint.NewCosignatureVerifier(w.Key); err != nil || checkWitnessURL(w.URL) != "" || w.Name == "" {
+				t.Fatalf("witness %+v parsed", w)
+			}
+			for _, c := range w.Cells {
+				if d.Cell(c) == nil {
+					t.Fatalf("witness %q names unknown cell %q", w.Name, c)
+				}
+			}
 		}
 		// Whatever parses is consistent: every policy cell exists.
 		for _, r := range d.Policy {

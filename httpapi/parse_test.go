@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"net/http/httptest"
 	"testing"
 
@@ -102,21 +103,27 @@ func FuzzParseIfMatch(f *testing.F) {
 	})
 }
 
+// FuzzAddCheckpoint: an accepted add-checkpoint body has a canonical old
+// size and 32-byte hashes, and formats back to itself byte for byte.
 func FuzzAddCheckpoint(f *testing.F) {
 	f.Add([]byte("old 0\n\norigin\n1\nAAAA\n\n— origin sig\n"))
 	f.Add([]byte("old 5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\nx"))
+	f.Add([]byte("old 5\r\n\nx"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		old, proof, _, err := parseAddCheckpoint(b)
+		old, proof, signed, err := parseAddCheckpoint(b)
 		if err != nil {
 			return
 		}
-		if old < 0 || len(proof) > 128 {
-			t.Fatalf("accepted old %d with %d hashes", old, len(proof))
+		if old < 0 || len(proof) > 128 || len(signed) == 0 {
+			t.Fatalf("accepted old %d with %d hashes and %d bytes of checkpoint", old, len(proof), len(signed))
 		}
 		for _, h := range proof {
 			if len(h) != 32 {
 				t.Fatalf("hash of %d bytes", len(h))
 			}
+		}
+		if got := formatAddCheckpoint(old, proof, signed); !bytes.Equal(got, b) {
+			t.Fatalf("parseAddCheckpoint(%q) formats back as %q", b, got)
 		}
 	})
 }

@@ -47,6 +47,12 @@ var statusOf = map[string]int{
 // writeError answers err as a problem document. Errors that are not
 // *domicile.Error are logged once here and shown as "internal error".
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	writeProblem(w, r, err, s.log)
+}
+
+// writeProblem is writeError for any handler: the stand-alone witness's
+// too. Errors that are not *domicile.Error are logged to log.
+func writeProblem(w http.ResponseWriter, r *http.Request, err error, log *slog.Logger) {
 	var re *transfer.RefusedError
 	if errors.As(err, &re) {
 		// A refused transfer carries the gate's decision, so that the
@@ -65,7 +71,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &mbe) {
 			de = &domicile.Error{Code: domicile.ETooLarge, Message: "request body is over the limit of " + strconv.FormatInt(mbe.Limit, 10) + " bytes"}
 		} else {
-			s.log.ErrorContext(r.Context(), "internal error", slog.String("route", r.Pattern), slog.Any("err", err))
+			log.ErrorContext(r.Context(), "internal error", slog.String("route", r.Pattern), slog.Any("err", err))
 			de = &domicile.Error{Code: domicile.EInternal, Message: "internal error"}
 		}
 	}

@@ -47,6 +47,11 @@ type Config struct {
 	// WitnessKeys are cosignature/v1 verifier keys of witnesses whose
 	// cosignatures are required on every checkpoint.
 	WitnessKeys []string
+	// WitnessQuorum, when positive, relaxes WitnessKeys: a checkpoint
+	// must carry valid cosignatures by at least this many of them
+	// (checkpoint.OpenQuorum) instead of by each. It may not exceed
+	// len(WitnessKeys).
+	WitnessQuorum int
 	// HTTPClient makes the requests; the default has a 30 s timeout.
 	HTTPClient *http.Client
 	// MaxEntryBundleBytes bounds an entry bundle; default 1 MiB.
@@ -58,6 +63,7 @@ type Client struct {
 	base      string
 	log       note.Verifier
 	witnesses []*checkpoint.CosignatureVerifier
+	quorum    int
 	hc        *http.Client
 	maxBundle int64
 
@@ -77,7 +83,10 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("logclient: log key: %w", err)
 	}
-	c := &Client{base: cfg.URL, log: v, hc: cfg.HTTPClient, maxBundle: cfg.MaxEntryBundleBytes, cache: map[string][]byte{}}
+	if cfg.WitnessQuorum < 0 || cfg.WitnessQuorum > len(cfg.WitnessKeys) {
+		return nil, fmt.Errorf("logclient: a quorum of %d witnesses out of %d listed", cfg.WitnessQuorum, len(cfg.WitnessKeys))
+	}
+	c := &Client{base: cfg.URL, log: v, quorum: cfg.WitnessQuorum, hc: cfg.HTTPClient, maxBundle: cfg.MaxEntryBundleBytes, cache: map[string][]byte{}}
 	if !strings.HasSuffix(c.base, "/") {
 		c.base += "/"
 	}
@@ -173,7 +182,13 @@ func (c *Client) FetchCheckpoint(ctx context.Context) (*checkpoint.Signed, error
 // OpenCheckpoint verifies a signed checkpoint of this log, with the
 // required cosignatures.
 func (c *Client) OpenCheckpoint(signed []byte) (*checkpoint.Signed, error) {
-	s, err := checkpoint.Open(signed, c.log, c.witnesses...)
+	open := checkpoint.Open
+	if c.quorum > 0 {
+		open = func(msg []byte, log note.Verifier, ws ...*checkpoint.CosignatureVerifier) (*checkpoint.Signed, error) {
+			return checkpoint.OpenQuorum(msg, log, c.quorum, ws...)
+		}
+	}
+	s, err := open(signed, c.log, c.witnesses...)
 	if err != nil {
 		return nil, fmt.Errorf("logclient: %w", err)
 	}

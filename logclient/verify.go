@@ -82,7 +82,7 @@ func (c *Client) VerifyEvent(ctx context.Context, cp *checkpoint.Signed, ev Even
 	}
 	if ev.LeafIndex < 0 || ev.LeafIndex >= cp.Size {
 		return &InclusionError{Checkpoint: cp.Raw, Index: ev.LeafIndex, Leaf: []byte(ev.Leaf),
-			Reason: fmt.Sprintf("index beyond the tree of %d leaves", cp.Size)}
+			Reason: fmt.Sprintf("index beyond the tree of %d leaves: the log's checkpoint does not include the event yet (a log waits for its witnesses' cosignatures; try again in a few seconds, and keep this evidence if it persists)", cp.Size)}
 	}
 	served, err := c.Entry(ctx, cp, ev.LeafIndex)
 	if err != nil {

@@ -158,15 +158,64 @@ const MaxProofHashes = 128
 // the new state, and returns the witness's cosignature line
 // ("— <name> <base64>\n") to append to the checkpoint.
 //
-// It returns [ErrUnknownLog], a *checkpoint.SignatureError,
+// It returns [ErrMalformed], [ErrUnknownLog], a *checkpoint.SignatureError,
 // [*RollbackError], [*ForkError] or [*ProofError] when it refuses.
 func (w *Witness) Cosign(ctx context.Context, signed []byte, proof [][]byte) ([]byte, error) {
+	return w.add(ctx, -1, signed, proof)
+}
+
+// ConflictError is returned by [Witness.AddCheckpoint] when the old size
+// offered is not the size of the last checkpoint cosigned for the log
+// (C2SP tlog-witness: 409 Conflict, with that size in the body). The log
+// should send a consistency proof from Size instead.
+type ConflictError struct {
+	// Size is the size of the last checkpoint cosigned (0 if none).
+	Size int64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("witness: the last checkpoint cosigned for this log has size %d", e.Size)
+}
+
+// ErrMalformed is returned for a signed checkpoint that is not a signed
+// note, or a checkpoint or proof over its limit ([checkpoint.MaxSignedSize],
+// [MaxProofHashes]). A server should answer 400.
+var ErrMalformed = errors.New("witness: malformed signed checkpoint, or checkpoint or proof too large")
+
+// ErrOldSize is returned by [Witness.AddCheckpoint] when the old size is
+// larger than the offered checkpoint's size (C2SP tlog-witness: 400).
+var ErrOldSize = errors.New("witness: old size is larger than the checkpoint's size")
+
+// AddCheckpoint is the C2SP tlog-witness add-checkpoint operation: it
+// cosigns signed given a consistency proof from old, which must be the size
+// of the last checkpoint cosigned for the log (0 if none). The check of old
+// against the stored state and the update of the state are atomic, as the
+// specification requires.
+//
+// Besides the refusals of [Witness.Cosign], it returns [ErrOldSize] when
+// old is larger than the checkpoint, and a [*ConflictError] carrying the
+// witness's size when old is not that size. A proof from old 0 must be
+// empty, and a checkpoint of size 0 must have the empty tree's root
+// ([*ProofError] otherwise).
+//
+// Its signature is that of tlog.Witness, so a log can submit to a witness
+// in the same process as to one over HTTP.
+func (w *Witness) AddCheckpoint(ctx context.Context, old int64, proof [][]byte, signed []byte) ([]byte, error) {
+	if old < 0 {
+		return nil, ErrOldSize
+	}
+	return w.add(ctx, old, signed, proof)
+}
+
+// add cosigns signed. old is the size the caller's proof starts from, or
+// -1 for "the size last cosigned, whatever it is" (Cosign).
+func (w *Witness) add(ctx context.Context, old int64, signed []byte, proof [][]byte) ([]byte, error) {
 	if len(signed) > checkpoint.MaxSignedSize || len(proof) > MaxProofHashes {
-		return nil, errors.New("witness: request too large")
+		return nil, ErrMalformed
 	}
 	body, err := checkpoint.Body(signed)
 	if err != nil {
-		return nil, errors.New("witness: malformed signed checkpoint")
+		return nil, ErrMalformed
 	}
 	origin, _, _ := bytes.Cut(body, []byte("\n"))
 	v, ok := w.logs[string(origin)]
@@ -177,27 +226,40 @@ func (w *Witness) Cosign(ctx context.Context, signed []byte, proof [][]byte) ([]
 	if err != nil {
 		return nil, fmt.Errorf("witness: %w", err)
 	}
+	if old > cp.Size {
+		return nil, ErrOldSize
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	old, ok, err := w.state.Load(ctx, cp.Origin)
+	st, seen, err := w.state.Load(ctx, cp.Origin)
 	if err != nil {
 		return nil, fmt.Errorf("witness: load state: %w", err)
 	}
-	if ok {
-		switch {
-		case cp.Size < old.Size:
-			return nil, &RollbackError{Old: old.Checkpoint, New: cp.Raw}
-		case cp.Size == old.Size && cp.Hash != old.Hash:
-			return nil, &ForkError{Old: old.Checkpoint, New: cp.Raw}
-		case cp.Size > old.Size:
-			hs, err := merkle.HashesFromBytes(proof)
-			if err != nil {
-				return nil, &ProofError{Old: old.Checkpoint, New: cp.Raw, Proof: proof, Err: err}
-			}
-			if err := merkle.VerifyConsistency(hs, old.Size, cp.Size, old.Hash, cp.Hash); err != nil {
-				return nil, &ProofError{Old: old.Checkpoint, New: cp.Raw, Proof: proof, Err: err}
-			}
+	if old >= 0 && old != st.Size {
+		return nil, &ConflictError{Size: st.Size}
+	}
+	switch {
+	case seen && cp.Size < st.Size:
+		return nil, &RollbackError{Old: st.Checkpoint, New: cp.Raw}
+	case seen && cp.Size == st.Size && cp.Hash != st.Hash:
+		return nil, &ForkError{Old: st.Checkpoint, New: cp.Raw}
+	case cp.Size == 0 && cp.Hash != merkle.EmptyRoot(),
+		old == 0 && len(proof) > 0,
+		seen && cp.Size == st.Size && len(proof) > 0:
+		// A tree of size 0 has one root, and a proof from it, or between
+		// equal sizes, is empty (RFC 6962, tlog-witness): anything else
+		// is not a proof of consistency.
+		return nil, &ProofError{Old: st.Checkpoint, New: cp.Raw, Proof: proof, Err: errors.New("a proof from size 0 or between equal sizes must be empty, and the root of size 0 is the empty tree's")}
+	case !seen:
+		// First sight of this log: trusted on first use.
+	case cp.Size > st.Size:
+		hs, err := merkle.HashesFromBytes(proof)
+		if err != nil {
+			return nil, &ProofError{Old: st.Checkpoint, New: cp.Raw, Proof: proof, Err: err}
+		}
+		if err := merkle.VerifyConsistency(hs, st.Size, cp.Size, st.Hash, cp.Hash); err != nil {
+			return nil, &ProofError{Old: st.Checkpoint, New: cp.Raw, Proof: proof, Err: err}
 		}
 	}
 	if err := w.state.Store(ctx, cp.Origin, LogState{Checkpoint: cp.Raw, Size: cp.Size, Hash: cp.Hash}); err != nil {

@@ -65,11 +65,15 @@ type logs struct {
 }
 
 // startLogs starts each cell's log (signing key kept with the cell's other
-// keys, in its custody directory) and has every cell witness the others.
+// keys, in its custody directory), has every cell witness the others, and
+// has each cell submit its checkpoints to the deployment's stand-alone
+// witnesses.
 func startLogs(ctx context.Context, rt *runtime, log *slog.Logger) (*logs, error) {
 	ls := &logs{byCell: map[string]*tlog.Log{}}
 	var all []*tlog.Log
 	var verifiers []string
+	var submitting []*tlog.Witnessing
+	hc := witnessHTTPClient()
 	for _, c := range rt.cells {
 		origin := logOrigin(rt.dep, c.ID())
 		custody := filepath.Join(rt.dir, "custody", c.ID())
@@ -81,16 +85,28 @@ func startLogs(ctx context.Context, rt *runtime, log *slog.Logger) (*logs, error
 		if err != nil {
 			return nil, fmt.Errorf("cell %s log key: %w", c.ID(), err)
 		}
-		l := tlog.New(tlog.Config{Store: c.PublicLog(), Origin: signer.Name(), Signer: signer, Verifier: vkey})
+		remote, required, err := cellWitnesses(rt.dep, c.ID(), hc)
+		if err != nil {
+			return nil, fmt.Errorf("cell %s: %w", c.ID(), err)
+		}
+		l := tlog.New(tlog.Config{Store: c.PublicLog(), Origin: signer.Name(), Signer: signer, Verifier: vkey,
+			Required: required, WitnessWait: rt.dep.WitnessWait})
 		if err := l.Start(ctx); err != nil {
 			return nil, fmt.Errorf("cell %s log: %w", c.ID(), err)
 		}
 		ls.byCell[c.ID()] = l
+		if len(remote) > 0 {
+			submitting = append(submitting, &tlog.Witnessing{Log: l, Witnesses: remote, Logger: log})
+		}
 		all = append(all, l)
 		verifiers = append(verifiers, vkey)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
 	ls.cancel = cancel
+	for _, sub := range submitting {
+		ls.wg.Add(1)
+		go func() { defer ls.wg.Done(); sub.Run(wctx) }()
+	}
 	for i, c := range rt.cells {
 		name := "witness/" + c.ID()
 		skey, _, err := keyFile(filepath.Join(rt.dir, "custody", c.ID(), "witness.key"), func() (string, string, error) { return checkpoint.GenerateCosignerKey(rand.Reader, name) })

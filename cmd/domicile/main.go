@@ -43,7 +43,7 @@ var commandList = []command{
 	serveCommand,
 	tokenCommand, subjectCommand, recordCommand, objectCommand,
 	cellsCommand, keysCommand, keydCommand,
-	verifyCommand, checkCommand,
+	verifyCommand, checkCommand, witnessCommand,
 	assessCommand, rulesCommand,
 	mechanismCommand, consentCommand, transferCommand,
 	noticeCommand, statementCommand, transparencyCommand,

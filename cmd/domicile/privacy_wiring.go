@@ -7,8 +7,9 @@ import (
 )
 
 // privacyPage returns the privacy page (web.Privacy), served with the keys
-// it pins: each cell's log key and the cosignature keys of the other
-// cells' witnesses, which cosign that log.
+// it pins: each cell's log key, the cosignature keys of the other cells'
+// witnesses, which cosign that log, and those of the stand-alone
+// witnesses the deployment requires for it.
 func privacyPage(rt *runtime, lg *logs) (*web.Privacy, error) {
 	var pins []web.PinnedLog
 	for _, c := range rt.cells {
@@ -20,6 +21,11 @@ func privacyPage(rt *runtime, lg *logs) (*web.Privacy, error) {
 		for _, o := range rt.cells {
 			if w := rt.witnesses[o.ID()]; w != nil && o.ID() != c.ID() {
 				pin.Witnesses = append(pin.Witnesses, w.Verifier())
+			}
+		}
+		for _, w := range rt.dep.WitnessesOf(c.ID()) {
+			if w.Required {
+				pin.Witnesses = append(pin.Witnesses, w.Key)
 			}
 		}
 		pins = append(pins, pin)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"domicile/checkpoint"
 	"domicile/logclient"
 	"domicile/witness"
 )
@@ -32,12 +33,14 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	logURL := fs.String("log", "", "the log's URL prefix, e.g. https://host/log/cn-gz1/ (required)")
 	key := fs.String("key", "", "the log's verifier key, name+hash+base64 (required)")
 	fs.Var(&witnesses, "witness", "a witness's cosignature verifier key whose cosignature is required (repeatable)")
+	fs.Var(&witnesses, "witness-key", "the same as --witness: a witness's verifier key (repeatable); with --witnesses N, one of the keys N are taken from")
+	quorum := fs.Int("witnesses", 0, "require valid cosignatures by at least `N` of the --witness-key keys, not by each (0: by each)")
 	statePath := fs.String("state", "domicile-verify.state", "file keeping the last verified checkpoint of each log")
 	events := fs.String("events", "", "a subject's event export (JSON {\"events\": [...]}) to check for inclusion")
 	entries := fs.Bool("entries", false, "also check every entry of the log against the signed tree (reads the whole log)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: domicile verify --log URL --key VERIFIERKEY [--witness KEY]... [--state FILE] [--events FILE] [--entries]")
+		fmt.Fprintln(fs.Output(), "usage: domicile verify --log URL --key VERIFIERKEY [--witness-key KEY]... [--witnesses N] [--state FILE] [--events FILE] [--entries]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -55,7 +58,22 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 			return errUsage
 		}
 	}
-	c, err := logclient.New(logclient.Config{URL: *logURL, LogKey: *key, WitnessKeys: witnesses})
+	if *quorum < 0 || *quorum > len(witnesses) {
+		fmt.Fprintf(env.Stderr, "domicile verify: --witnesses %d: give at least that many --witness-key keys (have %d)\n", *quorum, len(witnesses))
+		fs.Usage()
+		return errUsage
+	}
+	for i, k := range witnesses {
+		if _, err := checkpoint.NewCosignatureVerifier(k); err != nil {
+			return fmt.Errorf("--witness-key (the %s): not a witness's cosignature verifier key (<name>+<key ID>+<base64>)", ordinal(i+1))
+		}
+		for _, o := range witnesses[:i] {
+			if o == k {
+				return fmt.Errorf("--witness-key (the %s): the key is given twice; a witness counts once", ordinal(i+1))
+			}
+		}
+	}
+	c, err := logclient.New(logclient.Config{URL: *logURL, LogKey: *key, WitnessKeys: witnesses, WitnessQuorum: *quorum})
 	if err != nil {
 		return err
 	}
@@ -84,7 +102,10 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	cp := res.Checkpoint
 	fmt.Fprintf(env.Stdout, "log %s: checkpoint of %d leaves, root %s: signature OK\n", cp.Origin, cp.Size, cp.Hash)
 	for _, co := range cp.Cosignatures {
-		fmt.Fprintf(env.Stdout, "  cosigned by %s at %s\n", co.Name, co.Time.Format(time.RFC3339))
+		fmt.Fprintf(env.Stdout, "  cosigned by %s+%08x at %s\n", co.Name, co.KeyHash, co.Time.Format(time.RFC3339))
+	}
+	if *quorum > 0 {
+		fmt.Fprintf(env.Stdout, "  %d of the %d listed witnesses cosigned; %d required\n", len(cp.Cosignatures), len(witnesses), *quorum)
 	}
 	switch {
 	case opts.State == nil:
@@ -109,8 +130,12 @@ func verifyFailure(err error) error {
 	var (
 		ce *logclient.ConsistencyError
 		te *logclient.TreeError
+		qe *checkpoint.QuorumError
+		me *checkpoint.MissingCosignatureError
 	)
 	switch {
+	case errors.As(err, &qe), errors.As(err, &me):
+		return fmt.Errorf("CHECKPOINT LACKS REQUIRED WITNESS COSIGNATURES\n%w", err)
 	case errors.As(err, &ce):
 		return fmt.Errorf("LOG INCONSISTENT (evidence follows; keep it)\n%w", err)
 	case errors.As(err, &te):
@@ -120,3 +145,18 @@ func verifyFailure(err error) error {
 }
 
 var _ flag.Value = (*repeatedFlag)(nil)
+
+// ordinal is n as "1st", "2nd", "3rd", "4th"...
+func ordinal(n int) string {
+	switch {
+	case n%100 >= 11 && n%100 <= 13:
+		return fmt.Sprintf("%dth", n)
+	case n%10 == 1:
+		return fmt.Sprintf("%dst", n)
+	case n%10 == 2:
+		return fmt.Sprintf("%dnd", n)
+	case n%10 == 3:
+		return fmt.Sprintf("%drd", n)
+	}
+	return fmt.Sprintf("%dth", n)
+}
