@@ -334,11 +334,11 @@ func changeText(p *i18n.Printer, c Change) string {
 }
 
 // MechanismKindName is a kind of transfer mechanism in words.
-func MechanismKindName(p *i18n.Printer, kind string) string {
-	if key := "mkind." + kind; i18n.Has(key) {
+func MechanismKindName(p *i18n.Printer, kind domicile.MechanismKind) string {
+	if key := "mkind." + string(kind); i18n.Has(key) {
 		return p.T(key)
 	}
-	return kind
+	return string(kind)
 }
 
 func jurText(p *i18n.Printer, js []domicile.Jurisdiction) string {

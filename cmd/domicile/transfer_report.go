@@ -22,9 +22,9 @@ type gatewayTransfers struct {
 
 var transferID = regexp.MustCompile(`\btransfer (\S+)`)
 
-func (t gatewayTransfers) records(ctx context.Context, from, to time.Time) (map[string]*transfer.Record, error) {
-	m := map[string]*transfer.Record{}
-	err := t.g.Records(ctx, from, to, func(r *transfer.Record) error {
+func (t gatewayTransfers) records(ctx context.Context, from, to time.Time) (map[string]*domicile.TransferRecord, error) {
+	m := map[string]*domicile.TransferRecord{}
+	err := t.g.Records(ctx, from, to, func(r *domicile.TransferRecord) error {
 		c := *r
 		m[r.ID] = &c
 		return nil
@@ -76,7 +76,7 @@ func (t gatewayTransfers) Summary(ctx context.Context, from, to time.Time) ([]re
 		dest domicile.Jurisdiction
 	}
 	counts := map[key]*report.TransferCount{}
-	err := t.g.Records(ctx, from, to, func(r *transfer.Record) error {
+	err := t.g.Records(ctx, from, to, func(r *domicile.TransferRecord) error {
 		mech := r.Law
 		if r.Kind != "" {
 			mech = string(r.Kind)
@@ -88,7 +88,7 @@ func (t gatewayTransfers) Summary(ctx context.Context, from, to time.Time) ([]re
 			counts[k] = c
 		}
 		c.Transfers++
-		c.Subjects += r.Subjects
+		c.Subjects += r.People
 		return nil
 	})
 	if err != nil {
