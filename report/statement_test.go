@@ -1,11 +1,13 @@
 package report
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/i18n"
 )
 
@@ -116,11 +118,15 @@ func TestTransfersUnreportedIsNotNone(t *testing.T) {
 
 func TestTransparencyCounts(t *testing.T) {
 	tr := BuildTransparency(i18n.NewPrinter(i18n.EN), demoTransparencyInput())
-	c := tr.Cells[0]
+	c := tr.Cells[0].Figures
 	// In the period: 9 demo events + denied maintenance read + withdrawal
 	// + erasure; the operator read two months ago is outside it.
 	if c.Events != 12 || c.RemoteReads != 1 || c.OperatorAccesses != 3 || c.AuthorityAccesses != 1 || c.Erasures != 1 || c.ConsentsWithdrawn != 1 {
 		t.Errorf("cell figures %+v", c)
+	}
+	wantOp := []figures.BasisCount{{Basis: "maintenance", Denied: 1}, {Basis: "support", Allowed: 2}}
+	if !slices.Equal(c.OperatorByJustification, wantOp) || tr.Totals.Events != 12 || !slices.Equal(tr.Totals.OperatorByJustification, wantOp) {
+		t.Errorf("operator accesses by justification %+v, totals %+v; want %+v", c.OperatorByJustification, tr.Totals, wantOp)
 	}
 	if tr.AuthorityTotals["received"] != 2 || tr.AuthorityTotals["refused"] != 1 {
 		t.Errorf("authority totals %v", tr.AuthorityTotals)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/law"
 )
 
@@ -24,7 +25,10 @@ type Warning struct {
 	Threshold int64  `json:"threshold"`
 	Percent   int    `json:"percent"`
 	Rule      string `json:"rule"`
-	Message   string `json:"message"`
+	// Date is the day the count reaches Threshold at this year's rate
+	// (figures.Crossing.Date), if it does this year.
+	Date    string `json:"date,omitempty"`
+	Message string `json:"message"`
 }
 
 // Exclusion is a subject left out of a transfer, and why.
@@ -485,35 +489,22 @@ func (g *Gateway) warnings(p *plan, pi, spi int64) []Warning {
 		return nil
 	}
 	var out []Warning
-	for _, fact := range []string{"pi_individuals_ytd", "sensitive_pi_individuals_ytd"} {
-		v := pi
-		if fact == "sensitive_pi_individuals_ytd" {
-			v = spi
-		}
-		var next *law.Threshold
-		for _, t := range g.cfg.Engine.Vocabulary().Thresholds {
-			if t.Fact != fact || p.today < t.EffectiveFrom || (t.EffectiveUntil != "" && p.today > t.EffectiveUntil) || v >= t.Value {
-				continue
-			}
-			if next == nil || t.Value < next.Value {
-				tt := t
-				next = &tt
-			}
-		}
-		if next == nil {
-			continue
-		}
+	for _, c := range figures.Next(figures.Crossings(g.cfg.Engine.Vocabulary().Thresholds, p.asOf, pi, spi)) {
 		pct := 0
 		switch {
-		case v*10 >= next.Value*9:
+		case c.Value*10 >= c.Threshold*9:
 			pct = 90
-		case v*10 >= next.Value*8:
+		case c.Value*10 >= c.Threshold*8:
 			pct = 80
 		default:
 			continue
 		}
-		out = append(out, Warning{Fact: fact, Value: v, Threshold: next.Value, Percent: pct, Rule: next.Rule,
-			Message: fmt.Sprintf("%s is %d, at least %d%% of %d: %d left before %s (%s)", fact, v, pct, next.Value, next.Value-v, next.Crossing, next.Rule)})
+		w := Warning{Fact: c.Fact, Value: c.Value, Threshold: c.Threshold, Percent: pct, Rule: c.Rule, Date: c.Date,
+			Message: fmt.Sprintf("%s is %d, at least %d%% of %d: %d left before %s (%s)", c.Fact, c.Value, pct, c.Threshold, c.Threshold-c.Value, c.What, c.Rule)}
+		if c.Date != "" {
+			w.Message += fmt.Sprintf("; at this year's rate it is reached on %s", c.Date)
+		}
+		out = append(out, w)
 	}
 	return out
 }

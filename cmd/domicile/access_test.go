@@ -628,8 +628,8 @@ func TestAccessPathHoles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tr.RemoteReads < 5 {
-			t.Fatalf("the transparency report counts %d reads from abroad, want at least the 5 made", tr.RemoteReads)
+		if tr.Totals.RemoteReads < 5 {
+			t.Fatalf("the transparency report counts %d reads from abroad, want at least the 5 made", tr.Totals.RemoteReads)
 		}
 		newEvents()
 	})

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/report"
 	"domicile/transfer"
 )
@@ -69,40 +70,7 @@ func (t gatewayTransfers) SubjectTransfers(ctx context.Context, events []domicil
 	return out, nil
 }
 
-// Summary counts transfers in [from, to) by mechanism and destination.
-func (t gatewayTransfers) Summary(ctx context.Context, from, to time.Time) ([]report.TransferCount, error) {
-	type key struct {
-		mech string
-		dest domicile.Jurisdiction
-	}
-	counts := map[key]*report.TransferCount{}
-	err := t.g.Records(ctx, from, to, func(r *domicile.TransferRecord) error {
-		mech := r.Law
-		if r.Kind != "" {
-			mech = string(r.Kind)
-		}
-		k := key{mech, r.Destination}
-		c := counts[k]
-		if c == nil {
-			c = &report.TransferCount{Mechanism: mech, Destination: r.Destination}
-			counts[k] = c
-		}
-		c.Transfers++
-		c.Subjects += r.People
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	out := make([]report.TransferCount, 0, len(counts))
-	for _, c := range counts {
-		out = append(out, *c)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Mechanism != out[j].Mechanism {
-			return out[i].Mechanism < out[j].Mechanism
-		}
-		return out[i].Destination < out[j].Destination
-	})
-	return out, nil
+// Ledger returns the ledger's figures of the calendar years of [from, to).
+func (t gatewayTransfers) Ledger(ctx context.Context, from, to time.Time) (*figures.Ledger, error) {
+	return t.g.LedgerFigures(ctx, from, to)
 }
