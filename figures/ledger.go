@@ -218,10 +218,10 @@ func LedgerOf(entity string, years []int, records []domicile.TransferRecord, cou
 func CompareLedger(reported, counted Ledger) []Difference {
 	var out []Difference
 	if reported.Digest != counted.Digest {
-		out = append(out, Difference{Figure: "ledger.digest (" + reported.Digest + " vs " + counted.Digest + ")"})
+		out = append(out, Difference{Figure: "ledger.digest", Ledger: true, Note: "the report says " + reported.Digest + ", the ledger's is " + counted.Digest})
 	}
 	if reported.Records != counted.Records {
-		out = append(out, Difference{Figure: "ledger.records", Reported: reported.Records, Counted: counted.Records})
+		out = append(out, Difference{Figure: "ledger.records", Reported: reported.Records, Counted: counted.Records, Ledger: true})
 	}
 	type pk struct {
 		y int
@@ -236,14 +236,14 @@ func CompareLedger(reported, counted Ledger) []Difference {
 		delete(rp, pk{p.Year, p.Source})
 		name := "ledger.people[" + itoa(p.Year) + "," + string(p.Source) + "]"
 		if r.People != p.People {
-			out = append(out, Difference{Figure: name + ".people", Reported: int(r.People), Counted: int(p.People)})
+			out = append(out, Difference{Figure: name + ".people", Reported: int(r.People), Counted: int(p.People), Ledger: true})
 		}
 		if r.SensitivePeople != p.SensitivePeople {
-			out = append(out, Difference{Figure: name + ".sensitive_people", Reported: int(r.SensitivePeople), Counted: int(p.SensitivePeople)})
+			out = append(out, Difference{Figure: name + ".sensitive_people", Reported: int(r.SensitivePeople), Counted: int(p.SensitivePeople), Ledger: true})
 		}
 	}
 	for k, r := range rp {
-		out = append(out, Difference{Figure: "ledger.people[" + itoa(k.y) + "," + string(k.s) + "].people", Reported: int(r.People)})
+		out = append(out, Difference{Figure: "ledger.people[" + itoa(k.y) + "," + string(k.s) + "].people", Reported: int(r.People), Ledger: true})
 	}
 	type tk struct {
 		y         int
@@ -264,12 +264,12 @@ func CompareLedger(reported, counted Ledger) []Difference {
 			a, b int64
 		}{{"transfers", r.Transfers, t.Transfers}, {"counted_transfers", r.Counted, t.Counted}, {"people", r.People, t.People}, {"sensitive_people", r.SensitivePeople, t.SensitivePeople}} {
 			if f.a != f.b {
-				out = append(out, Difference{Figure: name + "." + f.n, Reported: int(f.a), Counted: int(f.b)})
+				out = append(out, Difference{Figure: name + "." + f.n, Reported: int(f.a), Counted: int(f.b), Ledger: true})
 			}
 		}
 	}
 	for k, r := range rt {
-		out = append(out, Difference{Figure: "ledger.transfers[" + itoa(k.y) + "," + string(k.s) + "," + k.mechanism + ">" + string(k.d) + "].transfers", Reported: int(r.Transfers)})
+		out = append(out, Difference{Figure: "ledger.transfers[" + itoa(k.y) + "," + string(k.s) + "," + k.mechanism + ">" + string(k.d) + "].transfers", Reported: int(r.Transfers), Ledger: true})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Figure < out[j].Figure })
 	return out

@@ -194,9 +194,21 @@ type Difference struct {
 	// "erasures" or "operator_accesses_by_justification[support].allowed".
 	Figure            string
 	Reported, Counted int
+	// Ledger is true for a ledger figure (recounted from the ledger, not
+	// the log).
+	Ledger bool
+	// Note replaces the numbers for a figure that is not a number (the
+	// ledger's digest).
+	Note string
 }
 
 func (d Difference) String() string {
+	switch {
+	case d.Note != "":
+		return d.Figure + ": " + d.Note
+	case d.Ledger:
+		return fmt.Sprintf("%s: the report says %d, the ledger counts %d", d.Figure, d.Reported, d.Counted)
+	}
 	return fmt.Sprintf("%s: the report says %d, the log counts %d", d.Figure, d.Reported, d.Counted)
 }
 
