@@ -192,6 +192,15 @@ func (m *MechanismDecl) Equal(o *MechanismDecl) bool {
 		slices.Equal(m.Purposes, o.Purposes) && slices.Equal(m.Categories, o.Categories)
 }
 
+// LegalEntity returns the legal entity the deployment declares (its name
+// by default): the transfer ledger counts per entity.
+func (d *Deployment) LegalEntity() string {
+	if d.Declarations.Entity != "" {
+		return d.Declarations.Entity
+	}
+	return d.Name
+}
+
 // Mechanism returns the declared transfer mechanism with the given id, or
 // nil.
 func (d *Deployment) Mechanism(id string) *MechanismDecl {

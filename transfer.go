@@ -57,6 +57,23 @@ func (k MechanismKind) Valid() bool { return slices.Contains(mechanismKinds, k) 
 // transfers under it are left out of the threshold counts.
 func (k MechanismKind) Exemption() bool { return strings.HasPrefix(string(k), "exemption_") }
 
+// KindsFor returns the kinds of registered mechanism that satisfy a
+// mechanism the law engine requires (its effects vocabulary: a security
+// assessment, the GBA standard contract, a standard contract or
+// certification), strongest first; nil for one that needs no registered
+// mechanism of these kinds.
+func KindsFor(lawMechanism string) []MechanismKind {
+	switch lawMechanism {
+	case "security_assessment":
+		return []MechanismKind{MechSecurityAssessment}
+	case "gba_standard_contract":
+		return []MechanismKind{MechSecurityAssessment, MechGBAStandardContract}
+	case "sc_or_certification":
+		return []MechanismKind{MechSecurityAssessment, MechStandardContract, MechCertification}
+	}
+	return nil
+}
+
 // CountClass separates the two counts of people the 2024 Provisions keep
 // apart.
 type CountClass string

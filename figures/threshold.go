@@ -4,6 +4,8 @@ import (
 	"sort"
 	"time"
 
+	"domicile"
+
 	"domicile/law"
 )
 
@@ -90,4 +92,26 @@ func Next(cs []Crossing) []Crossing {
 		out = append(out, c)
 	}
 	return out
+}
+
+// Outlook is an entity's year so far for one source jurisdiction, from
+// the ledger, and what the law engine makes of it: the figures a change
+// plan's impact report (and a console) show.
+type Outlook struct {
+	Entity string                `json:"entity"`
+	Year   int                   `json:"year"`
+	Source domicile.Jurisdiction `json:"source"`
+	// AsOf is the day (in the source's calendar) the counts and the law
+	// are taken on.
+	AsOf string `json:"as_of"`
+	// People and SensitivePeople are [PeopleYTD].
+	People          int64 `json:"people"`
+	SensitivePeople int64 `json:"sensitive_people"`
+	// Law is the mechanism the law engine requires, on these counts, for
+	// a further transfer of personal information abroad ("" when the
+	// engine decides none).
+	Law string `json:"law_mechanism"`
+	// Rule is the rule that decided Law.
+	Rule      string     `json:"rule,omitempty"`
+	Crossings []Crossing `json:"crossings"`
 }

@@ -153,6 +153,12 @@ func demoMechanismImpactInput(tb testing.TB) ImpactInput {
 	in := demoImpactInput(tb)
 	in.Plan, in.To, in.Changes = "p-4a8f1c0e9b2d7e36", demoWithMechanism(), demoMechanismChanges()
 	in.ToRef = DeploymentRef{Name: "next-mechanism.yaml", SHA256: "5c9e0b12"}
+	// The ledger already counts 108,000 people this year: the plan
+	// suggests the standard contract, not the small-volume exemption.
+	today := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	in.Ledger = []figures.Outlook{{Entity: "Demo Shop Ltd. (示例商店有限公司)", Year: 2026, Source: "CN", AsOf: "2026-03-02", People: 108_000, SensitivePeople: 40,
+		Law: "sc_or_certification", Rule: "CN.CBDF.8", Crossings: figures.Crossings(in.Law.Vocabulary().Thresholds, today, 108_000, 40)}}
+	in.LedgerRead = true
 	return in
 }
 

@@ -174,20 +174,6 @@ var ownGround = map[string]domicile.MechanismKind{
 	"EU.GDPR.45":       domicile.MechAdequacy,
 }
 
-// acceptable lists the registered kinds that satisfy a law mechanism,
-// strongest first.
-func acceptable(law string) []domicile.MechanismKind {
-	switch law {
-	case "security_assessment":
-		return []domicile.MechanismKind{domicile.MechSecurityAssessment}
-	case "gba_standard_contract":
-		return []domicile.MechanismKind{domicile.MechSecurityAssessment, domicile.MechGBAStandardContract}
-	case "sc_or_certification":
-		return []domicile.MechanismKind{domicile.MechSecurityAssessment, domicile.MechStandardContract, domicile.MechCertification}
-	}
-	return nil
-}
-
 // evaluate decides a plan: consents, counts, the engine, the mechanism,
 // minimisation. It records nothing; the caller holds the entity's lock.
 func (g *Gateway) evaluate(ctx context.Context, p *plan) (*Decision, []subj, error) {
@@ -380,7 +366,7 @@ func (g *Gateway) chooseMechanism(ctx context.Context, p *plan, d *Decision, rep
 		}
 		kindsOK = []domicile.MechanismKind{k}
 	default:
-		kindsOK = acceptable(d.Law)
+		kindsOK = domicile.KindsFor(d.Law)
 	}
 	var problems []string
 	for _, k := range kindsOK {

@@ -91,6 +91,9 @@ type Assessment struct {
 	// Crossings are the thresholds in force on those counts and the day
 	// each is reached at this year's rate (figures.Crossings).
 	Crossings []figures.Crossing `json:"crossings"`
+
+	src  domicile.Jurisdiction
+	asOf time.Time
 }
 
 // Assess assesses the running deployment as the gate would a transfer of
@@ -109,18 +112,34 @@ func (g *Gateway) Assessment(ctx context.Context, src domicile.Jurisdiction) (*A
 	if src == "" {
 		src = "CN"
 	}
+	dep := g.cfg.Router.Deployment()
+	year, _ := Day(src, g.cfg.Now())
+	cs, err := g.cfg.Store.Breakdown(ctx, dep.LegalEntity(), year)
+	if err != nil {
+		return nil, err
+	}
+	return AssessCounts(g.cfg.Engine, dep, src, g.cfg.Now(), cs)
+}
+
+// Day returns the calendar year and day (at midnight UTC) of src's law
+// at now: China's for CN, UTC elsewhere. The ledger counts per such year.
+func Day(src domicile.Jurisdiction, now time.Time) (year int, asOf time.Time) {
+	t := now.In(zoneOf(src))
+	return t.Year(), time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// AssessCounts is the live assessment of the year of dep's legal entity
+// from counts (the year's breakdown as the ledger gives it) and dep's
+// declarations, as of now: what the law requires of a further transfer
+// of personal information abroad from src. It is pure: the gateway and
+// `domicile notice plan --data` both call it.
+func AssessCounts(e *law.Engine, dep *domicile.Deployment, src domicile.Jurisdiction, now time.Time, counts []domicile.Count) (*Assessment, error) {
 	sf := sourceFact(src)
 	if sf == "" {
 		return nil, domicile.FieldErrorf("source", "the law engine models no regime for %s", src)
 	}
-	p := &plan{src: src}
-	g.dates(p)
-	cs, err := g.cfg.Store.Breakdown(ctx, p.entity, p.year)
-	if err != nil {
-		return nil, err
-	}
-	pi, spi := figures.PeopleYTD(cs, src)
-	dep := g.cfg.Router.Deployment()
+	year, asOf := Day(src, now)
+	pi, spi := figures.PeopleYTD(counts, src)
 	f := law.Facts{
 		"source_jurisdiction":            sf,
 		"transfers_abroad":               true,
@@ -132,12 +151,22 @@ func (g *Gateway) Assessment(ctx context.Context, src domicile.Jurisdiction) (*A
 		figures.FactPIYTD:                pi,
 		figures.FactSPIYTD:               spi,
 	}
-	rep, err := g.cfg.Engine.Decide(f, p.asOf)
+	rep, err := e.Decide(f, asOf)
 	if err != nil {
 		return nil, err
 	}
-	return &Assessment{Entity: p.entity, Year: p.year, Source: sf, PIYTD: pi, SensitivePIYTD: spi, Facts: f, Report: rep,
-		Crossings: figures.Crossings(g.cfg.Engine.Vocabulary().Thresholds, p.asOf, pi, spi)}, nil
+	return &Assessment{Entity: dep.LegalEntity(), Year: year, Source: sf, PIYTD: pi, SensitivePIYTD: spi, Facts: f, Report: rep,
+		Crossings: figures.Crossings(e.Vocabulary().Thresholds, asOf, pi, spi), src: src, asOf: asOf}, nil
+}
+
+// Outlook returns the assessment's figures as a change plan shows them.
+func (a *Assessment) Outlook() figures.Outlook {
+	o := figures.Outlook{Entity: a.Entity, Year: a.Year, Source: a.src, AsOf: a.asOf.Format(time.DateOnly),
+		People: a.PIYTD, SensitivePeople: a.SensitivePIYTD, Crossings: a.Crossings}
+	if a.Report != nil && a.Report.Mechanism != nil {
+		o.Law, o.Rule = *a.Report.Mechanism, a.Report.MechanismRule
+	}
+	return o
 }
 
 // Snapshot returns the current year's counts for metrics.

@@ -89,13 +89,7 @@ func (g *Gateway) lock(entity string) func() {
 
 // Entity returns the legal entity the deployment declares (its name by
 // default): the counts are kept per entity.
-func (g *Gateway) Entity() string {
-	d := g.cfg.Router.Deployment()
-	if d.Declarations.Entity != "" {
-		return d.Declarations.Entity
-	}
-	return d.Name
-}
+func (g *Gateway) Entity() string { return g.cfg.Router.Deployment().LegalEntity() }
 
 // cst is China Standard Time; China has no daylight saving time.
 var cst = time.FixedZone("CST", 8*3600)

@@ -184,9 +184,9 @@ func (g *Gateway) resolve(ctx context.Context, a domicile.Actor, req *Request) (
 }
 
 func (g *Gateway) dates(p *plan) {
-	now := g.cfg.Now().In(zoneOf(p.src))
-	p.entity, p.year, p.today = g.Entity(), now.Year(), now.Format(time.DateOnly)
-	p.asOf = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	p.entity = g.Entity()
+	p.year, p.asOf = Day(p.src, g.cfg.Now())
+	p.today = p.asOf.Format(time.DateOnly)
 }
 
 func (p *plan) key(class domicile.CountClass, dim, value string) domicile.CountKey {

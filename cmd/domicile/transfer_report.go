@@ -8,6 +8,8 @@ import (
 
 	"domicile"
 	"domicile/figures"
+	"domicile/law"
+	"domicile/notice"
 	"domicile/report"
 	"domicile/transfer"
 )
@@ -73,4 +75,49 @@ func (t gatewayTransfers) SubjectTransfers(ctx context.Context, events []domicil
 // Ledger returns the ledger's figures of the calendar years of [from, to).
 func (t gatewayTransfers) Ledger(ctx context.Context, from, to time.Time) (*figures.Ledger, error) {
 	return t.g.LedgerFigures(ctx, from, to)
+}
+
+// planLedger returns the change plans' reader of rt's transfer ledger, or
+// nil when no transfer gateway is wired (the plan then says it did not
+// read the ledger).
+func planLedger(rt *runtime) notice.LedgerFunc {
+	g := rt.gateway
+	if g == nil {
+		return nil
+	}
+	return func(ctx context.Context, src domicile.Jurisdiction) (*figures.Outlook, error) {
+		return outlookOf(g.Assessment(ctx, src))
+	}
+}
+
+// ledgerReader is what a plan reads of a transfer ledger it opens itself.
+type ledgerReader interface {
+	Breakdown(ctx context.Context, entity string, year int) ([]domicile.Count, error)
+}
+
+// storedLedger returns a change plan's reader of a transfer ledger read
+// directly (`notice plan --data`), assessed on dep's declarations as of
+// now: the same assessment the gateway makes (transfer.AssessCounts).
+func storedLedger(l ledgerReader, e *law.Engine, dep *domicile.Deployment, now time.Time) notice.LedgerFunc {
+	return func(ctx context.Context, src domicile.Jurisdiction) (*figures.Outlook, error) {
+		year, _ := transfer.Day(src, now)
+		counts, err := l.Breakdown(ctx, dep.LegalEntity(), year)
+		if err != nil {
+			return nil, err
+		}
+		return outlookOf(transfer.AssessCounts(e, dep, src, now, counts))
+	}
+}
+
+// outlookOf turns a live assessment into a plan's outlook; a source the
+// law engine has no regime for has none.
+func outlookOf(a *transfer.Assessment, err error) (*figures.Outlook, error) {
+	if domicile.ErrorCode(err) == domicile.EInvalid {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	o := a.Outlook()
+	return &o, nil
 }
