@@ -23,7 +23,9 @@ type gatewayTransfers struct {
 	g  *transfer.Gateway
 }
 
-var transferID = regexp.MustCompile(`\btransfer (\S+)`)
+// transferID finds the id of the transfer an event names ("transfer
+// trf_…"), wherever it stands in the event's detail.
+var transferID = regexp.MustCompile(`\btransfer (trf_[0-9a-f]+)\b`)
 
 func (t gatewayTransfers) records(ctx context.Context, from, to time.Time) (map[string]*domicile.TransferRecord, error) {
 	m := map[string]*domicile.TransferRecord{}
