@@ -195,7 +195,11 @@ func (p *plan) key(class domicile.CountClass, dim, value string) domicile.CountK
 
 // person is the key the ledger counts subject s by: the keyed hash of its
 // id, the same for every registration of the id, since the law counts
-// natural persons (distinct individuals), not registrations.
+// natural persons (distinct individuals), not registrations. An access
+// that knows the subject by reference only (an authority's disclosure)
+// is counted by that reference: the one case where a person could count
+// twice, and one that never reaches CN's thresholds, since a disclosure
+// of CN data is made from within China (doc/transfers.md).
 func (g *Gateway) person(s cell.SubjectKey) domicile.SubjectRef {
 	if s.ID == "" {
 		return s.Ref
