@@ -343,6 +343,12 @@ mechanisms:
 	if err != nil || !strings.Contains(string(out), "OK: every log figure matches") || !strings.Contains(string(out), "ledger (recounted from the ledger's evidence and counts): every figure matches") {
 		t.Fatalf("transparency verify: %v\n%s", err, out)
 	}
+	// A pinned key that is not the report's is refused.
+	euKey := tr.Cells[slices.IndexFunc(tr.Cells, func(c report.CellFigures) bool { return c.Cell == "eu-fra1" })].Log.VerifierKey
+	out, err = runBinary(t, "transparency", "verify", "--server", s.URL, "--key", "cn-gz1="+euKey, trFile)
+	if err == nil || !strings.Contains(string(out), "FAIL cells[cn-gz1]: the report names log key") {
+		t.Fatalf("transparency verify with another pinned key: %v\n%s", err, out)
+	}
 	// An edited figure is named.
 	edited := editJSON(t, out2(trFile), func(m map[string]any) {
 		cells := m["cells"].([]any)
@@ -415,4 +421,33 @@ func editJSON(t *testing.T, doc []byte, edit func(map[string]any)) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestTransparencyVerifyUsage: bad arguments are usage errors naming
+// what is wrong.
+func TestTransparencyVerifyUsage(t *testing.T) {
+	report := filepath.Join(t.TempDir(), "r.json")
+	os.WriteFile(report, []byte(`{"cells":[]}`), 0o600)
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no file", []string{"--server", "http://127.0.0.1:1"}, 2, "the report's file is required"},
+		{"no server", []string{report}, 2, "--server is required"},
+		{"two files", []string{report, report, "--server", "http://127.0.0.1:1"}, 2, "unexpected argument"},
+		{"bad pin", []string{report, "--server", "http://127.0.0.1:1", "--key", "cn-gz1"}, 1, "--key: \"cn-gz1\" must be CELL=VERIFIERKEY"},
+		{"not a report", []string{report, "--server", "http://127.0.0.1:1"}, 1, "the report names no cell"},
+		{"missing file", []string{report + ".none", "--server", "http://127.0.0.1:1"}, 1, "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			env := &cmdEnv{Stdout: &out, Stderr: &out, Stdin: strings.NewReader(""), Getenv: func(string) string { return "" }, Now: time.Now}
+			code := Main(context.Background(), env, append([]string{"transparency", "verify"}, tc.args...))
+			if code != tc.code || !strings.Contains(out.String(), tc.want) {
+				t.Errorf("transparency verify %v: exit %d, %q; want exit %d and %q", tc.args, code, out.String(), tc.code, tc.want)
+			}
+		})
+	}
 }

@@ -215,7 +215,7 @@ func (v *reportCheck) cell(ctx context.Context, base, key string, period report.
 		v.fail("%s: the server publishes no log key for cell %s (pin one with --key)", name, c.Cell)
 		return figures.Cell{}, false
 	case key != c.Log.VerifierKey:
-		v.fail("%s: the report names log key %s, the deployment publishes %s", name, c.Log.VerifierKey, key)
+		v.fail("%s: the report names log key %s, not the cell's %s (pinned with --key, or as the deployment publishes it)", name, c.Log.VerifierKey, key)
 		return figures.Cell{}, false
 	case !strings.HasPrefix(c.Log.URL, "/log/"):
 		v.fail("%s: the report's log URL %q is not under /log/", name, c.Log.URL)
