@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"regexp"
@@ -20,6 +21,7 @@ import (
 
 	"domicile"
 	"domicile/authority"
+	"domicile/figures"
 	"domicile/httpapi"
 	"domicile/logclient"
 	"domicile/transfer"
@@ -512,21 +514,14 @@ func (w *figureWorld) check() {
 			}
 		}
 		for name, pair := range map[string]struct {
-			report any
+			report []figures.BasisCount
 			count  map[string]basis
 		}{"operator": {f.OperatorByJustification, opb}, "authority": {f.AuthorityByJustification, aub}} {
 			got := map[string]basis{}
-			bs, _ := json.Marshal(pair.report)
-			var list []struct {
-				Basis   string `json:"basis"`
-				Allowed int    `json:"allowed"`
-				Denied  int    `json:"denied"`
-			}
-			json.Unmarshal(bs, &list)
-			for _, b := range list {
+			for _, b := range pair.report {
 				got[b.Basis] = basis{b.Allowed, b.Denied}
 			}
-			if fmt.Sprint(got) != fmt.Sprint(pair.count) {
+			if !maps.Equal(got, pair.count) {
 				t.Errorf("cell %s: %s accesses by justification %v in the report, %v in the log", c.Cell, name, got, pair.count)
 			}
 		}
