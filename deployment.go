@@ -168,23 +168,6 @@ func (d *Deployment) Place(j Jurisdiction, requested string) (string, error) {
 
 func quote(s string) string { return "\"" + truncate(s, 64) + "\"" }
 
-// mechanismKinds lists the kinds of transfer mechanism a deployment file
-// may declare. They are the kinds the transfer gateway's registry knows
-// (a test in package transfer keeps the two lists equal): China's routes
-// (security assessment, standard contract, certification, the Greater Bay
-// Area contract), the exemptions a business relies on and documents, and
-// other regimes' instruments (GDPR Arts. 45-47).
-var mechanismKinds = []string{"security_assessment", "standard_contract", "certification", "gba_standard_contract",
-	"exemption_contract", "exemption_hr", "exemption_emergency", "exemption_ftz", "exemption_transit", "exemption_legal_duty",
-	"adequacy", "sccs", "bcrs"}
-
-// MechanismKinds returns the kinds of transfer mechanism a deployment may
-// declare, in the registry's order. The slice is a copy.
-func MechanismKinds() []string { return append([]string(nil), mechanismKinds...) }
-
-// IsMechanismKind reports whether k is a kind of transfer mechanism.
-func IsMechanismKind(k string) bool { return slices.Contains(mechanismKinds, k) }
-
 // MechanismDecl declares a transfer mechanism the business holds or plans
 // (the deployment file's `mechanisms:` section): the legal basis on which
 // data of the listed categories may leave the source jurisdiction for the
@@ -194,7 +177,7 @@ func IsMechanismKind(k string) bool { return slices.Contains(mechanismKinds, k) 
 type MechanismDecl struct {
 	ID string `json:"id"`
 	// Kind is one of [MechanismKinds].
-	Kind string `json:"kind"`
+	Kind MechanismKind `json:"kind"`
 	// Source is the jurisdiction whose law the mechanism satisfies (CN by
 	// default); it covers the subjects homed in cells of that jurisdiction.
 	Source       Jurisdiction   `json:"source"`
@@ -214,6 +197,15 @@ func (m *MechanismDecl) Equal(o *MechanismDecl) bool {
 	return m.ID == o.ID && m.Kind == o.Kind && m.Source == o.Source && m.Reference == o.Reference &&
 		slices.Equal(m.Destinations, o.Destinations) && slices.Equal(m.Recipients, o.Recipients) &&
 		slices.Equal(m.Purposes, o.Purposes) && slices.Equal(m.Categories, o.Categories)
+}
+
+// LegalEntity returns the legal entity the deployment declares (its name
+// by default): the transfer ledger counts per entity.
+func (d *Deployment) LegalEntity() string {
+	if d.Declarations.Entity != "" {
+		return d.Declarations.Entity
+	}
+	return d.Name
 }
 
 // Mechanism returns the declared transfer mechanism with the given id, or

@@ -1,6 +1,7 @@
 package domicile
 
 import (
+	"sort"
 	"strings"
 	"time"
 )
@@ -71,4 +72,37 @@ const RemoteReadPrefix = "remote read from "
 // one definition the statement and the transparency report count by.
 func (e *Event) IsRemoteRead() bool {
 	return e.Outcome == Allowed && strings.HasPrefix(e.Detail, RemoteReadPrefix)
+}
+
+// ConsentWithdrawnPrefix starts the detail of a consent event that
+// withdraws a consent ("withdrawn:<text version>").
+const ConsentWithdrawnPrefix = "withdrawn:"
+
+// IsWithdrawal reports whether e withdraws a consent.
+func (e *Event) IsWithdrawal() bool {
+	return e.Action == ActConsent && e.Outcome == Allowed && strings.HasPrefix(e.Detail, ConsentWithdrawnPrefix)
+}
+
+// PublicTags returns the tags of e's public log leaf, in ascending order
+// (package leaf's Tags): the reason an operator or authority stated,
+// "remote" for an allowed read from abroad ([Event.IsRemoteRead]) and
+// "withdrawal" for a consent withdrawn ([Event.IsWithdrawal]). They are
+// what the published figures count, so that anyone can recount them from
+// the log.
+func (e *Event) PublicTags() []string {
+	var tags []string
+	if e.Role == RoleOperator || e.Role == RoleAuthority {
+		switch r := Reason(e.Basis); r {
+		case ReasonSupport, ReasonMaintenance, ReasonLawfulDomestic, ReasonLawfulForeign, ReasonEmergency:
+			tags = append(tags, string(r))
+		}
+	}
+	if e.IsRemoteRead() {
+		tags = append(tags, "remote")
+	}
+	if e.IsWithdrawal() {
+		tags = append(tags, "withdrawal")
+	}
+	sort.Strings(tags)
+	return tags
 }

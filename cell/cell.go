@@ -187,11 +187,20 @@ func Entry(rnd io.Reader, e domicile.Event) (*domicile.LogEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cell: salt: %w", err)
 	}
-	l := leaf.Leaf{Time: e.Time.Truncate(time.Minute), Action: string(e.Action), Role: string(e.Role), Outcome: string(e.Outcome), Commitment: leaf.Commit(salt, committed)}
+	l := LeafOf(e)
+	l.Commitment = leaf.Commit(salt, committed)
 	if err := l.Validate(); err != nil {
 		return nil, fmt.Errorf("cell: leaf: %w", err)
 	}
 	return &domicile.LogEntry{Time: e.Time, Leaf: leaf.Format(l), Committed: committed, Salt: salt}, nil
+}
+
+// LeafOf returns the public metadata of e's log leaf, without its
+// commitment: the minute, action, role, outcome and public tags
+// ([domicile.Event.PublicTags]). What a leaf says of an event is defined
+// here only; the figures of the reports count these.
+func LeafOf(e domicile.Event) leaf.Leaf {
+	return leaf.Leaf{Time: e.Time.Truncate(time.Minute), Action: string(e.Action), Role: string(e.Role), Outcome: string(e.Outcome), Tags: e.PublicTags()}
 }
 
 // logFailure is the fail-closed answer when an access's event cannot be

@@ -2,11 +2,6 @@ package cell
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"time"
-
-	"domicile/leaf"
 
 	"domicile"
 	"domicile/keyring"
@@ -100,44 +95,4 @@ func (k Custody) RetireUnused(ctx context.Context) ([]uint32, error) { return k.
 // one, reporting progress.
 func (k Custody) Rewrap(ctx context.Context, progress func(keyring.RewrapProgress)) (int64, error) {
 	return k.k.Rewrap(ctx, progress)
-}
-
-// EventSummary is what an aggregate report counts of one logged event:
-// the leaf's public metadata, plus, while the subject is not erased, the
-// stated basis and the detail. It names no subject, resource or token.
-type EventSummary struct {
-	Index   int64
-	Time    time.Time
-	Action  domicile.Action
-	Role    domicile.Role
-	Outcome domicile.Outcome
-	Basis   string
-	Detail  string
-	// Erased is true when the event's text is gone (its subject was
-	// erased): only the leaf's metadata remains.
-	Erased bool
-}
-
-// EventSummaries returns the summaries of the events with index in
-// [start, end), for aggregate figures (the transparency report). It
-// returns no personal data, so it needs no access of its own.
-func (c *Cell) EventSummaries(ctx context.Context, start, end int64) ([]EventSummary, error) {
-	evs, err := c.store.Events(ctx, start, end)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]EventSummary, 0, len(evs))
-	for _, e := range evs {
-		var ev domicile.Event
-		if e.Committed != nil && json.Unmarshal(e.Committed, &ev) == nil {
-			out = append(out, EventSummary{Index: e.Index, Time: ev.Time, Action: ev.Action, Role: ev.Role, Outcome: ev.Outcome, Basis: ev.Basis, Detail: ev.Detail})
-			continue
-		}
-		l, err := leaf.Parse(e.Leaf)
-		if err != nil {
-			return nil, fmt.Errorf("cell: stored leaf %d: %w", e.Index, err)
-		}
-		out = append(out, EventSummary{Index: e.Index, Time: l.Time, Action: domicile.Action(l.Action), Role: domicile.Role(l.Role), Outcome: domicile.Outcome(l.Outcome), Erased: true})
-	}
-	return out, nil
 }

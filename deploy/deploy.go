@@ -479,9 +479,9 @@ func parseMechanisms(d *domicile.Deployment, v *yaml.Node) ([]*yaml.Node, error)
 					return nil, errAt(val, "mechanism %q is declared twice", m.ID)
 				}
 			case "kind":
-				m.Kind = val.Value
-				if !domicile.IsMechanismKind(m.Kind) {
-					return nil, errAt(val, "unknown mechanism kind %q (want one of %s)", trunc(m.Kind, 32), strings.Join(domicile.MechanismKinds(), ", "))
+				m.Kind = domicile.MechanismKind(val.Value)
+				if !m.Kind.Valid() {
+					return nil, errAt(val, "unknown mechanism kind %q (want one of %s)", trunc(val.Value, 32), domicile.MechanismKindNames())
 				}
 			case "source":
 				if m.Source, err = domicile.ParseJurisdiction(val.Value); err != nil {

@@ -106,7 +106,7 @@ func FuzzParse(f *testing.F) {
 		// Every mechanism is complete, of a known kind, and declared once.
 		ids := map[string]bool{}
 		for _, m := range d.Mechanisms {
-			if ids[m.ID] || !domicile.IsMechanismKind(m.Kind) || len(m.Destinations) == 0 || len(m.Recipients) == 0 || len(m.Purposes) == 0 || len(m.Categories) == 0 {
+			if ids[m.ID] || !m.Kind.Valid() || len(m.Destinations) == 0 || len(m.Recipients) == 0 || len(m.Purposes) == 0 || len(m.Categories) == 0 {
 				t.Fatalf("mechanism %+v parsed", m)
 			}
 			ids[m.ID] = true

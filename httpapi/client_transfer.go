@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 
+	"domicile"
+
 	"domicile/transfer"
 )
 
@@ -37,14 +39,14 @@ func (c *Client) Mechanism(ctx context.Context, id string) (*transfer.MechanismV
 
 // SetConsent records that a subject gave (granted) or withdrew a consent
 // of kind ("cross-border" or "sensitive") shown in text version.
-func (c *Client) SetConsent(ctx context.Context, id, kind, version string, granted bool) (*transfer.Consent, error) {
-	var out transfer.Consent
+func (c *Client) SetConsent(ctx context.Context, id, kind, version string, granted bool) (*domicile.Consent, error) {
+	var out domicile.Consent
 	_, err := c.call(ctx, http.MethodPut, "/v1/subjects/"+seg(id)+"/consents/"+seg(kind), ConsentRequest{TextVersion: version, Granted: granted}, &out)
 	return &out, err
 }
 
 // Consents returns a subject's consents.
-func (c *Client) Consents(ctx context.Context, id string) ([]transfer.Consent, error) {
+func (c *Client) Consents(ctx context.Context, id string) ([]domicile.Consent, error) {
 	var out ConsentList
 	_, err := c.call(ctx, http.MethodGet, "/v1/subjects/"+seg(id)+"/consents", nil, &out)
 	return out.Consents, err

@@ -3,12 +3,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	_ "embed"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -30,8 +32,24 @@ import (
 //go:embed openapi.json
 var openapiJSON []byte
 
+// mechanismKindsPlaceholder stands, in openapi.json, for the list of
+// mechanism kinds, which is defined once (domicile.MechanismKinds).
+const mechanismKindsPlaceholder = `[
+       "$domicile.MechanismKinds"
+      ]`
+
+// openapiDoc is the served document: openapi.json with the mechanism
+// kinds filled in.
+var openapiDoc = sync.OnceValue(func() []byte {
+	kinds, err := json.MarshalIndent(domicile.MechanismKinds(), "      ", " ")
+	if err != nil {
+		panic(err) // a slice of strings always marshals
+	}
+	return bytes.Replace(openapiJSON, []byte(mechanismKindsPlaceholder), kinds, 1)
+})
+
 // OpenAPI returns the OpenAPI 3.1 document of the API.
-func OpenAPI() []byte { return openapiJSON }
+func OpenAPI() []byte { return openapiDoc() }
 
 // Config configures a Server.
 type Config struct {
@@ -219,7 +237,7 @@ func (s *Server) routes() {
 	m.handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 	m.handleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write(openapiJSON)
+		w.Write(OpenAPI())
 	})
 	m.handleFunc("GET /v1/cells", s.public(s.cells))
 	m.handleFunc("POST /v1/tokens", s.auth(s.createToken))

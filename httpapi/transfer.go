@@ -92,7 +92,7 @@ type ConsentRequest struct {
 func (t *transferHandlers) putConsent(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	// The gateway checks the kind against its own and the purposes'
 	// consents, and names the known ones when it refuses.
-	kind := transfer.ConsentKind(r.PathValue("ckind"))
+	kind := domicile.ConsentKind(r.PathValue("ckind"))
 	var req ConsentRequest
 	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
 		return err
@@ -107,7 +107,7 @@ func (t *transferHandlers) putConsent(w http.ResponseWriter, r *http.Request, a 
 
 // ConsentList is the answer to GET /v1/subjects/{id}/consents.
 type ConsentList struct {
-	Consents []transfer.Consent `json:"consents"`
+	Consents []domicile.Consent `json:"consents"`
 }
 
 func (t *transferHandlers) getConsents(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
@@ -116,7 +116,7 @@ func (t *transferHandlers) getConsents(w http.ResponseWriter, r *http.Request, a
 		return err
 	}
 	if cs == nil {
-		cs = []transfer.Consent{}
+		cs = []domicile.Consent{}
 	}
 	writeJSON(w, http.StatusOK, ConsentList{Consents: cs})
 	return nil

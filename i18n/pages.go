@@ -62,7 +62,7 @@ var pageMessages = map[string][2]string{
 	"privacy.fail.erased":                   {"the cell no longer keeps this event's salt", "存储单元已不再保存此事件的盐值"},
 	"privacy.fail.leaf-format":              {"the log entry is malformed", "日志条目格式错误"},
 	"privacy.fail.commitment":               {"the log entry does not commit to this event", "日志条目与此事件的承诺不符"},
-	"privacy.fail.leaf-fields":              {"the log entry's time, action, role or outcome differ from the event", "日志条目的时间、操作、角色或结果与事件不符"},
+	"privacy.fail.leaf-fields":              {"the log entry's time, action, role, outcome or tags differ from the event", "日志条目的时间、操作、角色、结果或标签与事件不符"},
 	"privacy.fail.subject":                  {"the event names someone else", "此事件指向的是其他人"},
 	"privacy.fail.tile":                     {"the log's tile does not hold this event's hash", "日志的瓦片中没有此事件的哈希"},
 	"privacy.fail.root":                     {"the inclusion proof built from the log's tiles does not lead to the signed root", "由日志瓦片构建的包含证明不能推导出签名的根哈希"},

@@ -3,9 +3,11 @@
 //
 // # Format
 //
-// A leaf is exactly one line of ASCII text, with no trailing newline:
+// A leaf is exactly one line of ASCII text, with no trailing newline, in
+// one of two versions:
 //
 //	domicile/v1 t=<time> a=<action> r=<role> o=<outcome> c=<commitment>
+//	domicile/v2 t=<time> a=<action> r=<role> o=<outcome> g=<tags> c=<commitment>
 //
 // with the fields in this order, separated by single spaces:
 //
@@ -14,28 +16,43 @@
 //   - a: the action, one of [Actions];
 //   - r: the actor's role, one of [Roles];
 //   - o: the outcome, "allowed" or "denied";
+//   - g (v2 only): the event's public tags, one or more of [Tags] in
+//     ascending byte order, separated by commas;
 //   - c: the commitment, standard base64 (with padding) of
 //     HMAC-SHA256(key = salt, message = the committed event bytes),
 //     where salt is 32 random bytes kept in the cell ([NewSalt], [Commit]).
 //
-// For example:
+// A leaf without tags is written in v1, a leaf with tags in v2, so every
+// leaf has one encoding. For example:
 //
-//	domicile/v1 t=1767225600 a=read r=operator o=allowed c=3q2+7w...=
+//	domicile/v1 t=1767225600 a=read r=app o=allowed c=3q2+7w...=
+//	domicile/v2 t=1767225600 a=read r=operator o=allowed g=remote,support c=3q2+7w...=
+//
+// # Tags
+//
+// Tags are the facts about an event that the published figures count
+// (the transparency report's), so that anyone can recount them from the
+// log's public tiles: the justification of an operator's or an
+// authority's access (a reason from the closed list), "remote" for a
+// read from outside the cell's jurisdiction that the transfer gate
+// allowed, and "withdrawal" for a consent withdrawn.
 //
 // # Privacy
 //
 // A leaf holds no personal information: time is coarsened to the minute,
-// and the commitment is a keyed hash that reveals nothing about the event
-// without its salt. The full event and the salt stay in the cell. Showing
-// both to a subject lets the subject check the leaf ([Leaf.Verify]);
-// destroying the salt (when the subject is erased) makes the leaf
-// unlinkable to anyone, while the log still verifies.
+// tags come from a closed list that names no one, and the commitment is
+// a keyed hash that reveals nothing about the event without its salt.
+// The full event and the salt stay in the cell. Showing both to a subject
+// lets the subject check the leaf ([Leaf.Verify]); destroying the salt
+// (when the subject is erased) makes the leaf unlinkable to anyone, while
+// the log still verifies and its figures still count.
 //
 // # Compatibility
 //
 // The format is versioned by its first word. [Parse] accepts only the
 // canonical encoding that [Format] produces, so a leaf has exactly one
-// encoding and one Merkle leaf hash.
+// encoding and one Merkle leaf hash. v1 leaves written before tags
+// existed parse as leaves without tags.
 package leaf
 
 import (
@@ -52,8 +69,12 @@ import (
 	"time"
 )
 
-// Version is the first word of every leaf.
-const Version = "domicile/v1"
+// Version is the first word of a leaf without tags; VersionTags that of
+// a leaf with tags.
+const (
+	Version     = "domicile/v1"
+	VersionTags = "domicile/v2"
+)
 
 // SaltSize is the size of a commitment salt in bytes.
 const SaltSize = 32
@@ -67,19 +88,45 @@ var Roles = []string{"app", "subject", "operator", "authority", "auditor", "admi
 // Outcomes lists the valid outcomes.
 var Outcomes = []string{"allowed", "denied"}
 
+// Tags lists the valid tags, in ascending byte order: the reasons an
+// operator or authority states (domicile.Reason), "remote" and
+// "withdrawal".
+var Tags = []string{"emergency", "lawful-request-domestic", "lawful-request-foreign", "maintenance", "remote", "support", "withdrawal"}
+
+// Tag names.
+const (
+	// TagRemote marks a read from outside the cell's jurisdiction that the
+	// transfer gate allowed (a transfer abroad).
+	TagRemote = "remote"
+	// TagWithdrawal marks a consent withdrawn.
+	TagWithdrawal = "withdrawal"
+)
+
 // A Leaf is the decoded form of a log leaf.
 type Leaf struct {
 	// Time is the event time. Format rounds it down to the minute.
 	Time time.Time
 	// Action, Role and Outcome are from Actions, Roles and Outcomes.
 	Action, Role, Outcome string
+	// Tags are from Tags, in ascending order without repeats; nil or
+	// empty for none.
+	Tags []string
 	// Commitment is HMAC-SHA256(salt, committed event bytes).
 	Commitment [32]byte
 }
 
-// Validate reports whether l can be formatted: its action, role and outcome
-// are known and its time is not before the Unix epoch.
+// Validate reports whether l can be formatted: its action, role, outcome
+// and tags are known, its tags in ascending order without repeats, and
+// its time is not before the Unix epoch.
 func (l Leaf) Validate() error {
+	for i, g := range l.Tags {
+		if !slices.Contains(Tags, g) {
+			return errors.New("leaf: unknown tag")
+		}
+		if i > 0 && l.Tags[i-1] >= g {
+			return errors.New("leaf: tags not in ascending order")
+		}
+	}
 	switch {
 	case !slices.Contains(Actions, l.Action):
 		return errors.New("leaf: unknown action")
@@ -103,7 +150,11 @@ func Format(l Leaf) []byte {
 	t := l.Time.Unix()
 	t -= t % 60
 	b := make([]byte, 0, 128)
-	b = append(b, Version...)
+	if len(l.Tags) == 0 {
+		b = append(b, Version...)
+	} else {
+		b = append(b, VersionTags...)
+	}
 	b = append(b, " t="...)
 	b = strconv.AppendInt(b, t, 10)
 	b = append(b, " a="...)
@@ -112,6 +163,10 @@ func Format(l Leaf) []byte {
 	b = append(b, l.Role...)
 	b = append(b, " o="...)
 	b = append(b, l.Outcome...)
+	if len(l.Tags) > 0 {
+		b = append(b, " g="...)
+		b = append(b, strings.Join(l.Tags, ",")...)
+	}
 	b = append(b, " c="...)
 	b = base64.StdEncoding.AppendEncode(b, l.Commitment[:])
 	return b
@@ -120,10 +175,14 @@ func Format(l Leaf) []byte {
 // String returns the canonical encoding of l.
 func (l Leaf) String() string { return string(Format(l)) }
 
+// Has reports whether l carries tag.
+func (l Leaf) Has(tag string) bool { return slices.Contains(l.Tags, tag) }
+
 var errMalformed = errors.New("leaf: malformed leaf")
 
-// MaxSize is the largest possible leaf encoding, in bytes.
-const MaxSize = 160
+// MaxSize bounds a leaf's encoding, in bytes (every tag and the longest
+// action and role fit well within it).
+const MaxSize = 256
 
 // Parse decodes a leaf. It accepts only the canonical encoding: Format of
 // the result reproduces data byte for byte. The returned time is in UTC.
@@ -132,10 +191,20 @@ func Parse(data []byte) (Leaf, error) {
 		return Leaf{}, errMalformed
 	}
 	f := strings.Split(string(data), " ")
-	if len(f) != 6 || f[0] != Version {
+	val := func(s, key string) (string, bool) { return strings.CutPrefix(s, key+"=") }
+	var tags []string
+	switch {
+	case len(f) == 6 && f[0] == Version:
+	case len(f) == 7 && f[0] == VersionTags:
+		g, ok := val(f[5], "g")
+		if !ok || g == "" {
+			return Leaf{}, errMalformed
+		}
+		tags = strings.Split(g, ",")
+		f = append(f[:5], f[6])
+	default:
 		return Leaf{}, errMalformed
 	}
-	val := func(s, key string) (string, bool) { return strings.CutPrefix(s, key+"=") }
 	ts, ok1 := val(f[1], "t")
 	action, ok2 := val(f[2], "a")
 	role, ok3 := val(f[3], "r")
@@ -152,7 +221,7 @@ func Parse(data []byte) (Leaf, error) {
 	if err != nil || len(cb) != 32 {
 		return Leaf{}, errMalformed
 	}
-	l := Leaf{Time: time.Unix(t, 0).UTC(), Action: action, Role: role, Outcome: outcome}
+	l := Leaf{Time: time.Unix(t, 0).UTC(), Action: action, Role: role, Outcome: outcome, Tags: tags}
 	copy(l.Commitment[:], cb)
 	if l.Validate() != nil {
 		return Leaf{}, errMalformed

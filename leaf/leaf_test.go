@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -167,8 +168,53 @@ func TestNewSalt(t *testing.T) {
 	}
 }
 
+// TestTags: a leaf with tags is written in v2 and parses back to the same
+// tags; one without is v1; non-canonical tag lists are refused.
+func TestTags(t *testing.T) {
+	l := testLeaf()
+	l.Tags = []string{"remote", "support"}
+	b := Format(l)
+	if !strings.HasPrefix(string(b), "domicile/v2 t=1767225600 a=read r=operator o=allowed g=remote,support c=") {
+		t.Fatalf("Format(tagged) = %q", b)
+	}
+	got, err := Parse(b)
+	if err != nil || !slices.Equal(got.Tags, l.Tags) || !got.Has("remote") || got.Has("withdrawal") || !got.Verify(testSalt, []byte(testCommitted)) {
+		t.Fatalf("Parse(%q) = %+v, %v", b, got, err)
+	}
+	all := testLeaf()
+	all.Action, all.Role, all.Tags = "key-unwrap", "authority", Tags
+	if b := Format(all); len(b) > MaxSize {
+		t.Errorf("len(Format(every tag)) = %d, above MaxSize %d", len(b), MaxSize)
+	}
+	if !slices.IsSorted(Tags) {
+		t.Errorf("Tags %v are not in ascending order", Tags)
+	}
+	good := string(b)
+	c := good[strings.Index(good, "c="):]
+	for name, in := range map[string]string{
+		"v1 with tags":   strings.Replace(good, "domicile/v2", "domicile/v1", 1),
+		"v2 empty tags":  "domicile/v2 t=1767225600 a=read r=operator o=allowed g= " + c,
+		"v2 no tags":     "domicile/v2 t=1767225600 a=read r=operator o=allowed " + c,
+		"unsorted":       strings.Replace(good, "g=remote,support", "g=support,remote", 1),
+		"repeated":       strings.Replace(good, "g=remote,support", "g=remote,remote", 1),
+		"unknown tag":    strings.Replace(good, "g=remote,support", "g=remote,vip", 1),
+		"trailing comma": strings.Replace(good, "g=remote,support", "g=remote,support,", 1),
+		"tags misplaced": "domicile/v2 t=1767225600 a=read r=operator g=remote o=allowed " + c,
+	} {
+		if l, err := Parse([]byte(in)); err == nil {
+			t.Errorf("%s: Parse(%q) = %+v, want error", name, in, l)
+		}
+	}
+	bad := testLeaf()
+	bad.Tags = []string{"support", "remote"}
+	if bad.Validate() == nil {
+		t.Error("Validate(unsorted tags) = nil, want error")
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(Format(testLeaf())))
+	f.Add([]byte("domicile/v2 t=60 a=read r=operator o=allowed g=remote,support c=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
 	f.Add([]byte("domicile/v1 t=60 a=key-unwrap r=system o=denied c=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
 	f.Add([]byte("domicile/v1 t=61 a=read r=app o=denied c=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -282,6 +282,12 @@ func TestTamperDetected(t *testing.T) {
 		if !errors.As(err, &ee) || ee.Index != 300 || ee.TileHash != merkle.LeafHash([]byte(ev.Leaf)) {
 			t.Errorf("CheckEntries(edited entry) = %v, want *EntryError at 300 with the signed leaf hash", err)
 		}
+		// A recount of the log's figures stops at the edited leaf.
+		var seen int64
+		err = c.EachLeaf(ctx, cp, func(i int64, _ leaf.Leaf) error { seen = i + 1; return nil })
+		if !errors.As(err, &ee) || ee.Index != 300 || seen != 300 {
+			t.Errorf("EachLeaf(edited entry) = %v after %d leaves, want *EntryError at 300", err, seen)
+		}
 		// An export carrying the edited leaf still commits to the event
 		// (the commitment covers the event, not the metadata), and the log
 		// serves it, but its hash is not the one in the signed tree.
@@ -503,6 +509,17 @@ func TestPartialTileFallback(t *testing.T) {
 	}
 	if err := c.CheckEntries(ctx, cp); err != nil {
 		t.Errorf("CheckEntries(old checkpoint, partial tiles deleted) = %v", err)
+	}
+	var n int64
+	err = c.EachLeaf(ctx, cp, func(i int64, l leaf.Leaf) error {
+		if i != n || l.Action == "" {
+			return fmt.Errorf("leaf %d (want %d): %+v", i, n, l)
+		}
+		n++
+		return nil
+	})
+	if err != nil || n != 300 {
+		t.Errorf("EachLeaf(old checkpoint) = %v after %d leaves, want 300 leaves", err, n)
 	}
 }
 

@@ -111,13 +111,10 @@ func (e *EntryError) Error() string {
 		e.Index, e.Reason, e.TileHash, merkle.LeafHash(e.Entry), e.Entry, e.Checkpoint)
 }
 
-// CheckEntries fetches every entry bundle of cp's tree and checks that each
-// entry is a valid leaf whose hash is the authenticated leaf hash: a full
-// audit of the log's contents, linear in its size. It returns all the
-// failures found, joined.
-func (c *Client) CheckEntries(ctx context.Context, cp *checkpoint.Signed) error {
+// walkEntries fetches every entry bundle of cp's tree in order and calls
+// fn with each entry and the authenticated leaf hash at its index.
+func (c *Client) walkEntries(ctx context.Context, cp *checkpoint.Signed, fn func(index int64, entry []byte, hash merkle.Hash) error) error {
 	hr := c.hashReader(ctx, cp)
-	var errs []error
 	for start := int64(0); start < cp.Size; start += merkle.TileWidth {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -139,17 +136,58 @@ func (c *Client) CheckEntries(ctx context.Context, cp *checkpoint.Signed) error 
 			return err
 		}
 		for i, e := range entries {
-			switch {
-			case merkle.LeafHash(e) != hashes[i]:
-				errs = append(errs, &EntryError{Checkpoint: cp.Raw, Index: start + int64(i), Entry: e, TileHash: hashes[i], Reason: "served entry is not the signed leaf"})
-			default:
-				if _, err := leaf.Parse(e); err != nil {
-					errs = append(errs, &EntryError{Checkpoint: cp.Raw, Index: start + int64(i), Entry: e, TileHash: hashes[i], Reason: "not a domicile leaf"})
-				}
+			if err := fn(start+int64(i), e, hashes[i]); err != nil {
+				return err
 			}
 		}
 	}
+	return nil
+}
+
+// checkEntry returns the leaf of an entry, or an *EntryError when it is
+// not the signed leaf at its index or not a domicile leaf.
+func checkEntry(cp *checkpoint.Signed, index int64, e []byte, hash merkle.Hash) (leaf.Leaf, error) {
+	if merkle.LeafHash(e) != hash {
+		return leaf.Leaf{}, &EntryError{Checkpoint: cp.Raw, Index: index, Entry: e, TileHash: hash, Reason: "served entry is not the signed leaf"}
+	}
+	l, err := leaf.Parse(e)
+	if err != nil {
+		return leaf.Leaf{}, &EntryError{Checkpoint: cp.Raw, Index: index, Entry: e, TileHash: hash, Reason: "not a domicile leaf"}
+	}
+	return l, nil
+}
+
+// CheckEntries fetches every entry bundle of cp's tree and checks that each
+// entry is a valid leaf whose hash is the authenticated leaf hash: a full
+// audit of the log's contents, linear in its size. It returns all the
+// failures found, joined.
+func (c *Client) CheckEntries(ctx context.Context, cp *checkpoint.Signed) error {
+	var errs []error
+	err := c.walkEntries(ctx, cp, func(index int64, e []byte, hash merkle.Hash) error {
+		if _, err := checkEntry(cp, index, e, hash); err != nil {
+			errs = append(errs, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	return errors.Join(errs...)
+}
+
+// EachLeaf calls fn with every leaf of cp's tree, in index order, each
+// authenticated against cp (its hash is the signed tree's leaf hash): what
+// anyone needs to recount a document's figures from the log alone. It
+// stops at the first entry that is not the signed leaf or not a valid leaf
+// (an [*EntryError]), or at the first error fn returns.
+func (c *Client) EachLeaf(ctx context.Context, cp *checkpoint.Signed, fn func(index int64, l leaf.Leaf) error) error {
+	return c.walkEntries(ctx, cp, func(index int64, e []byte, hash merkle.Hash) error {
+		l, err := checkEntry(cp, index, e, hash)
+		if err != nil {
+			return err
+		}
+		return fn(index, l)
+	})
 }
 
 // Options selects what [Client.Verify] checks beyond the checkpoint.

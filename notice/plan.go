@@ -15,10 +15,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/i18n"
 	"domicile/law"
 	"domicile/report"
@@ -161,6 +163,9 @@ type Plan struct {
 	Reports  map[string]*report.ImpactReport `json:"reports"`
 	Notices  []Planned                       `json:"notices"`
 	Affected []report.AffectedGroup          `json:"affected"`
+	// Ledger is the transfer ledger's year so far of each source the
+	// plan's transfers concern, as the plan read it.
+	Ledger []figures.Outlook `json:"ledger,omitempty"`
 }
 
 // Planned is one subject's notice in a plan.
@@ -177,6 +182,40 @@ type PlanInput struct {
 	Law            *law.Engine
 	Now            time.Time
 	TransfersWired bool
+	// Ledger returns the transfer ledger's year so far for a source
+	// jurisdiction (nil, nil for one the law engine has no regime for);
+	// nil: the plan does not read the ledger, and its report says so.
+	Ledger LedgerFunc
+}
+
+// LedgerFunc returns the transfer ledger's outlook of a source
+// jurisdiction: its year's counts so far and what the law makes of them.
+type LedgerFunc func(ctx context.Context, src domicile.Jurisdiction) (*figures.Outlook, error)
+
+// ledgerSources returns the source jurisdictions whose transfers a plan's
+// changes concern: each mechanism's source, and the jurisdiction a home
+// cell moves out of.
+func ledgerSources(from, to *domicile.Deployment, changes []report.Change) []domicile.Jurisdiction {
+	var out []domicile.Jurisdiction
+	add := func(j domicile.Jurisdiction) {
+		if j != "" && !slices.Contains(out, j) {
+			out = append(out, j)
+		}
+	}
+	for _, c := range changes {
+		switch c.Kind {
+		case report.ChangeMechanism:
+			if c.Mechanism != nil {
+				add(c.Mechanism.Source)
+			}
+		case report.ChangeHomeCell:
+			if a, b := from.Cell(c.Before), to.Cell(c.After); a != nil && b != nil && a.Jurisdiction != b.Jurisdiction {
+				add(a.Jurisdiction)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 // Ref names a deployment file by its name and the SHA-256 of its bytes.
@@ -283,11 +322,24 @@ func MakePlan(ctx context.Context, in PlanInput) (*Plan, error) {
 		p.Affected = append(p.Affected, *g)
 	}
 	sort.Strings(refs)
+	var outlooks []figures.Outlook
+	if in.Ledger != nil {
+		for _, src := range ledgerSources(in.From, in.To, p.Changes) {
+			o, err := in.Ledger(ctx, src)
+			if err != nil {
+				return nil, err
+			}
+			if o != nil {
+				outlooks = append(outlooks, *o)
+			}
+		}
+	}
+	p.Ledger = outlooks
 	for _, l := range i18n.Langs {
 		p.Reports[string(l)] = report.BuildImpact(i18n.NewPrinter(l), report.ImpactInput{
 			Now: in.Now, Plan: p.ID, From: in.From, To: in.To, FromRef: in.FromRef, ToRef: in.ToRef,
 			Changes: p.Changes, Affected: p.Affected, SubjectRefs: refs, SubjectsCounted: p.Counted,
-			TransfersReported: in.TransfersWired, Law: in.Law,
+			TransfersReported: in.TransfersWired, Law: in.Law, Ledger: outlooks, LedgerRead: in.Ledger != nil,
 		})
 	}
 	for _, ref := range refs {

@@ -3,9 +3,11 @@ package report
 import (
 	"fmt"
 	"html/template"
+	"strconv"
 	"strings"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/i18n"
 )
 
@@ -63,20 +65,35 @@ func authorityChart(p *i18n.Printer, t *Transparency) template.HTML {
 	return barChart(p, p.T("transparency.authority"), bars)
 }
 
-func basisChart(p *i18n.Printer, title string, bs []BasisCount) template.HTML {
+func basisChart(p *i18n.Printer, title string, bs []figures.BasisCount) template.HTML {
 	var bars []bar
 	for _, b := range bs {
-		bars = append(bars, bar{Label: b.Basis, Value: b.Allowed + b.Denied})
+		bars = append(bars, bar{Label: basisText(p, b.Basis), Value: b.Allowed + b.Denied})
 	}
 	return barChart(p, title, bars)
 }
 
-func transferChart(p *i18n.Printer, ts []TransferCount) template.HTML {
+func transferChart(p *i18n.Printer, l *figures.Ledger) template.HTML {
 	var bars []bar
-	for _, t := range ts {
-		bars = append(bars, bar{Label: t.Mechanism + " → " + string(t.Destination), Value: int(t.Transfers)})
+	if l != nil {
+		for _, t := range l.Transfers {
+			bars = append(bars, bar{Label: routeText(t), Value: int(max(t.People, t.SensitivePeople))})
+		}
 	}
 	return barChart(p, p.T("transparency.transfers"), bars)
+}
+
+// routeText names a ledger row: year, mechanism and destination.
+func routeText(t figures.TransferRow) string {
+	return strconv.Itoa(t.Year) + " " + string(t.Source) + " · " + t.Mechanism + " → " + string(t.Destination)
+}
+
+// basisText is a justification in words; "" (none stated) says so.
+func basisText(p *i18n.Printer, b string) string {
+	if b == "" {
+		return p.T("basis.none")
+	}
+	return b
 }
 
 func affectedChart(p *i18n.Printer, gs []AffectedGroup) template.HTML {

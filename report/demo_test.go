@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/cell"
 	"domicile/deploy"
+	"domicile/figures"
 	"domicile/i18n"
 	"domicile/law"
 )
@@ -73,7 +75,8 @@ func demoEvents() []EventProof {
 
 func demoLog() LogRef {
 	return LogRef{Cell: "cn-gz1", Origin: "domicile/demo/cn-gz1", VerifierKey: "domicile/demo/cn-gz1+1a2b3c4d+AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=",
-		URL: "/log/cn-gz1/", Checkpoint: "domicile/demo/cn-gz1\n48\nq83fSxD2m0V5CkY8p3N1WcVb1K0x7d3n5u7p9A2bC4E=\n\n— domicile/demo/cn-gz1 GgAAABo2YXNkZmFzZGY=\n", Size: 48}
+		URL: "/log/cn-gz1/", Checkpoint: "domicile/demo/cn-gz1\n48\nq83fSxD2m0V5CkY8p3N1WcVb1K0x7d3n5u7p9A2bC4E=\n\n— domicile/demo/cn-gz1 GgAAABo2YXNkZmFzZGY=\n", Size: 48,
+		RootHash: "q83fSxD2m0V5CkY8p3N1WcVb1K0x7d3n5u7p9A2bC4E="}
 }
 
 func demoAuthority(deferUntil time.Time) []AuthorityLine {
@@ -150,6 +153,12 @@ func demoMechanismImpactInput(tb testing.TB) ImpactInput {
 	in := demoImpactInput(tb)
 	in.Plan, in.To, in.Changes = "p-4a8f1c0e9b2d7e36", demoWithMechanism(), demoMechanismChanges()
 	in.ToRef = DeploymentRef{Name: "next-mechanism.yaml", SHA256: "5c9e0b12"}
+	// The ledger already counts 108,000 people this year: the plan
+	// suggests the standard contract, not the small-volume exemption.
+	today := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	in.Ledger = []figures.Outlook{{Entity: "Demo Shop Ltd. (示例商店有限公司)", Year: 2026, Source: "CN", AsOf: "2026-03-02", People: 108_000, SensitivePeople: 40,
+		Law: "sc_or_certification", Rule: "CN.CBDF.8", Crossings: figures.Crossings(in.Law.Vocabulary().Thresholds, today, 108_000, 40)}}
+	in.LedgerRead = true
 	return in
 }
 
@@ -161,27 +170,61 @@ func demoMechanismNoticeInput(tb testing.TB) NoticeInput {
 
 func demoTransparencyInput() TransparencyInput {
 	dep := demoNext()
+	period := Period{From: demoNow.AddDate(0, -1, 0), To: demoNow}
 	var cells []CellLog
 	for i, cc := range dep.Cells {
 		lr := demoLog()
 		lr.Cell, lr.Origin = cc.ID, "domicile/demo/"+cc.ID
-		var evs []LoggedEvent
+		k := figures.NewCounter(period.From, period.To)
 		if i == 0 {
+			var evs []domicile.Event
 			for _, e := range demoEvents() {
-				evs = append(evs, LoggedEvent{Time: e.Event.Time, Action: e.Event.Action, Role: e.Event.Role, Outcome: e.Event.Outcome, Basis: e.Event.Basis, Detail: e.Event.Detail})
+				evs = append(evs, e.Event)
 			}
 			evs = append(evs,
-				LoggedEvent{Time: demoNow.Add(-3 * time.Hour), Action: domicile.ActRead, Role: domicile.RoleOperator, Outcome: domicile.Denied, Basis: "maintenance"},
-				LoggedEvent{Time: demoNow.Add(-2 * time.Hour), Action: domicile.ActConsent, Role: domicile.RoleApp, Outcome: domicile.Allowed, Basis: "service:service", Detail: "withdrawn"},
-				LoggedEvent{Time: demoNow.Add(-1 * time.Hour), Action: domicile.ActErase, Role: domicile.RoleApp, Outcome: domicile.Allowed, Basis: "service:service"},
-				LoggedEvent{Time: demoNow.AddDate(0, -2, 0), Action: domicile.ActRead, Role: domicile.RoleOperator, Outcome: domicile.Allowed, Basis: "support"},
+				domicile.Event{Time: demoNow.Add(-3 * time.Hour), Action: domicile.ActRead, Role: domicile.RoleOperator, Outcome: domicile.Denied, Basis: "maintenance"},
+				domicile.Event{Time: demoNow.Add(-2 * time.Hour), Action: domicile.ActConsent, Role: domicile.RoleApp, Outcome: domicile.Allowed, Basis: "service:service", Detail: "withdrawn:v1"},
+				domicile.Event{Time: demoNow.Add(-1 * time.Hour), Action: domicile.ActErase, Role: domicile.RoleApp, Outcome: domicile.Allowed, Basis: "service:service"},
+				domicile.Event{Time: demoNow.AddDate(0, -2, 0), Action: domicile.ActRead, Role: domicile.RoleOperator, Outcome: domicile.Allowed, Basis: "support"},
 			)
+			for _, e := range evs {
+				k.Add(cell.LeafOf(e))
+			}
 		}
-		cells = append(cells, CellLog{Cell: cc, Log: lr, Events: evs})
+		cells = append(cells, CellLog{Cell: cc, Log: lr, Figures: k.Figures()})
 	}
 	reqs := demoAuthority(demoNow.AddDate(0, 3, 0))
 	reqs = append(reqs, AuthorityLine{Request: "ar-0002", Authority: "Guangzhou Public Security Bureau", Jurisdiction: "CN", Kind: "public_security", Reference: "GZ-PSB-88", Received: demoNow.Add(-30 * time.Hour), Outcome: "refused"})
-	return TransparencyInput{Now: demoNow, Period: Period{From: demoNow.AddDate(0, -1, 0), To: demoNow}, Deployment: dep, Cells: cells, Requests: reqs}
+	return TransparencyInput{Now: demoNow, Period: period, Deployment: dep, Cells: cells, Requests: reqs, TransfersReported: true, Ledger: demoLedger()}
+}
+
+// demoLedger is a year of transfers: an import of earlier ones under the
+// small-volume exemption, an export under a standard contract, a remote
+// read counted, and an HR-exempt transfer left out of the thresholds.
+func demoLedger() *figures.Ledger {
+	const entity = "Demo Shop Ltd. (示例商店有限公司)"
+	at := demoNow.Add(-24 * time.Hour)
+	recs := []domicile.TransferRecord{
+		{ID: "imp_1", Time: at, Entity: entity, Year: 2026, Source: "CN", Destination: "US", Channel: domicile.ChannelImport, Law: "exempt", Counted: true, People: 7999, NewPI: 7999},
+		{ID: "trf_1", Time: at, Entity: entity, Year: 2026, Source: "CN", Destination: "US", Channel: domicile.ChannelExport, Law: "sc_or_certification", Mechanism: "sc-2026-01", Kind: domicile.MechStandardContract, Counted: true, People: 2, NewPI: 1},
+		{ID: "trf_2", Time: at, Entity: entity, Year: 2026, Source: "CN", Destination: "US", Channel: domicile.ChannelRemote, Law: "sc_or_certification", Mechanism: "sc-2026-01", Kind: domicile.MechStandardContract, Counted: true, People: 1, NewPI: 1, NewSPI: 1},
+		{ID: "trf_3", Time: at, Entity: entity, Year: 2026, Source: "CN", Destination: "SG", Channel: domicile.ChannelExport, Law: "exempt", Mechanism: "hr-2026", Kind: domicile.MechExemptHR, People: 3},
+	}
+	c := func(class domicile.CountClass, dim, value string, n int64) domicile.Count {
+		return domicile.Count{CountKey: domicile.CountKey{Entity: entity, Year: 2026, Source: "CN", Class: class, Dim: dim, Value: value}, N: n}
+	}
+	counts := []domicile.Count{
+		c(domicile.ClassPI, domicile.DimTotal, "", 8001),
+		c(domicile.ClassPI, domicile.DimMechanism, "exempt", 7999),
+		c(domicile.ClassPI, domicile.DimMechanism, "sc-2026-01", 2),
+		c(domicile.ClassPI, domicile.DimRoute, domicile.Route("exempt", "US"), 7999),
+		c(domicile.ClassPI, domicile.DimRoute, domicile.Route("hr-2026", "SG"), 3),
+		c(domicile.ClassPI, domicile.DimRoute, domicile.Route("sc-2026-01", "US"), 2),
+		c(domicile.ClassSPI, domicile.DimTotal, "", 1),
+		c(domicile.ClassSPI, domicile.DimRoute, domicile.Route("sc-2026-01", "US"), 1),
+	}
+	l := figures.LedgerOf(entity, []int{2026}, recs, counts)
+	return &l
 }
 
 // golden compares got with testdata/name, rewriting it with -update.

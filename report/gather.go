@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"domicile"
-	"domicile/cell"
+	"domicile/figures"
 	"domicile/i18n"
 	"domicile/law"
 	"domicile/residency"
@@ -58,7 +58,8 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 	sub := h.Subject
 	now := s.Now().UTC()
 	if period.From.IsZero() {
-		period.From = sub.Created
+		// Figures count by the minute of each event (its leaf's time).
+		period.From = sub.Created.Truncate(time.Minute)
 	}
 	if period.To.IsZero() {
 		period.To = now.Add(time.Second)
@@ -74,7 +75,7 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 	if err != nil {
 		return nil, err
 	}
-	in.Log = LogRef{Cell: c.ID(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + c.ID() + "/", Checkpoint: string(head.Signed), Size: head.Size}
+	in.Log = logRef(c.ID(), l, head)
 	for _, e := range h.Events {
 		if e.Committed == nil || e.Index >= head.Size {
 			continue
@@ -116,7 +117,9 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 }
 
 // Transparency gathers and builds the transparency report of a period:
-// each cell's events up to its latest signed checkpoint.
+// each cell's log figures counted over its leaves up to its latest signed
+// checkpoint, the authority register's requests, and the ledger's
+// figures.
 func (s *Sources) Transparency(ctx context.Context, period Period, lang i18n.Lang) (*Transparency, error) {
 	in := TransparencyInput{Now: s.Now().UTC(), Period: period, Deployment: s.Router.Deployment()}
 	for _, c := range s.Router.Cells() {
@@ -128,12 +131,10 @@ func (s *Sources) Transparency(ctx context.Context, period Period, lang i18n.Lan
 		if err != nil {
 			return nil, err
 		}
-		cl := CellLog{Cell: c.Config(), Log: LogRef{Cell: c.ID(), Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + c.ID() + "/", Checkpoint: string(head.Signed), Size: head.Size}}
-		evs, err := CellEvents(ctx, c, head.Size)
-		if err != nil {
+		cl := CellLog{Cell: c.Config(), Log: logRef(c.ID(), l, head)}
+		if cl.Figures, err = figures.CountLog(ctx, c.PublicLog(), head.Size, period.From, period.To); err != nil {
 			return nil, err
 		}
-		cl.Events = evs
 		in.Cells = append(in.Cells, cl)
 	}
 	if s.Authority != nil {
@@ -145,36 +146,15 @@ func (s *Sources) Transparency(ctx context.Context, period Period, lang i18n.Lan
 	if s.Transfers != nil {
 		in.TransfersReported = true
 		var err error
-		if in.Transfers, err = s.Transfers.Summary(ctx, period.From, period.To); err != nil {
+		if in.Ledger, err = s.Transfers.Ledger(ctx, period.From, period.To); err != nil {
 			return nil, err
 		}
 	}
 	return BuildTransparency(i18n.NewPrinter(lang), in), nil
 }
 
-// EventReader reads the summaries of a cell's events (cell.Cell does).
-type EventReader interface {
-	EventSummaries(ctx context.Context, start, end int64) ([]cell.EventSummary, error)
-}
-
-// CellEvents returns the first size events of a cell as the transparency
-// report counts them: the summary of the committed event while the cell
-// has it, else (for an erased subject) the leaf's public metadata.
-func CellEvents(ctx context.Context, st EventReader, size int64) ([]LoggedEvent, error) {
-	var out []LoggedEvent
-	for start := int64(0); start < size; start += 1000 {
-		end := min(start+1000, size)
-		evs, err := st.EventSummaries(ctx, start, end)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range evs {
-			le := LoggedEvent{Time: e.Time, Action: e.Action, Role: e.Role, Outcome: e.Outcome, Basis: e.Basis, Detail: e.Detail}
-			if e.Erased {
-				le.Basis = "(erased)"
-			}
-			out = append(out, le)
-		}
-	}
-	return out, nil
+// logRef names a cell's log and its checkpoint head.
+func logRef(cell string, l *tlog.Log, head *tlog.Head) LogRef {
+	return LogRef{Cell: cell, Origin: l.Origin(), VerifierKey: l.VerifierKey(), URL: "/log/" + cell + "/", Checkpoint: string(head.Signed),
+		Size: head.Size, RootHash: base64.StdEncoding.EncodeToString(head.Root[:])}
 }

@@ -1,10 +1,13 @@
 package report
 
 import (
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/i18n"
 	"domicile/law"
 )
@@ -102,7 +105,28 @@ type ImpactReport struct {
 	Comparisons []Comparison    `json:"comparisons"`
 	Actions     []Action        `json:"actions"`
 	Timeline    []Step          `json:"timeline"`
-	Notes       []string        `json:"notes"`
+	// Ledger is, for each source jurisdiction the plan's transfers
+	// concern, the transfer ledger's year so far: the counts, what the law
+	// requires on them, which declared mechanisms satisfy it, and when a
+	// threshold is crossed at the current rate. Empty when the plan did
+	// not read the ledger.
+	Ledger []LedgerLine `json:"ledger"`
+	Notes  []string     `json:"notes"`
+}
+
+// LedgerLine is the ledger's year so far for one source jurisdiction, as
+// an impact report shows it.
+type LedgerLine struct {
+	figures.Outlook
+	// Declared are the mechanisms the new deployment declares for the
+	// source that satisfy the mechanism the law requires (their ids);
+	// Needs is the kinds that would (empty when the law needs no
+	// registered mechanism of these kinds).
+	Declared []string `json:"declared_mechanisms"`
+	Needs    []string `json:"needs_kinds,omitempty"`
+	Text     string   `json:"text"`
+	// Crossing says when each threshold in force is crossed, in words.
+	Crossing []string `json:"crossing_text"`
 }
 
 // ImpactInput is what an impact report is built from.
@@ -118,6 +142,21 @@ type ImpactInput struct {
 	SubjectsCounted    bool
 	Law                *law.Engine
 	NoticesScheduledAt time.Time
+	// Ledger is the transfer ledger's year so far of each source
+	// jurisdiction the plan's transfers concern (the live assessment's
+	// outlook); LedgerRead says whether it was read at all.
+	Ledger     []figures.Outlook
+	LedgerRead bool
+}
+
+// outlook returns the ledger's outlook of source j, or nil.
+func (in *ImpactInput) outlook(j domicile.Jurisdiction) *figures.Outlook {
+	for i := range in.Ledger {
+		if in.Ledger[i].Source.Covers(j) {
+			return &in.Ledger[i]
+		}
+	}
+	return nil
 }
 
 func side(p *i18n.Printer, e *law.Engine, dep *domicile.Deployment, cc domicile.CellConfig, asOf time.Time, transfers bool) Side {
@@ -143,7 +182,7 @@ func BuildImpact(p *i18n.Printer, in ImpactInput) *ImpactReport {
 	r := &ImpactReport{
 		Lang: p.Lang(), Generated: in.Now.UTC(), Plan: in.Plan, From: in.FromRef, To: in.ToRef,
 		Changes: []Change{}, Affected: in.Affected, SubjectRefs: in.SubjectRefs,
-		Comparisons: []Comparison{}, Actions: []Action{}, Timeline: []Step{}, Notes: []string{},
+		Comparisons: []Comparison{}, Actions: []Action{}, Timeline: []Step{}, Notes: []string{}, Ledger: []LedgerLine{},
 	}
 	if r.Affected == nil {
 		r.Affected = []AffectedGroup{}
@@ -165,7 +204,7 @@ func BuildImpact(p *i18n.Printer, in ImpactInput) *ImpactReport {
 		if c.Kind == ChangeMechanism {
 			hasMech = true
 			if c.After != "" && c.Mechanism != nil {
-				for _, a := range MechanismActions(p, in.Law, *c.Mechanism, in.To.Declarations, in.Now) {
+				for _, a := range MechanismActions(p, in.Law, *c.Mechanism, in.To.Declarations, in.Now, in.outlook(c.Mechanism.Source)) {
 					if !seenRule[a.Rule] {
 						seenRule[a.Rule] = true
 						r.Actions = append(r.Actions, a)
@@ -191,6 +230,7 @@ func BuildImpact(p *i18n.Printer, in ImpactInput) *ImpactReport {
 		facts := law.Facts{"shares_with_other_handler": true}
 		if c.Kind == ChangeHomeCell && after != nil && after.Jurisdiction != before.Jurisdiction {
 			facts = law.Facts{"transfers_abroad": true, "transfer_contains_pi": true, "recipient_country": string(after.Jurisdiction)}
+			ledgerFacts(facts, in.outlook(before.Jurisdiction))
 		}
 		if c.Kind == ChangeLocation || c.Kind == ChangeCustody {
 			facts = law.Facts{}
@@ -238,10 +278,87 @@ func BuildImpact(p *i18n.Printer, in ImpactInput) *ImpactReport {
 	if cellChange || !hasMech {
 		r.Notes = append(r.Notes, p.T("impact.note.law"))
 	}
+	for _, o := range in.Ledger {
+		r.Ledger = append(r.Ledger, ledgerLine(p, o, in.To))
+	}
 	if hasMech {
-		r.Notes = append(r.Notes, p.T("impact.note.mechanism"))
+		if in.LedgerRead {
+			r.Notes = append(r.Notes, p.T("impact.note.mechanism.ledger"))
+		} else {
+			r.Notes = append(r.Notes, p.T("impact.note.mechanism"))
+		}
 	}
 	return r
+}
+
+// ledgerFacts adds the ledger's year-to-date counts of o to facts (none
+// when the ledger was not read).
+func ledgerFacts(facts law.Facts, o *figures.Outlook) {
+	if o == nil {
+		return
+	}
+	facts[figures.FactPIYTD] = o.People
+	facts[figures.FactSPIYTD] = o.SensitivePeople
+}
+
+// ledgerLine says what the ledger's year so far means for a plan: the
+// mechanism the law requires on the counts, the declared mechanisms of
+// the deployment that satisfy it, and when thresholds are crossed.
+func ledgerLine(p *i18n.Printer, o figures.Outlook, to *domicile.Deployment) LedgerLine {
+	l := LedgerLine{Outlook: o, Declared: []string{}, Crossing: []string{}}
+	kinds := domicile.KindsFor(o.Law)
+	for _, k := range kinds {
+		l.Needs = append(l.Needs, string(k))
+	}
+	for _, m := range to.Mechanisms {
+		if m.Source.Covers(o.Source) && slices.Contains(kinds, m.Kind) {
+			l.Declared = append(l.Declared, m.ID)
+		}
+	}
+	text := []string{p.T("impact.ledger.counts", string(o.Source), strconv.Itoa(o.Year), o.AsOf, o.People, o.SensitivePeople)}
+	if o.Law != "" {
+		text = append(text, p.T("impact.ledger.law", lawMechText(p, o.Law), o.Rule))
+	}
+	switch {
+	case len(kinds) == 0:
+	case len(l.Declared) > 0:
+		text = append(text, p.T("impact.ledger.declared", strings.Join(l.Declared, p.T("list.sep"))))
+	default:
+		names := make([]string, len(kinds))
+		for i, k := range kinds {
+			names[i] = MechanismKindName(p, k)
+		}
+		text = append(text, p.T("impact.ledger.undeclared", strings.Join(names, p.T("list.sep"))))
+	}
+	sep := " "
+	if p.Lang() == i18n.ZH {
+		sep = "" // Chinese sentences run on without a space
+	}
+	l.Text = strings.Join(text, sep)
+	for _, c := range o.Crossings {
+		fact := c.Fact
+		if key := "fact." + c.Fact; i18n.Has(key) {
+			fact = p.T(key)
+		}
+		switch {
+		case c.Reached:
+			l.Crossing = append(l.Crossing, p.T("impact.ledger.reached", fact, c.Threshold, c.Rule, c.What))
+		case c.Date != "":
+			l.Crossing = append(l.Crossing, p.T("impact.ledger.crossing", fact, c.Threshold, c.Rule, c.What, c.Date))
+		default:
+			l.Crossing = append(l.Crossing, p.T("impact.ledger.not-this-year", fact, c.Threshold, c.Rule, c.What))
+		}
+	}
+	return l
+}
+
+// lawMechText is a mechanism of the law engine's effects vocabulary in
+// words.
+func lawMechText(p *i18n.Printer, m string) string {
+	if key := "lawmech." + m; i18n.Has(key) {
+		return p.T(key)
+	}
+	return m
 }
 
 // mechanismComparisons sets, for each cell whose data a changed mechanism
@@ -334,11 +451,11 @@ func changeText(p *i18n.Printer, c Change) string {
 }
 
 // MechanismKindName is a kind of transfer mechanism in words.
-func MechanismKindName(p *i18n.Printer, kind string) string {
-	if key := "mkind." + kind; i18n.Has(key) {
+func MechanismKindName(p *i18n.Printer, kind domicile.MechanismKind) string {
+	if key := "mkind." + string(kind); i18n.Has(key) {
 		return p.T(key)
 	}
-	return kind
+	return string(kind)
 }
 
 func jurText(p *i18n.Printer, js []domicile.Jurisdiction) string {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/i18n"
 	"domicile/law"
 )
@@ -231,14 +232,18 @@ func ChangeActions(p *i18n.Printer, e *law.Engine, j domicile.Jurisdiction, decl
 // rule. The facts are the mechanism's own: its categories (personal,
 // sensitive, important data), the recipient's country, and what its kind
 // stands for (an exemption's ground, taken as necessary, as the business
-// relies on it; an EU safeguard or adequacy). A plan does not see the
-// transfer ledger, so the year's counts are left at zero: the gateway
-// decides each transfer on the real ones.
-func MechanismActions(p *i18n.Printer, e *law.Engine, m domicile.MechanismDecl, decl domicile.Declarations, asOf time.Time) []Action {
+// relies on it; an EU safeguard or adequacy), and the year's counts of
+// people from the transfer ledger (o, the live assessment's outlook of the
+// mechanism's source): a plan suggests what the law requires on the
+// counts the ledger holds. With o nil (the ledger was not read) the
+// counts are not declared, and the report says so.
+func MechanismActions(p *i18n.Printer, e *law.Engine, m domicile.MechanismDecl, decl domicile.Declarations, asOf time.Time, o *figures.Outlook) []Action {
 	var out []Action
 	seen := map[string]bool{}
 	for _, dest := range m.Destinations {
-		for _, a := range ChangeActions(p, e, m.Source, decl, mechanismFacts(m, dest, decl), asOf) {
+		facts := mechanismFacts(m, dest, decl)
+		ledgerFacts(facts, o)
+		for _, a := range ChangeActions(p, e, m.Source, decl, facts, asOf) {
 			if !seen[a.Rule] {
 				seen[a.Rule] = true
 				out = append(out, a)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/i18n"
 )
 
@@ -143,8 +144,10 @@ func funcs(p *i18n.Printer) template.FuncMap {
 			return strings.Join(out, p.T("list.sep"))
 		},
 		"authChart":     func(t *Transparency) template.HTML { return authorityChart(p, t) },
-		"basisChart":    func(title string, bs []BasisCount) template.HTML { return basisChart(p, title, bs) },
-		"transferChart": func(ts []TransferCount) template.HTML { return transferChart(p, ts) },
+		"basisChart":    func(title string, bs []figures.BasisCount) template.HTML { return basisChart(p, title, bs) },
+		"transferChart": func(l *figures.Ledger) template.HTML { return transferChart(p, l) },
+		"basis":         func(b string) string { return basisText(p, b) },
+		"route":         routeText,
 		"affectedChart": func(gs []AffectedGroup) template.HTML { return affectedChart(p, gs) },
 		"noticeText": func(n *SubjectNotice, l string) NoticeText {
 			return n.Texts[l]

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/cell"
+	"domicile/figures"
 	"domicile/i18n"
 	"domicile/law"
 )
@@ -29,8 +31,9 @@ type Statement struct {
 	Accesses     []EventProof          `json:"accesses"`
 	Log          LogRef                `json:"log"`
 	// TransfersReported is false when no transfer gateway reports to this
-	// statement; Transfers is then empty and TransferEvents counts the
-	// transfer events in the subject's log.
+	// statement; Transfers is then empty. TransferEvents counts the
+	// subject's transfer events in the period (figures.TransferEvent: its
+	// data left in an export bundle or a recorded transfer).
 	TransfersReported bool           `json:"transfers_reported"`
 	Transfers         []TransferLine `json:"transfers"`
 	TransferEvents    int            `json:"transfer_events"`
@@ -195,16 +198,19 @@ func BuildStatement(p *i18n.Printer, in StatementInput) *Statement {
 		if hiddenRes[ev.Resource] {
 			continue
 		}
-		if !in.Period.Contains(ev.Time) {
+		// The statement counts what the event's leaf says, as the
+		// transparency report does (figures).
+		l := cell.LeafOf(ev)
+		if !figures.InPeriod(l, in.Period.From, in.Period.To) {
 			continue
 		}
-		switch ev.Action {
-		case domicile.ActConsent:
+		if ev.Action == domicile.ActConsent {
 			s.Consents = append(s.Consents, e)
-		case domicile.ActTransfer:
+		}
+		if figures.TransferEvent(l) {
 			s.TransferEvents++
 		}
-		if ev.IsRemoteRead() {
+		if figures.RemoteRead(l) {
 			s.RemoteReads = append(s.RemoteReads, e)
 		}
 		s.Accesses = append(s.Accesses, e)

@@ -1,12 +1,15 @@
 package report
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/i18n"
+	"domicile/law"
 )
 
 // TestDeferredAuthorityHidden: before the deferral date nothing of the
@@ -116,11 +119,15 @@ func TestTransfersUnreportedIsNotNone(t *testing.T) {
 
 func TestTransparencyCounts(t *testing.T) {
 	tr := BuildTransparency(i18n.NewPrinter(i18n.EN), demoTransparencyInput())
-	c := tr.Cells[0]
+	c := tr.Cells[0].Figures
 	// In the period: 9 demo events + denied maintenance read + withdrawal
 	// + erasure; the operator read two months ago is outside it.
 	if c.Events != 12 || c.RemoteReads != 1 || c.OperatorAccesses != 3 || c.AuthorityAccesses != 1 || c.Erasures != 1 || c.ConsentsWithdrawn != 1 {
 		t.Errorf("cell figures %+v", c)
+	}
+	wantOp := []figures.BasisCount{{Basis: "maintenance", Denied: 1}, {Basis: "support", Allowed: 2}}
+	if !slices.Equal(c.OperatorByJustification, wantOp) || tr.Totals.Events != 12 || !slices.Equal(tr.Totals.OperatorByJustification, wantOp) {
+		t.Errorf("operator accesses by justification %+v, totals %+v; want %+v", c.OperatorByJustification, tr.Totals, wantOp)
 	}
 	if tr.AuthorityTotals["received"] != 2 || tr.AuthorityTotals["refused"] != 1 {
 		t.Errorf("authority totals %v", tr.AuthorityTotals)
@@ -159,7 +166,7 @@ func TestMechanismActions(t *testing.T) {
 			m := demoMechanism()
 			m.Categories = tt.cats
 			got := map[string]bool{}
-			for _, a := range MechanismActions(p, e, m, domicile.Declarations{}, demoNow) {
+			for _, a := range MechanismActions(p, e, m, domicile.Declarations{}, demoNow, nil) {
 				got[a.Rule] = true
 			}
 			for _, r := range tt.want {
@@ -174,4 +181,65 @@ func TestMechanismActions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMechanismActionsReadTheLedger: a plan's actions rest on the year's
+// counts of people from the ledger: under 100,000 the small-volume
+// exemption, at 108,000 a standard contract, and the impact report says
+// which declared mechanism satisfies it and when the next threshold is
+// crossed at the current rate.
+func TestMechanismActionsReadTheLedger(t *testing.T) {
+	e := mustEngine(t)
+	p := i18n.NewPrinter(i18n.EN)
+	m := demoMechanism()
+	m.Kind, m.Categories = "exemption_contract", []domicile.Category{domicile.Personal}
+	m.Kind = "standard_contract"
+	today := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC) // day 61 of the year
+	for _, tc := range []struct {
+		people  int64
+		want    string
+		wantNot string
+	}{{5_000, "CN.CBDF.5.4", "CN.CBDF.8"}, {108_000, "CN.CBDF.8", "CN.CBDF.5.4"}} {
+		o := &figures.Outlook{Entity: "e", Year: 2026, Source: "CN", AsOf: "2026-03-02", People: tc.people,
+			Crossings: figures.Crossings(e.Vocabulary().Thresholds, today, tc.people, 0)}
+		got := map[string]bool{}
+		for _, a := range MechanismActions(p, e, m, domicile.Declarations{}, demoNow, o) {
+			got[a.Rule] = true
+		}
+		if !got[tc.want] || got[tc.wantNot] {
+			t.Errorf("%d people: actions %v, want %s and not %s", tc.people, got, tc.want, tc.wantNot)
+		}
+	}
+	in := demoMechanismImpactInput(t)
+	rep, err := e.Decide(law.Facts{"source_jurisdiction": "CN", "transfers_abroad": true, "transfer_contains_pi": true, "pi_individuals_ytd": int64(108_000)}, today)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Ledger = []figures.Outlook{{Entity: "e", Year: 2026, Source: "CN", AsOf: "2026-03-02", People: 108_000, Law: *rep.Mechanism, Rule: rep.MechanismRule,
+		Crossings: figures.Crossings(e.Vocabulary().Thresholds, today, 108_000, 0)}}
+	in.LedgerRead = true
+	r := BuildImpact(p, in)
+	if len(r.Ledger) != 1 {
+		t.Fatalf("impact ledger %+v", r.Ledger)
+	}
+	l := r.Ledger[0]
+	if l.Law != "sc_or_certification" || !slices.Equal(l.Declared, []string{"sc-acme"}) || !strings.Contains(l.Text, "108,000 people") || !strings.Contains(l.Text, "sc-acme") {
+		t.Errorf("ledger line %+v", l)
+	}
+	// 108,000 in 61 days: 1,000,000 is reached on day 565, not this year.
+	if len(l.Crossing) != 3 || !strings.Contains(l.Crossing[0], "has reached 100,000") || !strings.Contains(l.Crossing[1], "does not reach 1,000,000") {
+		t.Errorf("crossing texts %q", l.Crossing)
+	}
+	if !hasAction(r.Actions, "CN.CBDF.8") || hasAction(r.Actions, "CN.CBDF.5.4") {
+		t.Errorf("impact actions %+v: want CN.CBDF.8 and not the exemption", r.Actions)
+	}
+}
+
+func hasAction(as []Action, rule string) bool {
+	for _, a := range as {
+		if a.Rule == rule {
+			return true
+		}
+	}
+	return false
 }

@@ -2,37 +2,37 @@ package report
 
 import (
 	"sort"
-	"strings"
 	"time"
 
 	"domicile"
+	"domicile/figures"
 	"domicile/i18n"
 )
 
-// Transparency is the periodic transparency report of a deployment.
+// Transparency is the periodic transparency report of a deployment. Its
+// figures come from three sources, each named: the cells' logs (every
+// cell's figures and the totals, recountable by anyone from the public
+// tiles at the checkpoint each cell names: `domicile transparency
+// verify`), the transfer ledger (Ledger, with its digest), and the
+// authority request register (Authority, AuthorityTotals).
 type Transparency struct {
 	Lang       i18n.Lang `json:"lang"`
 	Generated  time.Time `json:"generated"`
 	Period     Period    `json:"period"`
 	Deployment string    `json:"deployment"`
 	Entity     string    `json:"entity,omitempty"`
-	// Authority counts the requests received in the period by kind,
-	// origin and outcome.
+	// Authority counts the requests of the register received in the
+	// period by kind, origin and outcome.
 	Authority       []AuthorityCount `json:"authority_requests"`
 	AuthorityTotals map[string]int   `json:"authority_totals"`
-	// OperatorAccess counts operators' accesses by justification.
-	OperatorAccess    []BasisCount    `json:"operator_accesses"`
-	AuthorityAccess   []BasisCount    `json:"authority_accesses"`
-	TransfersReported bool            `json:"transfers_reported"`
-	Transfers         []TransferCount `json:"transfers"`
-	TransferEvents    int             `json:"transfer_events"`
-	// RemoteReads counts the reads from abroad the gate allowed
-	// (domicile.Event.IsRemoteRead), each a transfer abroad.
-	RemoteReads       int           `json:"remote_reads"`
-	Erasures          int           `json:"erasures"`
-	ConsentsWithdrawn int           `json:"consents_withdrawn"`
-	Cells             []CellFigures `json:"cells"`
-	Notes             []string      `json:"notes"`
+	// Totals are the log figures of every cell together (figures.Sum).
+	Totals            figures.Cell `json:"totals"`
+	TransfersReported bool         `json:"transfers_reported"`
+	// Ledger is the transfer ledger's figures for the calendar years of
+	// the period (nil when no gateway reports to this report).
+	Ledger *figures.Ledger `json:"ledger,omitempty"`
+	Cells  []CellFigures   `json:"cells"`
+	Notes  []string        `json:"notes"`
 }
 
 // AuthorityCount counts authority requests of one kind, origin and outcome.
@@ -43,48 +43,23 @@ type AuthorityCount struct {
 	Count   int    `json:"count"`
 }
 
-// BasisCount counts accesses with one stated basis.
-type BasisCount struct {
-	Basis   string `json:"basis"`
-	Allowed int    `json:"allowed"`
-	Denied  int    `json:"denied"`
-}
-
-// CellFigures are one cell's figures and the checkpoint they were counted
-// under: every figure counts events among the first Log.Size leaves.
+// CellFigures are one cell's log figures and the checkpoint they were
+// counted at: every figure counts leaves among the first Log.Size.
 type CellFigures struct {
-	Cell              string                `json:"cell"`
-	Jurisdiction      domicile.Jurisdiction `json:"jurisdiction"`
-	Operator          string                `json:"operator"`
-	Log               LogRef                `json:"log"`
-	Events            int                   `json:"events_in_period"`
-	OperatorAccesses  int                   `json:"operator_accesses"`
-	AuthorityAccesses int                   `json:"authority_accesses"`
-	Erasures          int                   `json:"erasures"`
-	TransferEvents    int                   `json:"transfer_events"`
-	RemoteReads       int                   `json:"remote_reads"`
-	ConsentsWithdrawn int                   `json:"consents_withdrawn"`
+	Cell         string                `json:"cell"`
+	Jurisdiction domicile.Jurisdiction `json:"jurisdiction"`
+	Operator     string                `json:"operator"`
+	Log          LogRef                `json:"log"`
+	Figures      figures.Cell          `json:"figures"`
 }
 
-// CellLog is one cell's events (the decoded events of the first Log.Size
-// leaves; erased subjects' events are still counted by their leaves'
-// metadata when their committed form is gone).
+// CellLog is one cell's log as a transparency report counts it: the
+// checkpoint, and the figures of the period counted over the leaves it
+// covers (figures.CountLog).
 type CellLog struct {
-	Cell   domicile.CellConfig
-	Log    LogRef
-	Events []LoggedEvent
-}
-
-// LoggedEvent is an event as the transparency report counts it: the
-// committed event when the cell still has it, else the leaf's public
-// metadata.
-type LoggedEvent struct {
-	Time    time.Time       `json:"time"`
-	Action  domicile.Action `json:"action"`
-	Role    domicile.Role   `json:"role"`
-	Outcome domicile.Outcome
-	Basis   string
-	Detail  string
+	Cell    domicile.CellConfig
+	Log     LogRef
+	Figures figures.Cell
 }
 
 // TransparencyInput is what a transparency report is built from.
@@ -95,41 +70,30 @@ type TransparencyInput struct {
 	Cells             []CellLog
 	Requests          []AuthorityLine
 	TransfersReported bool
-	Transfers         []TransferCount
+	Ledger            *figures.Ledger
 }
 
-// Withdrawal reports whether a consent event withdraws consent.
-func Withdrawal(e LoggedEvent) bool {
-	return e.Action == domicile.ActConsent && e.Outcome == domicile.Allowed && strings.Contains(e.Detail, "withdraw")
-}
-
-// BuildTransparency counts the period's figures.
-func BuildTransparency(p *i18n.Printer, in TransparencyInput) *Transparency {
-	t := &Transparency{
-		Lang: p.Lang(), Generated: in.Now.UTC(), Period: in.Period,
-		Deployment: in.Deployment.Name, Entity: in.Deployment.Declarations.Entity,
-		Authority: []AuthorityCount{}, AuthorityTotals: map[string]int{},
-		OperatorAccess: []BasisCount{}, AuthorityAccess: []BasisCount{},
-		TransfersReported: in.TransfersReported, Transfers: in.Transfers, Cells: []CellFigures{},
-	}
-	if t.Transfers == nil {
-		t.Transfers = []TransferCount{}
-	}
+// AuthorityFigures counts the authority requests received in the period
+// ([from, to)) by kind, origin and outcome, and in total by outcome
+// ("received" counts them all).
+func AuthorityFigures(reqs []AuthorityLine, p Period) ([]AuthorityCount, map[string]int) {
+	totals := map[string]int{}
 	ac := map[AuthorityCount]int{}
-	for _, r := range in.Requests {
-		if !in.Period.Contains(r.Received) {
+	for _, r := range reqs {
+		if !p.Contains(r.Received) {
 			continue
 		}
 		ac[AuthorityCount{Kind: r.Kind, Foreign: r.Foreign, Outcome: r.Outcome}]++
-		t.AuthorityTotals["received"]++
-		t.AuthorityTotals[r.Outcome]++
+		totals["received"]++
+		totals[r.Outcome]++
 	}
+	out := []AuthorityCount{}
 	for k, n := range ac {
 		k.Count = n
-		t.Authority = append(t.Authority, k)
+		out = append(out, k)
 	}
-	sort.Slice(t.Authority, func(i, j int) bool {
-		a, b := t.Authority[i], t.Authority[j]
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
 		if a.Kind != b.Kind {
 			return a.Kind < b.Kind
 		}
@@ -138,63 +102,27 @@ func BuildTransparency(p *i18n.Printer, in TransparencyInput) *Transparency {
 		}
 		return a.Outcome < b.Outcome
 	})
-	op := map[string]*BasisCount{}
-	au := map[string]*BasisCount{}
-	count := func(m map[string]*BasisCount, e LoggedEvent) {
-		b := m[e.Basis]
-		if b == nil {
-			b = &BasisCount{Basis: e.Basis}
-			m[e.Basis] = b
-		}
-		if e.Outcome == domicile.Allowed {
-			b.Allowed++
-		} else {
-			b.Denied++
-		}
+	return out, totals
+}
+
+// BuildTransparency builds the report of the period from its inputs.
+func BuildTransparency(p *i18n.Printer, in TransparencyInput) *Transparency {
+	t := &Transparency{
+		Lang: p.Lang(), Generated: in.Now.UTC(), Period: in.Period,
+		Deployment: in.Deployment.Name, Entity: in.Deployment.Declarations.Entity,
+		TransfersReported: in.TransfersReported, Ledger: in.Ledger, Cells: []CellFigures{},
 	}
+	t.Authority, t.AuthorityTotals = AuthorityFigures(in.Requests, in.Period)
+	var cells []figures.Cell
 	for _, c := range in.Cells {
-		f := CellFigures{Cell: c.Cell.ID, Jurisdiction: c.Cell.Jurisdiction, Operator: c.Cell.Operator, Log: c.Log}
-		for _, e := range c.Events {
-			if !in.Period.Contains(e.Time) {
-				continue
-			}
-			f.Events++
-			switch {
-			case e.Role == domicile.RoleOperator:
-				f.OperatorAccesses++
-				count(op, e)
-			case e.Role == domicile.RoleAuthority:
-				f.AuthorityAccesses++
-				count(au, e)
-			}
-			switch {
-			case e.Action == domicile.ActErase && e.Outcome == domicile.Allowed:
-				f.Erasures++
-			case e.Action == domicile.ActTransfer && e.Outcome == domicile.Allowed:
-				f.TransferEvents++
-			case Withdrawal(e):
-				f.ConsentsWithdrawn++
-			}
-			if ev := (domicile.Event{Outcome: e.Outcome, Detail: e.Detail}); ev.IsRemoteRead() {
-				f.RemoteReads++
-			}
-		}
-		t.Erasures += f.Erasures
-		t.TransferEvents += f.TransferEvents
-		t.RemoteReads += f.RemoteReads
-		t.ConsentsWithdrawn += f.ConsentsWithdrawn
-		t.Cells = append(t.Cells, f)
+		t.Cells = append(t.Cells, CellFigures{Cell: c.Cell.ID, Jurisdiction: c.Cell.Jurisdiction, Operator: c.Cell.Operator, Log: c.Log, Figures: c.Figures})
+		cells = append(cells, c.Figures)
 	}
-	for _, m := range []struct {
-		src map[string]*BasisCount
-		dst *[]BasisCount
-	}{{op, &t.OperatorAccess}, {au, &t.AuthorityAccess}} {
-		for _, b := range m.src {
-			*m.dst = append(*m.dst, *b)
-		}
-		sort.Slice(*m.dst, func(i, j int) bool { return (*m.dst)[i].Basis < (*m.dst)[j].Basis })
-	}
+	t.Totals = figures.Sum(cells...)
 	t.Notes = []string{p.T("transparency.note.checkpoints"), p.T("transparency.note.secrecy")}
+	if t.Ledger != nil {
+		t.Notes = append(t.Notes, p.T("transparency.note.ledger", t.Ledger.Digest))
+	}
 	if !t.TransfersReported {
 		t.Notes = append(t.Notes, p.T("transparency.note.transfers"))
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"domicile/figures"
+
 	"domicile"
 )
 
@@ -36,14 +38,6 @@ type TransferLine struct {
 	Categories  []domicile.Category   `json:"categories,omitempty"`
 }
 
-// TransferCount is a count of transfers by mechanism and destination.
-type TransferCount struct {
-	Mechanism   string                `json:"mechanism"`
-	Destination domicile.Jurisdiction `json:"destination"`
-	Transfers   int64                 `json:"transfers"`
-	Subjects    int64                 `json:"subjects"`
-}
-
 // Transfers is what the reports need of the transfer gateway. A nil
 // Transfers means no gateway is wired: documents then say that transfers
 // are not reported by this source (and still count transfer events in the
@@ -54,8 +48,9 @@ type Transfers interface {
 	// [from, to), oldest first. The events come from the subject's cell,
 	// through its access path.
 	SubjectTransfers(ctx context.Context, events []domicile.StoredEvent, from, to time.Time) ([]TransferLine, error)
-	// Summary counts the transfers with times in [from, to).
-	Summary(ctx context.Context, from, to time.Time) ([]TransferCount, error)
+	// Ledger returns the ledger's figures of the calendar years of [from,
+	// to) (figures.LedgerOf).
+	Ledger(ctx context.Context, from, to time.Time) (*figures.Ledger, error)
 }
 
 // EventProof is one logged event with what a verifier needs: the leaf, the
@@ -78,7 +73,10 @@ type LogRef struct {
 	VerifierKey string `json:"verifier_key"`
 	URL         string `json:"url,omitempty"`
 	Checkpoint  string `json:"checkpoint"`
-	Size        int64  `json:"size"`
+	// Size and RootHash (base64, as in the checkpoint) are the tree the
+	// checkpoint signs: what a document's figures and proofs refer to.
+	Size     int64  `json:"size"`
+	RootHash string `json:"root_hash"`
 }
 
 // NoticeLine is a change notice sent to a subject and what became of it.

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"domicile"
-	"domicile/transfer/ledger"
 )
 
 // Ledger is the transfer gateway's store on SQLite, in its own database
@@ -68,7 +67,7 @@ type querier interface {
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
-func countID(ctx context.Context, q querier, k ledger.CountKey) (int64, error) {
+func countID(ctx context.Context, q querier, k domicile.CountKey) (int64, error) {
 	var id int64
 	err := q.QueryRowContext(ctx, `SELECT id FROM counts WHERE entity=? AND year=? AND source=? AND class=? AND dim=? AND value=?`,
 		k.Entity, k.Year, string(k.Source), string(k.Class), k.Dim, k.Value).Scan(&id)
@@ -79,7 +78,7 @@ func countID(ctx context.Context, q querier, k ledger.CountKey) (int64, error) {
 }
 
 // Counts returns the value of each key.
-func (l *Ledger) Counts(ctx context.Context, keys []ledger.CountKey) ([]int64, error) {
+func (l *Ledger) Counts(ctx context.Context, keys []domicile.CountKey) ([]int64, error) {
 	out := make([]int64, len(keys))
 	for i, k := range keys {
 		err := l.db.QueryRowContext(ctx, `SELECT n FROM counts WHERE entity=? AND year=? AND source=? AND class=? AND dim=? AND value=?`,
@@ -95,7 +94,7 @@ func (l *Ledger) Counts(ctx context.Context, keys []ledger.CountKey) ([]int64, e
 const membersBatch = 500
 
 // Members reports which refs are already in the count.
-func (l *Ledger) Members(ctx context.Context, key ledger.CountKey, refs []domicile.SubjectRef) ([]bool, error) {
+func (l *Ledger) Members(ctx context.Context, key domicile.CountKey, refs []domicile.SubjectRef) ([]bool, error) {
 	out := make([]bool, len(refs))
 	id, err := countID(ctx, l.db, key)
 	if errors.Is(err, domicile.ErrNotFound) {
@@ -150,20 +149,15 @@ func (l *Ledger) Members(ctx context.Context, key ledger.CountKey, refs []domici
 // insertBatch is how many members one INSERT statement adds.
 const insertBatch = 256
 
-// Record stores r and applies adds in one durable transaction.
-func (l *Ledger) Record(ctx context.Context, r *ledger.Record, adds []ledger.Add) ([]int64, error) {
-	body, err := json.Marshal(r)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
-	}
+// Record applies adds and stores r, with its NewPI and NewSPI set from
+// what the adds did ([domicile.TransferRecord.SetNew]), in one durable
+// transaction.
+func (l *Ledger) Record(ctx context.Context, r *domicile.TransferRecord, adds []domicile.CountAdd) ([]int64, error) {
 	tx, err := l.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO transfers(id, time, body) VALUES(?,?,?)`, r.ID, r.Time.UnixNano(), body); err != nil {
-		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
-	}
 	full, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO members(count, ref) VALUES(?,?)`+strings.Repeat(",(?,?)", insertBatch-1))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
@@ -208,6 +202,16 @@ func (l *Ledger) Record(ctx context.Context, r *ledger.Record, adds []ledger.Add
 			}
 		}
 	}
+	// The record carries what its adds did (new people per class), so
+	// it is written after them, in the same transaction.
+	r.SetNew(adds, added)
+	body, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO transfers(id, time, body) VALUES(?,?,?)`, r.ID, r.Time.UnixNano(), body); err != nil {
+		return nil, fmt.Errorf("sqlite: ledger record: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: ledger commit: %w", err)
 	}
@@ -215,27 +219,27 @@ func (l *Ledger) Record(ctx context.Context, r *ledger.Record, adds []ledger.Add
 }
 
 // Breakdown returns every count of an entity's year.
-func (l *Ledger) Breakdown(ctx context.Context, entity string, year int) ([]ledger.Count, error) {
+func (l *Ledger) Breakdown(ctx context.Context, entity string, year int) ([]domicile.Count, error) {
 	rows, err := l.db.QueryContext(ctx, `SELECT source, class, dim, value, n FROM counts WHERE entity=? AND year=? ORDER BY source, class, dim, value`, entity, year)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: ledger breakdown: %w", err)
 	}
 	defer rows.Close()
-	var out []ledger.Count
+	var out []domicile.Count
 	for rows.Next() {
-		c := ledger.Count{CountKey: ledger.CountKey{Entity: entity, Year: year}}
+		c := domicile.Count{CountKey: domicile.CountKey{Entity: entity, Year: year}}
 		var src, class string
 		if err := rows.Scan(&src, &class, &c.Dim, &c.Value, &c.N); err != nil {
 			return nil, err
 		}
-		c.Source, c.Class = domicile.Jurisdiction(src), ledger.Class(class)
+		c.Source, c.Class = domicile.Jurisdiction(src), domicile.CountClass(class)
 		out = append(out, c)
 	}
 	return out, rows.Err()
 }
 
 // Records calls fn for each transfer record in [from, until), in time order.
-func (l *Ledger) Records(ctx context.Context, from, until time.Time, fn func(*ledger.Record) error) error {
+func (l *Ledger) Records(ctx context.Context, from, until time.Time, fn func(*domicile.TransferRecord) error) error {
 	after := int64(-1)
 	lo, hi := clampNanos(from), clampNanos(until)
 	for {
@@ -244,14 +248,14 @@ func (l *Ledger) Records(ctx context.Context, from, until time.Time, fn func(*le
 		if err != nil {
 			return fmt.Errorf("sqlite: ledger records: %w", err)
 		}
-		var page []*ledger.Record
+		var page []*domicile.TransferRecord
 		for rows.Next() {
 			var b []byte
 			if err := rows.Scan(&after, &b); err != nil {
 				rows.Close()
 				return err
 			}
-			var r ledger.Record
+			var r domicile.TransferRecord
 			if err := json.Unmarshal(b, &r); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlite: ledger record %d: %v", after, err)
@@ -322,7 +326,7 @@ func (l *Ledger) Mechanisms(ctx context.Context) ([][]byte, error) {
 }
 
 // PutConsent stores the current state of a consent.
-func (l *Ledger) PutConsent(ctx context.Context, c *ledger.Consent) error {
+func (l *Ledger) PutConsent(ctx context.Context, c *domicile.Consent) error {
 	_, err := l.db.ExecContext(ctx, `INSERT INTO consents(ref, kind, version, granted, time) VALUES(?,?,?,?,?)
 		ON CONFLICT(ref, kind) DO UPDATE SET version=excluded.version, granted=excluded.granted, time=excluded.time`,
 		c.Subject[:], string(c.Kind), c.TextVersion, c.Granted, c.Time.UnixNano())
@@ -333,8 +337,8 @@ func (l *Ledger) PutConsent(ctx context.Context, c *ledger.Consent) error {
 }
 
 // Consent returns the current consent of a kind of each subject.
-func (l *Ledger) Consent(ctx context.Context, kind ledger.ConsentKind, refs []domicile.SubjectRef) ([]*ledger.Consent, error) {
-	out := make([]*ledger.Consent, len(refs))
+func (l *Ledger) Consent(ctx context.Context, kind domicile.ConsentKind, refs []domicile.SubjectRef) ([]*domicile.Consent, error) {
+	out := make([]*domicile.Consent, len(refs))
 	index := make(map[domicile.SubjectRef][]int, len(refs))
 	for i, r := range refs {
 		index[r] = append(index[r], i)
@@ -352,7 +356,7 @@ func (l *Ledger) Consent(ctx context.Context, kind ledger.ConsentKind, refs []do
 		}
 		for rows.Next() {
 			var b []byte
-			c := &ledger.Consent{Kind: kind}
+			c := &domicile.Consent{Kind: kind}
 			var t int64
 			if err := rows.Scan(&b, &c.TextVersion, &c.Granted, &t); err != nil {
 				rows.Close()

@@ -15,8 +15,8 @@ import (
 // 2026 (total, mechanism and destination), through the store directly.
 func seedLedger(b *testing.B, e *env, n int) {
 	ctx := context.Background()
-	key := func(dim, v string) transfer.CountKey {
-		return transfer.CountKey{Entity: "demo", Year: 2026, Source: "CN", Class: transfer.ClassPI, Dim: dim, Value: v}
+	key := func(dim, v string) domicile.CountKey {
+		return domicile.CountKey{Entity: "demo", Year: 2026, Source: "CN", Class: domicile.ClassPI, Dim: dim, Value: v}
 	}
 	const chunk = 100_000
 	for start := 0; start < n; start += chunk {
@@ -26,8 +26,8 @@ func seedLedger(b *testing.B, e *env, n int) {
 			binary.BigEndian.PutUint64(x[:], uint64(i))
 			refs = append(refs, sha256.Sum256(x[:]))
 		}
-		r := &transfer.Record{ID: "seed-" + string(rune('a'+start/chunk)), Time: march, Entity: "demo", Year: 2026, Source: "CN", Channel: transfer.ChannelImport}
-		if _, err := e.store.Record(ctx, r, []transfer.Add{{Key: key("", ""), Refs: refs}, {Key: key("mechanism", "exempt"), Refs: refs},
+		r := &domicile.TransferRecord{ID: "seed-" + string(rune('a'+start/chunk)), Time: march, Entity: "demo", Year: 2026, Source: "CN", Channel: domicile.ChannelImport}
+		if _, err := e.store.Record(ctx, r, []domicile.CountAdd{{Key: key("", ""), Refs: refs}, {Key: key("mechanism", "exempt"), Refs: refs},
 			{Key: key("destination", "US"), Refs: refs}}); err != nil {
 			b.Fatal(err)
 		}
@@ -93,6 +93,6 @@ func BenchmarkGateDecide(b *testing.B) {
 // (CN.CBDF.7).
 func securityAssessment() transfer.Mechanism {
 	m := standardContract("sa-1", "2026-03-02", "")
-	m.Kind, m.Signed, m.Approved, m.Reference = transfer.KindSecurityAssessment, "", "2025-06-01", "CAC-SA-2025-001"
+	m.Kind, m.Signed, m.Approved, m.Reference = domicile.MechSecurityAssessment, "", "2025-06-01", "CAC-SA-2025-001"
 	return m
 }

@@ -31,19 +31,19 @@ const BundleFormat = "domicile-transfer-bundle/1"
 
 // BundleHeader is a bundle's first line.
 type BundleHeader struct {
-	Type        string                `json:"type"`
-	Format      string                `json:"format"`
-	Transfer    string                `json:"transfer"`
-	Created     time.Time             `json:"created"`
-	Entity      string                `json:"entity"`
-	Source      domicile.Jurisdiction `json:"source"`
-	Destination domicile.Jurisdiction `json:"destination"`
-	Recipient   string                `json:"recipient"`
-	Purpose     string                `json:"purpose"`
-	Mechanism   string                `json:"mechanism,omitempty"`
-	Kind        Kind                  `json:"mechanism_kind,omitempty"`
-	Law         string                `json:"law_mechanism"`
-	Fields      map[string][]string   `json:"fields"`
+	Type        string                 `json:"type"`
+	Format      string                 `json:"format"`
+	Transfer    string                 `json:"transfer"`
+	Created     time.Time              `json:"created"`
+	Entity      string                 `json:"entity"`
+	Source      domicile.Jurisdiction  `json:"source"`
+	Destination domicile.Jurisdiction  `json:"destination"`
+	Recipient   string                 `json:"recipient"`
+	Purpose     string                 `json:"purpose"`
+	Mechanism   string                 `json:"mechanism,omitempty"`
+	Kind        domicile.MechanismKind `json:"mechanism_kind,omitempty"`
+	Law         string                 `json:"law_mechanism"`
+	Fields      map[string][]string    `json:"fields"`
 }
 
 // BundleRecord is one record line of a bundle.
@@ -60,16 +60,16 @@ type BundleRecord struct {
 
 // Manifest is a bundle's last line.
 type Manifest struct {
-	Type      string         `json:"type"`
-	Transfer  string         `json:"transfer"`
-	Mechanism string         `json:"mechanism,omitempty"`
-	Kind      Kind           `json:"mechanism_kind,omitempty"`
-	Law       string         `json:"law_mechanism"`
-	Purpose   string         `json:"purpose"`
-	Subjects  int            `json:"subjects"`
-	Records   int            `json:"records"`
-	PerKind   map[string]int `json:"records_per_kind"`
-	SHA256    string         `json:"sha256"`
+	Type      string                 `json:"type"`
+	Transfer  string                 `json:"transfer"`
+	Mechanism string                 `json:"mechanism,omitempty"`
+	Kind      domicile.MechanismKind `json:"mechanism_kind,omitempty"`
+	Law       string                 `json:"law_mechanism"`
+	Purpose   string                 `json:"purpose"`
+	Subjects  int                    `json:"subjects"`
+	Records   int                    `json:"records"`
+	PerKind   map[string]int         `json:"records_per_kind"`
+	SHA256    string                 `json:"sha256"`
 }
 
 // bundleWriter writes a bundle line by line, hashing as it goes.

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"domicile"
+
 	"domicile/transfer"
 )
 
@@ -70,7 +72,7 @@ func TestStandardContractFiling(t *testing.T) {
 			t.Errorf("filed %q: %+v, want valid %v, due 2025-10-16", tc.filed, st, tc.valid)
 		}
 	}
-	sa := transfer.Mechanism{Kind: transfer.KindSecurityAssessment, Approved: "2024-05-10"}
+	sa := transfer.Mechanism{Kind: domicile.MechSecurityAssessment, Approved: "2024-05-10"}
 	st := sa.StatusOn("2027-05-10", cal)
 	if st.Until != "2027-05-09" || st.Valid {
 		t.Errorf("assessment approved 2024-05-10 on 2027-05-10: %+v, want expired after 2027-05-09", st)

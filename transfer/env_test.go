@@ -134,7 +134,7 @@ func (e *env) subject(id string) {
 	if _, err := c.PutRecord(ctx, e.appCN, k, "location", "l1", []byte(`{"lat":"23.1","lon":"113.3","at":"2026-03-01"}`), domicile.AnyVersion); err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.g.SetConsent(ctx, e.appCN, id, transfer.ConsentCrossBorder, "v1", true); err != nil {
+	if _, err := e.g.SetConsent(ctx, e.appCN, id, domicile.ConsentCrossBorder, "v1", true); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -160,7 +160,7 @@ func (e *env) counts() (pi, spi int64) {
 	}
 	for _, c := range v.Counts {
 		if c.Source == "CN" && c.Dim == "" {
-			if c.Class == transfer.ClassPI {
+			if c.Class == domicile.ClassPI {
 				pi = c.N
 			} else {
 				spi = c.N
@@ -191,7 +191,7 @@ func (e *env) transferPlain(req *transfer.Request) (*transfer.Decision, []transf
 }
 
 func standardContract(id, signed, filed string) transfer.Mechanism {
-	m := transfer.Mechanism{ID: id, Kind: transfer.KindStandardContract, Source: "CN", Reference: "SC-" + id, Signed: signed,
+	m := transfer.Mechanism{ID: id, Kind: domicile.MechStandardContract, Source: "CN", Reference: "SC-" + id, Signed: signed,
 		Scope: transfer.Scope{Destinations: []domicile.Jurisdiction{"US"}, Recipients: []string{"Acme Support Inc.", "remote:app"},
 			Purposes: []string{"support"}, Categories: []domicile.Category{domicile.Personal, domicile.Whereabouts},
 			Fields: []string{"message.from", "message.body", "location.lat", "location.lon"}}}

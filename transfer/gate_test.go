@@ -142,7 +142,7 @@ func TestSensitiveFieldFlipsCounting(t *testing.T) {
 	if len(r.Excluded) != 1 || r.Excluded[0].Rule != "CN.PIPL.28" {
 		t.Fatalf("without sensitive consent: excluded %+v, want a CN.PIPL.28 exclusion", r.Excluded)
 	}
-	if _, err := e.g.SetConsent(ctx, e.appCN, "a", transfer.ConsentSensitive, "s1", true); err != nil {
+	if _, err := e.g.SetConsent(ctx, e.appCN, "a", domicile.ConsentSensitive, "s1", true); err != nil {
 		t.Fatal(err)
 	}
 	d, recs, err := e.transferPlain(req)
@@ -167,7 +167,7 @@ func TestConsentWithdrawal(t *testing.T) {
 	if err != nil || len(recs) != 2 {
 		t.Fatalf("first export: %v, %d records", err, len(recs))
 	}
-	if _, err := e.g.SetConsent(context.Background(), e.appCN, "b", transfer.ConsentCrossBorder, "v1", false); err != nil {
+	if _, err := e.g.SetConsent(context.Background(), e.appCN, "b", domicile.ConsentCrossBorder, "v1", false); err != nil {
 		t.Fatal(err)
 	}
 	d, recs, err := e.transferPlain(messageRequest("a", "b"))
@@ -198,7 +198,7 @@ func TestRemoteReadCountsOnce(t *testing.T) {
 		t.Fatalf("pi after four reads = %d, want 1", pi)
 	}
 	n := 0
-	e.store.Records(ctx, time.Time{}, march.AddDate(1, 0, 0), func(r *transfer.Record) error { n++; return nil })
+	e.store.Records(ctx, time.Time{}, march.AddDate(1, 0, 0), func(r *domicile.TransferRecord) error { n++; return nil })
 	if n != 1 {
 		t.Errorf("%d transfer records, want 1", n)
 	}
@@ -231,7 +231,7 @@ func TestConcurrentCrossing(t *testing.T) {
 	e.g.PutMechanism(ctx, e.admin, standardContract("sc-1", "2026-03-02", "2026-03-06"))
 	for _, id := range []string{"x", "y"} {
 		e.subject(id)
-		e.g.SetConsent(ctx, e.appCN, id, transfer.ConsentSensitive, "s1", true)
+		e.g.SetConsent(ctx, e.appCN, id, domicile.ConsentSensitive, "s1", true)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
@@ -300,7 +300,7 @@ func TestAssessMatchesGate(t *testing.T) {
 	e.seed(50, "2026-01-20", "personal")
 	e.subject("a")
 	ctx := context.Background()
-	e.g.SetConsent(ctx, e.appCN, "a", transfer.ConsentSensitive, "s1", true)
+	e.g.SetConsent(ctx, e.appCN, "a", domicile.ConsentSensitive, "s1", true)
 	e.g.PutMechanism(ctx, e.admin, standardContract("sc-1", "2026-03-02", "2026-03-06"))
 	d, _, err := e.transferPlain(&transfer.Request{Destination: "US", Recipient: "Acme Support Inc.", Subjects: []string{"a"},
 		Fields: map[string][]string{"message": {"body"}, "location": {"lat"}}, Plain: true})

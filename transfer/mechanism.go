@@ -10,30 +10,6 @@ import (
 	"domicile"
 )
 
-// Kinds of mechanism. The first four are China's routes (2024 Provisions
-// Arts. 7-8, the GBA standard contract); the exemptions are those of
-// 2024 Provisions Arts. 4-6 and NDSMR Art. 35(6) that a business relies on
-// and documents; the last three are other regimes' (GDPR Arts. 45-47).
-const (
-	KindSecurityAssessment  Kind = "security_assessment"
-	KindStandardContract    Kind = "standard_contract"
-	KindCertification       Kind = "certification"
-	KindGBAStandardContract Kind = "gba_standard_contract"
-	KindExemptContract      Kind = "exemption_contract"
-	KindExemptHR            Kind = "exemption_hr"
-	KindExemptEmergency     Kind = "exemption_emergency"
-	KindExemptFTZ           Kind = "exemption_ftz"
-	KindExemptTransit       Kind = "exemption_transit"
-	KindExemptLegalDuty     Kind = "exemption_legal_duty"
-	KindAdequacy            Kind = "adequacy"
-	KindSCCs                Kind = "sccs"
-	KindBCRs                Kind = "bcrs"
-)
-
-var kinds = []Kind{KindSecurityAssessment, KindStandardContract, KindCertification, KindGBAStandardContract,
-	KindExemptContract, KindExemptHR, KindExemptEmergency, KindExemptFTZ, KindExemptTransit, KindExemptLegalDuty,
-	KindAdequacy, KindSCCs, KindBCRs}
-
 // Periods of China's routes.
 const (
 	// SCFilingWorkingDays: a standard contract is filed with the
@@ -63,8 +39,8 @@ type Scope struct {
 // Mechanism is one legal basis a business holds, with its dates and scope.
 // Dates are calendar days (YYYY-MM-DD) in the source jurisdiction.
 type Mechanism struct {
-	ID   string `json:"id"`
-	Kind Kind   `json:"kind"`
+	ID   string                 `json:"id"`
+	Kind domicile.MechanismKind `json:"kind"`
 	// Source is the jurisdiction whose law the mechanism satisfies: CN for
 	// China's routes and exemptions, EU for adequacy, SCCs and BCRs.
 	Source domicile.Jurisdiction `json:"source"`
@@ -101,7 +77,7 @@ func (m *Mechanism) Validate() error {
 	if !mechID.MatchString(m.ID) {
 		return domicile.FieldErrorf("id", "must be 1 to 64 letters, digits, '.', '_' or '-'")
 	}
-	if !slices.Contains(kinds, m.Kind) {
+	if !m.Kind.Valid() {
 		return domicile.FieldErrorf("kind", "unknown mechanism kind %q", trunc(string(m.Kind), 32))
 	}
 	if _, err := domicile.ParseJurisdiction(string(m.Source)); err != nil {
@@ -116,7 +92,7 @@ func (m *Mechanism) Validate() error {
 		}
 	}
 	switch m.Kind {
-	case KindStandardContract, KindGBAStandardContract:
+	case domicile.MechStandardContract, domicile.MechGBAStandardContract:
 		if m.Signed == "" {
 			return domicile.FieldErrorf("signed", "a standard contract needs the day it took effect")
 		}
@@ -126,7 +102,7 @@ func (m *Mechanism) Validate() error {
 		if m.Filed != "" && m.Filed < m.Signed {
 			return domicile.FieldErrorf("filed", "is before the contract was signed")
 		}
-	case KindSecurityAssessment, KindCertification:
+	case domicile.MechSecurityAssessment, domicile.MechCertification:
 		if m.Approved == "" {
 			return domicile.FieldErrorf("approved", "an assessment or certificate needs its approval date")
 		}
@@ -203,7 +179,7 @@ func (m *Mechanism) StatusOn(today string, cal *Calendar) Status {
 	var st Status
 	from, until := m.ValidFrom, m.ValidUntil
 	switch m.Kind {
-	case KindStandardContract, KindGBAStandardContract:
+	case domicile.MechStandardContract, domicile.MechGBAStandardContract:
 		if from == "" || from < m.Signed {
 			from = m.Signed
 		}
@@ -217,14 +193,14 @@ func (m *Mechanism) StatusOn(today string, cal *Calendar) Status {
 		case m.Filed > st.FilingDue:
 			st.Problems = append(st.Problems, fmt.Sprintf("standard contract %s was filed on %s, after its deadline %s (CN.SCM.5)", m.ID, m.Filed, st.FilingDue))
 		}
-	case KindSecurityAssessment, KindCertification:
+	case domicile.MechSecurityAssessment, domicile.MechCertification:
 		if from == "" || from < m.Approved {
 			from = m.Approved
 		}
 		if until == "" {
 			until = day(m.Approved).AddDate(3, 0, -1).Format(time.DateOnly)
 		}
-		if m.Kind == KindSecurityAssessment {
+		if m.Kind == domicile.MechSecurityAssessment {
 			r, exact := cal.SubWorkingDays(day(until), SAReapplyWorkingDays)
 			st.ReapplyFrom = r.Format(time.DateOnly)
 			st.Approximate = st.Approximate || !exact
@@ -239,9 +215,9 @@ func (m *Mechanism) StatusOn(today string, cal *Calendar) Status {
 	if until != "" && today > until {
 		rule := ""
 		switch m.Kind {
-		case KindSecurityAssessment:
+		case domicile.MechSecurityAssessment:
 			rule = " (3 years, CN.CBDF.9)"
-		case KindCertification:
+		case domicile.MechCertification:
 			rule = " (3 years, CN.CERT.2025)"
 		}
 		st.Problems = append(st.Problems, fmt.Sprintf("mechanism %s expired on %s%s: renew it and register the renewal", m.ID, until, rule))

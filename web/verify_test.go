@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,13 +36,23 @@ func newTestLog(t *testing.T, n int) *testLog {
 	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
 	for i := range n {
 		when := t0.Add(time.Duration(i) * 17 * time.Second)
-		committed := fmt.Sprintf(`{"time":%q,"cell":"cn-gz1","subject":"ref-%d","role":"app","action":"read","resource":"record/message/m%d","basis":"service:service","outcome":"allowed"}`,
-			when.Format(time.RFC3339Nano), i%3, i)
+		// Every tenth event is an operator's read with a justification,
+		// every seventh a read from abroad: their leaves carry tags (v2).
+		role, basis, detail, tags := "app", "service:service", "", []string(nil)
+		if i%7 == 3 {
+			detail, tags = "remote read from US under exempt counted as transfer trf_0123456789abcdef", []string{"remote"}
+		}
+		if i%10 == 4 {
+			role, basis, tags = "operator", "support", append(tags, "support")
+			slices.Sort(tags)
+		}
+		committed := fmt.Sprintf(`{"time":%q,"cell":"cn-gz1","subject":"ref-%d","role":%q,"action":"read","resource":"record/message/m%d","basis":%q,"outcome":"allowed","detail":%q}`,
+			when.Format(time.RFC3339Nano), i%3, role, i, basis, detail)
 		salt, err := leaf.NewSalt(rand.Reader)
 		if err != nil {
 			t.Fatal(err)
 		}
-		e := leaf.Format(leaf.Leaf{Time: when, Action: "read", Role: "app", Outcome: "allowed", Commitment: leaf.Commit(salt, []byte(committed))})
+		e := leaf.Format(leaf.Leaf{Time: when, Action: "read", Role: role, Outcome: "allowed", Tags: tags, Commitment: leaf.Commit(salt, []byte(committed))})
 		if _, err := l.hashes.Append(e); err != nil {
 			t.Fatal(err)
 		}
@@ -315,6 +326,14 @@ func TestVerifyJS(t *testing.T) {
 		badTime := mk(300)
 		badTime.Leaf = string(leaf.Format(leaf.Leaf{Time: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC), Action: "read", Role: "app", Outcome: "allowed",
 			Commitment: leaf.Commit(l.salts[300], []byte(l.committed[300]))}))
+		// A leaf that commits to an operator's read but leaves its
+		// justification out, and one that claims a read from abroad.
+		noTag := mk(304)
+		noTag.Leaf = string(leaf.Format(leaf.Leaf{Time: time.Date(2026, 3, 1, 9, 26, 0, 0, time.UTC), Action: "read", Role: "operator", Outcome: "allowed",
+			Commitment: leaf.Commit(l.salts[304], []byte(l.committed[304]))}))
+		extraTag := mk(300)
+		extraTag.Leaf = string(leaf.Format(leaf.Leaf{Time: time.Date(2026, 3, 1, 9, 25, 0, 0, time.UTC), Action: "read", Role: "app", Outcome: "allowed", Tags: []string{"remote"},
+			Commitment: leaf.Commit(l.salts[300], []byte(l.committed[300]))}))
 		tests := []struct {
 			name    string
 			it      item
@@ -323,6 +342,11 @@ func TestVerifyJS(t *testing.T) {
 			want    string // "" for verified, or the failure's catalog key
 		}{
 			{"verified", good, "ref-0", "", ""},
+			{"an operator's read, tagged", mk(304), "ref-1", "", ""},
+			{"a read from abroad, tagged", mk(311), "ref-2", "", ""},
+			{"a leaf without the event's tag", noTag, "", "", "privacy.fail.leaf-fields"},
+			{"a leaf with a tag the event does not have", extraTag, "", "", "privacy.fail.leaf-fields"},
+			{"a v2 leaf without tags", item{5, l.salts[5], l.committed[5], strings.Replace(l.leaves[5], "domicile/v1", "domicile/v2", 1)}, "", "", "privacy.fail.leaf-format"},
 			{"first leaf", mk(0), "ref-0", "", ""},
 			{"last leaf", mk(699), "ref-0", "", ""},
 			{"another salt", wrongSalt, "", "", "privacy.fail.commitment"},

@@ -103,7 +103,7 @@ func TestAccessTable(t *testing.T) {
 	// A standard contract covering reads from the US for support, of
 	// personal (not sensitive) data.
 	today := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
-	sc := transfer.Mechanism{ID: "sc-support", Kind: transfer.KindStandardContract, Source: "CN", Reference: "SC-2026-009", Signed: today,
+	sc := transfer.Mechanism{ID: "sc-support", Kind: domicile.MechStandardContract, Source: "CN", Reference: "SC-2026-009", Signed: today,
 		Filed: today, FilingReference: "粤网信备-009", Scope: transfer.Scope{Destinations: []domicile.Jurisdiction{"US"},
 			Recipients: []string{"remote:app"}, Purposes: []string{"support"}, Categories: []domicile.Category{domicile.Personal}}}
 	b, _ := json.Marshal(sc)
@@ -459,7 +459,7 @@ func ledgerPI(t *testing.T, s *server) int64 {
 	}
 	var n int64
 	for _, c := range v.Counts {
-		if c.Class == transfer.ClassPI && c.Dim == transfer.DimTotal {
+		if c.Class == domicile.ClassPI && c.Dim == domicile.DimTotal {
 			n += c.N
 		}
 	}
@@ -580,7 +580,7 @@ func TestAccessPathHoles(t *testing.T) {
 
 	t.Run("reads from abroad return only the mechanism's scope", func(t *testing.T) {
 		today := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
-		sc := transfer.Mechanism{ID: "sc-support", Kind: transfer.KindStandardContract, Source: "CN", Reference: "SC-2026-009", Signed: today,
+		sc := transfer.Mechanism{ID: "sc-support", Kind: domicile.MechStandardContract, Source: "CN", Reference: "SC-2026-009", Signed: today,
 			Filed: today, FilingReference: "粤网信备-009", Scope: transfer.Scope{Destinations: []domicile.Jurisdiction{"US"},
 				Recipients: []string{"remote:app"}, Purposes: []string{"support"}, Categories: []domicile.Category{domicile.Personal}}}
 		if _, err := s.client(s.Admin, "", "").PutMechanism(ctx, sc); err != nil {
@@ -628,8 +628,8 @@ func TestAccessPathHoles(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tr.RemoteReads < 5 {
-			t.Fatalf("the transparency report counts %d reads from abroad, want at least the 5 made", tr.RemoteReads)
+		if tr.Totals.RemoteReads < 5 {
+			t.Fatalf("the transparency report counts %d reads from abroad, want at least the 5 made", tr.Totals.RemoteReads)
 		}
 		newEvents()
 	})

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 
+	"domicile/figures"
 	"domicile/law"
 )
 
@@ -19,6 +21,27 @@ type liveAssessment struct {
 	SensitivePIYTD int64           `json:"sensitive_pi_individuals_ytd"`
 	Facts          map[string]any  `json:"facts"`
 	Report         json.RawMessage `json:"report"`
+	// Crossings are figures.Crossings of the counts: each threshold in
+	// force and the day it is reached at this year's rate.
+	Crossings []figures.Crossing `json:"crossings"`
+}
+
+// writeCrossings says, for each threshold in force, whether the year's
+// count has reached it and, if not, when it does at this year's rate.
+func writeCrossings(w io.Writer, cs []figures.Crossing) {
+	for _, c := range cs {
+		switch {
+		case c.Reached:
+			fmt.Fprintf(w, "%s %d has reached %d (%s: %s).\n", c.Fact, c.Value, c.Threshold, c.Rule, c.What)
+		case c.Date != "":
+			fmt.Fprintf(w, "%s %d reaches %d (%s) on %s at this year's rate (%.1f a day).\n", c.Fact, c.Value, c.Threshold, c.Rule, c.Date, c.PerDay)
+		default:
+			fmt.Fprintf(w, "%s %d does not reach %d (%s) this year at this year's rate (%.1f a day).\n", c.Fact, c.Value, c.Threshold, c.Rule, c.PerDay)
+		}
+	}
+	if len(cs) > 0 {
+		fmt.Fprintln(w)
+	}
 }
 
 // addLiveFlags adds --live (and the client flags it needs) to the assess
@@ -67,7 +90,7 @@ func assessLive(ctx context.Context, env *cmdEnv, cf *clientFlags, source, forma
 			return fmt.Errorf("live assessment: %v", err)
 		}
 		rep["ledger"] = map[string]any{"entity": la.Entity, "year": la.Year, "source": la.Source,
-			"pi_individuals_ytd": la.PIYTD, "sensitive_pi_individuals_ytd": la.SensitivePIYTD}
+			"pi_individuals_ytd": la.PIYTD, "sensitive_pi_individuals_ytd": la.SensitivePIYTD, "crossings": la.Crossings}
 		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
@@ -88,6 +111,7 @@ func assessLive(ctx context.Context, env *cmdEnv, cf *clientFlags, source, forma
 		}
 		fmt.Fprintf(&buf, "Live assessment of %s, %d, transfers from %s: %d people's personal information and %d people's sensitive personal information sent abroad this year.\n\n",
 			la.Entity, la.Year, la.Source, la.PIYTD, la.SensitivePIYTD)
+		writeCrossings(&buf, la.Crossings)
 		if err := rep.Render(&buf, f); err != nil {
 			return err
 		}

@@ -583,9 +583,9 @@ func TestAuthorityRequestEndToEnd(t *testing.T) {
 				er++
 			}
 		}
-		if n != c.Events || o != c.OperatorAccesses || au != c.AuthorityAccesses || er != c.Erasures {
+		if f := c.Figures; n != f.Events || o != f.OperatorAccesses || au != f.AuthorityAccesses || er != f.Erasures {
 			t.Errorf("cell %s: report says events %d, operator %d, authority %d, erasures %d; the log says %d, %d, %d, %d",
-				c.Cell, c.Events, c.OperatorAccesses, c.AuthorityAccesses, c.Erasures, n, o, au, er)
+				c.Cell, f.Events, f.OperatorAccesses, f.AuthorityAccesses, f.Erasures, n, o, au, er)
 		}
 		ops, auths, erasures = ops+o, auths+au, erasures+er
 		var out bytes.Buffer
@@ -594,11 +594,11 @@ func TestAuthorityRequestEndToEnd(t *testing.T) {
 			t.Errorf("domicile verify of cell %s: exit %d\n%s", c.Cell, code, out.String())
 		}
 	}
-	if ops < 2 || auths < 1 || erasures != 1 || tr.Erasures != 1 {
-		t.Errorf("recounted operator %d, authority %d, erasures %d (report %d)", ops, auths, erasures, tr.Erasures)
+	if ops < 2 || auths < 1 || erasures != 1 || tr.Totals.Erasures != 1 {
+		t.Errorf("recounted operator %d, authority %d, erasures %d (report %d)", ops, auths, erasures, tr.Totals.Erasures)
 	}
 	sum := 0
-	for _, b := range tr.OperatorAccess {
+	for _, b := range tr.Totals.OperatorByJustification {
 		sum += b.Allowed + b.Denied
 	}
 	if sum != ops {

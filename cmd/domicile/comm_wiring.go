@@ -160,7 +160,7 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 			}
 			return commstore.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
 		}),
-		Law: rt.law, Now: rt.now(), TransfersWired: transfers})
+		Law: rt.law, Now: rt.now(), TransfersWired: transfers, Ledger: planLedger(rt)})
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"domicile/deploy"
 	"domicile/notice"
 	"domicile/report"
+	"domicile/sqlite"
 	"domicile/sqlite/commstore"
 )
 
@@ -25,14 +26,15 @@ func runNotice(ctx context.Context, env *cmdEnv, args []string) error {
 
 // noticePlan compares two deployment files and prints the stakeholder
 // impact report. With --data it counts the subjects in that data
-// directory (read only; safe while the service runs); --out writes every
+// directory and reads its transfer ledger (read only; safe while the
+// service runs); --out writes every
 // document and the notices. It stores nothing: `notice send --to` makes
 // the plan the service delivers, against the deployment in force.
 func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "notice plan")
 	from := fs.String("from", "", "the deployment file in force (required)")
 	to := fs.String("to", "", "the next deployment file (required)")
-	data := fs.String("data", "", "data directory whose subjects to count (read only; safe while the service runs)")
+	data := fs.String("data", "", "data directory whose subjects to count and transfer ledger to read (read only; safe while the service runs)")
 	format := fs.String("format", "markdown", "impact report format: markdown, json or html")
 	lang := fs.String("lang", "en", "language: en or zh-CN")
 	out := fs.String("out", "", "also write the impact reports (both languages, all formats) and notices.json to this directory")
@@ -76,6 +78,17 @@ func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 			}
 			return commstore.CellSubjects(ctx, dir)
 		})
+		// The transfer ledger, if the deployment keeps one: the plan
+		// suggests what the law requires on this year's counts.
+		control := filepath.Join(*data, "control")
+		if _, err := os.Stat(filepath.Join(control, "transfers.db")); err == nil {
+			led, err := sqlite.OpenLedger(ctx, control)
+			if err != nil {
+				return err
+			}
+			defer led.Close()
+			in.Ledger = storedLedger(led, e, a, env.Now())
+		}
 	}
 	p, err := notice.MakePlan(ctx, in)
 	if err != nil {

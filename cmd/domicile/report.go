@@ -11,7 +11,7 @@ import (
 var statementCommand = command{name: "statement", summary: "a subject's data statement (JSON, Markdown or HTML; en or zh-CN)", run: runStatement}
 
 // transparencyCommand is `domicile transparency`.
-var transparencyCommand = command{name: "transparency", summary: "the transparency report of a period", run: runTransparency}
+var transparencyCommand = command{name: "transparency", summary: "the transparency report of a period; verify: recount one from the public log", run: runTransparency}
 
 func docFlags(fs interface {
 	StringVar(*string, string, string, string)
@@ -50,8 +50,12 @@ func runStatement(ctx context.Context, env *cmdEnv, args []string) error {
 	return err
 }
 
-// runTransparency prints the transparency report (admin or auditor token).
+// runTransparency prints the transparency report (admin or auditor
+// token); `transparency verify` recounts one from the public log.
 func runTransparency(ctx context.Context, env *cmdEnv, args []string) error {
+	if len(args) > 0 && args[0] == "verify" {
+		return transparencyVerify(ctx, env, args[1:])
+	}
 	fs := newFlagSet(env, "transparency")
 	var cf clientFlags
 	cf.register(fs)

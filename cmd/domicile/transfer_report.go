@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"domicile"
+	"domicile/figures"
+	"domicile/law"
+	"domicile/notice"
 	"domicile/report"
 	"domicile/transfer"
 )
@@ -20,11 +23,13 @@ type gatewayTransfers struct {
 	g  *transfer.Gateway
 }
 
-var transferID = regexp.MustCompile(`\btransfer (\S+)`)
+// transferID finds the id of the transfer an event names ("transfer
+// trf_…"), wherever it stands in the event's detail.
+var transferID = regexp.MustCompile(`\btransfer (trf_[0-9a-f]+)\b`)
 
-func (t gatewayTransfers) records(ctx context.Context, from, to time.Time) (map[string]*transfer.Record, error) {
-	m := map[string]*transfer.Record{}
-	err := t.g.Records(ctx, from, to, func(r *transfer.Record) error {
+func (t gatewayTransfers) records(ctx context.Context, from, to time.Time) (map[string]*domicile.TransferRecord, error) {
+	m := map[string]*domicile.TransferRecord{}
+	err := t.g.Records(ctx, from, to, func(r *domicile.TransferRecord) error {
 		c := *r
 		m[r.ID] = &c
 		return nil
@@ -69,40 +74,52 @@ func (t gatewayTransfers) SubjectTransfers(ctx context.Context, events []domicil
 	return out, nil
 }
 
-// Summary counts transfers in [from, to) by mechanism and destination.
-func (t gatewayTransfers) Summary(ctx context.Context, from, to time.Time) ([]report.TransferCount, error) {
-	type key struct {
-		mech string
-		dest domicile.Jurisdiction
-	}
-	counts := map[key]*report.TransferCount{}
-	err := t.g.Records(ctx, from, to, func(r *transfer.Record) error {
-		mech := r.Law
-		if r.Kind != "" {
-			mech = string(r.Kind)
-		}
-		k := key{mech, r.Destination}
-		c := counts[k]
-		if c == nil {
-			c = &report.TransferCount{Mechanism: mech, Destination: r.Destination}
-			counts[k] = c
-		}
-		c.Transfers++
-		c.Subjects += r.Subjects
+// Ledger returns the ledger's figures of the calendar years of [from, to).
+func (t gatewayTransfers) Ledger(ctx context.Context, from, to time.Time) (*figures.Ledger, error) {
+	return t.g.LedgerFigures(ctx, from, to)
+}
+
+// planLedger returns the change plans' reader of rt's transfer ledger, or
+// nil when no transfer gateway is wired (the plan then says it did not
+// read the ledger).
+func planLedger(rt *runtime) notice.LedgerFunc {
+	g := rt.gateway
+	if g == nil {
 		return nil
-	})
+	}
+	return func(ctx context.Context, src domicile.Jurisdiction) (*figures.Outlook, error) {
+		return outlookOf(g.Assessment(ctx, src))
+	}
+}
+
+// ledgerReader is what a plan reads of a transfer ledger it opens itself.
+type ledgerReader interface {
+	Breakdown(ctx context.Context, entity string, year int) ([]domicile.Count, error)
+}
+
+// storedLedger returns a change plan's reader of a transfer ledger read
+// directly (`notice plan --data`), assessed on dep's declarations as of
+// now: the same assessment the gateway makes (transfer.AssessCounts).
+func storedLedger(l ledgerReader, e *law.Engine, dep *domicile.Deployment, now time.Time) notice.LedgerFunc {
+	return func(ctx context.Context, src domicile.Jurisdiction) (*figures.Outlook, error) {
+		year, _ := transfer.Day(src, now)
+		counts, err := l.Breakdown(ctx, dep.LegalEntity(), year)
+		if err != nil {
+			return nil, err
+		}
+		return outlookOf(transfer.AssessCounts(e, dep, src, now, counts))
+	}
+}
+
+// outlookOf turns a live assessment into a plan's outlook; a source the
+// law engine has no regime for has none.
+func outlookOf(a *transfer.Assessment, err error) (*figures.Outlook, error) {
+	if domicile.ErrorCode(err) == domicile.EInvalid {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}
-	out := make([]report.TransferCount, 0, len(counts))
-	for _, c := range counts {
-		out = append(out, *c)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Mechanism != out[j].Mechanism {
-			return out[i].Mechanism < out[j].Mechanism
-		}
-		return out[i].Destination < out[j].Destination
-	})
-	return out, nil
+	o := a.Outlook()
+	return &o, nil
 }

@@ -57,7 +57,7 @@ func ledgerCounts(t *testing.T, c *httpapi.Client) (pi, spi int64) {
 	}
 	for _, n := range v.Counts {
 		if n.Source == "CN" && n.Dim == "" {
-			if n.Class == transfer.ClassPI {
+			if n.Class == domicile.ClassPI {
 				pi = n.N
 			} else {
 				spi = n.N
@@ -163,7 +163,7 @@ func TestTransferGateEndToEnd(t *testing.T) {
 
 	// A filed standard contract, registered through the CLI, lets it pass;
 	// message.to is outside its scope.
-	sc := transfer.Mechanism{ID: "sc-acme", Kind: transfer.KindStandardContract, Source: "CN", Reference: "SC-2026-001", Signed: today,
+	sc := transfer.Mechanism{ID: "sc-acme", Kind: domicile.MechStandardContract, Source: "CN", Reference: "SC-2026-001", Signed: today,
 		Filed: today, FilingReference: "粤网信备-001", Scope: transfer.Scope{Destinations: []domicile.Jurisdiction{"US"},
 			Recipients: []string{"Acme Support Inc.", "remote:app"}, Purposes: []string{"support"},
 			Categories: []domicile.Category{domicile.Personal, domicile.Whereabouts}, Fields: []string{"message.from", "message.body", "location.lat", "location.lon"}}}

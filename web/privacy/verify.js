@@ -329,19 +329,48 @@ export async function verifyInclusion(proof, index, size, leaf, root) {
   return sn === 0 && equal(r, root);
 }
 
-const leafRE = /^domicile\/v1 t=(0|[1-9][0-9]*) a=([a-z-]+) r=([a-z]+) o=(allowed|denied) c=([A-Za-z0-9+/]{43}=)$/;
+const leafRE = /^domicile\/(v1|v2) t=(0|[1-9][0-9]*) a=([a-z-]+) r=([a-z]+) o=(allowed|denied)(?: g=([a-z,-]+))? c=([A-Za-z0-9+/]{43}=)$/;
 
-/** parseLeaf parses a domicile/v1 log entry, or returns null. */
+/** leafTags are the public tags a leaf may carry, in ascending order (package leaf's Tags). */
+const leafTags = ['emergency', 'lawful-request-domestic', 'lawful-request-foreign', 'maintenance', 'remote', 'support', 'withdrawal'];
+
+/** reasons are the justifications of an operator's or authority's access. */
+const reasons = ['support', 'maintenance', 'lawful-request-domestic', 'lawful-request-foreign', 'emergency'];
+
+/**
+ * parseLeaf parses a log entry, or returns null: domicile/v1 without
+ * tags, domicile/v2 with one or more known tags in ascending order.
+ */
 export function parseLeaf(s) {
   const m = leafRE.exec(s);
   if (!m) return null;
+  const tags = m[6] === undefined ? [] : m[6].split(',');
+  if ((m[1] === 'v1') !== (m[6] === undefined)) return null;
+  for (let i = 0; i < tags.length; i++) {
+    if (!leafTags.includes(tags[i]) || (i > 0 && tags[i - 1] >= tags[i])) return null;
+  }
   let c;
   try {
-    c = b64decode(m[5]);
+    c = b64decode(m[7]);
   } catch {
     return null;
   }
-  return { t: Number(m[1]), action: m[2], role: m[3], outcome: m[4], commitment: c };
+  return { t: Number(m[2]), action: m[3], role: m[4], outcome: m[5], tags, commitment: c };
+}
+
+/**
+ * publicTags returns the tags an event's leaf must carry, as the cell
+ * writes them (domicile.Event.PublicTags): the reason of an operator's or
+ * authority's access, "remote" for an allowed read from abroad,
+ * "withdrawal" for a consent withdrawn; in ascending order.
+ */
+export function publicTags(ev) {
+  const tags = [];
+  if ((ev.role === 'operator' || ev.role === 'authority') && reasons.includes(ev.basis)) tags.push(ev.basis);
+  const detail = typeof ev.detail === 'string' ? ev.detail : '';
+  if (ev.outcome === 'allowed' && detail.startsWith('remote read from ')) tags.push('remote');
+  if (ev.action === 'consent' && ev.outcome === 'allowed' && detail.startsWith('withdrawn:')) tags.push('withdrawal');
+  return tags.sort();
 }
 
 /** minuteOf returns an RFC 3339 UTC time in Unix seconds, rounded down to the minute. */
@@ -381,7 +410,8 @@ export async function checkEvent(item, cp, reader, subjectRef) {
   } catch {
     return fail('privacy.fail.commitment');
   }
-  if (minuteOf(ev.time) !== leaf.t || ev.action !== leaf.action || ev.role !== leaf.role || ev.outcome !== leaf.outcome) {
+  if (minuteOf(ev.time) !== leaf.t || ev.action !== leaf.action || ev.role !== leaf.role || ev.outcome !== leaf.outcome ||
+    publicTags(ev).join(',') !== leaf.tags.join(',')) {
     return fail('privacy.fail.leaf-fields');
   }
   if (subjectRef && ev.subject !== subjectRef) return fail('privacy.fail.subject');
