@@ -133,9 +133,14 @@ type DeleteObject struct {
 	Expect int64
 }
 
-// EraseSubject deletes every record, object and data key of a subject. Its
-// log entries stay, but their salts are destroyed.
-type EraseSubject struct{ Ref SubjectRef }
+// EraseSubject deletes every record, object, rights request and data key
+// of a subject. Its log entries stay, but their salts are destroyed. If
+// Receipt is set, the store keeps it (it names no one) in the same
+// transaction.
+type EraseSubject struct {
+	Ref     SubjectRef
+	Receipt *StoredReceipt
+}
 
 func (*PutSubject) isOp()   {}
 func (*PutRecord) isOp()    {}
@@ -202,6 +207,7 @@ type CellStore interface {
 	// witness state) durably.
 	Meta(ctx context.Context, key string) ([]byte, error)
 	PutMeta(ctx context.Context, key string, value []byte) error
+	RequestStore
 	Close() error
 }
 

@@ -40,6 +40,8 @@ func TestCellStore(t *testing.T, open func(t *testing.T) domicile.CellStore) {
 		{"EventPaging", testEventPaging},
 		{"Checkpoints", testCheckpoints},
 		{"Meta", testMeta},
+		{"Requests", testRequests},
+		{"EraseKeepsReceipt", testEraseKeepsReceipt},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {

@@ -111,6 +111,12 @@ CREATE INDEX IF NOT EXISTS events_ref ON events(ref, idx) WHERE ref IS NOT NULL;
 CREATE TABLE IF NOT EXISTS hashes(id BIGINT PRIMARY KEY, hash BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints(size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS requests(
+  ref BYTEA NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+  received BIGINT NOT NULL, deadline BIGINT NOT NULL, version BIGINT NOT NULL,
+  body BYTEA NOT NULL, updated BIGINT NOT NULL,
+  PRIMARY KEY(ref, id));
+CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time BIGINT NOT NULL, body BYTEA NOT NULL);
 `
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -503,6 +509,8 @@ func validate(b *domicile.Batch) error {
 			expect, version = op.Expect, op.Record.Version
 		case *domicile.PutObject:
 			expect, version = op.Expect, op.Object.Version
+		case *domicile.PutRequest:
+			expect, version = op.Expect, op.Request.Version
 		case *domicile.PutSubject, *domicile.DeleteRecord, *domicile.DeleteObject, *domicile.EraseSubject:
 			continue
 		default:
@@ -569,8 +577,21 @@ func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts 
 					WHERE ref=$1 AND name=$2 AND blob IS NOT NULL AND ($3::BIGINT = -1 OR version=$3::BIGINT) RETURNING version)
 				SELECT (SELECT version FROM cur), (SELECT dead FROM cur), (SELECT version FROM upd)`,
 				op.Ref[:], []byte(op.Name), op.Expect)
+		case *domicile.PutRequest:
+			r := op.Request
+			if r.Version == 1 {
+				q(stmtOneRow, op, `INSERT INTO requests(ref, id, kind, state, received, deadline, version, body, updated) VALUES($1,$2,$3,$4,$5,$6,1,$7,$8) ON CONFLICT (ref, id) DO NOTHING`,
+					r.Ref[:], r.ID, r.Kind, r.State, r.Received.UnixNano(), r.Deadline.UnixNano(), r.Body, r.Updated.UnixNano())
+			} else {
+				q(stmtOneRow, op, `UPDATE requests SET kind=$3, state=$4, received=$5, deadline=$6, version=$7, body=$8, updated=$9 WHERE ref=$1 AND id=$2 AND version=$7-1`,
+					r.Ref[:], r.ID, r.Kind, r.State, r.Received.UnixNano(), r.Deadline.UnixNano(), r.Version, r.Body, r.Updated.UnixNano())
+			}
 		case *domicile.EraseSubject:
+			if rc := op.Receipt; rc != nil {
+				q(stmtPlain, op, `INSERT INTO receipts(id, time, body) VALUES($1,$2,$3)`, rc.ID, rc.Time.UnixNano(), rc.Body)
+			}
 			for _, sql := range []string{
+				`DELETE FROM requests WHERE ref=$1`,
 				`DELETE FROM records WHERE ref=$1`,
 				`DELETE FROM objects WHERE ref=$1`,
 				`DELETE FROM subjects WHERE ref=$1`,

@@ -288,3 +288,62 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 	}
 	return nil
 }
+
+// Request returns a subject's rights request, or ErrNotFound.
+func (s *Store) Request(ctx context.Context, ref domicile.SubjectRef, id string) (*domicile.StoredRequest, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, state, received, deadline, version, body, updated FROM requests WHERE ref=$1 AND id=$2`, ref[:], id)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: request: %w", err)
+	}
+	out, err := scanRequests(ref, rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, domicile.ErrNotFound
+	}
+	return &out[0], nil
+}
+
+// Requests lists a subject's rights requests by id, after the id after.
+func (s *Store) Requests(ctx context.Context, ref domicile.SubjectRef, after string, limit int) ([]domicile.StoredRequest, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, kind, state, received, deadline, version, body, updated FROM requests
+		WHERE ref=$1 AND id > $2 ORDER BY id LIMIT $3`, ref[:], after, max(limit, 0))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: requests: %w", err)
+	}
+	return scanRequests(ref, rows)
+}
+
+func scanRequests(ref domicile.SubjectRef, rows pgx.Rows) ([]domicile.StoredRequest, error) {
+	defer rows.Close()
+	var out []domicile.StoredRequest
+	for rows.Next() {
+		r := domicile.StoredRequest{Ref: ref}
+		var received, deadline, updated int64
+		if err := rows.Scan(&r.ID, &r.Kind, &r.State, &received, &deadline, &r.Version, &r.Body, &updated); err != nil {
+			return nil, fmt.Errorf("postgres: requests: %w", err)
+		}
+		r.Received, r.Deadline, r.Updated = nsTime(received), nsTime(deadline), nsTime(updated)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: requests: %w", err)
+	}
+	return out, nil
+}
+
+// Receipt returns a stored erasure receipt, or ErrNotFound.
+func (s *Store) Receipt(ctx context.Context, id string) (*domicile.StoredReceipt, error) {
+	r := &domicile.StoredReceipt{ID: id}
+	var t int64
+	err := s.pool.QueryRow(ctx, `SELECT time, body FROM receipts WHERE id=$1`, id).Scan(&t, &r.Body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: receipt: %w", err)
+	}
+	r.Time = nsTime(t)
+	return r, nil
+}

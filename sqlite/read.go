@@ -254,3 +254,59 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 	}
 	return nil
 }
+
+// Request returns a subject's rights request, or ErrNotFound.
+func (s *Store) Request(ctx context.Context, ref domicile.SubjectRef, id string) (*domicile.StoredRequest, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, kind, state, received, deadline, version, body, updated FROM requests WHERE ref=? AND id=?`, ref[:], id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: request: %w", err)
+	}
+	out, err := scanRequests(ref, rows)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, domicile.ErrNotFound
+	}
+	return &out[0], nil
+}
+
+// Requests lists a subject's rights requests by id, after the id after.
+func (s *Store) Requests(ctx context.Context, ref domicile.SubjectRef, after string, limit int) ([]domicile.StoredRequest, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, kind, state, received, deadline, version, body, updated FROM requests
+		WHERE ref=? AND id > ? ORDER BY id LIMIT ?`, ref[:], after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: requests: %w", err)
+	}
+	return scanRequests(ref, rows)
+}
+
+func scanRequests(ref domicile.SubjectRef, rows *sql.Rows) ([]domicile.StoredRequest, error) {
+	defer rows.Close()
+	var out []domicile.StoredRequest
+	for rows.Next() {
+		r := domicile.StoredRequest{Ref: ref}
+		var received, deadline, updated int64
+		if err := rows.Scan(&r.ID, &r.Kind, &r.State, &received, &deadline, &r.Version, &r.Body, &updated); err != nil {
+			return nil, fmt.Errorf("sqlite: requests: %w", err)
+		}
+		r.Received, r.Deadline, r.Updated = nsTime(received), nsTime(deadline), nsTime(updated)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Receipt returns a stored erasure receipt, or ErrNotFound.
+func (s *Store) Receipt(ctx context.Context, id string) (*domicile.StoredReceipt, error) {
+	r := &domicile.StoredReceipt{ID: id}
+	var t int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT time, body FROM receipts WHERE id=?`, id).Scan(&t, &r.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: receipt: %w", err)
+	}
+	r.Time = nsTime(t)
+	return r, nil
+}

@@ -127,6 +127,15 @@ CREATE TABLE IF NOT EXISTS events(
 CREATE INDEX IF NOT EXISTS events_ref ON events(ref, idx) WHERE ref IS NOT NULL;
 CREATE TABLE IF NOT EXISTS checkpoints(size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;
+-- Individuals' rights requests: sealed bodies, with the kind, state and
+-- dates in the clear (they name no one).
+CREATE TABLE IF NOT EXISTS requests(
+  ref BLOB NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
+  received INTEGER NOT NULL, deadline INTEGER NOT NULL, version INTEGER NOT NULL,
+  body BLOB NOT NULL, updated INTEGER NOT NULL,
+  PRIMARY KEY(ref, id)) WITHOUT ROWID;
+-- Erasure receipts, kept after their subject is gone; keyed by a random id.
+CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
 `
 
 // Open opens (creating if needed) the cell store in dir.
@@ -529,8 +538,33 @@ func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op domicile.Op) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE objects SET version=version+1, blob=NULL, size=0, sha256='' WHERE ref=? AND name=?`, op.Ref[:], op.Name); err != nil {
 			return fmt.Errorf("sqlite: delete object: %w", err)
 		}
+	case *domicile.PutRequest:
+		r := op.Request
+		if err := checkNext(op.Expect, r.Version); err != nil {
+			return err
+		}
+		var res sql.Result
+		var err error
+		if r.Version == 1 {
+			res, err = tx.ExecContext(ctx, `INSERT INTO requests(ref, id, kind, state, received, deadline, version, body, updated)
+				VALUES(?, ?, ?, ?, ?, ?, 1, ?, ?) ON CONFLICT DO NOTHING`,
+				r.Ref[:], r.ID, r.Kind, r.State, r.Received.UnixNano(), r.Deadline.UnixNano(), r.Body, r.Updated.UnixNano())
+		} else {
+			res, err = tx.ExecContext(ctx, `UPDATE requests SET kind=?, state=?, received=?, deadline=?, version=?, body=?, updated=?
+				WHERE ref=? AND id=? AND version=?`,
+				r.Kind, r.State, r.Received.UnixNano(), r.Deadline.UnixNano(), r.Version, r.Body, r.Updated.UnixNano(), r.Ref[:], r.ID, r.Version-1)
+		}
+		if err := oneRow(res, err); err != nil {
+			return fmt.Errorf("sqlite: put request: %w", err)
+		}
 	case *domicile.EraseSubject:
+		if rc := op.Receipt; rc != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO receipts(id, time, body) VALUES(?, ?, ?)`, rc.ID, rc.Time.UnixNano(), rc.Body); err != nil {
+				return fmt.Errorf("sqlite: erase: receipt: %w", err)
+			}
+		}
 		for _, q := range []string{
+			`DELETE FROM requests WHERE ref=?`,
 			`DELETE FROM records WHERE ref=?`,
 			`UPDATE objects SET blob=NULL, size=0, sha256='', content_type='' WHERE ref=?`,
 			`DELETE FROM objects WHERE ref=?`,
