@@ -22,6 +22,8 @@ const (
 	ActConsent   Action = "consent"
 	ActNotice    Action = "notice"
 	ActDisclose  Action = "disclose"
+	// ActRequest files or changes an individual's rights request.
+	ActRequest Action = "request"
 )
 
 // Outcome is whether an access was allowed.

@@ -40,14 +40,45 @@ type WrappedKey struct {
 }
 
 // ErasureReceipt is what erasing a subject returns: proof of what was
-// destroyed, where and when.
+// destroyed, where and when, and what the erasure could not reach. The
+// cell keeps it under its ID, without the subject reference, so that the
+// person can fetch it again after the erasure (GET /v1/receipts/{id}).
 type ErasureReceipt struct {
+	// ID is the receipt's id: a random capability ("rcp_…").
+	ID              string    `json:"id"`
 	Cell            string    `json:"cell"`
-	Subject         string    `json:"subject_ref"`
+	Subject         string    `json:"subject_ref,omitempty"`
 	KeyFingerprints []string  `json:"key_fingerprints"`
 	Time            time.Time `json:"time"`
 	Records         int       `json:"records_deleted"`
 	Objects         int       `json:"objects_deleted"`
 	// LogIndex is the index of the erase event in the cell's log.
 	LogIndex int64 `json:"log_index"`
+	// Unreachable lists the copies of the subject's data that left the
+	// cell before the erasure and that crypto-shredding cannot reach:
+	// transfers abroad, reads from abroad, disclosures to authorities and
+	// copies handed to the subject or the app. It is empty when the
+	// subject's trail shows none.
+	Unreachable []UnreachableCopy `json:"unreachable"`
+}
+
+// UnreachableCopy is one copy of a subject's data that an erasure cannot
+// reach, as the subject's trail recorded it before the erasure. It names
+// no one: the recipient is an organisation or a role.
+type UnreachableCopy struct {
+	Time time.Time `json:"time"`
+	// What is "transfer" (an export abroad, portability included),
+	// "remote-read" (a read from another jurisdiction), "disclosure" (a
+	// read by an authority) or "copy" (a copy bundle handed out).
+	What string `json:"what"`
+	// Transfer is the ledger's transfer id, when the copy was counted as
+	// a transfer.
+	Transfer    string       `json:"transfer,omitempty"`
+	Destination Jurisdiction `json:"destination,omitempty"`
+	// Recipient is the organisation that received it (from the transfer
+	// ledger) or the role of the actor that took it.
+	Recipient string `json:"recipient,omitempty"`
+	// Reference is the authority's reference or the rights request the
+	// copy answered.
+	Reference string `json:"reference,omitempty"`
 }

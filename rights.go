@@ -46,7 +46,10 @@ func (*PutRequest) isOp() {}
 type StoredReceipt struct {
 	ID   string
 	Time time.Time
-	Body []byte
+	// LogIndex is set by the store when it commits the erasure: the log
+	// index of the batch's first event, the erase event.
+	LogIndex int64
+	Body     []byte
 }
 
 // RequestStore is the part of a cell store that keeps rights requests and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"slices"
@@ -274,6 +275,16 @@ func (c *Cell) EraseSubject(ctx context.Context, a domicile.Actor, s SubjectKey)
 	if err := c.eachRecord(ctx, s.Ref, "", func(*domicile.StoredRecord) error { nrec++; return nil }); err != nil {
 		return nil, err
 	}
+	// What already left the cell, read from the trail before the erasure
+	// destroys it.
+	gone, err := c.unreachable(ctx, s.Ref)
+	if err != nil {
+		return nil, err
+	}
+	rid, err := newID(c.cfg.Rand, "rcp_", 16)
+	if err != nil {
+		return nil, err
+	}
 	// Keys first: once they are gone nothing of the subject opens, even if
 	// what follows is interrupted.
 	c.forget(s.Ref)
@@ -290,13 +301,23 @@ func (c *Cell) EraseSubject(ctx context.Context, a domicile.Actor, s SubjectKey)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.store.Commit(ctx, &domicile.Batch{Ops: []domicile.Op{&domicile.EraseSubject{Ref: s.Ref}}, Events: les}); err != nil {
+	rec := &domicile.ErasureReceipt{ID: rid, Cell: c.id, KeyFingerprints: fps, Time: now,
+		Records: nrec, Objects: len(blobs), Unreachable: gone}
+	// The kept receipt names no one. Its log index is that of the erase
+	// event, known only once committed: the kept copy points to the event
+	// by its time and action instead, which the receipt states.
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	op := &domicile.EraseSubject{Ref: s.Ref, Receipt: &domicile.StoredReceipt{ID: rid, Time: now, Body: body}}
+	if err := c.store.Commit(ctx, &domicile.Batch{Ops: []domicile.Op{op}, Events: les}); err != nil {
 		return nil, logFailure(c, err)
 	}
 	c.forget(s.Ref)
 	for _, b := range blobs {
 		c.store.Blobs().Remove(ctx, b)
 	}
-	return &domicile.ErasureReceipt{Cell: c.id, Subject: s.Ref.String(), KeyFingerprints: fps, Time: now,
-		Records: nrec, Objects: len(blobs), LogIndex: les[0].Index}, nil
+	rec.Subject, rec.LogIndex = s.Ref.String(), les[0].Index
+	return rec, nil
 }

@@ -21,6 +21,7 @@ import (
 var storeMethods = map[string]bool{
 	"Subject": true, "Record": true, "Records": true, "Object": true, "Objects": true,
 	"SubjectEvents": true, "Events": true, "Commit": true, "Blobs": true,
+	"Request": true, "Requests": true, "Receipt": true,
 }
 
 // storeTypes are the types whose storeMethods are guarded: the interface

@@ -86,14 +86,18 @@ func testRequests(t *testing.T, s domicile.CellStore) {
 }
 
 // testEraseKeepsReceipt: erasing a subject deletes its requests and keeps
-// the receipt it carries, in the same commit; receipts are found by id
-// alone.
+// the receipt it carries, in the same commit, with the log index of the
+// batch's first event; receipts are found by id alone.
 func testEraseKeepsReceipt(t *testing.T, s domicile.CellStore) {
 	ctx := context.Background()
 	ref := Ref("alice")
 	MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{putSubject(ref), &domicile.PutRequest{Request: request(ref, "rq_1", "received", 1), Expect: domicile.NoVersion}}})
 	rc := &domicile.StoredReceipt{ID: "rcp_1", Time: t0, Body: []byte(`{"cell":"c"}`)}
-	MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.EraseSubject{Ref: ref, Receipt: rc}}})
+	before := logSize(t, s)
+	MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.EraseSubject{Ref: ref, Receipt: rc}}, Events: []*domicile.LogEntry{NewEntry(domicile.SubjectRef{})}})
+	if rc.LogIndex != before {
+		t.Errorf("receipt LogIndex = %d, want %d (the erase event's)", rc.LogIndex, before)
+	}
 	if _, err := s.Request(ctx, ref, "rq_1"); !errors.Is(err, domicile.ErrNotFound) {
 		t.Errorf("Request after erasure = %v, want ErrNotFound", err)
 	}

@@ -100,6 +100,7 @@ var coreMessages = map[string][2]string{
 	"action.consent":             {"consent", "同意"},
 	"action.notice":              {"notice", "通知"},
 	"action.disclose":            {"disclosed", "披露"},
+	"action.request":             {"rights request", "权利请求"},
 	"role.app":                   {"the app", "应用"},
 	"role.subject":               {"you", "您本人"},
 	"role.operator":              {"operator staff", "运营方员工"},

@@ -116,7 +116,7 @@ CREATE TABLE IF NOT EXISTS requests(
   received BIGINT NOT NULL, deadline BIGINT NOT NULL, version BIGINT NOT NULL,
   body BYTEA NOT NULL, updated BIGINT NOT NULL,
   PRIMARY KEY(ref, id));
-CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time BIGINT NOT NULL, body BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time BIGINT NOT NULL, log_index BIGINT NOT NULL, body BYTEA NOT NULL);
 `
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -588,7 +588,10 @@ func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts 
 			}
 		case *domicile.EraseSubject:
 			if rc := op.Receipt; rc != nil {
-				q(stmtPlain, op, `INSERT INTO receipts(id, time, body) VALUES($1,$2,$3)`, rc.ID, rc.Time.UnixNano(), rc.Body)
+				// The erase event is the batch's first: its index is the
+				// log's size before the batch's events.
+				rc.LogIndex = s.size
+				q(stmtPlain, op, `INSERT INTO receipts(id, time, log_index, body) VALUES($1,$2,$3,$4)`, rc.ID, rc.Time.UnixNano(), rc.LogIndex, rc.Body)
 			}
 			for _, sql := range []string{
 				`DELETE FROM requests WHERE ref=$1`,

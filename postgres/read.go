@@ -337,7 +337,7 @@ func scanRequests(ref domicile.SubjectRef, rows pgx.Rows) ([]domicile.StoredRequ
 func (s *Store) Receipt(ctx context.Context, id string) (*domicile.StoredReceipt, error) {
 	r := &domicile.StoredReceipt{ID: id}
 	var t int64
-	err := s.pool.QueryRow(ctx, `SELECT time, body FROM receipts WHERE id=$1`, id).Scan(&t, &r.Body)
+	err := s.pool.QueryRow(ctx, `SELECT time, log_index, body FROM receipts WHERE id=$1`, id).Scan(&t, &r.LogIndex, &r.Body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}

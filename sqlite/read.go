@@ -300,7 +300,7 @@ func scanRequests(ref domicile.SubjectRef, rows *sql.Rows) ([]domicile.StoredReq
 func (s *Store) Receipt(ctx context.Context, id string) (*domicile.StoredReceipt, error) {
 	r := &domicile.StoredReceipt{ID: id}
 	var t int64
-	err := s.rdb.QueryRowContext(ctx, `SELECT time, body FROM receipts WHERE id=?`, id).Scan(&t, &r.Body)
+	err := s.rdb.QueryRowContext(ctx, `SELECT time, log_index, body FROM receipts WHERE id=?`, id).Scan(&t, &r.LogIndex, &r.Body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}

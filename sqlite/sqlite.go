@@ -135,7 +135,7 @@ CREATE TABLE IF NOT EXISTS requests(
   body BLOB NOT NULL, updated INTEGER NOT NULL,
   PRIMARY KEY(ref, id)) WITHOUT ROWID;
 -- Erasure receipts, kept after their subject is gone; keyed by a random id.
-CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time INTEGER NOT NULL, log_index INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
 `
 
 // Open opens (creating if needed) the cell store in dir.
@@ -559,7 +559,10 @@ func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op domicile.Op) error {
 		}
 	case *domicile.EraseSubject:
 		if rc := op.Receipt; rc != nil {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO receipts(id, time, body) VALUES(?, ?, ?)`, rc.ID, rc.Time.UnixNano(), rc.Body); err != nil {
+			// The erase event is the batch's first, appended after the
+			// operations: its index is the log's size now.
+			rc.LogIndex = s.size
+			if _, err := tx.ExecContext(ctx, `INSERT INTO receipts(id, time, log_index, body) VALUES(?, ?, ?, ?)`, rc.ID, rc.Time.UnixNano(), rc.LogIndex, rc.Body); err != nil {
 				return fmt.Errorf("sqlite: erase: receipt: %w", err)
 			}
 		}
