@@ -36,13 +36,17 @@ type CalendarDay struct {
 // listed days off, plus the listed weekend days declared working days. It
 // is immutable and safe for concurrent use.
 //
-// Its text form has one line per listed date, in ascending order, each
-// "YYYY-MM-DD off|work NAME" and a newline; nothing else. It is canonical:
-// [ParseCalendar] accepts only what [Calendar.Format] writes.
+// Its text form has one line per listed date, each "YYYY-MM-DD off|work
+// NAME", and, before a year's first date, optionally one line "YYYY
+// source TEXT" naming where that year's dates come from; each line ends
+// with a newline, and the lines are in ascending order of their first
+// field ("2027" sorts before "2027-01-01"); nothing else. It is
+// canonical: [ParseCalendar] accepts only what [Calendar.Format] writes.
 type Calendar struct {
-	days  []CalendarDay
-	byDay map[string]DayKind
-	years map[int]bool
+	days    []CalendarDay
+	byDay   map[string]DayKind
+	years   map[int]bool
+	sources map[int]string
 }
 
 // ErrMalformedCalendar is the error of a calendar text that is not in the
@@ -58,24 +62,70 @@ func ParseCalendar(data []byte) (*Calendar, error) {
 	if len(data) > MaxCalendarBytes {
 		return nil, fmt.Errorf("%w: over %d bytes", ErrMalformedCalendar, MaxCalendarBytes)
 	}
-	c := &Calendar{byDay: map[string]DayKind{}, years: map[int]bool{}}
+	c := newCalendar()
 	if len(data) == 0 {
 		return c, nil
 	}
 	if data[len(data)-1] != '\n' {
 		return nil, fmt.Errorf("%w: no final newline", ErrMalformedCalendar)
 	}
+	last := ""
 	for i, line := range strings.Split(string(data[:len(data)-1]), "\n") {
+		first, _, _ := strings.Cut(line, " ")
+		if first <= last {
+			return nil, fmt.Errorf("%w: line %d: dates must be unique and ascending", ErrMalformedCalendar, i+1)
+		}
+		last = first
+		if len(first) == 4 {
+			year, src, err := parseSourceLine(line)
+			if err != nil {
+				return nil, fmt.Errorf("%w: line %d: %v", ErrMalformedCalendar, i+1, err)
+			}
+			c.sources[year] = src
+			continue
+		}
 		d, err := parseDayLine(line)
 		if err != nil {
 			return nil, fmt.Errorf("%w: line %d: %v", ErrMalformedCalendar, i+1, err)
 		}
-		if n := len(c.days); n > 0 && c.days[n-1].Date >= d.Date {
-			return nil, fmt.Errorf("%w: line %d: dates must be unique and ascending", ErrMalformedCalendar, i+1)
-		}
 		c.add(d)
 	}
 	return c, nil
+}
+
+func newCalendar() *Calendar {
+	return &Calendar{byDay: map[string]DayKind{}, years: map[int]bool{}, sources: map[int]string{}}
+}
+
+// parseSourceLine reads "YYYY source TEXT".
+func parseSourceLine(line string) (int, string, error) {
+	y, rest, ok1 := strings.Cut(line, " ")
+	word, text, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 || word != "source" {
+		return 0, "", errors.New(`want "YYYY source TEXT"`)
+	}
+	t, err := time.Parse("2006", y)
+	if err != nil || t.Format("2006") != y {
+		return 0, "", errors.New("bad year")
+	}
+	if err := checkText(text, 512); err != nil {
+		return 0, "", fmt.Errorf("source %v", err)
+	}
+	return t.Year(), text, nil
+}
+
+// checkText checks a name or a source: 1 to max bytes of UTF-8 without
+// surrounding spaces or control characters.
+func checkText(s string, max int) error {
+	if s == "" || len(s) > max || !utf8.ValidString(s) || strings.TrimSpace(s) != s {
+		return fmt.Errorf("must be 1 to %d bytes of UTF-8 without surrounding spaces", max)
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errors.New("holds a control character")
+		}
+	}
+	return nil
 }
 
 func parseDayLine(line string) (CalendarDay, error) {
@@ -91,13 +141,8 @@ func parseDayLine(line string) (CalendarDay, error) {
 	if DayKind(kind) != DayOff && DayKind(kind) != DayWork {
 		return CalendarDay{}, errors.New(`kind must be "off" or "work"`)
 	}
-	if name == "" || len(name) > 128 || !utf8.ValidString(name) || strings.TrimSpace(name) != name {
-		return CalendarDay{}, errors.New("name must be 1 to 128 bytes of UTF-8 without surrounding spaces")
-	}
-	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return CalendarDay{}, errors.New("name holds a control character")
-		}
+	if err := checkText(name, 128); err != nil {
+		return CalendarDay{}, fmt.Errorf("name %v", err)
 	}
 	return CalendarDay{Date: date, Kind: DayKind(kind), Name: name}, nil
 }
@@ -112,15 +157,33 @@ func (c *Calendar) add(d CalendarDay) {
 // Format writes the calendar in its canonical text form.
 func (c *Calendar) Format() []byte {
 	var b bytes.Buffer
+	years := make([]int, 0, len(c.sources))
+	for y := range c.sources {
+		years = append(years, y)
+	}
+	sort.Ints(years)
+	src := func(before string) {
+		for len(years) > 0 && fmt.Sprintf("%04d", years[0]) < before {
+			fmt.Fprintf(&b, "%04d source %s\n", years[0], c.sources[years[0]])
+			years = years[1:]
+		}
+	}
 	for _, d := range c.days {
+		src(d.Date)
 		fmt.Fprintf(&b, "%s %s %s\n", d.Date, d.Kind, d.Name)
 	}
+	src("9999-99")
 	return b.Bytes()
 }
 
+// Source returns where the calendar's dates of year come from, or "".
+func (c *Calendar) Source(year int) string { return c.sources[year] }
+
 // CN returns mainland China's working-day calendar as the State Council's
 // General Office publishes it each year (国务院办公厅关于部分节假日安排的通知),
-// with the weekend days declared working days (调休), for 2023 to 2026.
+// with the weekend days declared working days (调休), for 2023 to 2027.
+// Each year names its source ([Calendar.Source]). It is data: the
+// embedded file calendars/cn.txt.
 func CN() *Calendar {
 	c, err := ParseCalendar(cnCalendar)
 	if err != nil {
@@ -130,7 +193,7 @@ func CN() *Calendar {
 }
 
 // Merge returns a calendar with the days of c and those of other; a date
-// listed in both takes other's entry. It is how configuration extends the
+// (or a year's source) listed in both takes other's entry. It is how configuration extends the
 // embedded schedule with a newly published year.
 func (c *Calendar) Merge(other *Calendar) *Calendar {
 	m := map[string]CalendarDay{}
@@ -145,9 +208,15 @@ func (c *Calendar) Merge(other *Calendar) *Calendar {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	out := &Calendar{byDay: map[string]DayKind{}, years: map[int]bool{}}
+	out := newCalendar()
 	for _, k := range keys {
 		out.add(m[k])
+	}
+	for y, s := range c.sources {
+		out.sources[y] = s
+	}
+	for y, s := range other.sources {
+		out.sources[y] = s
 	}
 	return out
 }

@@ -98,6 +98,8 @@ func FuzzParseCalendar(f *testing.F) {
 	f.Add([]byte("2026-10-10 work 国庆节调休\n"))
 	f.Add([]byte("2026-10-10 work x\n2026-10-09 off y\n"))
 	f.Add([]byte("2026-02-30 off x\n"))
+	f.Add([]byte("2027 source a notice\n2027-01-01 off 元旦\n"))
+	f.Add([]byte("2027-01-01 off 元旦\n2027 source late\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := transfer.ParseCalendar(data)
 		if err != nil {
@@ -107,4 +109,63 @@ func FuzzParseCalendar(f *testing.F) {
 			t.Fatalf("Format output different from input:\n%q\n%q", out, data)
 		}
 	})
+}
+
+// TestCalendarSources: every embedded year names its source; a source
+// line goes before its year's dates and nowhere else; a merged file's
+// source replaces the embedded one.
+func TestCalendarSources(t *testing.T) {
+	cal := transfer.CN()
+	for y := 2023; y <= 2027; y++ {
+		if !cal.Covers(y) || cal.Source(y) == "" {
+			t.Errorf("year %d: covered %v, source %q; want both", y, cal.Covers(y), cal.Source(y))
+		}
+	}
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{
+		{"2027 source 国务院办公厅通知\n2027-01-01 off 元旦\n", true},
+		{"2026-12-31 off x\n2027 source s\n", true},
+		{"2027-01-01 off 元旦\n2027 source late\n", false},
+		{"2027 source s\n2027 source t\n", false},
+		{"2027 sauce s\n", false},
+		{"2027 source  padded\n", false},
+		{"27 source s\n", false},
+	} {
+		_, err := transfer.ParseCalendar([]byte(tc.text))
+		if (err == nil) != tc.ok {
+			t.Errorf("ParseCalendar(%q) = %v, want ok %v", tc.text, err, tc.ok)
+		}
+	}
+	extra, err := transfer.ParseCalendar([]byte("2027 source the notice itself\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cal.Merge(extra).Source(2027); got != "the notice itself" {
+		t.Errorf("merged source = %q", got)
+	}
+}
+
+// TestCalendar2027 pins the 2027 schedule's long holidays and their
+// adjusted working days.
+func TestCalendar2027(t *testing.T) {
+	cal := transfer.CN()
+	for day, work := range map[string]bool{
+		"2027-01-01": false, "2027-01-04": true,
+		"2027-01-31": true, // Sunday, declared a working day
+		"2027-02-05": false, "2027-02-13": false, "2027-02-14": true, "2027-02-15": true,
+		"2027-04-05": false, "2027-05-05": false, "2027-05-08": true,
+		"2027-06-09": false, "2027-09-15": false, "2027-09-26": true,
+		"2027-10-07": false, "2027-10-08": true, "2027-10-09": true,
+	} {
+		if got := cal.IsWorkingDay(date(day)); got != work {
+			t.Errorf("IsWorkingDay(%s) = %v, want %v", day, got, work)
+		}
+	}
+	// 15 working days from the eve of the Spring Festival holiday.
+	got, exact := cal.AddWorkingDays(date("2027-02-04"), 15)
+	if got.Format(time.DateOnly) != "2027-03-04" || !exact {
+		t.Errorf("AddWorkingDays(2027-02-04, 15) = %s (exact %v), want 2027-03-04", got.Format(time.DateOnly), exact)
+	}
 }
