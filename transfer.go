@@ -139,6 +139,9 @@ const (
 	ChannelExport = "export" // an export bundle through the gate
 	ChannelRemote = "remote" // a read by an actor acting from abroad
 	ChannelImport = "import" // a transfer made before, imported
+	// ChannelPortability is a copy moved to another handler at the
+	// individual's request (PIPL Art. 45(3), GDPR Art. 20).
+	ChannelPortability = "portability"
 )
 
 // TransferRecord is one transfer as the ledger keeps it: the evidence a

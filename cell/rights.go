@@ -63,28 +63,85 @@ func (c *Cell) beginRequest(ctx context.Context, a domicile.Actor, s SubjectKey,
 	return x, nil
 }
 
-// PutRequest files a new rights request (expect domicile.NoVersion) or
-// writes the next version of one (expect its current version): one
-// "request" event in the subject's trail, with detail, committed with the
-// sealed request. r.Version is set to the version written.
-func (c *Cell) PutRequest(ctx context.Context, a domicile.Actor, s SubjectKey, r *Request, expect int64, detail string) error {
-	if len(r.Body) > MaxRequestBytes {
-		return domicile.Errorf(domicile.ETooLarge, "the request is over the limit of %d bytes", MaxRequestBytes)
-	}
-	x, err := c.beginRequest(ctx, a, s, domicile.ActRequest, requestResource(r.ID))
+// FileRequest files a new rights request of subject s: fill builds it
+// from the subject's row (whose jurisdiction says which law's deadline
+// applies) and says the event's detail. One "request" event in the
+// subject's trail, committed with the sealed request.
+func (c *Cell) FileRequest(ctx context.Context, a domicile.Actor, s SubjectKey, id string, fill func(sub domicile.StoredSubject) (*Request, string, error)) (*Request, error) {
+	x, err := c.beginRequest(ctx, a, s, domicile.ActRequest, requestResource(id))
 	if err != nil {
-		return err
+		return nil, err
+	}
+	r, detail, err := fill(*x.stored)
+	if err != nil {
+		return nil, x.deny(ctx, err)
+	}
+	r.ID = id
+	if err := x.putRequest(ctx, r, domicile.NoVersion, detail); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// UpdateRequest changes one of subject s's rights requests: fn gets the
+// current request, changes it in place and says the event's detail. One
+// "request" event, committed with the new version; a refusal by fn (an
+// invalid change) is logged as denied.
+func (c *Cell) UpdateRequest(ctx context.Context, a domicile.Actor, s SubjectKey, id string, fn func(r *Request) (string, error)) (*Request, error) {
+	x, err := c.beginRequest(ctx, a, s, domicile.ActRequest, requestResource(id))
+	if err != nil {
+		return nil, err
+	}
+	r, err := x.loadRequest(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	expect := r.Version
+	detail, err := fn(r)
+	if err != nil {
+		return nil, x.deny(ctx, err)
+	}
+	r.ID = id
+	if err := x.putRequest(ctx, r, expect, detail); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// loadRequest reads and opens request id for access x; a missing one is
+// logged as not found.
+func (x *Access) loadRequest(ctx context.Context, id string) (*Request, error) {
+	st, err := x.c.store.Request(ctx, x.sub.Ref, id)
+	if isNotFound(err) {
+		return nil, x.missing(ctx, domicile.FieldErrorf("id", "no request %s", quote(id)))
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, err := x.openRequest(ctx, st)
+	if err != nil {
+		return nil, x.deny(ctx, err)
+	}
+	return r, nil
+}
+
+// putRequest seals r and commits it as the version after expect, with the
+// access's event.
+func (x *Access) putRequest(ctx context.Context, r *Request, expect int64, detail string) error {
+	c := x.c
+	if len(r.Body) > MaxRequestBytes {
+		return x.deny(ctx, domicile.Errorf(domicile.ETooLarge, "the request is over the limit of %d bytes", MaxRequestBytes))
 	}
 	dk, err := x.dataKey(ctx, x.stored.KeyGen)
 	if err != nil {
 		return x.deny(ctx, err)
 	}
 	version := expect + 1
-	sealed, err := envelope.SealRecord(c.cfg.Rand, dk, x.stored.KeyGen, c.binding(s, requestBinding, r.ID, version), r.Body)
+	sealed, err := envelope.SealRecord(c.cfg.Rand, dk, x.stored.KeyGen, c.binding(x.sub, requestBinding, r.ID, version), r.Body)
 	if err != nil {
 		return err
 	}
-	st := domicile.StoredRequest{Ref: s.Ref, ID: r.ID, Kind: r.Kind, State: r.State, Received: r.Received, Deadline: r.Deadline,
+	st := domicile.StoredRequest{Ref: x.sub.Ref, ID: r.ID, Kind: r.Kind, State: r.State, Received: r.Received, Deadline: r.Deadline,
 		Version: version, Body: sealed, Updated: r.Updated}
 	_, err = x.allow(ctx, detail, &domicile.PutRequest{Request: st, Expect: expect})
 	switch {
@@ -111,19 +168,12 @@ func (c *Cell) GetRequest(ctx context.Context, a domicile.Actor, s SubjectKey, i
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.store.Request(ctx, s.Ref, id)
-	if isNotFound(err) {
-		return nil, x.missing(ctx, domicile.Errorf(domicile.ENotFound, "no request %s", quote(id)))
-	}
-	if err != nil {
-		return nil, err
-	}
 	if _, err := x.gate(ctx, requestFields); err != nil {
 		return nil, x.deny(ctx, err)
 	}
-	r, err := x.openRequest(ctx, st)
+	r, err := x.loadRequest(ctx, id)
 	if err != nil {
-		return nil, x.deny(ctx, err)
+		return nil, err
 	}
 	if err := x.allowRead(ctx); err != nil {
 		return nil, err
@@ -244,8 +294,6 @@ func containsString(list []string, s string) bool {
 
 // CopyOptions says what a subject's copy is for.
 type CopyOptions struct {
-	// Resource names the request the copy answers ("request/rq_…/bundle").
-	Resource string
 	// Detail goes into the copy's event (for a portability abroad: the
 	// transfer id and mechanism, as an export's detail says them).
 	Detail string
@@ -271,23 +319,31 @@ type CopySink struct {
 	Events func([]domicile.StoredEvent) error
 }
 
-// Copy reads the whole of subject s's data for its own copy or its
-// portability (PIPL Art. 45, GDPR Arts. 15(3) and 20): one event (read,
-// or export with opts.Export) for the subject itself or, for a sealed
-// copy, the app on its behalf. Purpose limitation does not narrow it: the
+// Copy reads the whole of subject s's data for the copy or portability
+// request requestID (PIPL Art. 45, GDPR Arts. 15(3) and 20): prepare
+// checks the request and says what the copy is for. One event (read, or
+// export with opts.Export) for the subject itself or, for a sealed copy,
+// the app on its behalf. Purpose limitation does not narrow it: the
 // data goes to the subject, or where the subject asked. From abroad it
 // passes the gate, and a copy the gate would narrow is refused whole (the
 // subject's copy is complete or not made). The event is durable before
 // the first byte reaches sink. Records are held in memory one subject at
 // a time; objects stream.
-func (c *Cell) Copy(ctx context.Context, a domicile.Actor, s SubjectKey, opts CopyOptions, sink CopySink) error {
-	act := domicile.ActRead
-	if opts.Export {
-		act = domicile.ActExport
-	}
-	x, err := c.beginRequest(ctx, a, s, act, opts.Resource)
+func (c *Cell) Copy(ctx context.Context, a domicile.Actor, s SubjectKey, requestID string, prepare func(r *Request) (*CopyOptions, error), sink CopySink) error {
+	x, err := c.beginRequest(ctx, a, s, domicile.ActRead, requestResource(requestID)+"/bundle")
 	if err != nil {
 		return err
+	}
+	r, err := x.loadRequest(ctx, requestID)
+	if err != nil {
+		return err
+	}
+	opts, err := prepare(r)
+	if err != nil {
+		return x.deny(ctx, err)
+	}
+	if opts.Export {
+		x.act = domicile.ActExport
 	}
 	if a.Role == domicile.RoleApp && !opts.Sealed {
 		return x.deny(ctx, domicile.FieldErrorf("recipient", "the app takes a subject's copy only encrypted to the subject's age key; give its recipient"))

@@ -349,4 +349,17 @@ var coreMessages = map[string][2]string{
 	"col.origin":       {"Origin", "来源"},
 	"col.operator":     {"Operator", "运营方"},
 	"col.location":     {"Location", "地点"},
+	// Individuals' rights requests (rights package).
+	"rights.deadline.cn":             {"%d working days on mainland China's working-day calendar (PIPL Arts. 44-50 ask for a prompt answer; 15 working days is the benchmark rule CN.PIPL.44-50 cites)", "按中国大陆工作日历计算的%d个工作日（《个人信息保护法》第四十四条至第五十条要求及时响应；15个工作日为规则 CN.PIPL.44-50 所引用的基准）"},
+	"rights.deadline.eu":             {"one month from receipt (GDPR Art. 12(3)); it may be extended by two further months, with the reasons given within the first month", "自收到请求之日起一个月（GDPR 第12条第3款）；如需延长两个月，须在第一个月内说明理由"},
+	"rights.deadline.default":        {"one month from receipt: no rule for %s is modelled, so the common period applies", "自收到请求之日起一个月：尚未对%s的规则建模，适用通常期限"},
+	"rights.refused.gate":            {"Moving your data to %s in %s is a transfer abroad, and the transfer gate refused it: %s", "将您的数据转移至位于%[2]s的%[1]s属于数据出境，出境关口已拒绝：%[3]s"},
+	"rights.refused.nogate":          {"Moving your data to %s in %s is a transfer abroad, and this deployment runs no transfer gate to decide it", "将您的数据转移至位于%[2]s的%[1]s属于数据出境，而本部署未运行出境关口，无法作出决定"},
+	"rights.explain.category":        {"Your %s is read for: %s. It rests on: %s.", "您的%s用于：%s。其依据为：%s。"},
+	"rights.explain.consent.given":   {"%s (with your consent “%s”, which you gave)", "%s（基于您已给予的同意“%s”）"},
+	"rights.explain.consent.missing": {"%s (only with your consent “%s”, which you have not given, so it is not read for this)", "%s（仅在您同意“%s”时使用；您尚未同意，因此不会为此读取）"},
+	"rights.explain.nopurpose":       {"no declared purpose; it is kept, not read", "无已声明的目的；仅保存，不读取"},
+	"rights.explain.norule":          {"the rule set models no processing rule for %s", "规则集尚未对%s的处理规则建模"},
+	"rights.list.sep":                {"; ", "；"},
+	"rights.readme":                  {"This is a copy of your data (request %s, subject %s) from domicile, in the format domicile-copy/1. records/ holds your records as JSON, objects/ your files as stored, trail.json every access to your data with the proof that it is in the cell's public log (check it with domicile verify --events trail.json), consents.json your consents and transfers.json the transfers abroad your data was part of. manifest.json and SHA256SUMS give the SHA-256 of every file: run sha256sum -c SHA256SUMS in this folder to check them.", "这是您在 domicile 中的数据副本（请求 %s，主体 %s），格式为 domicile-copy/1。records/ 以 JSON 保存您的记录，objects/ 保存您的文件原件，trail.json 列出对您数据的每一次访问及其已记入单元公开日志的证明（可用 domicile verify --events trail.json 核验），consents.json 为您的同意记录，transfers.json 为涉及您数据的出境传输。manifest.json 与 SHA256SUMS 给出每个文件的 SHA-256：在本目录运行 sha256sum -c SHA256SUMS 即可核验。"},
 }
