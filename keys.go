@@ -67,9 +67,10 @@ type ErasureReceipt struct {
 // no one: the recipient is an organisation or a role.
 type UnreachableCopy struct {
 	Time time.Time `json:"time"`
-	// What is "transfer" (an export abroad, portability included),
-	// "remote-read" (a read from another jurisdiction), "disclosure" (a
-	// read by an authority) or "copy" (a copy bundle handed out).
+	// What is "transfer" (an export abroad), "portability" (a copy moved
+	// to another handler at the subject's request), "remote-read" (a read
+	// from another jurisdiction), "disclosure" (a read by an authority)
+	// or "copy" (a copy bundle handed out).
 	What string `json:"what"`
 	// Transfer is the ledger's transfer id, when the copy was counted as
 	// a transfer.

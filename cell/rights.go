@@ -485,6 +485,9 @@ type TransferDescriber interface {
 var (
 	transferRef = regexp.MustCompile(`\btransfer (trf_[0-9a-f]+)(?: to ([A-Z]{2}))?`)
 	remoteFrom  = regexp.MustCompile(`^remote read from ([A-Z]{2})`)
+	// portabilityTo reads the detail of a portability's export (rights
+	// writes it: "portability of request rq_… to NAME in JJ").
+	portabilityTo = regexp.MustCompile(`^portability of request \S+ to (.+?) in ([A-Z]{2})(?:;|$)`)
 )
 
 // unreachable reads subject ref's trail for the copies of its data that
@@ -522,7 +525,11 @@ func (c *Cell) copyOf(ctx context.Context, e *domicile.Event) (domicile.Unreacha
 	case e.Action == domicile.ActExport:
 		u.What = "transfer"
 		if strings.HasPrefix(e.Resource, "request/") {
+			u.What = "portability"
 			u.Reference = strings.TrimSuffix(strings.TrimPrefix(e.Resource, "request/"), "/bundle")
+			if m := portabilityTo.FindStringSubmatch(e.Detail); m != nil {
+				u.Recipient, u.Destination = m[1], domicile.Jurisdiction(m[2])
+			}
 		}
 	case e.IsRemoteRead() && (e.Action == domicile.ActRead || e.Action == domicile.ActList):
 		u.What, u.Recipient = "remote-read", "remote:"+string(e.Role)

@@ -25,6 +25,7 @@ import (
 	"domicile"
 	"domicile/law"
 	"domicile/residency"
+	"domicile/rights"
 	"domicile/transfer"
 	"domicile/witness"
 )
@@ -86,6 +87,9 @@ type Config struct {
 	// PrivacyPagePath (package web's Privacy.Serve), returning the error
 	// to answer; nil means no page.
 	PrivacyPage func(w http.ResponseWriter, r *http.Request) error
+	// Rights serves individuals' rights requests, their copy bundles and
+	// erasure receipts.
+	Rights *rights.Service
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -150,6 +154,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.PrivacyPage != nil {
 		s.handleFunc("GET "+PrivacyPagePath, s.public(cfg.PrivacyPage))
+	}
+	if cfg.Rights != nil {
+		s.rightsRoutes(cfg.Rights)
 	}
 	s.mux.HandleFunc("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128))

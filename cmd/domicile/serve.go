@@ -105,6 +105,7 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger) (*httpapi.Server, error)
 		Reports:     reports(rt),
 		Law:         rt.law,
 		Transfers:   rt.gateway,
+		Rights:      rightsService(rt, lg),
 		PrivacyPage: page.Serve,
 	}), nil
 }
