@@ -343,7 +343,7 @@ func (s *Service) Update(ctx context.Context, a domicile.Actor, id, rid string, 
 			return "", err
 		}
 		if r.State.Final() {
-			return "", domicile.FieldErrorf("state", "request %s is %s already; a final request does not change", rid, r.State)
+			return "", &domicile.Error{Code: domicile.EConflict, Field: "state", Message: fmt.Sprintf("request %s is %s already; a final request does not change", rid, r.State)}
 		}
 		now := s.cfg.Now().UTC()
 		r.Reason = u.Reason

@@ -46,6 +46,7 @@ var commandList = []command{
 	verifyCommand, checkCommand, witnessCommand,
 	assessCommand, rulesCommand,
 	mechanismCommand, consentCommand, transferCommand,
+	requestCommand,
 	noticeCommand, statementCommand, transparencyCommand,
 	benchCommand,
 }
