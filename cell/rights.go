@@ -86,11 +86,16 @@ func (c *Cell) FileRequest(ctx context.Context, a domicile.Actor, s SubjectKey, 
 // UpdateRequest changes one of subject s's rights requests: fn gets the
 // current request, changes it in place and says the event's detail. One
 // "request" event, committed with the new version; a refusal by fn (an
-// invalid change) is logged as denied.
+// invalid change) is logged as denied. The changed request is returned,
+// so from abroad it passes the gate like a read.
 func (c *Cell) UpdateRequest(ctx context.Context, a domicile.Actor, s SubjectKey, id string, fn func(r *Request) (string, error)) (*Request, error) {
 	x, err := c.beginRequest(ctx, a, s, domicile.ActRequest, requestResource(id))
 	if err != nil {
 		return nil, err
+	}
+	// The answer returns the request: from abroad that is a read.
+	if _, err := x.gate(ctx, requestFields); err != nil {
+		return nil, x.deny(ctx, err)
 	}
 	r, err := x.loadRequest(ctx, id)
 	if err != nil {

@@ -17,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"domicile"
 	"domicile/httpapi"
+	"domicile/rights"
 	"domicile/transfer"
 )
 
@@ -111,6 +114,26 @@ func TestAccessTable(t *testing.T) {
 		t.Fatalf("register mechanism: %d %s", st, body)
 	}
 	_ = admin
+	// Rights requests: a correction (open) and a copy encrypted to the
+	// subject's age key, which the app may download; a receipt of an
+	// erasure of someone else.
+	corr, err := home.CreateRequest(ctx, "li", rights.Input{Kind: rights.Correction, Record: &rights.RecordRef{Kind: "profile", ID: "main"},
+		Changes: map[string]json.RawMessage{"name": json.RawMessage(`"李伟"`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ageID, _ := age.GenerateX25519Identity()
+	cpy, err := home.CreateRequest(ctx, "li", rights.Input{Kind: rights.Copy, Recipient: ageID.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := home.CreateSubject(ctx, "gone", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	receipt, err := home.EraseSubject(ctx, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	tokens := map[string]string{}
 	for _, a := range tableActors {
@@ -227,6 +250,24 @@ func TestAccessTable(t *testing.T) {
 		// the trail.
 		{method: "POST", pattern: "/v1/subjects/{id}/privacy-link", path: "/v1/subjects/li/privacy-link", subject: true, def: 403,
 			want: map[string]int{"app-home": 201, "app-abroad": 201, "app-abroad-mech": 201}},
+		{method: "POST", pattern: "/v1/subjects/{id}/requests", path: "/v1/subjects/li/requests", subject: true,
+			body: `{"kind":"correction","record":{"kind":"profile","id":"main"},"changes":{"name":"李伟"}}`, contentType: "application/json", def: 403,
+			want: map[string]int{"app-home": 201, "app-abroad": 201, "app-abroad-mech": 201, "subject": 201}},
+		// Reading requests from abroad passes the gate: a request is
+		// personal (not sensitive) data, which the small-volume exemption
+		// lets a read from abroad reach.
+		{method: "GET", pattern: "/v1/subjects/{id}/requests", path: "/v1/subjects/li/requests", subject: true, def: 403,
+			want: map[string]int{"app-home": 200, "app-abroad": 200, "app-abroad-mech": 200, "subject": 200}},
+		{method: "GET", pattern: "/v1/subjects/{id}/requests/{rid}", path: "/v1/subjects/li/requests/" + corr.ID, subject: true, def: 403,
+			want: map[string]int{"app-home": 200, "app-abroad": 200, "app-abroad-mech": 200, "subject": 200}},
+		// The app moves requests on; the subject files and reads them.
+		{method: "PATCH", pattern: "/v1/subjects/{id}/requests/{rid}", path: "/v1/subjects/li/requests/" + corr.ID, subject: true,
+			body: `{"state":"in-progress"}`, contentType: "application/json", def: 403,
+			want: map[string]int{"app-home": 200, "app-abroad": 200, "app-abroad-mech": 200}},
+		// A copy from abroad is whole or not made: the contract of
+		// app-abroad-mech does not cover the profile's id number.
+		{method: "GET", pattern: "/v1/subjects/{id}/requests/{rid}/bundle", path: "/v1/subjects/li/requests/" + cpy.ID + "/bundle", subject: true, def: 403,
+			want: map[string]int{"app-home": 200, "subject": 200}},
 		// Erasure is tried on a fresh subject per actor (see below).
 		{method: "DELETE", pattern: "/v1/subjects/{id}", subject: true},
 
@@ -236,6 +277,8 @@ func TestAccessTable(t *testing.T) {
 		{method: "GET", pattern: "/metrics", path: "/metrics", def: 200},
 		{method: "GET", pattern: "/v1/openapi.json", path: "/v1/openapi.json", def: 200},
 		{method: "GET", pattern: "/v1/cells", path: "/v1/cells", def: 200},
+		// A receipt names no one and needs no token: its id is the capability.
+		{method: "GET", pattern: "/v1/receipts/{rcpid}", path: "/v1/receipts/" + receipt.ID, def: 200},
 		{method: "POST", pattern: "/v1/tokens", path: "/v1/tokens", body: `{"role":"auditor","jurisdiction":"DE"}`, contentType: "application/json", def: 403,
 			want: map[string]int{"admin": 201}},
 		{method: "POST", pattern: "/v1/subjects", path: "/v1/subjects", body: `{"id":"new-%s","jurisdiction":"CN"}`, contentType: "application/json", def: 403,
