@@ -147,8 +147,7 @@ var coreMessages = map[string][2]string{
 	"right.deceased":      {"Rights of next of kin after death", "近亲属对死者个人信息的权利"},
 	"right.complaint":     {"Complain, or go to court if refused", "投诉；被拒绝时可向法院起诉"},
 	"right.how.contact":   {"Write to %s.", "请联系%s。"},
-	"right.how.api-read":  {"Through the app (it calls %s) or by writing to %s.", "通过应用（其调用 %s）或联系%s。"},
-	"right.how.api-erase": {"Through the app (it calls %s, which destroys your key) or by writing to %s.", "通过应用（其调用 %s，将销毁您的密钥）或联系%s。"},
+	"right.how.request":   {"Through the app (it files %s, answered and tracked within the legal deadline) or by writing to %s.", "通过应用（其提交 %s，在法定期限内答复并可跟踪）或联系%s。"},
 	"right.how.complaint": {"Write to %s; if a request is refused you may complain to the data-protection authority or sue.", "请联系%s；请求被拒绝的，您可以向个人信息保护主管部门投诉或依法起诉。"},
 
 	// Data statement.

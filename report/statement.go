@@ -263,43 +263,48 @@ func Rights(p *i18n.Printer, j domicile.Jurisdiction, contact, subjectID string)
 	case j == "CN":
 		list = []r{
 			{"right.know", "PIPL Art. 44", "right.how.contact"},
-			{"right.access", "PIPL Art. 45", "right.how.api-read"},
-			{"right.portability", "PIPL Art. 45(3)", "right.how.api-read"},
-			{"right.correction", "PIPL Art. 46", "right.how.contact"},
-			{"right.deletion", "PIPL Art. 47", "right.how.api-erase"},
-			{"right.explanation", "PIPL Art. 48", "right.how.contact"},
+			{"right.access", "PIPL Art. 45", "right.how.request"},
+			{"right.portability", "PIPL Art. 45(3)", "right.how.request"},
+			{"right.correction", "PIPL Art. 46", "right.how.request"},
+			{"right.deletion", "PIPL Art. 47", "right.how.request"},
+			{"right.explanation", "PIPL Art. 48", "right.how.request"},
 			{"right.withdraw", "PIPL Art. 15", "right.how.contact"},
 			{"right.deceased", "PIPL Art. 49", "right.how.contact"},
 			{"right.complaint", "PIPL Art. 50", "right.how.complaint"},
 		}
 	case j.InEU():
 		list = []r{
-			{"right.access", "GDPR Art. 15", "right.how.api-read"},
-			{"right.correction", "GDPR Art. 16", "right.how.contact"},
-			{"right.deletion", "GDPR Art. 17", "right.how.api-erase"},
-			{"right.portability", "GDPR Art. 20", "right.how.api-read"},
+			{"right.access", "GDPR Art. 15", "right.how.request"},
+			{"right.correction", "GDPR Art. 16", "right.how.request"},
+			{"right.deletion", "GDPR Art. 17", "right.how.request"},
+			{"right.portability", "GDPR Art. 20", "right.how.request"},
 			{"right.withdraw", "GDPR Art. 7(3)", "right.how.contact"},
 			{"right.complaint", "GDPR Art. 77", "right.how.complaint"},
 		}
 	default:
 		list = []r{
-			{"right.access", "", "right.how.api-read"},
-			{"right.correction", "", "right.how.contact"},
-			{"right.deletion", "", "right.how.api-erase"},
+			{"right.access", "", "right.how.request"},
+			{"right.correction", "", "right.how.request"},
+			{"right.deletion", "", "right.how.request"},
 		}
 	}
 	out := make([]Right, 0, len(list))
 	for _, x := range list {
 		how := p.T(x.how, contact)
 		switch x.how {
-		case "right.how.api-read":
-			how = p.T(x.how, "GET "+path+"/records", contact)
-		case "right.how.api-erase":
-			how = p.T(x.how, "DELETE "+path, contact)
+		case "right.how.request":
+			how = p.T(x.how, "POST "+path+`/requests {"kind": "`+requestKind[x.key]+`"}`, contact)
 		}
 		out = append(out, Right{Name: p.T(x.key), Article: x.article, How: how})
 	}
 	return out
+}
+
+// requestKind is the rights request (doc/rights.md) that exercises a
+// right.
+var requestKind = map[string]string{
+	"right.access": "access", "right.portability": "portability", "right.correction": "correction",
+	"right.deletion": "deletion", "right.explanation": "explanation",
 }
 
 // actionText is an event's action in words.
