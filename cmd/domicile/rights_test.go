@@ -449,3 +449,54 @@ func TestRightsPortabilityAndDeletion(t *testing.T) {
 		t.Errorf("unknown receipt: %d %s", st, body)
 	}
 }
+
+// TestRequestCLI drives `domicile request` through the binary: create,
+// list, show, update and bundle, and a missing flag named in the error.
+func TestRequestCLI(t *testing.T) {
+	_, s, app := rightsServer(t)
+	seedSubject(t, app, "li")
+	sub := s.token("subject", "CN", "li")
+	run := func(wantOK bool, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(binary, append(args, "--server", s.URL)...)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		if (err == nil) != wantOK {
+			t.Fatalf("domicile %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	var r rights.Request
+	out := run(true, "request", "create", "--subject", "li", "--kind", "correction", "--record-kind", "profile", "--record-id", "main",
+		"--changes", `{"name":"李伟"}`, "--note", "typo", "--token", sub)
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.State != rights.Received || r.Deadline.Rule != "CN.PIPL.44-50" {
+		t.Fatalf("request create: %v\n%s", err, out)
+	}
+	if out := run(true, "request", "list", "--subject", "li", "--token", sub); !strings.Contains(out, r.ID) {
+		t.Errorf("request list lacks %s:\n%s", r.ID, out)
+	}
+	if out := run(true, "request", "update", "--subject", "li", "--id", r.ID, "--state", "completed", "--token", app.Token, "--purpose", "service"); !strings.Contains(out, `"state": "completed"`) {
+		t.Errorf("request update:\n%s", out)
+	}
+	if out := run(true, "request", "show", "--subject", "li", "--id", r.ID, "--token", sub); !strings.Contains(out, `"state": "completed"`) {
+		t.Errorf("request show:\n%s", out)
+	}
+	out = run(true, "request", "create", "--subject", "li", "--kind", "copy", "--token", sub)
+	json.Unmarshal([]byte(out), &r)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "copy.zip")
+	run(true, "request", "bundle", "--subject", "li", "--id", r.ID, "--out", file, "--token", sub)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rights.VerifyBundle(bytes.NewReader(b), int64(len(b))); err != nil {
+		t.Errorf("the bundle the CLI wrote: %v", err)
+	}
+	if out := run(false, "request", "show", "--subject", "li", "--token", sub); !strings.Contains(out, "--id is required") {
+		t.Errorf("a missing flag is not named:\n%s", out)
+	}
+	if out := run(false, "request", "create", "--subject", "li", "--kind", "copy", "--recipient", "nope", "--token", sub); !strings.Contains(out, "recipient") {
+		t.Errorf("a bad recipient is not named:\n%s", out)
+	}
+}
