@@ -14,6 +14,7 @@ package bench
 import (
 	"context"
 	"crypto/sha256"
+	"domicile/client"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -228,7 +229,7 @@ func newHTTPService(b *testing.B) (*httpapi.Client, []string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &httpapi.Client{BaseURL: srv.URL, Token: secret, Purpose: "service", HTTP: NewHTTPClient(64)}
+	c := &httpapi.Client{Client: client.Client{BaseURL: srv.URL, Token: secret, Purpose: "service", HTTP: NewHTTPClient(64)}}
 	p := &Plan{Record: RecordBody(1024), Concurrency: 16}
 	for i := range benchSubjects {
 		p.Subjects = append(p.Subjects, fmt.Sprintf("bench-%d", i))

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"domicile/client"
 	"errors"
 	"fmt"
 	"io"
@@ -199,7 +200,7 @@ func (r *recorder) fail(kind string) {
 // ErrorKind classifies a request error: "status 503 unavailable" for a
 // problem answer, "transport: ..." otherwise.
 func ErrorKind(err error) string {
-	var pe *httpapi.ProblemError
+	var pe *client.ProblemError
 	if errors.As(err, &pe) {
 		return fmt.Sprintf("status %d %s", pe.Status, pe.Code)
 	}

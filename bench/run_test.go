@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"domicile/client"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -45,7 +46,7 @@ func newStalledBaseline(t *testing.T) *httpapi.Client {
 	}
 	srv := httptest.NewServer(&stall{h: baseline.New(st, nil)})
 	t.Cleanup(func() { srv.Close(); st.Close() })
-	return &httpapi.Client{BaseURL: srv.URL, HTTP: NewHTTPClient(4)}
+	return &httpapi.Client{Client: client.Client{BaseURL: srv.URL, HTTP: NewHTTPClient(4)}}
 }
 
 func stallPlan(t *testing.T, c *httpapi.Client) *Plan {

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -50,12 +48,4 @@ func (s *Server) assessRoutes(e *law.Engine) {
 		}
 		return err
 	}))
-}
-
-// Assess posts a fact file or inventory (any JSON value; with "changes"
-// for a change report) to POST /v1/assess and returns the raw JSON answer.
-func (c *Client) Assess(ctx context.Context, doc any) (json.RawMessage, error) {
-	var out json.RawMessage
-	_, err := c.call(ctx, http.MethodPost, "/v1/assess", doc, &out)
-	return out, err
 }

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"domicile/client"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -11,57 +12,40 @@ import (
 	"net/url"
 	"strconv"
 
-	"domicile"
-
 	"domicile/transfer"
 )
 
 // PutMechanism registers or replaces a mechanism (admin).
 func (c *Client) PutMechanism(ctx context.Context, m transfer.Mechanism) (*transfer.MechanismView, error) {
 	var out transfer.MechanismView
-	_, err := c.call(ctx, http.MethodPut, "/v1/mechanisms/"+seg(m.ID), m, &out)
+	_, err := c.Call(ctx, http.MethodPut, "/v1/mechanisms/"+seg(m.ID), m, &out)
 	return &out, err
 }
 
 // Mechanisms lists the registry (admin or auditor).
 func (c *Client) Mechanisms(ctx context.Context) ([]transfer.MechanismView, error) {
 	var out MechanismList
-	_, err := c.call(ctx, http.MethodGet, "/v1/mechanisms", nil, &out)
+	_, err := c.Call(ctx, http.MethodGet, "/v1/mechanisms", nil, &out)
 	return out.Mechanisms, err
 }
 
 // Mechanism returns one registered mechanism.
 func (c *Client) Mechanism(ctx context.Context, id string) (*transfer.MechanismView, error) {
 	var out transfer.MechanismView
-	_, err := c.call(ctx, http.MethodGet, "/v1/mechanisms/"+seg(id), nil, &out)
+	_, err := c.Call(ctx, http.MethodGet, "/v1/mechanisms/"+seg(id), nil, &out)
 	return &out, err
-}
-
-// SetConsent records that a subject gave (granted) or withdrew a consent
-// of kind ("cross-border" or "sensitive") shown in text version.
-func (c *Client) SetConsent(ctx context.Context, id, kind, version string, granted bool) (*domicile.Consent, error) {
-	var out domicile.Consent
-	_, err := c.call(ctx, http.MethodPut, "/v1/subjects/"+seg(id)+"/consents/"+seg(kind), ConsentRequest{TextVersion: version, Granted: granted}, &out)
-	return &out, err
-}
-
-// Consents returns a subject's consents.
-func (c *Client) Consents(ctx context.Context, id string) ([]domicile.Consent, error) {
-	var out ConsentList
-	_, err := c.call(ctx, http.MethodGet, "/v1/subjects/"+seg(id)+"/consents", nil, &out)
-	return out.Consents, err
 }
 
 // TransferRefusedError is a refused transfer, with the gate's decision.
 type TransferRefusedError struct {
-	*ProblemError
+	*client.ProblemError
 	Decision *transfer.Decision
 }
 
 // DecideTransfer asks for a decision without carrying the transfer out.
 func (c *Client) DecideTransfer(ctx context.Context, r transfer.Request) (*transfer.Decision, error) {
 	var out transfer.Decision
-	_, err := c.call(ctx, http.MethodPost, "/v1/transfers", TransferRequest{Request: r, DryRun: true}, &out)
+	_, err := c.Call(ctx, http.MethodPost, "/v1/transfers", TransferRequest{Request: r, DryRun: true}, &out)
 	return &out, err
 }
 
@@ -73,12 +57,12 @@ func (c *Client) Transfer(ctx context.Context, r transfer.Request) (*transfer.De
 	if err != nil {
 		return nil, nil, err
 	}
-	req, err := c.newRequest(ctx, http.MethodPost, "/v1/transfers", bytes.NewReader(b))
+	req, err := c.NewRequest(ctx, http.MethodPost, "/v1/transfers", bytes.NewReader(b))
 	if err != nil {
 		return nil, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http().Do(req)
+	resp, err := c.HTTPClient().Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -87,13 +71,13 @@ func (c *Client) Transfer(ctx context.Context, r transfer.Request) (*transfer.De
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		var tp TransferProblem
 		if json.Unmarshal(body, &tp) == nil && tp.Decision != nil {
-			return tp.Decision, nil, &TransferRefusedError{ProblemError: &ProblemError{tp.Problem}, Decision: tp.Decision}
+			return tp.Decision, nil, &TransferRefusedError{ProblemError: &client.ProblemError{Problem: tp.Problem}, Decision: tp.Decision}
 		}
-		var p Problem
+		var p client.Problem
 		if json.Unmarshal(body, &p) != nil || p.Status == 0 {
-			p = Problem{Status: resp.StatusCode, Code: "http", Detail: string(body)}
+			p = client.Problem{Status: resp.StatusCode, Code: "http", Detail: string(body)}
 		}
-		return nil, nil, &ProblemError{p}
+		return nil, nil, &client.ProblemError{Problem: p}
 	}
 	var d transfer.Decision
 	raw, err := base64.RawURLEncoding.DecodeString(resp.Header.Get(HeaderTransferDecision))
@@ -111,7 +95,7 @@ func (c *Client) ImportTransfers(ctx context.Context, source string, csv io.Read
 	if source != "" {
 		q.Set("source", source)
 	}
-	req, err := c.newRequest(ctx, http.MethodPost, "/v1/transfers/import?"+q.Encode(), csv)
+	req, err := c.NewRequest(ctx, http.MethodPost, "/v1/transfers/import?"+q.Encode(), csv)
 	if err != nil {
 		return nil, err
 	}
@@ -128,42 +112,6 @@ func (c *Client) Ledger(ctx context.Context, year int) (*transfer.LedgerView, er
 		path += "?year=" + strconv.Itoa(year)
 	}
 	var out transfer.LedgerView
-	_, err := c.call(ctx, http.MethodGet, path, nil, &out)
+	_, err := c.Call(ctx, http.MethodGet, path, nil, &out)
 	return &out, err
-}
-
-// Evidence streams the transfer records of [from, until) (YYYY-MM-DD,
-// either may be empty) as csv or json lines; the caller closes it.
-func (c *Client) Evidence(ctx context.Context, from, until, format string) (io.ReadCloser, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"from": from, "until": until, "format": format} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	req, err := c.newRequest(ctx, http.MethodGet, "/v1/transfers/evidence?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode >= 400 {
-		defer resp.Body.Close()
-		return nil, decodeProblem(resp)
-	}
-	return resp.Body, nil
-}
-
-// Assessment returns the live assessment of the deployment's transfers
-// from source (CN by default), as raw JSON (a transfer.Assessment).
-func (c *Client) Assessment(ctx context.Context, source string) (json.RawMessage, error) {
-	path := "/v1/transfers/assessment"
-	if source != "" {
-		path += "?source=" + url.QueryEscape(source)
-	}
-	var out json.RawMessage
-	_, err := c.call(ctx, http.MethodGet, path, nil, &out)
-	return out, err
 }

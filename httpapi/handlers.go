@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"domicile/client"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -138,17 +139,8 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, a domicile.
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, TokenResponse{Token: secret, ID: tok.ID, Role: tok.Role, Jurisdiction: tok.Jurisdiction, Subject: tok.Subject})
+	writeJSON(w, http.StatusCreated, client.TokenResponse{Token: secret, ID: tok.ID, Role: tok.Role, Jurisdiction: tok.Jurisdiction, Subject: tok.Subject})
 	return nil
-}
-
-// TokenResponse is the answer to POST /v1/tokens: the secret, shown once.
-type TokenResponse struct {
-	Token        string                `json:"token"`
-	ID           string                `json:"id"`
-	Role         domicile.Role         `json:"role"`
-	Jurisdiction domicile.Jurisdiction `json:"jurisdiction"`
-	Subject      string                `json:"subject_ref,omitempty"`
 }
 
 // tokenRequest validates a token request.

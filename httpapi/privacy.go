@@ -1,8 +1,8 @@
 package httpapi
 
 import (
-	"context"
 	"crypto/sha256"
+	"domicile/client"
 	"net/http"
 	"net/url"
 	"time"
@@ -21,17 +21,6 @@ const (
 
 // PrivacyPagePath is where the privacy page is served.
 const PrivacyPagePath = "/privacy/"
-
-// PrivacyLink is the answer to POST /v1/subjects/{id}/privacy-link: a
-// link to the subject's privacy page. URL is relative to the server's
-// public address; its fragment carries the subject's id and a subject
-// token that expires at Expires. A fragment is never sent to a server, so
-// the token stays out of request lines, proxies' logs and Referer headers.
-type PrivacyLink struct {
-	URL     string    `json:"url"`
-	TokenID string    `json:"token_id"`
-	Expires time.Time `json:"expires"`
-}
 
 // privacyLink mints a short-lived subject token for the page and answers
 // the link. The making of the link is an event in the subject's trail
@@ -81,28 +70,6 @@ func (s *Server) privacyLink(w http.ResponseWriter, r *http.Request, a domicile.
 	}
 	u += "#" + url.Values{"subject": {k.ID}, "token": {secret}, "expires": {exp.Format(time.RFC3339)}}.Encode()
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusCreated, PrivacyLink{URL: u, TokenID: id, Expires: exp})
+	writeJSON(w, http.StatusCreated, client.PrivacyLink{URL: u, TokenID: id, Expires: exp})
 	return nil
-}
-
-// PrivacyLink asks for a link to subject id's privacy page (an app
-// token), in language lang ("" for the browser's) and valid for ttl (0
-// for DefaultLinkTTL).
-func (c *Client) PrivacyLink(ctx context.Context, id, lang string, ttl time.Duration) (*PrivacyLink, error) {
-	q := url.Values{}
-	if lang != "" {
-		q.Set("lang", lang)
-	}
-	if ttl != 0 {
-		q.Set("ttl", ttl.String())
-	}
-	path := "/v1/subjects/" + seg(id) + "/privacy-link"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	var out PrivacyLink
-	if _, err := c.call(ctx, http.MethodPost, path, nil, &out); err != nil {
-		return nil, err
-	}
-	return &out, nil
 }

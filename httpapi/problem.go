@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"domicile/client"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -11,21 +12,6 @@ import (
 	"domicile/cell"
 	"domicile/transfer"
 )
-
-// Problem is an RFC 9457 problem document.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-	// Field names the input at fault, when one is.
-	Field string `json:"field,omitempty"`
-	// Code is the stable error code (the last part of Type).
-	Code string `json:"code"`
-}
-
-// ProblemTypePrefix starts every problem type URI; the code follows.
-const ProblemTypePrefix = "urn:domicile:problem:"
 
 // statusOf is the one map from error codes to HTTP statuses.
 var statusOf = map[string]int{
@@ -57,7 +43,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error, log *slog.L
 	if errors.As(err, &re) {
 		// A refused transfer carries the gate's decision, so that the
 		// business sees which rule refused it.
-		p := TransferProblem{Problem: Problem{Type: ProblemTypePrefix + "transfer-refused", Title: "Forbidden", Status: http.StatusForbidden,
+		p := TransferProblem{Problem: client.Problem{Type: client.ProblemTypePrefix + "transfer-refused", Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: re.Error(), Code: "transfer-refused"}, Decision: re.Decision}
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -82,7 +68,7 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error, log *slog.L
 	if de.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(de.RetryAfter))
 	}
-	p := Problem{Type: ProblemTypePrefix + de.Code, Title: http.StatusText(status), Status: status, Detail: de.Message, Field: de.Field, Code: de.Code}
+	p := client.Problem{Type: client.ProblemTypePrefix + de.Code, Title: http.StatusText(status), Status: status, Detail: de.Message, Field: de.Field, Code: de.Code}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

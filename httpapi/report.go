@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"domicile/client"
 	"errors"
 	"net/http"
 	"strings"
@@ -352,16 +353,11 @@ func (h *reportHandlers) getPlan(w http.ResponseWriter, r *http.Request, a domic
 	return h.writePlan(w, r, p, http.StatusOK)
 }
 
-// SendRequest asks for a plan's notices to be delivered to a webhook.
-type SendRequest struct {
-	Webhook string `json:"webhook"`
-}
-
 func (h *reportHandlers) sendPlan(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireRole(a, "sending notices", domicile.RoleAdmin); err != nil {
 		return err
 	}
-	var in SendRequest
+	var in client.SendRequest
 	if err := decodeJSON(r, maxJSONBody, &in); err != nil {
 		return err
 	}

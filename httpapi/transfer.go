@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"domicile/client"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -83,17 +84,11 @@ func (t *transferHandlers) getMechanism(w http.ResponseWriter, r *http.Request, 
 	return nil
 }
 
-// ConsentRequest records a consent given or withdrawn.
-type ConsentRequest struct {
-	TextVersion string `json:"text_version"`
-	Granted     bool   `json:"granted"`
-}
-
 func (t *transferHandlers) putConsent(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	// The gateway checks the kind against its own and the purposes'
 	// consents, and names the known ones when it refuses.
 	kind := domicile.ConsentKind(r.PathValue("ckind"))
-	var req ConsentRequest
+	var req client.ConsentRequest
 	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
 		return err
 	}
@@ -105,11 +100,6 @@ func (t *transferHandlers) putConsent(w http.ResponseWriter, r *http.Request, a 
 	return nil
 }
 
-// ConsentList is the answer to GET /v1/subjects/{id}/consents.
-type ConsentList struct {
-	Consents []domicile.Consent `json:"consents"`
-}
-
 func (t *transferHandlers) getConsents(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	cs, err := t.g.Consents(r.Context(), a, r.PathValue("id"))
 	if err != nil {
@@ -118,7 +108,7 @@ func (t *transferHandlers) getConsents(w http.ResponseWriter, r *http.Request, a
 	if cs == nil {
 		cs = []domicile.Consent{}
 	}
-	writeJSON(w, http.StatusOK, ConsentList{Consents: cs})
+	writeJSON(w, http.StatusOK, client.ConsentList{Consents: cs})
 	return nil
 }
 
@@ -132,7 +122,7 @@ type TransferRequest struct {
 // TransferProblem is the problem document of a refused transfer: the
 // decision, with its reasons, rule ids and remedies, rides along.
 type TransferProblem struct {
-	Problem
+	client.Problem
 	Decision *transfer.Decision `json:"decision"`
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"domicile/client"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -667,7 +668,7 @@ func TestAccessPathHoles(t *testing.T) {
 		if n != 3 {
 			t.Fatalf("the statement lists %d of the 3 reads under the contract (%d remote reads in all)", n, len(stmt.RemoteReads))
 		}
-		tr, err := s.client(s.Admin, "", "").Transparency(ctx, httpapi.DocOptions{Lang: "en"})
+		tr, err := s.client(s.Admin, "", "").Transparency(ctx, client.DocOptions{Lang: "en"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"domicile/client"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -261,7 +262,7 @@ func startDomicileTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*targ
 		base := strings.TrimSuffix(f.server, "/")
 		return &target{
 			name:    "domicile",
-			client:  &httpapi.Client{BaseURL: base, Token: f.token, Purpose: "service", HTTP: hc},
+			client:  &httpapi.Client{Client: client.Client{BaseURL: base, Token: f.token, Purpose: "service", HTTP: hc}},
 			sampler: bench.MetricsSampler{URL: base + "/metrics", HTTP: hc},
 			stop:    func() {},
 		}, nil
@@ -297,8 +298,8 @@ func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, 
 		p.stop()
 		return nil, err
 	}
-	ac := &httpapi.Client{BaseURL: p.url, Token: strings.TrimSpace(string(admin)), HTTP: hc}
-	tok, err := ac.CreateToken(ctx, httpapi.TokenRequest{Role: "app", Jurisdiction: f.jurisdiction})
+	ac := &httpapi.Client{Client: client.Client{BaseURL: p.url, Token: strings.TrimSpace(string(admin)), HTTP: hc}}
+	tok, err := ac.CreateToken(ctx, client.TokenRequest{Role: "app", Jurisdiction: f.jurisdiction})
 	if err != nil {
 		p.stop()
 		return nil, fmt.Errorf("create app token: %w", err)
@@ -306,7 +307,7 @@ func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, 
 	fmt.Fprintf(env.Stderr, "bench: domicile serve (pid %d) at %s, data %s\n", p.cmd.Process.Pid, p.url, dir)
 	return &target{
 		name:    "domicile",
-		client:  &httpapi.Client{BaseURL: p.url, Token: tok.Token, Purpose: "service", HTTP: hc},
+		client:  &httpapi.Client{Client: client.Client{BaseURL: p.url, Token: tok.Token, Purpose: "service", HTTP: hc}},
 		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid, Metrics: p.url + "/metrics", HTTP: hc},
 		stop:    p.stop,
 	}, nil
@@ -327,7 +328,7 @@ func startBaselineTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*targ
 	hc := bench.NewHTTPClient(f.workers)
 	return &target{
 		name:    "baseline",
-		client:  &httpapi.Client{BaseURL: p.url, HTTP: hc},
+		client:  &httpapi.Client{Client: client.Client{BaseURL: p.url, HTTP: hc}},
 		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid, Metrics: p.url + "/metrics", HTTP: hc},
 		stop: func() {
 			p.stop()

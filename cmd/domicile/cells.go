@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"domicile/client"
 	"encoding/json"
 	"fmt"
 	"text/tabwriter"
@@ -29,7 +30,7 @@ func runCells(ctx context.Context, env *cmdEnv, args []string) error {
 	if base == "" {
 		base = "http://127.0.0.1:8700"
 	}
-	raw, err := (&httpapi.Client{BaseURL: base}).Cells(ctx)
+	raw, err := (&httpapi.Client{Client: client.Client{BaseURL: base}}).Cells(ctx)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"domicile/client"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -39,12 +40,12 @@ func (f *clientFlags) client(env *cmdEnv, admin bool) (*httpapi.Client, error) {
 		}
 		return def
 	}
-	c := &httpapi.Client{
+	c := &httpapi.Client{Client: client.Client{
 		BaseURL:       pick(f.server, "DOMICILE_SERVER", "http://127.0.0.1:8700"),
 		Token:         pick(f.token, "DOMICILE_TOKEN", ""),
 		Purpose:       pick(f.purpose, "DOMICILE_PURPOSE", ""),
 		Justification: pick(f.justification, "DOMICILE_JUSTIFICATION", ""),
-	}
+	}}
 	if c.Token == "" && admin {
 		b, err := os.ReadFile(filepath.Join(f.data, "admin.token"))
 		if err != nil {
@@ -126,7 +127,7 @@ func tokenCreate(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	t, err := c.CreateToken(ctx, httpapi.TokenRequest{Role: *role, Jurisdiction: *jur, Subject: *subject})
+	t, err := c.CreateToken(ctx, client.TokenRequest{Role: *role, Jurisdiction: *jur, Subject: *subject})
 	if err != nil {
 		return err
 	}

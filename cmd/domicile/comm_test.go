@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"domicile/client"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -224,7 +225,7 @@ func TestChangeNoticeEndToEnd(t *testing.T) {
 		if _, err := subj.AckNotice(ctx, st.Notices[0].ID); err != nil {
 			t.Fatal(err)
 		}
-		zh, err := subj.StatementDocument(ctx, id, httpapi.DocOptions{Lang: "zh-CN", Format: "html"})
+		zh, err := subj.StatementDocument(ctx, id, client.DocOptions{Lang: "zh-CN", Format: "html"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,11 +418,11 @@ func TestAuthorityRequestEndToEnd(t *testing.T) {
 	url, data, adminTok := inProcess(t, clk.Now)
 	ctx := context.Background()
 	cl := func(tok, purpose, just string) *httpapi.Client {
-		return &httpapi.Client{BaseURL: url, Token: tok, Purpose: purpose, Justification: just}
+		return &httpapi.Client{Client: client.Client{BaseURL: url, Token: tok, Purpose: purpose, Justification: just}}
 	}
 	admin := cl(adminTok, "", "")
 	tok := func(role, j, subject string) string {
-		r, err := admin.CreateToken(ctx, httpapi.TokenRequest{Role: role, Jurisdiction: j, Subject: subject})
+		r, err := admin.CreateToken(ctx, client.TokenRequest{Role: role, Jurisdiction: j, Subject: subject})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -538,7 +539,7 @@ func TestAuthorityRequestEndToEnd(t *testing.T) {
 	checkOpening(t, st, a.Opening)
 
 	// The transparency report, recomputed from the public log.
-	tr, err := admin.Transparency(ctx, httpapi.DocOptions{From: "2000-01-01", To: "2200-01-01"})
+	tr, err := admin.Transparency(ctx, client.DocOptions{From: "2000-01-01", To: "2200-01-01"})
 	if err != nil {
 		t.Fatal(err)
 	}

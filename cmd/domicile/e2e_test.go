@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"domicile/client"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -138,13 +139,13 @@ func (s *server) Kill() {
 
 // client returns a client with token and headers.
 func (s *server) client(token, purpose, justification string) *httpapi.Client {
-	return &httpapi.Client{BaseURL: s.URL, Token: token, Purpose: purpose, Justification: justification}
+	return &httpapi.Client{Client: client.Client{BaseURL: s.URL, Token: token, Purpose: purpose, Justification: justification}}
 }
 
 // token creates a token and returns its secret.
 func (s *server) token(role, jurisdiction, subject string) string {
 	s.t.Helper()
-	r, err := s.client(s.Admin, "", "").CreateToken(context.Background(), httpapi.TokenRequest{Role: role, Jurisdiction: jurisdiction, Subject: subject})
+	r, err := s.client(s.Admin, "", "").CreateToken(context.Background(), client.TokenRequest{Role: role, Jurisdiction: jurisdiction, Subject: subject})
 	if err != nil {
 		s.t.Fatalf("create %s token: %v", role, err)
 	}
@@ -173,9 +174,9 @@ func (s *server) do(method, path, token string, hdr map[string]string, body io.R
 	return resp.StatusCode, resp.Header, b
 }
 
-func mustProblem(t *testing.T, b []byte) httpapi.Problem {
+func mustProblem(t *testing.T, b []byte) client.Problem {
 	t.Helper()
-	var p httpapi.Problem
+	var p client.Problem
 	if err := json.Unmarshal(b, &p); err != nil || p.Status == 0 {
 		t.Fatalf("not a problem document: %s", b)
 	}

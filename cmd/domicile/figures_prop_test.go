@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"domicile/client"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -107,7 +108,7 @@ func newFigureWorld(t *testing.T, seed uint64) *figureWorld {
 	url, _, adminTok := inProcess(t, clk.Now)
 	w := &figureWorld{t: t, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), ctx: context.Background(), url: url,
 		app: map[domicile.Jurisdiction]*httpapi.Client{}, cells: map[string]*cellModel{}, requests: map[string]int{}, ops: map[string]int{}}
-	w.admin = &httpapi.Client{BaseURL: url, Token: adminTok}
+	w.admin = &httpapi.Client{Client: client.Client{BaseURL: url, Token: adminTok}}
 	for _, j := range []domicile.Jurisdiction{"CN", "DE", "US"} {
 		w.app[j] = w.client(w.token("app", string(j)), "support", "")
 		w.cells[cellOf[j]] = &cellModel{}
@@ -136,11 +137,11 @@ func newFigureWorld(t *testing.T, seed uint64) *figureWorld {
 }
 
 func (w *figureWorld) client(tok, purpose, just string) *httpapi.Client {
-	return &httpapi.Client{BaseURL: w.url, Token: tok, Purpose: purpose, Justification: just}
+	return &httpapi.Client{Client: client.Client{BaseURL: w.url, Token: tok, Purpose: purpose, Justification: just}}
 }
 
 func (w *figureWorld) token(role, j string) string {
-	r, err := w.admin.CreateToken(w.ctx, httpapi.TokenRequest{Role: role, Jurisdiction: j})
+	r, err := w.admin.CreateToken(w.ctx, client.TokenRequest{Role: role, Jurisdiction: j})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -438,7 +439,7 @@ func (l rawLeaf) reason() string {
 func (w *figureWorld) check() {
 	t, ctx := w.t, w.ctx
 	year := time.Now().In(time.FixedZone("CST", 8*3600)).Year()
-	tr, err := w.admin.Transparency(ctx, httpapi.DocOptions{From: "2000-01-01", To: "2200-01-01"})
+	tr, err := w.admin.Transparency(ctx, client.DocOptions{From: "2000-01-01", To: "2200-01-01"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"domicile/client"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -188,11 +189,11 @@ func TestPrivacyLinkExpires(t *testing.T) {
 	clk := &clock{}
 	base, _, admin := inProcess(t, clk.Now)
 	ctx := context.Background()
-	tok, err := (&httpapi.Client{BaseURL: base, Token: admin}).CreateToken(ctx, httpapi.TokenRequest{Role: "app", Jurisdiction: "CN"})
+	tok, err := (&httpapi.Client{Client: client.Client{BaseURL: base, Token: admin}}).CreateToken(ctx, client.TokenRequest{Role: "app", Jurisdiction: "CN"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := &httpapi.Client{BaseURL: base, Token: tok.Token, Purpose: "service"}
+	app := &httpapi.Client{Client: client.Client{BaseURL: base, Token: tok.Token, Purpose: "service"}}
 	if _, err := app.CreateSubject(ctx, "li", "CN", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +204,7 @@ func TestPrivacyLinkExpires(t *testing.T) {
 	if d := link.Expires.Sub(clk.Now()); d > 10*time.Minute || d < 9*time.Minute {
 		t.Fatalf("link expires %s after the injected clock's now, want 10m", d)
 	}
-	li := &httpapi.Client{BaseURL: base, Token: linkFragment(t, link.URL).Get("token")}
+	li := &httpapi.Client{Client: client.Client{BaseURL: base, Token: linkFragment(t, link.URL).Get("token")}}
 	// Steps of the clock from the link's making, and whether the token
 	// still works after each.
 	for _, step := range []struct {

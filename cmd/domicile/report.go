@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
+	"domicile/client"
 	"fmt"
-
-	"domicile/httpapi"
 )
 
 // statementCommand is `domicile statement`.
@@ -15,7 +14,7 @@ var transparencyCommand = command{name: "transparency", summary: "the transparen
 
 func docFlags(fs interface {
 	StringVar(*string, string, string, string)
-}, o *httpapi.DocOptions) {
+}, o *client.DocOptions) {
 	fs.StringVar(&o.Lang, "lang", "en", "language: en or zh-CN")
 	fs.StringVar(&o.Format, "format", "markdown", "format: json, markdown or html")
 	fs.StringVar(&o.From, "from", "", "start of the period (YYYY-MM-DD)")
@@ -28,7 +27,7 @@ func runStatement(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "statement")
 	var cf clientFlags
 	cf.register(fs)
-	var o httpapi.DocOptions
+	var o client.DocOptions
 	docFlags(fs, &o)
 	subject := fs.String("subject", "", "the subject's id (required)")
 	if err := parseFlags(fs, args); err != nil {
@@ -59,7 +58,7 @@ func runTransparency(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "transparency")
 	var cf clientFlags
 	cf.register(fs)
-	var o httpapi.DocOptions
+	var o client.DocOptions
 	docFlags(fs, &o)
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"domicile/client"
 	"encoding/json"
 	"errors"
 	"io"
@@ -49,7 +50,7 @@ func mustRequest(t *testing.T, c *httpapi.Client, id string, in rights.Input) *r
 
 func wantProblem(t *testing.T, err error, status int, field string) {
 	t.Helper()
-	var pe *httpapi.ProblemError
+	var pe *client.ProblemError
 	if !errors.As(err, &pe) || pe.Status != status || pe.Field != field {
 		t.Fatalf("error %v, want a %d problem naming %q", err, status, field)
 	}
@@ -433,7 +434,7 @@ func TestRightsPortabilityAndDeletion(t *testing.T) {
 	if _, err := li.Requests(ctx, "li"); err == nil {
 		t.Error("the erased subject's token still works")
 	}
-	again, err := (&httpapi.Client{BaseURL: s.URL}).Receipt(ctx, rec.ID)
+	again, err := (&httpapi.Client{Client: client.Client{BaseURL: s.URL}}).Receipt(ctx, rec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"domicile/client"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -83,7 +84,7 @@ func TestWalkthrough(t *testing.T) {
 	}
 	// Placing the same subject (or another CN subject) outside China fails.
 	_, err = c.CreateSubject(ctx, "alice-us", "CN", "us-east1")
-	var pe *httpapi.ProblemError
+	var pe *client.ProblemError
 	if !errors.As(err, &pe) || pe.Status != 403 || pe.Code != "residency-forbidden" || pe.Field != "cell" {
 		t.Fatalf("placing a CN subject in us-east1: %v, want 403 residency-forbidden", err)
 	}
@@ -101,7 +102,7 @@ func TestWalkthrough(t *testing.T) {
 }
 
 func isStatus(err error, status int) bool {
-	var pe *httpapi.ProblemError
+	var pe *client.ProblemError
 	return errors.As(err, &pe) && pe.Status == status
 }
 
@@ -185,7 +186,7 @@ func TestBadInput(t *testing.T) {
 				t.Fatalf("Content-Type = %q, want application/problem+json", ct)
 			}
 			p := mustProblem(t, b)
-			if p.Code != tt.code || p.Field != tt.field || p.Type != httpapi.ProblemTypePrefix+tt.code || p.Detail == "" {
+			if p.Code != tt.code || p.Field != tt.field || p.Type != client.ProblemTypePrefix+tt.code || p.Detail == "" {
 				t.Fatalf("problem = %+v, want code %q field %q", p, tt.code, tt.field)
 			}
 		})
@@ -278,11 +279,11 @@ func TestActors(t *testing.T) {
 		t.Fatalf("operator writing: %v, want 403", err)
 	}
 	// A token acts from its jurisdiction: created for US, it says US.
-	usTok, err := admin.CreateToken(ctx, httpapi.TokenRequest{Role: "app", Jurisdiction: "US"})
+	usTok, err := admin.CreateToken(ctx, client.TokenRequest{Role: "app", Jurisdiction: "US"})
 	if err != nil || usTok.Jurisdiction != "US" {
 		t.Fatalf("US token: %+v, %v", usTok, err)
 	}
-	if _, err := admin.CreateToken(ctx, httpapi.TokenRequest{Role: "subject", Jurisdiction: "CN"}); !isStatus(err, 400) {
+	if _, err := admin.CreateToken(ctx, client.TokenRequest{Role: "subject", Jurisdiction: "CN"}); !isStatus(err, 400) {
 		t.Fatalf("subject token without subject: %v, want 400", err)
 	}
 }
@@ -537,7 +538,7 @@ func TestCLI(t *testing.T) {
 	if err != nil {
 		t.Fatalf("token create: %v\n%s", err, out)
 	}
-	var tok httpapi.TokenResponse
+	var tok client.TokenResponse
 	json.Unmarshal([]byte(out), &tok)
 	if tok.Token == "" {
 		t.Fatalf("token create printed %s", out)

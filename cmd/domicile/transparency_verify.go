@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"domicile/client"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -161,7 +162,7 @@ func readReport(env *cmdEnv, file string) (*report.Transparency, error) {
 // publishedLogKeys returns each cell's log verifier key as the deployment
 // publishes it (GET /v1/cells, which needs no token).
 func publishedLogKeys(ctx context.Context, base string) (map[string]string, error) {
-	raw, err := (&httpapi.Client{BaseURL: base}).Cells(ctx)
+	raw, err := (&httpapi.Client{Client: client.Client{BaseURL: base}}).Cells(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the cells' log keys: %w", err)
 	}
@@ -279,7 +280,7 @@ func (v *reportCheck) ledger(ctx context.Context, base, token string, tr *report
 		fmt.Fprintln(v.w, "  not recounted: give an admin or auditor --token to recount them from the ledger")
 		return
 	}
-	counted, err := recountLedger(ctx, &httpapi.Client{BaseURL: base, Token: token}, l.Entity, l.Years)
+	counted, err := recountLedger(ctx, &httpapi.Client{Client: client.Client{BaseURL: base, Token: token}}, l.Entity, l.Years)
 	if err != nil {
 		v.fail("ledger: %v", err)
 		return
