@@ -187,7 +187,22 @@ func (r *Router) Register(ctx context.Context, a domicile.Actor, id string, j do
 		r.dir.DeleteHome(context.WithoutCancel(ctx), key)
 		return nil, err
 	}
+	r.cacheHome(key, domicile.Home{Cell: home, Ref: ref})
 	return s, nil
+}
+
+// cacheHome remembers a directory entry, evicting one if the cache is
+// full.
+func (r *Router) cacheHome(key domicile.SubjectRef, h domicile.Home) {
+	r.hmu.Lock()
+	defer r.hmu.Unlock()
+	if len(r.homes) >= homeCacheSize {
+		for k := range r.homes {
+			delete(r.homes, k)
+			break
+		}
+	}
+	r.homes[key] = h
 }
 
 // Locate returns the home cell of a subject and its key. For an id that
@@ -205,15 +220,7 @@ func (r *Router) Locate(ctx context.Context, id string) (*cell.Cell, cell.Subjec
 	if !cached {
 		h, err = r.dir.Home(ctx, key)
 		if err == nil {
-			r.hmu.Lock()
-			if len(r.homes) >= homeCacheSize {
-				for k := range r.homes {
-					delete(r.homes, k)
-					break
-				}
-			}
-			r.homes[key] = h
-			r.hmu.Unlock()
+			r.cacheHome(key, h)
 		}
 	}
 	k := cell.SubjectKey{ID: id, Ref: h.Ref}
