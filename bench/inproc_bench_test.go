@@ -224,7 +224,7 @@ func newHTTPService(b *testing.B) (*httpapi.Client, []string) {
 	router := residency.New(dep, cells, control, []byte("0123456789abcdef0123456789abcdef"))
 	srv := httptest.NewServer(httpapi.New(httpapi.Config{Router: router, Control: control}))
 	b.Cleanup(func() { srv.Close(); control.Close() })
-	secret, _, err := httpapi.IssueToken(ctx, control, domicile.Token{Role: domicile.RoleApp, Jurisdiction: "CN"})
+	secret, _, err := httpapi.IssueToken(ctx, control, domicile.Token{Role: domicile.RoleApp, Jurisdiction: "CN"}, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

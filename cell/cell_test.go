@@ -203,12 +203,24 @@ func TestReadsSeeEveryWrite(t *testing.T) {
 	if _, err := c.GetRecord(ctx, app, k, "message", "m"); domicile.ErrorCode(err) != domicile.ENotFound {
 		t.Fatalf("read after delete: %v", err)
 	}
-	if r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"again"}`), domicile.NoVersion); domicile.ErrorCode(err) != domicile.EPrecondition {
-		t.Fatalf("If-None-Match after delete: %+v, %v (versions never repeat)", r, err)
+	if r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"x"}`), domicile.ExistingVersion); domicile.ErrorCode(err) != domicile.EPrecondition {
+		t.Fatalf("If-Match: * after delete: %+v, %v; want a failed precondition (there is no current version)", r, err)
 	}
-	r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"again"}`), domicile.AnyVersion)
+	// If-None-Match: * holds for a deleted record (RFC 9110 section
+	// 13.1.2: there is no current representation), and the write takes
+	// the version after the tombstone: versions never repeat.
+	r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"again"}`), domicile.NoVersion)
 	if err != nil || r.Version != 202 {
-		t.Fatalf("re-write after delete: %+v, %v, want version 202", r, err)
+		t.Fatalf("If-None-Match: * after delete: %+v, %v, want version 202", r, err)
+	}
+	if r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"x"}`), domicile.NoVersion); domicile.ErrorCode(err) != domicile.EPrecondition {
+		t.Fatalf("If-None-Match: * on a live record: %+v, %v", r, err)
+	}
+	if r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"x"}`), domicile.UnmatchedVersion); domicile.ErrorCode(err) != domicile.EPrecondition {
+		t.Fatalf("an unmatched If-Match: %+v, %v", r, err)
+	}
+	if r, err = c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"again"}`), domicile.ExistingVersion); err != nil || r.Version != 203 {
+		t.Fatalf("If-Match: * on a live record: %+v, %v, want version 203", r, err)
 	}
 	if got, err := c.GetRecord(ctx, app, k, "message", "m"); err != nil || string(got.Data) != `{"body":"again"}` {
 		t.Fatalf("read after re-write: %s, %v", got.Data, err)

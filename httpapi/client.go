@@ -117,20 +117,6 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, hdr
 	return c.Do(req, out)
 }
 
-// TokenRequest asks for a token.
-type TokenRequest struct {
-	Role         string `json:"role"`
-	Jurisdiction string `json:"jurisdiction"`
-	Subject      string `json:"subject,omitempty"`
-}
-
-// CreateToken creates a token (admin only).
-func (c *Client) CreateToken(ctx context.Context, r TokenRequest) (*TokenResponse, error) {
-	var out TokenResponse
-	_, err := c.call(ctx, http.MethodPost, "/v1/tokens", r, &out)
-	return &out, err
-}
-
 // CreateSubject registers a subject; cell may be empty.
 func (c *Client) CreateSubject(ctx context.Context, id, jurisdiction, cell string) (*domicile.Subject, error) {
 	var out domicile.Subject

@@ -336,12 +336,12 @@ func TestMetrics(t *testing.T) {
 // TestOpenAPICoversRoutes fails when a route the server registers is
 // missing from the OpenAPI document.
 func TestOpenAPICoversRoutes(t *testing.T) {
-	rt, err := openRuntime(context.Background(), t.TempDir(), mustDefault(), time.Now, nil)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := openRuntime(context.Background(), t.TempDir(), mustDefault(), time.Now, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	lg, err := startLogs(context.Background(), rt, quiet)
 	if err != nil {
 		t.Fatal(err)
