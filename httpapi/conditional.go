@@ -139,11 +139,12 @@ func writeExpectation(r *http.Request, object bool) (int64, error) {
 	return want, nil
 }
 
-// deleteExpectation is writeExpectation for a delete, which must name an
-// If-Match: "*" deletes whatever version is current.
+// deleteExpectation is writeExpectation for a delete: without If-Match it
+// deletes whatever version is current, as with If-Match "*";
+// If-None-Match makes no sense on a delete.
 func deleteExpectation(r *http.Request, object bool) (int64, error) {
-	if _, ok := r.Header["If-Match"]; !ok {
-		return 0, domicile.FieldErrorf("If-Match", "a delete must name the version it deletes, like \"v3\" (or \"*\")")
+	if _, ok := r.Header["If-None-Match"]; ok {
+		return 0, domicile.FieldErrorf("If-None-Match", "a delete deletes what exists: name its version with If-Match")
 	}
 	v, err := writeExpectation(r, object)
 	if err != nil {

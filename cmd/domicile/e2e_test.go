@@ -52,6 +52,9 @@ type server struct {
 	Data  string
 	Admin string
 	out   *syncBuffer
+	// HTTP is the client requests use; nil is http.DefaultClient (an
+	// HTTPS server's test sets one trusting its CA).
+	HTTP *http.Client
 }
 
 type syncBuffer struct {
@@ -138,8 +141,11 @@ func (s *server) Kill() {
 
 // client returns a client with token and headers.
 func (s *server) client(token, purpose, justification string) *httpapi.Client {
-	return &httpapi.Client{BaseURL: s.URL, Token: token, Purpose: purpose, Justification: justification}
+	return &httpapi.Client{BaseURL: s.URL, Token: token, Purpose: purpose, Justification: justification, HTTP: s.HTTP}
 }
+
+// Log returns what the server wrote to its standard error: its log.
+func (s *server) Log() string { return s.out.String() }
 
 // token creates a token and returns its secret.
 func (s *server) token(role, jurisdiction, subject string) string {
@@ -164,7 +170,11 @@ func (s *server) do(method, path, token string, hdr map[string]string, body io.R
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := s.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}
