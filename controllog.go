@@ -65,20 +65,21 @@ const controlLogHeader = "domicile control log v1\n"
 
 // Canonical returns the text whose SHA-256 is the entry's hash: a header
 // line, then one "name value" line per field in a fixed order, times in
-// RFC 3339 with nanoseconds in UTC, "-" for an empty value:
+// RFC 3339 with nanoseconds in UTC, "-" for an empty value, and the
+// previous entry's hash last:
 //
 //	domicile control log v1
 //	seq 2
 //	time 2026-03-01T08:00:00.5Z
-//	action rotate
-//	token tok_3c5e...
+//	action mint
+//	token tok_3c5e0a9d41f2
 //	role app
 //	jurisdiction CN
 //	expires 2026-05-30T08:00:00.5Z
-//	replaces tok_91aa...
+//	replaces -
 //	count 0
-//	actor tok_0b17...
-//	prev 5d1f...
+//	actor tok_0b17c2e8a6d4
+//	prev 5d1f0e7d9c6f2b4a8e3d1c0b9a7f6e5d4c3b2a1908f7e6d5c4b3a29180f7e6d5
 func (e *ControlEvent) Canonical() []byte {
 	var b bytes.Buffer
 	b.WriteString(controlLogHeader)

@@ -448,7 +448,7 @@ func parseObjects(d *domicile.Deployment, v *yaml.Node) error {
 	for _, t := range o.InlineTypes {
 		mt, params, err := mime.ParseMediaType(t)
 		switch {
-		case err != nil || len(params) > 0 || mt != t || strings.Contains(t, "*"):
+		case err != nil || len(params) > 0 || mt != t || strings.Contains(t, "*") || strings.Count(t, "/") != 1:
 			return errAt(v, "objects: inline type %q must be one media type in lower case, like image/png, without parameters or wildcards", trunc(t, 64))
 		case slices.Contains(scriptTypes, mt) || strings.HasSuffix(mt, "+xml"):
 			return errAt(v, "objects: inline type %q can run script in a browser; it is always served as an attachment", mt)

@@ -182,7 +182,7 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 	}
 	for _, cc := range dep.Cells {
 		if cc.Store.Kind != "sqlite" {
-			return nil, fmt.Errorf("cell %s: store %q is served with --cell in its own process; the embedded runtime serves sqlite cells", cc.ID, cc.Store.Kind)
+			return nil, fmt.Errorf("cell %s: store %q: this binary serves sqlite cells only; the postgres store is not wired into serve yet (doc/deployment.md#store)", cc.ID, cc.Store.Kind)
 		}
 		st, err := openCheckedStore(ctx, dir, cc, &rt.checks)
 		if err != nil {
