@@ -152,6 +152,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, router: cfg.Router, control: cfg.Control, log: cfg.Logger, mux: http.NewServeMux(), reg: cfg.Registry}
 	s.tokens = newTokenCache(cfg.Control, cfg.Now, cfg.TokenCacheSize, cfg.TokenRecheck)
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "domicile_token_cache_entries", Help: "Tokens in the server's cache (bounded by its size).",
+	}, func() float64 { return float64(s.tokens.len()) }))
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "domicile_requests_total", Help: "HTTP requests by route, cell and outcome.",
 	}, []string{"route", "cell", "outcome"})

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"domicile"
 	"domicile/httpapi"
+	"domicile/sqlite"
 )
 
 // eventually polls cond every 50 ms until it holds or limit passes; it
@@ -60,7 +65,7 @@ func TestTokenLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Expires.IsZero() || r.Expires.Sub(time.Now()) > 3*time.Second {
+		if r.Expires.IsZero() || time.Until(r.Expires) > 3*time.Second {
 			t.Fatalf("a 2s token expires at %v", r.Expires)
 		}
 		if err := probe(r.Token); err != nil {
@@ -340,5 +345,106 @@ func TestAdminTokenFile(t *testing.T) {
 	}
 	if n != 3 { // the first rotation's mint and revoke, the second's rotate
 		t.Errorf("%d control log events by admin rotate, want 3: %+v", n, log.Events)
+	}
+}
+
+// testClock is a clock a test moves by hand.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *testClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// TestTokenCache drives two API servers that share one control store, as
+// two processes of a deployment do, on a clock the test moves: expiry is
+// exact, a revocation made by one server is honoured by the other once
+// its recheck interval has passed (and not before it reads the store),
+// and the cache stays within its bound.
+func TestTokenCache(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	quiet := slog.New(slog.DiscardHandler)
+	rt, err := openRuntime(ctx, dir, mustDefault(), time.Now, nil, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	other, err := sqlite.OpenControl(ctx, filepath.Join(dir, "control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	clock := &testClock{t: time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)}
+	newAPI := func(ctl domicile.ControlStore) *httpapi.Server {
+		return httpapi.New(httpapi.Config{Router: rt.router, Control: ctl, Logger: quiet, Now: clock.Now, TokenRecheck: 2 * time.Second, TokenCacheSize: 3})
+	}
+	a, b := newAPI(rt.control), newAPI(other)
+	call := func(srv *httpapi.Server, tok string) int {
+		r := httptest.NewRequest("GET", "/v1/tokens?limit=1", nil)
+		r.Header.Set("Authorization", "Bearer "+tok)
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, r)
+		return w.Code
+	}
+	mint := func(ttl time.Duration) (string, *domicile.Token) {
+		secret, tok, err := httpapi.IssueToken(ctx, rt.control, domicile.Token{Role: domicile.RoleAdmin, Jurisdiction: "CN", Created: clock.Now(), Expires: clock.Now().Add(ttl)}, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return secret, tok
+	}
+
+	short, _ := mint(time.Hour)
+	if st := call(a, short); st != 200 {
+		t.Fatalf("a fresh token: %d", st)
+	}
+	clock.Add(time.Hour - time.Nanosecond)
+	if st := call(a, short); st != 200 {
+		t.Fatalf("a token a nanosecond before it expires: %d", st)
+	}
+	clock.Add(time.Nanosecond)
+	if st := call(a, short); st != 401 {
+		t.Fatalf("a token at its expiry: %d, want 401", st)
+	}
+
+	secret, tok := mint(24 * time.Hour)
+	if call(a, secret) != 200 || call(b, secret) != 200 {
+		t.Fatal("a valid token refused")
+	}
+	// Revoked through b: b refuses at once; a, which cached it, refuses
+	// once its recheck interval has passed on its clock.
+	r := httptest.NewRequest("DELETE", "/v1/tokens/"+tok.ID, nil)
+	r.Header.Set("Authorization", "Bearer "+secret)
+	w := httptest.NewRecorder()
+	b.ServeHTTP(w, r)
+	if w.Code != 200 {
+		t.Fatalf("revoke through b: %d %s", w.Code, w.Body)
+	}
+	if st := call(b, secret); st != 401 {
+		t.Fatalf("b after its own revocation: %d, want 401", st)
+	}
+	if st := call(a, secret); st != 200 {
+		t.Fatalf("a within its recheck interval: %d; want its cached answer, 200 (the bound, not sooner)", st)
+	}
+	clock.Add(2 * time.Second)
+	if st := call(a, secret); st != 401 {
+		t.Fatalf("a after its recheck interval: %d, want 401", st)
+	}
+
+	// The cache holds at most its size.
+	for range 10 {
+		s, _ := mint(time.Hour)
+		if st := call(a, s); st != 200 {
+			t.Fatalf("token: %d", st)
+		}
+	}
+	mr := httptest.NewRequest("GET", "/metrics", nil)
+	mw := httptest.NewRecorder()
+	a.ServeHTTP(mw, mr)
+	if !regexp.MustCompile(`(?m)^domicile_token_cache_entries [0-3]$`).MatchString(mw.Body.String()) {
+		t.Errorf("the token cache outgrew its size 3:\n%s", grepLines(mw.Body.String(), "token_cache"))
 	}
 }
