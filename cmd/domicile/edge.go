@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"domicile/httpapi"
@@ -102,14 +105,96 @@ func parseLevel(s string) (slog.Level, error) {
 	return 0, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", s)
 }
 
-// logger returns the server log writing to w.
-func (e *edgeFlags) logger(w io.Writer) *slog.Logger {
+// logger returns the server log writing to w, and the function that
+// flushes and stops it. Lines are buffered and written every
+// logFlushEvery (a write per access line cost more than the line), except
+// that a warning or an error is written at once, with what came before it.
+func (e *edgeFlags) logger(w io.Writer) (*slog.Logger, func()) {
 	level, _ := parseLevel(e.logLevel)
 	opts := &slog.HandlerOptions{Level: level}
+	sink := newLogSink(w, logFlushEvery)
+	var h slog.Handler = slog.NewTextHandler(sink, opts)
 	if e.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(sink, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(flushingHandler{Handler: h, sink: sink}), sink.Close
+}
+
+// logFlushEvery is how long a log line may wait in the buffer.
+const logFlushEvery = 200 * time.Millisecond
+
+// logSink buffers the server log in front of w. It is safe for
+// concurrent use; its flusher goroutine stops at Close.
+type logSink struct {
+	// mu guards w.
+	mu sync.Mutex
+	w  *bufio.Writer
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newLogSink(w io.Writer, every time.Duration) *logSink {
+	s := &logSink{w: bufio.NewWriterSize(w, 64<<10), stop: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				s.Flush()
+			}
+		}
+	}()
+	return s
+}
+
+// Write buffers p (one log line: slog handlers write a line at a time).
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// Flush writes what is buffered.
+func (s *logSink) Flush() {
+	s.mu.Lock()
+	s.w.Flush()
+	s.mu.Unlock()
+}
+
+// Close stops the flusher and flushes.
+func (s *logSink) Close() {
+	close(s.stop)
+	s.wg.Wait()
+	s.Flush()
+}
+
+// flushingHandler flushes the sink after every warning or error, so that
+// they are never held back.
+type flushingHandler struct {
+	slog.Handler
+	sink *logSink
+}
+
+func (h flushingHandler) Handle(ctx context.Context, r slog.Record) error {
+	err := h.Handler.Handle(ctx, r)
+	if r.Level >= slog.LevelWarn {
+		h.sink.Flush()
+	}
+	return err
+}
+
+func (h flushingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return flushingHandler{Handler: h.Handler.WithAttrs(as), sink: h.sink}
+}
+
+func (h flushingHandler) WithGroup(name string) slog.Handler {
+	return flushingHandler{Handler: h.Handler.WithGroup(name), sink: h.sink}
 }
 
 // apiConfig fills the API server's edge settings.

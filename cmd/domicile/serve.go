@@ -33,7 +33,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := edge.logger(env.Stderr)
+	log, closeLog := edge.logger(env.Stderr)
+	defer closeLog()
 	rules := useServeRules(dep, *depFile, *rulesPath, log)
 	rt, err := openRuntime(ctx, *data, dep, env.Now, rules, log)
 	if err != nil {
