@@ -273,3 +273,32 @@ func FuzzAddCheckpoint(f *testing.F) {
 		}
 	})
 }
+
+func TestDeleteExpectation(t *testing.T) {
+	tests := []struct {
+		match, none string
+		want        int64
+		bad         bool
+	}{
+		{"", "", domicile.AnyVersion, false},
+		{"*", "", domicile.AnyVersion, false},
+		{`"v3"`, "", 3, false},
+		{`"stale"`, "", domicile.UnmatchedVersion, false},
+		{"", "*", 0, true},
+		{`"v3"`, "*", 0, true},
+		{"abc", "", 0, true},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("DELETE", "/", nil)
+		if tt.match != "" {
+			r.Header.Set("If-Match", tt.match)
+		}
+		if tt.none != "" {
+			r.Header.Set("If-None-Match", tt.none)
+		}
+		got, err := deleteExpectation(r, false)
+		if (err != nil) != tt.bad || (!tt.bad && got != tt.want) {
+			t.Errorf("deleteExpectation(If-Match %q, If-None-Match %q) = %d, %v; want %d, bad %v", tt.match, tt.none, got, err, tt.want, tt.bad)
+		}
+	}
+}
