@@ -154,7 +154,7 @@ func New(cfg Config) *Server {
 	s.tokens = newTokenCache(cfg.Control, cfg.Now, cfg.TokenCacheSize, cfg.TokenRecheck)
 	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "domicile_token_cache_entries", Help: "Tokens in the server's cache (bounded by its size).",
-	}, func() float64 { return float64(s.tokens.len()) }))
+	}, func() float64 { return float64(s.tokens.size()) }))
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "domicile_requests_total", Help: "HTTP requests by route, cell and outcome.",
 	}, []string{"route", "cell", "outcome"})

@@ -194,8 +194,8 @@ func (c *tokenCache) drop() {
 	c.mu.Unlock()
 }
 
-// len returns the number of cached tokens.
-func (c *tokenCache) len() int {
+// size returns the number of cached tokens.
+func (c *tokenCache) size() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.m)
