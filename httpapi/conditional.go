@@ -22,8 +22,8 @@ type entityTag struct {
 }
 
 // parseEntityTags parses a field value that is "*" or a list of
-// entity-tags. It reports any for "*", and fails on anything else.
-func parseEntityTags(v string) (tags []entityTag, any bool, ok bool) {
+// entity-tags. It reports star for "*", and ok false for anything else.
+func parseEntityTags(v string) (tags []entityTag, star bool, ok bool) {
 	v = strings.TrimSpace(v)
 	if v == "*" {
 		return nil, true, true
@@ -113,7 +113,7 @@ func writeExpectation(r *http.Request, object bool) (int64, error) {
 	if !hasIM {
 		return domicile.AnyVersion, nil
 	}
-	tags, any, ok := parseEntityTags(strings.Join(im, ","))
+	tags, star, ok := parseEntityTags(strings.Join(im, ","))
 	if !ok {
 		return 0, domicile.FieldErrorf("If-Match", "must be \"*\" or a list of entity tags such as \"v3\"")
 	}
@@ -122,7 +122,7 @@ func writeExpectation(r *http.Request, object bool) (int64, error) {
 		// its absence.
 		return domicile.UnmatchedVersion, nil
 	}
-	if any {
+	if star {
 		return domicile.ExistingVersion, nil
 	}
 	want := domicile.UnmatchedVersion
@@ -164,14 +164,14 @@ func deleteExpectation(r *http.Request, object bool) (int64, error) {
 // normally. Malformed fields are ignored, as the RFC allows.
 func readPrecondition(r *http.Request, etag string) int {
 	if v := r.Header.Values("If-Match"); len(v) > 0 {
-		tags, any, ok := parseEntityTags(strings.Join(v, ","))
-		if ok && !any && !matchTags(tags, etag, true) {
+		tags, star, ok := parseEntityTags(strings.Join(v, ","))
+		if ok && !star && !matchTags(tags, etag, true) {
 			return http.StatusPreconditionFailed
 		}
 	}
 	if v := r.Header.Values("If-None-Match"); len(v) > 0 {
-		tags, any, ok := parseEntityTags(strings.Join(v, ","))
-		if ok && (any || matchTags(tags, etag, false)) {
+		tags, star, ok := parseEntityTags(strings.Join(v, ","))
+		if ok && (star || matchTags(tags, etag, false)) {
 			return http.StatusNotModified
 		}
 	}
@@ -198,8 +198,8 @@ func ifRangeHolds(r *http.Request, etag string) bool {
 	if v == "" {
 		return true
 	}
-	tags, any, ok := parseEntityTags(v)
-	return ok && !any && len(tags) == 1 && !tags[0].weak && matchTags(tags, etag, true)
+	tags, star, ok := parseEntityTags(v)
+	return ok && !star && len(tags) == 1 && !tags[0].weak && matchTags(tags, etag, true)
 }
 
 // parseRange parses a Range field against a representation of size
