@@ -147,10 +147,12 @@ func (s *server) client(token, purpose, justification string) *httpapi.Client {
 // Log returns what the server wrote to its standard error: its log.
 func (s *server) Log() string { return s.out.String() }
 
-// token creates a token and returns its secret.
+// token creates a token and returns its secret. It lives 90 days,
+// whatever its role, so that a test that moves its clock weeks on does
+// not outlive it (the default lifetimes are TestTokenLifecycle's).
 func (s *server) token(role, jurisdiction, subject string) string {
 	s.t.Helper()
-	r, err := s.client(s.Admin, "", "").CreateToken(context.Background(), httpapi.TokenRequest{Role: role, Jurisdiction: jurisdiction, Subject: subject})
+	r, err := s.client(s.Admin, "", "").CreateToken(context.Background(), httpapi.TokenRequest{Role: role, Jurisdiction: jurisdiction, Subject: subject, TTL: "2160h"})
 	if err != nil {
 		s.t.Fatalf("create %s token: %v", role, err)
 	}
