@@ -86,6 +86,16 @@ type Deployment struct {
 	// log's default, 10 s).
 	Witnesses   []WitnessConfig
 	WitnessWait time.Duration
+	// InlineTypes are the media types (lower case, no parameters) that
+	// object downloads may show inline in a browser; every other object
+	// is served as an attachment.
+	InlineTypes []string
+}
+
+// Inline reports whether an object of media type mediaType (lower case,
+// no parameters) may be shown inline.
+func (d *Deployment) Inline(mediaType string) bool {
+	return slices.Contains(d.InlineTypes, mediaType)
 }
 
 // RulesConfig names a rule bundle and the keys that may sign it.

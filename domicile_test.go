@@ -37,6 +37,14 @@ func TestValidateID(t *testing.T) {
 		{"alice", true}, {"李伟", true}, {"user@example.com", true}, {"a b", true},
 		{"", false}, {"a/b", false}, {`a\b`, false}, {"a\x00b", false}, {"a\nb", false}, {"\x7f", false},
 		{".", false}, {"..", false}, {strings.Repeat("x", 256), true}, {strings.Repeat("x", 257), false}, {"\xff", false},
+		// Invisible characters that make two ids look alike, or reorder
+		// what is shown.
+		{"admin\u202Egpj.exe", false}, {"a\u2066b\u2069", false}, {"a\u200Eb", false}, {"a\u061Cb", false},
+		{"al\u200Bice", false}, {"al\u200Dice", false}, {"\uFEFFalice", false}, {"a\u2060b", false}, {"a\u00ADb", false},
+		{"a\u2028b", false}, {"a\U000E0041b", false}, {"a\uFFFDb", false},
+		// Composed and decomposed forms are both valid here; the edge
+		// makes them one id.
+		{"jos\u00e9", true}, {"jose\u0301", true},
 	}
 	for _, tt := range tests {
 		err := domicile.ValidateID("id", tt.id)

@@ -16,6 +16,7 @@ const (
 	EPrecondition = "precondition-failed" // If-Match did not match: 412
 	ETooLarge     = "too-large"           // body over its limit: 413
 	EUnsupported  = "unsupported-media"   // wrong Content-Type: 415
+	ETimeout      = "request-timeout"     // the request's body did not arrive in time: 408
 	EUnavailable  = "unavailable"         // a dependency is down; retry later: 503
 	EInternal     = "internal"            // everything else: 500
 )

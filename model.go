@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -109,8 +110,14 @@ const (
 )
 
 // ValidateID checks an opaque identifier given by the app (a subject or
-// record id): 1 to 256 bytes of UTF-8 without control characters or path
-// separators.
+// record id): 1 to 256 bytes of UTF-8 without control characters, path
+// separators, or characters that are invisible or reorder text (bidi
+// controls, zero-width characters and every other format character),
+// which would let two ids that look the same name different data. The
+// HTTP edge and the router also bring ids to Unicode NFC, so that the
+// composed and decomposed forms of one name are one id; this package has
+// no Unicode tables for that, and checks only what the standard library
+// can.
 func ValidateID(field, id string) error {
 	if id == "" {
 		return FieldErrorf(field, "must not be empty")
@@ -118,19 +125,47 @@ func ValidateID(field, id string) error {
 	if len(id) > MaxIDBytes {
 		return FieldErrorf(field, "is %d bytes, over the limit of %d", len(id), MaxIDBytes)
 	}
-	if !utf8.ValidString(id) {
-		return FieldErrorf(field, "is not valid UTF-8")
+	if err := checkText(field, id); err != nil {
+		return err
 	}
 	for _, r := range id {
-		switch {
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			return FieldErrorf(field, "contains a control character")
-		case r == '/' || r == '\\':
+		if r == '/' || r == '\\' {
 			return FieldErrorf(field, "contains a path separator")
 		}
 	}
 	if id == "." || id == ".." {
 		return FieldErrorf(field, "must not be %q", id)
+	}
+	return nil
+}
+
+// ValidateText checks a short free text (a note): at most max bytes of
+// UTF-8 without control characters or invisible formatting characters.
+func ValidateText(field, s string, max int) error {
+	if len(s) > max {
+		return FieldErrorf(field, "is %d bytes, over the limit of %d", len(s), max)
+	}
+	return checkText(field, s)
+}
+
+// checkText refuses invalid UTF-8, control characters, and characters
+// that are invisible or change how text around them is shown.
+func checkText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return FieldErrorf(field, "is not valid UTF-8")
+	}
+	for _, r := range s {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return FieldErrorf(field, "contains a control character")
+		case unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+			// Bidi overrides and isolates (U+202A-U+202E, U+2066-U+2069),
+			// marks (U+200E, U+200F, U+061C), zero-width characters
+			// (U+200B-U+200D, U+2060, U+FEFF), tag characters...
+			return FieldErrorf(field, "contains the invisible formatting character U+%04X (bidi controls and zero-width characters are not allowed)", r)
+		case r == utf8.RuneError:
+			return FieldErrorf(field, "contains U+FFFD, the replacement character: the text was not valid UTF-8 somewhere on its way")
+		}
 	}
 	return nil
 }

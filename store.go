@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"math"
 	"time"
 )
 
@@ -34,10 +35,19 @@ func ParseSubjectRef(s string) (SubjectRef, error) {
 const (
 	// AnyVersion writes whatever the current version is.
 	AnyVersion int64 = -1
-	// NoVersion requires that the resource has never existed. A deleted
-	// record keeps its last version as a tombstone, so that versions (and
-	// the associated data sealed with them) never repeat.
+	// NoVersion requires, in a store operation, that the resource has
+	// never existed. A deleted record keeps its last version as a
+	// tombstone, so that versions (and the associated data sealed with
+	// them) never repeat. A cell's write taking NoVersion (If-None-Match:
+	// *) requires only that the resource does not exist now: it may
+	// follow a tombstone, with the next version.
 	NoVersion int64 = 0
+	// ExistingVersion, in a cell's write, requires that the resource
+	// exists now, whatever its version (If-Match: *).
+	ExistingVersion int64 = -2
+	// UnmatchedVersion is an expectation no resource meets: an If-Match
+	// none of whose entity tags this server could have given.
+	UnmatchedVersion int64 = math.MinInt64
 )
 
 // ErrVersionMismatch is returned by a store when an operation's expected

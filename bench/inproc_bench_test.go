@@ -17,6 +17,7 @@ import (
 	"domicile/client"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
@@ -223,9 +224,9 @@ func newHTTPService(b *testing.B) (*httpapi.Client, []string) {
 		cells = append(cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks}))
 	}
 	router := residency.New(dep, cells, control, []byte("0123456789abcdef0123456789abcdef"))
-	srv := httptest.NewServer(httpapi.New(httpapi.Config{Router: router, Control: control}))
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{Router: router, Control: control, Logger: slog.New(slog.DiscardHandler)}))
 	b.Cleanup(func() { srv.Close(); control.Close() })
-	secret, _, err := httpapi.IssueToken(ctx, control, domicile.Token{Role: domicile.RoleApp, Jurisdiction: "CN"})
+	secret, _, err := httpapi.IssueToken(ctx, control, domicile.Token{Role: domicile.RoleApp, Jurisdiction: "CN"}, "bench")
 	if err != nil {
 		b.Fatal(err)
 	}

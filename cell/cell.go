@@ -54,7 +54,8 @@ type Config struct {
 	// needs. Without it, purposes that need a consent read nothing.
 	Consents Consents
 	// Logger receives the causes of fail-closed refusals (a log write that
-	// failed); nil discards them.
+	// failed, such as a failed fsync) and of key custody errors; nil
+	// discards them.
 	Logger *slog.Logger
 }
 
@@ -95,7 +96,7 @@ func New(cfg Config) *Cell {
 	c := &Cell{id: cfg.Cell.ID, cfg: cfg, store: cfg.Store, dep: cfg.Deployment, subjects: map[domicile.SubjectRef]*domicile.StoredSubject{}, records: newRecordCache()}
 	c.keys = keyring.New(keyring.Config{
 		Cell: cfg.Cell.ID, KEK: cfg.KEK, Store: cfg.KeyStore, CacheSize: cfg.KeyCacheSize,
-		Rand: cfg.Rand, Now: cfg.Now, OnUnwrap: c.onUnwrap,
+		Rand: cfg.Rand, Now: cfg.Now, OnUnwrap: c.onUnwrap, Logger: cfg.Logger,
 	})
 	return c
 }

@@ -1,11 +1,17 @@
 package cell_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"domicile"
@@ -203,12 +209,24 @@ func TestReadsSeeEveryWrite(t *testing.T) {
 	if _, err := c.GetRecord(ctx, app, k, "message", "m"); domicile.ErrorCode(err) != domicile.ENotFound {
 		t.Fatalf("read after delete: %v", err)
 	}
-	if r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"again"}`), domicile.NoVersion); domicile.ErrorCode(err) != domicile.EPrecondition {
-		t.Fatalf("If-None-Match after delete: %+v, %v (versions never repeat)", r, err)
+	if r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"x"}`), domicile.ExistingVersion); domicile.ErrorCode(err) != domicile.EPrecondition {
+		t.Fatalf("If-Match: * after delete: %+v, %v; want a failed precondition (there is no current version)", r, err)
 	}
-	r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"again"}`), domicile.AnyVersion)
+	// If-None-Match: * holds for a deleted record (RFC 9110 section
+	// 13.1.2: there is no current representation), and the write takes
+	// the version after the tombstone: versions never repeat.
+	r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"again"}`), domicile.NoVersion)
 	if err != nil || r.Version != 202 {
-		t.Fatalf("re-write after delete: %+v, %v, want version 202", r, err)
+		t.Fatalf("If-None-Match: * after delete: %+v, %v, want version 202", r, err)
+	}
+	if r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"x"}`), domicile.NoVersion); domicile.ErrorCode(err) != domicile.EPrecondition {
+		t.Fatalf("If-None-Match: * on a live record: %+v, %v", r, err)
+	}
+	if r, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"x"}`), domicile.UnmatchedVersion); domicile.ErrorCode(err) != domicile.EPrecondition {
+		t.Fatalf("an unmatched If-Match: %+v, %v", r, err)
+	}
+	if r, err = c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"again"}`), domicile.ExistingVersion); err != nil || r.Version != 203 {
+		t.Fatalf("If-Match: * on a live record: %+v, %v, want version 203", r, err)
 	}
 	if got, err := c.GetRecord(ctx, app, k, "message", "m"); err != nil || string(got.Data) != `{"body":"again"}` {
 		t.Fatalf("read after re-write: %s, %v", got.Data, err)
@@ -218,5 +236,82 @@ func TestReadsSeeEveryWrite(t *testing.T) {
 	}
 	if _, err := c.GetRecord(ctx, app, k, "message", "m"); err == nil {
 		t.Fatal("record readable after erasure")
+	}
+}
+
+// faultyStore is a real store whose commits fail, once set, with the
+// error a failed fsync gives.
+type faultyStore struct {
+	*sqlite.Store
+	fail atomic.Bool
+}
+
+var errFsync = &os.PathError{Op: "fsync", Path: "cell.db-wal", Err: syscall.EIO}
+
+func (f *faultyStore) Commit(ctx context.Context, b *domicile.Batch) error {
+	if f.fail.Load() {
+		return fmt.Errorf("sqlite: commit: %w", errFsync)
+	}
+	return f.Store.Commit(ctx, b)
+}
+
+// TestFailClosedLogsItsCause: when the access log cannot be written, a
+// read returns nothing and a write changes nothing (503), and the server
+// log has the refusal with its cause, the failed fsync.
+func TestFailClosedLogsItsCause(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	dep := deploy.Default()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "cn-gz1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "custody"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kek, err := filekms.Open(ctx, filekms.Config{Path: filepath.Join(dir, "custody", "kek.json"), ID: "cn-gz1/kek"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(); ks.Close() })
+	var logBuf bytes.Buffer
+	fs := &faultyStore{Store: st}
+	c := cell.New(cell.Config{Cell: *dep.Cell("cn-gz1"), Deployment: dep, Store: fs, KEK: kek, KeyStore: ks,
+		Logger: slog.New(slog.NewJSONHandler(&logBuf, nil))})
+	app := domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "CN", Purpose: "service"}
+	k := key("alice")
+	if _, err := c.CreateSubject(ctx, app, k, "CN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"before"}`), domicile.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	fs.fail.Store(true)
+	if r, err := c.GetRecord(ctx, app, k, "message", "m"); domicile.ErrorCode(err) != domicile.EUnavailable || r != nil {
+		t.Fatalf("a read with the log failing = %+v, %v; want nothing, 503", r, err)
+	}
+	if _, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"after"}`), domicile.AnyVersion); domicile.ErrorCode(err) != domicile.EUnavailable {
+		t.Fatalf("a write with the log failing = %v, want 503", err)
+	}
+	if _, err := c.PutRecord(ctx, app, k, "message", "m", []byte(`{"body":"after"}`), domicile.UnmatchedVersion); domicile.ErrorCode(err) != domicile.EUnavailable {
+		t.Fatalf("a refused write with the log failing = %v, want 503 (its refusal cannot be logged)", err)
+	}
+	lines := strings.Split(strings.TrimSpace(logBuf.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d log lines for three fail-closed refusals:\n%s", len(lines), logBuf.String())
+	}
+	for _, l := range lines {
+		var e struct{ Level, Msg, Cell, Err string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Level != "ERROR" || !strings.Contains(e.Msg, "fail closed") || e.Cell != "cn-gz1" || !strings.Contains(e.Err, "fsync cell.db-wal: input/output error") {
+			t.Errorf("fail-closed log line %s; want the cell and the fsync's cause", l)
+		}
+	}
+	fs.fail.Store(false)
+	if r, err := c.GetRecord(ctx, app, k, "message", "m"); err != nil || !strings.Contains(string(r.Data), "before") {
+		t.Fatalf("after the failures the record is %+v, %v; want it unchanged", r, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 
@@ -35,8 +36,8 @@ func (c *Cell) PutObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 	} else if !isNotFound(err) {
 		return nil, err
 	}
-	if expect != domicile.AnyVersion && expect != cur {
-		return nil, x.deny(ctx, preconditionFailed(cur))
+	if !expectationHolds(expect, cur, oldBlob != "") {
+		return nil, x.deny(ctx, preconditionFailed(cur, oldBlob != ""))
 	}
 	dk, err := x.dataKey(ctx, x.stored.KeyGen)
 	if err != nil {
@@ -62,7 +63,11 @@ func (c *Cell) PutObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 	}
 	if err != nil {
 		bw.Abort()
-		if in.err != nil && errors.Is(err, in.err) && domicile.ErrorCode(err) == domicile.EInternal {
+		switch {
+		case in.err != nil && errors.Is(in.err, os.ErrDeadlineExceeded):
+			// The body did not arrive within the server's deadline.
+			err = domicile.Errorf(domicile.ETimeout, "the object's body did not arrive in time")
+		case in.err != nil && errors.Is(err, in.err) && domicile.ErrorCode(err) == domicile.EInternal:
 			// The body could not be read: the client went away or sent
 			// less than it declared. Not a server error.
 			err = domicile.Errorf(domicile.EInvalid, "the object's body ended before it was complete")
@@ -118,12 +123,13 @@ type ObjectReader struct {
 // Close releases the blob.
 func (o *ObjectReader) Close() error { return o.closer.Close() }
 
-// Range resolves the byte range to read once the object's size is known:
-// it returns the offset and length, or an error with code ERange. It is
-// called only after the access is authorized, gated and about to be
-// logged, so a refused actor learns nothing of the object, not even its
-// size, and an unsatisfiable range is itself a logged attempt.
-type Range func(size int64) (off, n int64, err error)
+// Range resolves the byte range to read once the object is known (its
+// size, and its entity tag for If-Range): it returns the offset and
+// length, or an error with code ERange. It is called only after the
+// access is authorized, gated and about to be logged, so a refused actor
+// learns nothing of the object, not even its size, and an unsatisfiable
+// range is itself a logged attempt.
+type Range func(o *domicile.Object) (off, n int64, err error)
 
 // objectFields is what a read of an object's content is, to the gate.
 var objectFields = map[string][]string{domicile.ObjectKind: {"content"}}
@@ -155,7 +161,7 @@ func (c *Cell) GetObject(ctx context.Context, a domicile.Actor, s SubjectKey, na
 		return nil, 0, 0, nil, x.deny(ctx, err)
 	}
 	o := publicObject(s.ID, st)
-	off, n, err := rng(st.Size)
+	off, n, err := rng(o)
 	if err == nil && (off < 0 || off > st.Size || n < 0 || off+n > st.Size) {
 		err = domicile.Errorf(ERange, "range not satisfiable: object is %d bytes", st.Size)
 	}

@@ -21,7 +21,8 @@ func (c *Cell) binding(s SubjectKey, kind, id string, version int64) envelope.Bi
 func recordResource(kind, id string) string { return "record/" + kind + "/" + id }
 
 // PutRecord writes a record of a declared kind as its next version. expect
-// is the version an If-Match named, or AnyVersion.
+// is the version an If-Match named, or AnyVersion, NoVersion (it does not
+// exist now) or ExistingVersion (it does).
 func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, kind, id string, body []byte, expect int64) (*domicile.Record, error) {
 	k := c.deployment().Kind(kind)
 	if k == nil {
@@ -41,6 +42,7 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 	}
 	for try := 0; ; try++ {
 		var cur int64
+		live := false
 		// After a lost race the cache may not hold the winner yet: read
 		// the store.
 		read := c.record
@@ -48,12 +50,12 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 			read = c.freshRecord
 		}
 		if old, err := read(ctx, s.Ref, kind, id); err == nil {
-			cur = old.Version
+			cur, live = old.Version, old.Body != nil
 		} else if !isNotFound(err) {
 			return nil, err
 		}
-		if expect != domicile.AnyVersion && expect != cur {
-			return nil, x.deny(ctx, preconditionFailed(cur))
+		if !expectationHolds(expect, cur, live) {
+			return nil, x.deny(ctx, preconditionFailed(cur, live))
 		}
 		sealed, err := envelope.SealRecord(c.cfg.Rand, dk, x.stored.KeyGen, c.binding(s, kind, id, cur+1), body)
 		if err != nil {
@@ -78,11 +80,28 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 	}
 }
 
-func preconditionFailed(cur int64) error {
-	if cur == 0 {
-		return domicile.Errorf(domicile.EPrecondition, "If-Match does not match: the record does not exist")
+// expectationHolds reports whether a write's expectation (the version an
+// If-Match names, or AnyVersion, NoVersion, ExistingVersion) holds for a
+// resource at version cur (0 if never written), live if it exists now
+// (not deleted). The store is then given cur itself, so that the write
+// commits only if nothing changed in between.
+func expectationHolds(expect, cur int64, live bool) bool {
+	switch expect {
+	case domicile.AnyVersion:
+		return true
+	case domicile.NoVersion:
+		return !live
+	case domicile.ExistingVersion:
+		return live
 	}
-	return domicile.Errorf(domicile.EPrecondition, "If-Match does not match the current version %d", cur)
+	return live && expect == cur
+}
+
+func preconditionFailed(cur int64, live bool) error {
+	if !live {
+		return domicile.Errorf(domicile.EPrecondition, "If-Match does not match: there is no current version")
+	}
+	return domicile.Errorf(domicile.EPrecondition, "precondition does not hold for the current version %d", cur)
 }
 
 // GetRecord opens and returns a record, with only the fields the app's

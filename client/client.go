@@ -137,20 +137,6 @@ func (c *Client) Call(ctx context.Context, method, path string, in, out any, hdr
 	return c.Do(req, out)
 }
 
-// TokenRequest asks for a token.
-type TokenRequest struct {
-	Role         string `json:"role"`
-	Jurisdiction string `json:"jurisdiction"`
-	Subject      string `json:"subject,omitempty"`
-}
-
-// CreateToken creates a token (admin only).
-func (c *Client) CreateToken(ctx context.Context, r TokenRequest) (*TokenResponse, error) {
-	var out TokenResponse
-	_, err := c.Call(ctx, http.MethodPost, "/v1/tokens", r, &out)
-	return &out, err
-}
-
 // CreateSubject registers a subject; cell may be empty.
 func (c *Client) CreateSubject(ctx context.Context, id, jurisdiction, cell string) (*domicile.Subject, error) {
 	var out domicile.Subject
@@ -475,15 +461,6 @@ type Problem struct {
 // ProblemTypePrefix starts every problem type URI; the code follows.
 const ProblemTypePrefix = "urn:domicile:problem:"
 
-// TokenResponse is the answer to POST /v1/tokens: the secret, shown once.
-type TokenResponse struct {
-	Token        string                `json:"token"`
-	ID           string                `json:"id"`
-	Role         domicile.Role         `json:"role"`
-	Jurisdiction domicile.Jurisdiction `json:"jurisdiction"`
-	Subject      string                `json:"subject_ref,omitempty"`
-}
-
 // SendRequest asks for a plan's notices to be delivered to a webhook.
 type SendRequest struct {
 	Webhook string `json:"webhook"`
@@ -498,4 +475,115 @@ type ConsentRequest struct {
 // ConsentList is the answer to GET /v1/subjects/{id}/consents.
 type ConsentList struct {
 	Consents []domicile.Consent `json:"consents"`
+}
+
+// TokenRequest asks for a token.
+type TokenRequest struct {
+	Role         string `json:"role"`
+	Jurisdiction string `json:"jurisdiction"`
+	Subject      string `json:"subject,omitempty"`
+	// TTL is the token's lifetime as a Go duration ("24h", "90m"); empty
+	// for the default (24h for subject tokens, 90 days for the others).
+	TTL string `json:"ttl,omitempty"`
+	// Note says what the token is for; it must hold no personal data.
+	Note string `json:"note,omitempty"`
+}
+
+// TokenResponse is the answer to POST /v1/tokens and to a rotation: the
+// secret, shown once.
+type TokenResponse struct {
+	Token        string                `json:"token"`
+	ID           string                `json:"id"`
+	Expires      time.Time             `json:"expires,omitzero"`
+	Role         domicile.Role         `json:"role"`
+	Jurisdiction domicile.Jurisdiction `json:"jurisdiction"`
+	Subject      string                `json:"subject_ref,omitempty"`
+	Note         string                `json:"note,omitempty"`
+	// Replaces is the id of the token a rotation revoked.
+	Replaces string `json:"replaces,omitempty"`
+}
+
+// TokenPage is a page of GET /v1/tokens.
+type TokenPage struct {
+	Tokens []domicile.Token `json:"tokens"`
+	Next   string           `json:"next,omitempty"`
+}
+
+// ControlLogPage is a page of GET /v1/control/log.
+type ControlLogPage struct {
+	Events []domicile.ControlEvent `json:"events"`
+	// Next is the sequence number to ask for after this page; 0 at the
+	// end of the log.
+	Next int64 `json:"next,omitempty"`
+}
+
+// CreateToken creates a token (admin only).
+func (c *Client) CreateToken(ctx context.Context, r TokenRequest) (*TokenResponse, error) {
+	var out TokenResponse
+	_, err := c.Call(ctx, http.MethodPost, "/v1/tokens", r, &out)
+	return &out, err
+}
+
+// TokenListOptions select the tokens ListTokens returns.
+type TokenListOptions struct {
+	Role   string
+	Active bool
+	Limit  int
+	Cursor string
+}
+
+// ListTokens lists a page of tokens, never their secrets (admin only).
+func (c *Client) ListTokens(ctx context.Context, o TokenListOptions) (*TokenPage, error) {
+	q := make([]string, 0, 4)
+	if o.Role != "" {
+		q = append(q, "role="+o.Role)
+	}
+	if o.Active {
+		q = append(q, "active=true")
+	}
+	if o.Limit > 0 {
+		q = append(q, "limit="+strconv.Itoa(o.Limit))
+	}
+	if o.Cursor != "" {
+		q = append(q, "cursor="+o.Cursor)
+	}
+	path := "/v1/tokens"
+	if len(q) > 0 {
+		path += "?" + strings.Join(q, "&")
+	}
+	var out TokenPage
+	_, err := c.Call(ctx, http.MethodGet, path, nil, &out)
+	return &out, err
+}
+
+// RevokeToken revokes token id at once (admin only) and returns it.
+func (c *Client) RevokeToken(ctx context.Context, id string) (*domicile.Token, error) {
+	var out domicile.Token
+	_, err := c.Call(ctx, http.MethodDelete, "/v1/tokens/"+seg(id), nil, &out)
+	return &out, err
+}
+
+// RotateToken replaces token id by a new one with the same role,
+// jurisdiction and subject (admin only); ttl may be empty for the old
+// token's lifetime.
+func (c *Client) RotateToken(ctx context.Context, id, ttl string) (*TokenResponse, error) {
+	var in any
+	if ttl != "" {
+		in = map[string]string{"ttl": ttl}
+	}
+	var out TokenResponse
+	_, err := c.Call(ctx, http.MethodPost, "/v1/tokens/"+seg(id)+"/rotate", in, &out)
+	return &out, err
+}
+
+// ControlLog reads a page of the control log after sequence number
+// after (admin and auditor).
+func (c *Client) ControlLog(ctx context.Context, after int64, limit int) (*ControlLogPage, error) {
+	path := "/v1/control/log?after=" + strconv.FormatInt(after, 10)
+	if limit > 0 {
+		path += "&limit=" + strconv.Itoa(limit)
+	}
+	var out ControlLogPage
+	_, err := c.Call(ctx, http.MethodGet, path, nil, &out)
+	return &out, err
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"regexp"
 	"slices"
 	"sort"
@@ -110,6 +111,8 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 			err = parseKinds(d, v)
 		case "limits":
 			err = parseLimits(d, v)
+		case "objects":
+			err = parseObjects(d, v)
 		case "declarations":
 			err = strictDecode(v, &d.Declarations)
 		case "mechanisms":
@@ -121,7 +124,7 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 		case "witness_wait":
 			err = parseWitnessWait(d, v)
 		default:
-			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, declarations, mechanisms, rules, witnesses, witness_wait)", k.Value)
+			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, objects, declarations, mechanisms, rules, witnesses, witness_wait)", k.Value)
 		}
 		if err != nil {
 			var le *LineError
@@ -415,6 +418,44 @@ func parseLimits(d *domicile.Deployment, v *yaml.Node) error {
 	}
 	if l.MaxObjectBytes > 0 {
 		d.MaxObjectBytes = l.MaxObjectBytes
+	}
+	return nil
+}
+
+// scriptTypes are media types a browser runs script in, or that reach
+// other content; a deployment may not serve them inline.
+var scriptTypes = []string{
+	"text/html", "application/xhtml+xml", "image/svg+xml", "application/xml", "text/xml",
+	"text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript",
+	"multipart/x-mixed-replace", "application/pdf", "text/xsl", "application/xslt+xml",
+}
+
+// parseObjects reads the objects section:
+//
+//	objects:
+//	  inline_types: [image/jpeg, image/png]
+//
+// Objects of the listed media types may be shown inline by a browser;
+// every other object is served as an attachment. Types a browser runs
+// script in (HTML, SVG, XML, PDF...) are refused.
+func parseObjects(d *domicile.Deployment, v *yaml.Node) error {
+	var o struct {
+		InlineTypes []string `yaml:"inline_types"`
+	}
+	if err := strictDecode(v, &o); err != nil {
+		return errAt(v, "objects: %s", cleanYAML(err))
+	}
+	for _, t := range o.InlineTypes {
+		mt, params, err := mime.ParseMediaType(t)
+		switch {
+		case err != nil || len(params) > 0 || mt != t || strings.Contains(t, "*") || strings.Count(t, "/") != 1:
+			return errAt(v, "objects: inline type %q must be one media type in lower case, like image/png, without parameters or wildcards", trunc(t, 64))
+		case slices.Contains(scriptTypes, mt) || strings.HasSuffix(mt, "+xml"):
+			return errAt(v, "objects: inline type %q can run script in a browser; it is always served as an attachment", mt)
+		case slices.Contains(d.InlineTypes, mt):
+			return errAt(v, "objects: inline type %q is listed twice", mt)
+		}
+		d.InlineTypes = append(d.InlineTypes, mt)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -208,5 +209,56 @@ func TestParseRefusesBadMechanisms(t *testing.T) {
 				t.Errorf("Parse error %q lacks %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseObjects checks objects.inline_types: exact media types only,
+// never one a browser runs script in.
+func TestParseObjects(t *testing.T) {
+	base := "cells:\n  - id: cn-gz1\n    jurisdiction: CN\n    operator: Op\npolicy:\n  CN: [cn-gz1]\n"
+	d, err := Parse([]byte(base + "objects:\n  inline_types: [image/png, image/jpeg]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.Inline("image/png") || !d.Inline("image/jpeg") || d.Inline("text/html") || d.Inline("image/gif") {
+		t.Errorf("inline types = %v", d.InlineTypes)
+	}
+	if Default().Inline("image/png") {
+		t.Error("the demo serves objects inline; want every object an attachment")
+	}
+	for _, bad := range []string{"text/html", "image/svg+xml", "application/atom+xml", "application/pdf", "text/javascript",
+		"image/*", "*/*", "Image/PNG", "image/png; q=1", "png", "image/png/x"} {
+		doc := base + "objects:\n  inline_types: [\"" + bad + "\"]\n"
+		var le *LineError
+		if _, err := Parse([]byte(doc)); !errors.As(err, &le) || le.Line != 8 {
+			t.Errorf("inline type %q: Parse = %v, want a LineError at line 8", bad, err)
+		}
+	}
+	if _, err := Parse([]byte(base + "objects:\n  inline_types: [image/png, image/png]\n")); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("an inline type listed twice: %v", err)
+	}
+	if _, err := Parse([]byte(base + "objects:\n  inline: [image/png]\n")); err == nil {
+		t.Error("an unknown key under objects was accepted")
+	}
+}
+
+// TestDocExample parses the example of doc/deployment.md.
+func TestDocExample(t *testing.T) {
+	b, err := os.ReadFile("../doc/deployment.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "```yaml\n")
+	end := strings.Index(doc[start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("doc/deployment.md has no yaml example")
+	}
+	d, err := Parse([]byte(doc[start+8 : start+8+end]))
+	if err != nil {
+		t.Fatalf("the example of doc/deployment.md: %v", err)
+	}
+	if c := d.Cell("cn-gz1"); c == nil || c.Custody.Kind != "keyd" || c.Custody.CertFile == "" || d.Cell("eu-fra1").Custody.PINEnv == "" || !d.Inline("image/jpeg") {
+		t.Errorf("the example parsed to %+v", d)
 	}
 }

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"context"
-	"domicile/client"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -13,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"domicile"
 	"domicile/cell"
@@ -23,13 +20,17 @@ import (
 const maxJSONBody = 64 << 10
 
 // decodeJSON reads a JSON object body strictly: the right Content-Type,
-// within limit, no unknown fields, nothing after it.
+// within limit, valid UTF-8, no key twice in an object, no unknown
+// fields, nothing after it.
 func decodeJSON(r *http.Request, limit int64, v any) error {
 	if err := requireJSON(r); err != nil {
 		return err
 	}
 	body, err := readBody(r, limit)
 	if err != nil {
+		return err
+	}
+	if err := checkJSON(body); err != nil {
 		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -74,6 +75,9 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		return nil, domicile.Errorf(domicile.ETooLarge, "request body is %d bytes, over the limit of %d", r.ContentLength, limit)
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if isTimeout(err) {
+		return nil, domicile.Errorf(domicile.ETimeout, "the request body did not arrive in time")
+	}
 	if err != nil {
 		return nil, domicile.Errorf(domicile.EInvalid, "reading body: %v", err)
 	}
@@ -117,60 +121,6 @@ func (s *Server) cells(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
-}
-
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
-	if a.Role != domicile.RoleAdmin {
-		return domicile.Errorf(domicile.EForbidden, "only an admin token creates tokens")
-	}
-	var req struct {
-		Role         string `json:"role"`
-		Jurisdiction string `json:"jurisdiction"`
-		Subject      string `json:"subject"`
-	}
-	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
-		return err
-	}
-	t, err := s.tokenRequest(req.Role, req.Jurisdiction, req.Subject)
-	if err != nil {
-		return err
-	}
-	secret, tok, err := IssueToken(r.Context(), s.control, t)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, client.TokenResponse{Token: secret, ID: tok.ID, Role: tok.Role, Jurisdiction: tok.Jurisdiction, Subject: tok.Subject})
-	return nil
-}
-
-// tokenRequest validates a token request.
-func (s *Server) tokenRequest(role, jur, subject string) (domicile.Token, error) {
-	var t domicile.Token
-	ro, err := domicile.ParseRole(role)
-	if err != nil {
-		return t, err
-	}
-	j, err := domicile.ParseJurisdiction(jur)
-	if err != nil {
-		return t, &domicile.Error{Code: domicile.EInvalid, Field: "jurisdiction", Message: err.(*domicile.Error).Message}
-	}
-	t = domicile.Token{Role: ro, Jurisdiction: j, Created: time.Now().UTC()}
-	switch {
-	case ro == domicile.RoleSubject && subject == "":
-		return t, domicile.FieldErrorf("subject", "a subject token needs the subject it reaches")
-	case ro != domicile.RoleSubject && subject != "":
-		return t, domicile.FieldErrorf("subject", "only subject tokens name a subject")
-	case subject != "":
-		if err := domicile.ValidateID("subject", subject); err != nil {
-			return t, err
-		}
-		ref, err := s.router.Ref(context.Background(), subject)
-		if err != nil {
-			return t, err
-		}
-		t.Subject = ref.String()
-	}
-	return t, nil
 }
 
 func (s *Server) createSubject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
@@ -218,7 +168,7 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, a domicile
 	if rec != nil {
 		// The subject's tokens are revoked in the control store; drop
 		// every cached token so that none of them is honoured again.
-		s.tokens.Clear()
+		s.tokens.drop()
 	}
 	if err != nil {
 		return err
@@ -228,35 +178,13 @@ func (s *Server) eraseSubject(w http.ResponseWriter, r *http.Request, a domicile
 	return nil
 }
 
-// parseIfMatch returns the version an If-Match (or If-None-Match: *)
-// header requires.
-func parseIfMatch(r *http.Request) (int64, error) {
-	if v := r.Header.Get("If-None-Match"); v != "" {
-		if v != "*" {
-			return 0, domicile.FieldErrorf("If-None-Match", "only \"*\" is supported on writes")
-		}
-		return domicile.NoVersion, nil
-	}
-	v := r.Header.Get("If-Match")
-	if v == "" {
-		return domicile.AnyVersion, nil
-	}
-	tag := strings.TrimPrefix(strings.TrimSpace(v), "W/")
-	tag = strings.Trim(tag, `"`)
-	tag, _, _ = strings.Cut(tag, "-")
-	n, err := strconv.ParseInt(strings.TrimPrefix(tag, "v"), 10, 64)
-	if !strings.HasPrefix(tag, "v") || err != nil || n < 1 {
-		return 0, domicile.FieldErrorf("If-Match", "must be an ETag this server gave, like \"v3\"")
-	}
-	return n, nil
-}
-
 func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
-	kind, rid := r.PathValue("kind"), r.PathValue("rid")
-	if err := domicile.ValidateID("recordID", rid); err != nil {
+	kind := r.PathValue("kind")
+	rid, err := NormalizeID("recordID", r.PathValue("rid"))
+	if err != nil {
 		return err
 	}
-	expect, err := parseIfMatch(r)
+	expect, err := writeExpectation(r, false)
 	if err != nil {
 		return err
 	}
@@ -270,6 +198,9 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	if !json.Valid(body) {
 		var v any
 		return jsonError(json.Unmarshal(body, &v))
+	}
+	if err := checkJSON(body); err != nil {
+		return err
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActWrite)
 	if err != nil {
@@ -290,16 +221,23 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 }
 
 func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
+	rid, err := NormalizeID("recordID", r.PathValue("rid"))
+	if err != nil {
+		return err
+	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActRead)
 	if err != nil {
 		return err
 	}
 	setCell(w, c.ID())
-	rec, err := c.GetRecord(r.Context(), a, k, r.PathValue("kind"), r.PathValue("rid"))
+	rec, err := c.GetRecord(r.Context(), a, k, r.PathValue("kind"), rid)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("ETag", rec.ETag())
+	if st := readPrecondition(r, rec.ETag()); st != 0 {
+		return writeCondition(w, st)
+	}
 	if len(rec.Withheld) > 0 {
 		// Fields outside the purpose or the mechanism's scope: the body
 		// names them too ("withheld").
@@ -310,16 +248,20 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 }
 
 func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
-	expect, err := parseIfMatch(r)
-	if err != nil || expect == domicile.NoVersion {
-		return domicile.FieldErrorf("If-Match", "must be an ETag this server gave, like \"v3\"")
+	rid, err := NormalizeID("recordID", r.PathValue("rid"))
+	if err != nil {
+		return err
+	}
+	expect, err := deleteExpectation(r, false)
+	if err != nil {
+		return err
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActDelete)
 	if err != nil {
 		return err
 	}
 	setCell(w, c.ID())
-	if err := c.DeleteRecord(r.Context(), a, k, r.PathValue("kind"), r.PathValue("rid"), expect); err != nil {
+	if err := c.DeleteRecord(r.Context(), a, k, r.PathValue("kind"), rid, expect); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -392,7 +334,7 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	if err := domicile.ValidateObjectName(name); err != nil {
 		return err
 	}
-	expect, err := parseIfMatch(r)
+	expect, err := writeExpectation(r, true)
 	if err != nil {
 		return err
 	}
@@ -425,45 +367,6 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	return nil
 }
 
-// parseRange parses a single "bytes=a-b", "bytes=a-" or "bytes=-n" range
-// against size. ok is false when the header should be ignored (absent, or
-// several ranges, which are served whole).
-func parseRange(h string, size int64) (off, n int64, ok bool, err error) {
-	if h == "" {
-		return 0, size, false, nil
-	}
-	spec, found := strings.CutPrefix(h, "bytes=")
-	if !found || strings.Contains(spec, ",") {
-		return 0, size, false, nil
-	}
-	a, b, found := strings.Cut(spec, "-")
-	if !found {
-		return 0, 0, false, domicile.Errorf(cell.ERange, "malformed Range %q", truncate(h, 64))
-	}
-	bad := domicile.Errorf(cell.ERange, "range %q not satisfiable: object is %d bytes", truncate(h, 64), size)
-	if a == "" {
-		k, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || k <= 0 {
-			return 0, 0, false, bad
-		}
-		k = min(k, size)
-		return size - k, k, true, nil
-	}
-	start, err := strconv.ParseInt(a, 10, 64)
-	if err != nil || start < 0 || start >= size {
-		return 0, 0, false, bad
-	}
-	end := size - 1
-	if b != "" {
-		e, err := strconv.ParseInt(b, 10, 64)
-		if err != nil || e < start {
-			return 0, 0, false, bad
-		}
-		end = min(e, size-1)
-	}
-	return start, end - start + 1, true, nil
-}
-
 func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActRead)
 	if err != nil {
@@ -478,11 +381,14 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	// authorized: a refused actor learns nothing, not even the size.
 	partial := false
 	rangeHeader := r.Header.Get("Range")
-	o, off, n, body, err := c.GetObject(r.Context(), a, k, name, func(size int64) (int64, int64, error) {
-		off, n, ok, err := parseRange(rangeHeader, size)
+	o, off, n, body, err := c.GetObject(r.Context(), a, k, name, func(o *domicile.Object) (int64, int64, error) {
+		if !ifRangeHolds(r, o.ETag()) || readPrecondition(r, o.ETag()) != 0 {
+			return 0, o.Size, nil
+		}
+		off, n, ok, err := parseRange(rangeHeader, o.Size)
 		partial = ok
 		if !ok && err == nil {
-			return 0, size, nil
+			return 0, o.Size, nil
 		}
 		return off, n, err
 	})
@@ -494,11 +400,15 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	}
 	defer body.Close()
 	h := w.Header()
-	h.Set("Content-Type", o.ContentType)
 	h.Set("ETag", o.ETag())
+	h.Set("Cache-Control", "no-store")
+	if st := readPrecondition(r, o.ETag()); st != 0 {
+		return writeCondition(w, st)
+	}
+	h.Set("Content-Type", o.ContentType)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("Digest-SHA256", o.SHA256)
-	h.Set("Cache-Control", "no-store")
+	s.downloadHeaders(h, name, o.ContentType)
 	if partial {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, o.Size))
 		h.Set("Content-Length", strconv.FormatInt(n, 10))
@@ -507,8 +417,10 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		h.Set("Content-Length", strconv.FormatInt(o.Size, 10))
 		w.WriteHeader(http.StatusOK)
 	}
-	io.Copy(w, body)
-	return nil
+	if r.Method == http.MethodHead {
+		return nil
+	}
+	return s.copyBody(w, r, body)
 }
 
 func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
@@ -537,9 +449,9 @@ func (s *Server) listObjects(w http.ResponseWriter, r *http.Request, a domicile.
 }
 
 func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
-	expect, err := parseIfMatch(r)
-	if err != nil || expect == domicile.NoVersion {
-		return domicile.FieldErrorf("If-Match", "must be an ETag this server gave")
+	expect, err := deleteExpectation(r, true)
+	if err != nil {
+		return err
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActDelete)
 	if err != nil {

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"crypto/sha256"
 	"domicile/client"
 	"net/http"
 	"net/url"
@@ -18,6 +17,9 @@ const (
 	MinLinkTTL     = time.Minute
 	MaxLinkTTL     = time.Hour
 )
+
+// PrivacyLinkNote is the note of a privacy-page link's token.
+const PrivacyLinkNote = "privacy-page link"
 
 // PrivacyPagePath is where the privacy page is served.
 const PrivacyPagePath = "/privacy/"
@@ -60,8 +62,10 @@ func (s *Server) privacyLink(w http.ResponseWriter, r *http.Request, a domicile.
 	// The link acts from the cell's own jurisdiction: a subject reading
 	// its own data exercises its right of access, which is not a
 	// transfer by the business.
-	t := domicile.Token{ID: id, Role: domicile.RoleSubject, Jurisdiction: c.Config().Jurisdiction, Subject: k.Ref.String(), Created: now, Expires: exp}
-	if err := s.control.PutToken(r.Context(), t, sha256.Sum256([]byte(secret))); err != nil {
+	t := domicile.Token{ID: id, Role: domicile.RoleSubject, Jurisdiction: c.Config().Jurisdiction, Subject: k.Ref.String(), Note: PrivacyLinkNote, Created: now, Expires: exp}
+	// Its minting is in the control log, by the app token that asked.
+	ev := domicile.ControlEvent{Time: now, Action: domicile.ControlMint, Token: id, Role: t.Role, Jurisdiction: t.Jurisdiction, Expires: exp, Actor: a.TokenID}
+	if err := s.control.PutToken(r.Context(), t, HashTokenSecret(secret), ev); err != nil {
 		return err
 	}
 	u := PrivacyPagePath

@@ -24,6 +24,7 @@ var statusOf = map[string]int{
 	domicile.EPrecondition: http.StatusPreconditionFailed,
 	domicile.ETooLarge:     http.StatusRequestEntityTooLarge,
 	domicile.EUnsupported:  http.StatusUnsupportedMediaType,
+	domicile.ETimeout:      http.StatusRequestTimeout,
 	cell.ERange:            http.StatusRequestedRangeNotSatisfiable,
 	domicile.EUnavailable:  http.StatusServiceUnavailable,
 	domicile.EInternal:     http.StatusInternalServerError,

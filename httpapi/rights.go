@@ -50,7 +50,7 @@ func (h *rightsHandlers) create(w http.ResponseWriter, r *http.Request, a domici
 	if req.Kind == rights.Deletion && req.Result != nil && req.Result.Receipt != nil {
 		// The erasure revoked the subject's tokens: drop every cached
 		// token so that none of them is honoured again.
-		h.s.tokens.Clear()
+		h.s.tokens.drop()
 		setCell(w, req.Result.Receipt.Cell)
 	}
 	w.Header().Set("Location", "/v1/subjects/"+pathEscape(r.PathValue("id"))+"/requests/"+req.ID)

@@ -5,13 +5,8 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -90,6 +85,29 @@ type Config struct {
 	// Rights serves individuals' rights requests, their copy bundles and
 	// erasure receipts.
 	Rights *rights.Service
+
+	// The edge.
+
+	// MaxTokenTTL is the longest lifetime a token may be given
+	// (DefaultMaxTokenTTL if zero).
+	MaxTokenTTL time.Duration
+	// TokenRecheck is how often, at most, the server reads the control
+	// store's revocation number, and so the longest a token revoked by
+	// another process stays honoured here (DefaultTokenRecheck if zero).
+	TokenRecheck time.Duration
+	// TokenCacheSize bounds the cache of tokens (DefaultTokenCacheSize
+	// if zero).
+	TokenCacheSize int
+	// BodyTimeout is the time a request body (and an object download's
+	// body) gets to move, growing by a second per MinRate bytes moved
+	// (DefaultBodyTimeout if zero; negative: no body deadline).
+	BodyTimeout time.Duration
+	// MinRate is the rate, in bytes per second, a body must keep up
+	// (DefaultMinRate if zero).
+	MinRate int64
+	// ReadTimeout and WriteTimeout, if set, cap the body deadlines: the
+	// http.Server's own limits on a whole request and response.
+	ReadTimeout, WriteTimeout time.Duration
 }
 
 // Server serves the API. It is safe for concurrent use.
@@ -104,7 +122,7 @@ type Server struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 
-	tokens sync.Map // [32]byte -> *domicile.Token
+	tokens *tokenCache
 	// patterns lists every route registered, for the OpenAPI check.
 	patterns []string
 }
@@ -120,7 +138,23 @@ func New(cfg Config) *Server {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.TokenRecheck <= 0 {
+		cfg.TokenRecheck = DefaultTokenRecheck
+	}
+	if cfg.TokenCacheSize <= 0 {
+		cfg.TokenCacheSize = DefaultTokenCacheSize
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.MinRate <= 0 {
+		cfg.MinRate = DefaultMinRate
+	}
 	s := &Server{cfg: cfg, router: cfg.Router, control: cfg.Control, log: cfg.Logger, mux: http.NewServeMux(), reg: cfg.Registry}
+	s.tokens = newTokenCache(cfg.Control, cfg.Now, cfg.TokenCacheSize, cfg.TokenRecheck)
+	s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "domicile_token_cache_entries", Help: "Tokens in the server's cache (bounded by its size).",
+	}, func() float64 { return float64(s.tokens.size()) }))
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "domicile_requests_total", Help: "HTTP requests by route, cell and outcome.",
 	}, []string{"route", "cell", "outcome"})
@@ -167,30 +201,43 @@ func New(cfg Config) *Server {
 // Registry returns the server's metrics registry.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
-// ServeHTTP serves a request.
+// ServeHTTP serves a request. Every response says nosniff; a request
+// body must arrive within the body deadline; and each request is one
+// access line in the server log: method, route template, status,
+// duration, the actor's role and the cell, never an id, a query or a
+// body.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.limitBody(w, r)
 	rec := &statusRecorder{ResponseWriter: w, status: 200}
+	defer func() {
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		outcome := "ok"
+		switch {
+		case rec.status >= 500:
+			outcome = "error"
+		case rec.status >= 400:
+			outcome = "refused"
+		}
+		d := time.Since(start)
+		s.requests.WithLabelValues(route, rec.cell, outcome).Inc()
+		s.latency.WithLabelValues(route).Observe(d.Seconds())
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method), slog.String("route", route), slog.Int("status", rec.status),
+			slog.Duration("duration", d), slog.String("role", string(rec.role)), slog.String("cell", rec.cell))
+	}()
 	s.mux.ServeHTTP(rec, r)
-	route := r.Pattern
-	if route == "" {
-		route = "unmatched"
-	}
-	outcome := "ok"
-	switch {
-	case rec.status >= 500:
-		outcome = "error"
-	case rec.status >= 400:
-		outcome = "refused"
-	}
-	s.requests.WithLabelValues(route, rec.cell, outcome).Inc()
-	s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
 }
 
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	cell   string
+	role   domicile.Role
 	wrote  bool
 }
 
@@ -208,32 +255,31 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// started reports whether the answer to w has begun.
-func started(w http.ResponseWriter) bool {
+// recorder returns the statusRecorder under w, or nil.
+func recorder(w http.ResponseWriter) *statusRecorder {
 	for {
 		switch x := w.(type) {
 		case *statusRecorder:
-			return x.wrote
+			return x
 		case interface{ Unwrap() http.ResponseWriter }:
 			w = x.Unwrap()
 		default:
-			return false
+			return nil
 		}
 	}
 }
 
-// setCell labels the request's metrics with the cell that served it.
+// started reports whether the answer to w has begun.
+func started(w http.ResponseWriter) bool {
+	rec := recorder(w)
+	return rec != nil && rec.wrote
+}
+
+// setCell labels the request's metrics and access line with the cell
+// that served it.
 func setCell(w http.ResponseWriter, cell string) {
-	for {
-		switch x := w.(type) {
-		case *statusRecorder:
-			x.cell = cell
-			return
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = x.Unwrap()
-		default:
-			return
-		}
+	if rec := recorder(w); rec != nil {
+		rec.cell = cell
 	}
 }
 
@@ -248,6 +294,10 @@ func (s *Server) routes() {
 	})
 	m.handleFunc("GET /v1/cells", s.public(s.cells))
 	m.handleFunc("POST /v1/tokens", s.auth(s.createToken))
+	m.handleFunc("GET /v1/tokens", s.auth(s.listTokens))
+	m.handleFunc("DELETE /v1/tokens/{tid}", s.auth(s.revokeToken))
+	m.handleFunc("POST /v1/tokens/{tid}/rotate", s.auth(s.rotateToken))
+	m.handleFunc("GET /v1/control/log", s.auth(s.controlLog))
 	m.handleFunc("POST /v1/subjects", s.auth(s.createSubject))
 	m.handleFunc("GET /v1/subjects/{id}", s.auth(s.getSubject))
 	m.handleFunc("DELETE /v1/subjects/{id}", s.auth(s.eraseSubject))
@@ -308,26 +358,9 @@ func (s *Server) Authenticate(r *http.Request) (domicile.Actor, error) {
 	if !ok || raw == "" {
 		return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "missing bearer token (Authorization: Bearer ...)")
 	}
-	sum := sha256.Sum256([]byte(raw))
-	var t *domicile.Token
-	if v, ok := s.tokens.Load(sum); ok {
-		t = v.(*domicile.Token)
-	} else {
-		var err error
-		t, err = s.control.TokenByHash(r.Context(), sum)
-		if errors.Is(err, domicile.ErrNotFound) {
-			return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "unknown token")
-		}
-		if err != nil {
-			return domicile.Actor{}, err
-		}
-		s.tokens.Store(sum, t)
-	}
-	if !t.Revoked.IsZero() {
-		return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "token revoked")
-	}
-	if t.Expired(s.cfg.Now()) {
-		return domicile.Actor{}, domicile.Errorf(domicile.EUnauthorized, "token expired")
+	t, err := s.lookupToken(r.Context(), raw)
+	if err != nil {
+		return domicile.Actor{}, err
 	}
 	a := domicile.Actor{Role: t.Role, Jurisdiction: t.Jurisdiction, Subject: t.Subject, TokenID: t.ID}
 	switch t.Role {
@@ -360,6 +393,9 @@ func (s *Server) Authenticate(r *http.Request) (domicile.Actor, error) {
 func (s *Server) auth(h Handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		a, err := s.Authenticate(r)
+		if rec := recorder(w); rec != nil {
+			rec.role = a.Role
+		}
 		if err == nil {
 			err = h(w, r, a)
 		}
@@ -388,30 +424,3 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, err error) {
 
 // Router returns the server's router.
 func (s *Server) Router() *residency.Router { return s.router }
-
-// NewTokenSecret returns a fresh bearer token secret and its id.
-func NewTokenSecret() (secret, id string, err error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", "", err
-	}
-	secret = "dmc_" + base64.RawURLEncoding.EncodeToString(b[:])
-	var i [6]byte
-	if _, err := rand.Read(i[:]); err != nil {
-		return "", "", err
-	}
-	return secret, "tok_" + hex.EncodeToString(i[:]), nil
-}
-
-// IssueToken creates a token in store and returns its secret.
-func IssueToken(ctx context.Context, store domicile.ControlStore, t domicile.Token) (string, *domicile.Token, error) {
-	secret, id, err := NewTokenSecret()
-	if err != nil {
-		return "", nil, err
-	}
-	t.ID = id
-	if err := store.PutToken(ctx, t, sha256.Sum256([]byte(secret))); err != nil {
-		return "", nil, err
-	}
-	return secret, &t, nil
-}

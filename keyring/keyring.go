@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -40,6 +41,9 @@ type Config struct {
 	// OnUnwrap, if set, is called after every KEK unwrap (cache miss or
 	// uncached access) with its outcome, so the cell can log it.
 	OnUnwrap func(ctx context.Context, a kms.Access, err error)
+	// Logger receives every key custody error with its cause (which the
+	// user is not shown); nil discards them.
+	Logger *slog.Logger
 }
 
 // Keyring is safe for concurrent use.
@@ -74,6 +78,9 @@ func New(cfg Config) *Keyring {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	return &Keyring{cfg: cfg, lru: list.New(), items: map[cacheKey]*list.Element{}}
 }
 
@@ -97,7 +104,7 @@ func (k *Keyring) Create(ctx context.Context, ref domicile.SubjectRef, gen uint8
 	}
 	v, ct, err := k.cfg.KEK.Wrap(ctx, dk, k.aad(ref, gen))
 	if err != nil {
-		return custodyError(err)
+		return k.custodyError(ctx, "wrap", err)
 	}
 	w := domicile.WrappedKey{Ref: ref, Gen: gen, KEKVersion: v, Wrapped: ct, Fingerprint: envelope.Fingerprint(dk), Created: k.cfg.Now()}
 	if err := k.cfg.Store.PutKey(ctx, w); err != nil {
@@ -134,7 +141,7 @@ func (k *Keyring) DataKey(ctx context.Context, a kms.Access, ref domicile.Subjec
 		k.cfg.OnUnwrap(ctx, a, err)
 	}
 	if err != nil {
-		return nil, custodyError(err)
+		return nil, k.custodyError(ctx, "unwrap", err)
 	}
 	if useCache {
 		k.put(ck, dk)
@@ -145,10 +152,17 @@ func (k *Keyring) DataKey(ctx context.Context, a kms.Access, ref domicile.Subjec
 // ENoKey is the error code of an access to an erased subject's data.
 const ENoKey = domicile.ENotFound
 
-// custodyError maps custodian failures to user errors: down means 503
-// with Retry-After, refused means 403 naming the clause.
-func custodyError(err error) error {
+// custodyError logs a custodian failure of operation op with its cause,
+// and maps it to a user error: down means 503 with Retry-After, refused
+// means 403 naming the clause.
+func (k *Keyring) custodyError(ctx context.Context, op string, err error) error {
 	var denied *kms.DeniedError
+	level := slog.LevelError
+	if errors.As(err, &denied) {
+		level = slog.LevelWarn
+	}
+	k.cfg.Logger.LogAttrs(ctx, level, "key custody error", slog.String("cell", k.cfg.Cell), slog.String("kek", k.cfg.KEK.ID()),
+		slog.String("op", op), slog.Any("err", err))
 	switch {
 	case errors.Is(err, kms.ErrUnavailable):
 		return &domicile.Error{Code: domicile.EUnavailable, Message: "the key custodian is unavailable; retry later", RetryAfter: 5}
@@ -233,7 +247,7 @@ type RewrapProgress struct {
 func (k *Keyring) Rewrap(ctx context.Context, progress func(RewrapProgress)) (int64, error) {
 	cur, _, err := k.cfg.KEK.Versions(ctx)
 	if err != nil {
-		return 0, custodyError(err)
+		return 0, k.custodyError(ctx, "versions", err)
 	}
 	counts, err := k.cfg.Store.CountByVersion(ctx)
 	if err != nil {
@@ -264,12 +278,12 @@ func (k *Keyring) Rewrap(ctx context.Context, progress func(RewrapProgress)) (in
 			aad := k.aad(w.Ref, w.Gen)
 			dk, err := k.cfg.KEK.Unwrap(ctx, a, w.KEKVersion, w.Wrapped, aad)
 			if err != nil {
-				return done, custodyError(err)
+				return done, k.custodyError(ctx, "rewrap-unwrap", err)
 			}
 			v, ct, err := k.cfg.KEK.Wrap(ctx, dk, aad)
 			clear(dk)
 			if err != nil {
-				return done, custodyError(err)
+				return done, k.custodyError(ctx, "rewrap-wrap", err)
 			}
 			from := w.KEKVersion
 			w.KEKVersion, w.Wrapped = v, ct
@@ -292,7 +306,7 @@ func (k *Keyring) KEKID() string { return k.cfg.KEK.ID() }
 func (k *Keyring) Versions(ctx context.Context) (uint32, []uint32, error) {
 	cur, all, err := k.cfg.KEK.Versions(ctx)
 	if err != nil {
-		return 0, nil, custodyError(err)
+		return 0, nil, k.custodyError(ctx, "versions", err)
 	}
 	return cur, all, nil
 }
@@ -306,7 +320,7 @@ func (k *Keyring) Counts(ctx context.Context) (map[uint32]int64, error) {
 func (k *Keyring) Rotate(ctx context.Context) (uint32, error) {
 	v, err := k.cfg.KEK.Rotate(ctx)
 	if err != nil {
-		return 0, custodyError(err)
+		return 0, k.custodyError(ctx, "rotate", err)
 	}
 	return v, nil
 }
@@ -316,7 +330,7 @@ func (k *Keyring) Rotate(ctx context.Context) (uint32, error) {
 func (k *Keyring) RetireUnused(ctx context.Context) ([]uint32, error) {
 	cur, all, err := k.cfg.KEK.Versions(ctx)
 	if err != nil {
-		return nil, custodyError(err)
+		return nil, k.custodyError(ctx, "versions", err)
 	}
 	counts, err := k.cfg.Store.CountByVersion(ctx)
 	if err != nil {
@@ -326,7 +340,7 @@ func (k *Keyring) RetireUnused(ctx context.Context) ([]uint32, error) {
 	for _, v := range all {
 		if v < cur && counts[v] == 0 {
 			if err := k.cfg.KEK.Retire(ctx, v); err != nil {
-				return retired, custodyError(err)
+				return retired, k.custodyError(ctx, "retire", err)
 			}
 			retired = append(retired, v)
 		}

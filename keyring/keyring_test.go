@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -158,5 +161,66 @@ func TestEraseDestroysKeys(t *testing.T) {
 	}
 	if _, err := ks.Key(ctx, ref(7), 1); !errors.Is(err, domicile.ErrNotFound) {
 		t.Fatalf("custody still holds the key: %v", err)
+	}
+}
+
+// failing is a real KEK whose custodian goes down (or refuses) on demand.
+type failing struct {
+	kms.KEK
+	err atomic.Pointer[error]
+}
+
+func (f *failing) Unwrap(ctx context.Context, a kms.Access, v uint32, ct, aad []byte) ([]byte, error) {
+	if err := f.err.Load(); err != nil {
+		return nil, *err
+	}
+	return f.KEK.Unwrap(ctx, a, v, ct, aad)
+}
+
+// TestCustodyErrorsAreLogged: a custodian that is down or refuses is a
+// user error without its cause (503, 403), and the cause is in the
+// server log, with the cell and the KEK.
+func TestCustodyErrorsAreLogged(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	kek, err := filekms.Open(ctx, filekms.Config{Path: filepath.Join(dir, "kek.json"), ID: "c1/kek"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := sqlite.OpenKeyStore(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	var logBuf bytes.Buffer
+	f := &failing{KEK: kek}
+	kr := keyring.New(keyring.Config{Cell: "c1", KEK: f, Store: ks, CacheSize: -1, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
+	if err := kr.Create(ctx, ref(1), 0); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		err            error
+		code, level    string
+		cause, message string
+	}{
+		{fmt.Errorf("%w: dial tcp 10.0.0.7:8443: connect: connection refused", kms.ErrUnavailable), domicile.EUnavailable, "ERROR", "connection refused", "unavailable"},
+		{&kms.DeniedError{Clause: "no-night-reads", Reason: "outside office hours"}, domicile.EForbidden, "WARN", "no-night-reads", "refused"},
+	}
+	for _, tt := range tests {
+		logBuf.Reset()
+		f.err.Store(&tt.err)
+		_, err := kr.DataKey(ctx, op, ref(1), 0)
+		if domicile.ErrorCode(err) != tt.code || !strings.Contains(err.Error(), tt.message) {
+			t.Errorf("DataKey with the custodian failing %v = %v, want code %s", tt.err, err, tt.code)
+		}
+		if tt.code == domicile.EUnavailable && strings.Contains(err.Error(), "10.0.0.7") {
+			t.Errorf("the user's error %q shows the custodian's address", err)
+		}
+		line := logBuf.String()
+		for _, want := range []string{"level=" + tt.level, `msg="key custody error"`, "cell=c1", "kek=c1/kek", "op=unwrap", tt.cause} {
+			if !strings.Contains(line, want) {
+				t.Errorf("the log of %v = %q, want %s in it", tt.err, line, want)
+			}
+		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/text/unicode/norm"
+
 	"domicile"
 	"domicile/cell"
 )
@@ -99,12 +101,12 @@ func (r *Router) Cells() []*cell.Cell {
 // CellByID returns a cell, or nil.
 func (r *Router) CellByID(id string) *cell.Cell { return r.cells[id] }
 
-// dirKey returns the directory key of a subject id: its HMAC under the
-// deployment's directory key. It is not the subject's reference: that is
+// dirKey returns the directory key of a subject id: the HMAC of its NFC
+// form under the deployment's directory key. It is not the subject's reference: that is
 // drawn fresh at each registration.
 func (r *Router) dirKey(id string) domicile.SubjectRef {
 	m := hmac.New(sha256.New, r.key)
-	m.Write([]byte(id))
+	m.Write([]byte(norm.NFC.String(id)))
 	var k domicile.SubjectRef
 	copy(k[:], m.Sum(nil))
 	return k
@@ -134,6 +136,18 @@ func truncate(s string, n int) string {
 // the directory. It is not the subject's reference.
 func (r *Router) PersonKey(id string) domicile.SubjectRef { return r.dirKey(id) }
 
+// canonicalID checks a subject id and returns its Unicode NFC form: the
+// composed and decomposed spellings of one name are one subject.
+func canonicalID(id string) (string, error) {
+	if err := domicile.ValidateID("id", id); err != nil {
+		return "", err
+	}
+	if n := norm.NFC.String(id); n != id {
+		return n, domicile.ValidateID("id", n)
+	}
+	return id, nil
+}
+
 // newRef draws the reference of a new registration.
 func newRef() (domicile.SubjectRef, error) {
 	var ref domicile.SubjectRef
@@ -149,7 +163,8 @@ func newRef() (domicile.SubjectRef, error) {
 // registration of the same id. A forbidden placement is refused by the
 // cell asked for, which logs the refusal; nothing else is written.
 func (r *Router) Register(ctx context.Context, a domicile.Actor, id string, j domicile.Jurisdiction, requested string) (*domicile.Subject, error) {
-	if err := domicile.ValidateID("id", id); err != nil {
+	id, err := canonicalID(id)
+	if err != nil {
 		return nil, err
 	}
 	dep := r.dep.Load()
@@ -209,14 +224,14 @@ func (r *Router) cacheHome(key domicile.SubjectRef, h domicile.Home) {
 // is not registered it returns ENotFound and a key with the id and a zero
 // reference.
 func (r *Router) Locate(ctx context.Context, id string) (*cell.Cell, cell.SubjectKey, error) {
-	if err := domicile.ValidateID("id", id); err != nil {
+	id, err := canonicalID(id)
+	if err != nil {
 		return nil, cell.SubjectKey{}, err
 	}
 	key := r.dirKey(id)
 	r.hmu.Lock()
 	h, cached := r.homes[key]
 	r.hmu.Unlock()
-	var err error
 	if !cached {
 		h, err = r.dir.Home(ctx, key)
 		if err == nil {

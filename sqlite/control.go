@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -13,8 +14,10 @@ import (
 	"domicile"
 )
 
-// Control is a deployment's control store: tokens and the subject
-// directory (keyed by subject reference, never by raw id).
+// Control is a deployment's control store: tokens, the control log and
+// the subject directory (keyed by subject reference, never by raw id).
+// It is safe for concurrent use, also by several processes (SQLite's
+// locking serialises the control log's appends).
 type Control struct{ db *sql.DB }
 
 // OpenControl opens (creating if needed) the control store in dir.
@@ -34,7 +37,11 @@ func OpenControl(ctx context.Context, dir string) (*Control, error) {
 	if _, err := db.ExecContext(ctx, `
 		CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, hash BLOB NOT NULL UNIQUE, role TEXT NOT NULL,
 			jurisdiction TEXT NOT NULL, subject TEXT NOT NULL, created INTEGER NOT NULL);
-		CREATE TABLE IF NOT EXISTS directory(ref BLOB PRIMARY KEY, cell TEXT NOT NULL) WITHOUT ROWID;`); err != nil {
+		CREATE TABLE IF NOT EXISTS directory(ref BLOB PRIMARY KEY, cell TEXT NOT NULL) WITHOUT ROWID;
+		CREATE TABLE IF NOT EXISTS control_log(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, action TEXT NOT NULL,
+			token TEXT NOT NULL, role TEXT NOT NULL, jurisdiction TEXT NOT NULL, expires INTEGER, replaces TEXT NOT NULL,
+			count INTEGER NOT NULL, actor TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL);
+		CREATE INDEX IF NOT EXISTS control_log_revocations ON control_log(seq) WHERE action <> 'mint';`); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: control schema: %w", err)
 	}
@@ -46,26 +53,22 @@ func OpenControl(ctx context.Context, dir string) (*Control, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: control schema: %w", err)
 	}
-	var hasRevoked int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('tokens') WHERE name='revoked'`).Scan(&hasRevoked); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: control schema: %w", err)
-	}
-	if hasRevoked == 0 {
-		if _, err := db.ExecContext(ctx, `ALTER TABLE tokens ADD COLUMN revoked INTEGER`); err != nil {
+	// Columns added since the first schema.
+	for _, col := range []struct{ name, def string }{
+		{"revoked", "revoked INTEGER"},
+		{"expires", "expires INTEGER"},
+		{"note", "note TEXT NOT NULL DEFAULT ''"},
+	} {
+		var has int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('tokens') WHERE name=?`, col.name).Scan(&has); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("sqlite: control schema: %w", err)
 		}
-	}
-	var hasExpires int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('tokens') WHERE name='expires'`).Scan(&hasExpires); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: control schema: %w", err)
-	}
-	if hasExpires == 0 {
-		if _, err := db.ExecContext(ctx, `ALTER TABLE tokens ADD COLUMN expires INTEGER`); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("sqlite: control schema: %w", err)
+		if has == 0 {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE tokens ADD COLUMN `+col.def); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("sqlite: control schema: %w", err)
+			}
 		}
 	}
 	if hasReg == 0 {
@@ -80,10 +83,88 @@ func OpenControl(ctx context.Context, dir string) (*Control, error) {
 // Close closes the store.
 func (c *Control) Close() error { return c.db.Close() }
 
-// PutToken stores a token by the hash of its secret.
-func (c *Control) PutToken(ctx context.Context, t domicile.Token, h [32]byte) error {
-	_, err := c.db.ExecContext(ctx, `INSERT INTO tokens(id, hash, role, jurisdiction, subject, created, expires) VALUES(?,?,?,?,?,?,?)`,
-		t.ID, h[:], string(t.Role), string(t.Jurisdiction), t.Subject, t.Created.UnixNano(), nullTime(t.Expires))
+// tokenColumns are the columns scanToken reads, in its order.
+const tokenColumns = `id, role, jurisdiction, subject, note, created, expires, revoked`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanToken(r rowScanner) (*domicile.Token, error) {
+	var t domicile.Token
+	var role, j string
+	var created int64
+	var expires, revoked sql.NullInt64
+	if err := r.Scan(&t.ID, &role, &j, &t.Subject, &t.Note, &created, &expires, &revoked); err != nil {
+		return nil, err
+	}
+	t.Role, t.Jurisdiction, t.Created = domicile.Role(role), domicile.Jurisdiction(j), nsTime(created)
+	if expires.Valid {
+		t.Expires = nsTime(expires.Int64)
+	}
+	if revoked.Valid {
+		t.Revoked = nsTime(revoked.Int64)
+	}
+	return &t, nil
+}
+
+func nullTime(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+}
+
+// insertToken inserts t in tx.
+func insertToken(ctx context.Context, tx *sql.Tx, t domicile.Token, h [32]byte) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO tokens(id, hash, role, jurisdiction, subject, note, created, expires) VALUES(?,?,?,?,?,?,?,?)`,
+		t.ID, h[:], string(t.Role), string(t.Jurisdiction), t.Subject, t.Note, t.Created.UnixNano(), nullTime(t.Expires))
+	return err
+}
+
+// appendEvent seals ev after the log's last entry and appends it, in tx
+// (an immediate transaction: appends are serialised).
+func appendEvent(ctx context.Context, tx *sql.Tx, ev *domicile.ControlEvent) error {
+	seq, prev := int64(0), domicile.ZeroControlHash
+	var h []byte
+	err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM control_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &h)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if err == nil {
+		prev = hex.EncodeToString(h)
+	}
+	if err := ev.Seal(seq+1, prev); err != nil {
+		return err
+	}
+	hash, _ := hex.DecodeString(ev.Hash)
+	prevb, _ := hex.DecodeString(ev.Prev)
+	_, err = tx.ExecContext(ctx, `INSERT INTO control_log(seq, time, action, token, role, jurisdiction, expires, replaces, count, actor, prev, hash)
+		VALUES(?,?,?,?,?,?,?,?,?,?,?,?)`, ev.Seq, ev.Time.UnixNano(), ev.Action, ev.Token, string(ev.Role), string(ev.Jurisdiction),
+		nullTime(ev.Expires), ev.Replaces, ev.Count, ev.Actor, prevb, hash)
+	return err
+}
+
+// inTx runs fn in a transaction and commits it.
+func (c *Control) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// PutToken stores a token by the hash of its secret, with its minting
+// event.
+func (c *Control) PutToken(ctx context.Context, t domicile.Token, h [32]byte, ev domicile.ControlEvent) error {
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		if err := insertToken(ctx, tx, t, h); err != nil {
+			return err
+		}
+		return appendEvent(ctx, tx, &ev)
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: put token: %w", err)
 	}
@@ -92,47 +173,179 @@ func (c *Control) PutToken(ctx context.Context, t domicile.Token, h [32]byte) er
 
 // TokenByHash finds a token by the hash of its secret.
 func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token, error) {
-	var t domicile.Token
-	var role, j string
-	var created int64
-	var revoked, expires sql.NullInt64
-	err := c.db.QueryRowContext(ctx, `SELECT id, role, jurisdiction, subject, created, revoked, expires FROM tokens WHERE hash=?`, h[:]).
-		Scan(&t.ID, &role, &j, &t.Subject, &created, &revoked, &expires)
+	t, err := scanToken(c.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE hash=?`, h[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: token: %w", err)
 	}
-	t.Role, t.Jurisdiction, t.Created = domicile.Role(role), domicile.Jurisdiction(j), nsTime(created)
-	if revoked.Valid {
-		t.Revoked = nsTime(revoked.Int64)
-	}
-	if expires.Valid {
-		t.Expires = nsTime(expires.Int64)
-	}
-	return &t, nil
+	return t, nil
 }
 
-// nullTime is t in Unix nanoseconds, or NULL for the zero time.
-func nullTime(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
+// Token finds a token by its id.
+func (c *Control) Token(ctx context.Context, id string) (*domicile.Token, error) {
+	t, err := scanToken(c.db.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id=?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, domicile.ErrNotFound
 	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: token: %w", err)
+	}
+	return t, nil
 }
 
-// RevokeSubjectTokens revokes every valid token reaching subject ref.
+// ListTokens lists a page of tokens in id order.
+func (c *Control) ListTokens(ctx context.Context, q domicile.TokenQuery) ([]domicile.Token, error) {
+	active := !q.ActiveAt.IsZero()
+	at := q.ActiveAt.UnixNano()
+	rows, err := c.db.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens
+		WHERE id > ? AND (? = '' OR role = ?) AND (NOT ? OR (revoked IS NULL AND (expires IS NULL OR expires > ?)))
+		ORDER BY id LIMIT ?`, q.After, string(q.Role), string(q.Role), active, at, q.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+	}
+	defer rows.Close()
+	var out []domicile.Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+		}
+		out = append(out, *t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list tokens: %w", err)
+	}
+	return out, nil
+}
+
+// RevokeToken revokes one token, with its event.
+func (c *Control) RevokeToken(ctx context.Context, id string, ev domicile.ControlEvent) (*domicile.Token, error) {
+	var t *domicile.Token
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		t, err = scanToken(tx.QueryRowContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id=?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return domicile.ErrNotFound
+		}
+		if err != nil || !t.Revoked.IsZero() {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked=? WHERE id=?`, ev.Time.UnixNano(), id); err != nil {
+			return err
+		}
+		t.Revoked = nsTime(ev.Time.UnixNano())
+		return appendEvent(ctx, tx, &ev)
+	})
+	if errors.Is(err, domicile.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: revoke token: %w", err)
+	}
+	return t, nil
+}
+
+// RotateToken replaces token old by t, with the rotation's event.
+func (c *Control) RotateToken(ctx context.Context, old string, t domicile.Token, h [32]byte, ev domicile.ControlEvent) error {
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		var revoked sql.NullInt64
+		err := tx.QueryRowContext(ctx, `SELECT revoked FROM tokens WHERE id=?`, old).Scan(&revoked)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return domicile.ErrNotFound
+		case err != nil:
+			return err
+		case revoked.Valid:
+			return domicile.ErrVersionMismatch
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked=? WHERE id=?`, ev.Time.UnixNano(), old); err != nil {
+			return err
+		}
+		if err := insertToken(ctx, tx, t, h); err != nil {
+			return err
+		}
+		return appendEvent(ctx, tx, &ev)
+	})
+	if errors.Is(err, domicile.ErrNotFound) || errors.Is(err, domicile.ErrVersionMismatch) {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite: rotate token: %w", err)
+	}
+	return nil
+}
+
+// RevokeSubjectTokens revokes every valid token reaching subject ref and
+// unlinks every token that named it.
 func (c *Control) RevokeSubjectTokens(ctx context.Context, ref string, at time.Time) (int, error) {
 	if ref == "" {
 		return 0, nil
 	}
-	res, err := c.db.ExecContext(ctx, `UPDATE tokens SET revoked=?, subject='' WHERE subject=? AND revoked IS NULL`, at.UnixNano(), ref)
+	var n int64
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked=? WHERE subject=? AND revoked IS NULL`, at.UnixNano(), ref)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, `UPDATE tokens SET subject='', note='' WHERE subject=?`, ref); err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+		return appendEvent(ctx, tx, &domicile.ControlEvent{Time: at, Action: domicile.ControlRevokeSubject, Role: domicile.RoleSubject, Count: int(n), Actor: "erasure"})
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: revoke tokens: %w", err)
 	}
-	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// Revocations returns the sequence number of the latest revocation.
+func (c *Control) Revocations(ctx context.Context) (int64, error) {
+	var seq int64
+	err := c.db.QueryRowContext(ctx, `SELECT seq FROM control_log WHERE action <> 'mint' ORDER BY seq DESC LIMIT 1`).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: revocations: %w", err)
+	}
+	return seq, nil
+}
+
+// ControlLog returns a page of the control log.
+func (c *Control) ControlLog(ctx context.Context, after int64, limit int) ([]domicile.ControlEvent, error) {
+	rows, err := c.db.QueryContext(ctx, `SELECT seq, time, action, token, role, jurisdiction, expires, replaces, count, actor, prev, hash
+		FROM control_log WHERE seq > ? ORDER BY seq LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: control log: %w", err)
+	}
+	defer rows.Close()
+	var out []domicile.ControlEvent
+	for rows.Next() {
+		var e domicile.ControlEvent
+		var tm int64
+		var role, j string
+		var expires sql.NullInt64
+		var prev, hash []byte
+		if err := rows.Scan(&e.Seq, &tm, &e.Action, &e.Token, &role, &j, &expires, &e.Replaces, &e.Count, &e.Actor, &prev, &hash); err != nil {
+			return nil, fmt.Errorf("sqlite: control log: %w", err)
+		}
+		e.Time, e.Role, e.Jurisdiction = nsTime(tm), domicile.Role(role), domicile.Jurisdiction(j)
+		if expires.Valid {
+			e.Expires = nsTime(expires.Int64)
+		}
+		e.Prev, e.Hash = hex.EncodeToString(prev), hex.EncodeToString(hash)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: control log: %w", err)
+	}
+	return out, nil
 }
 
 // PutHome records a registration's directory entry under key.

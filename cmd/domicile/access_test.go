@@ -114,7 +114,6 @@ func TestAccessTable(t *testing.T) {
 	if st, _, body := s.do("PUT", "/v1/mechanisms/sc-support", s.Admin, map[string]string{"Content-Type": "application/json"}, strings.NewReader(string(b))); st != 200 {
 		t.Fatalf("register mechanism: %d %s", st, body)
 	}
-	_ = admin
 	// Rights requests: a correction (open) and a copy encrypted to the
 	// subject's age key, which the app may download; a receipt of an
 	// erasure of someone else.
@@ -204,6 +203,18 @@ func TestAccessTable(t *testing.T) {
 		return "/v1/subjects/li/objects/" + name
 	}
 
+	// freshToken makes a token for an actor to revoke or rotate, so that
+	// no actor's own token is touched.
+	freshToken := func(suffix string) func(t *testing.T, actor string) string {
+		return func(t *testing.T, actor string) string {
+			tok, err := admin.CreateToken(ctx, client.TokenRequest{Role: "auditor", Jurisdiction: "DE", Note: "for " + actor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return "/v1/tokens/" + tok.ID + suffix
+		}
+	}
+
 	readers := map[string]int{"app-home": 200, "app-abroad": 200, "app-abroad-mech": 200, "operator": 200, "authority": 200, "subject": 200}
 	writers := map[string]int{"app-home": 201, "app-abroad": 200, "app-abroad-mech": 200, "subject": 200}
 	with := func(m map[string]int, kv ...any) map[string]int {
@@ -282,6 +293,10 @@ func TestAccessTable(t *testing.T) {
 		{method: "GET", pattern: "/v1/receipts/{rcpid}", path: "/v1/receipts/" + receipt.ID, def: 200},
 		{method: "POST", pattern: "/v1/tokens", path: "/v1/tokens", body: `{"role":"auditor","jurisdiction":"DE"}`, contentType: "application/json", def: 403,
 			want: map[string]int{"admin": 201}},
+		{method: "GET", pattern: "/v1/tokens", path: "/v1/tokens?active=true", def: 403, want: map[string]int{"admin": 200}},
+		{method: "DELETE", pattern: "/v1/tokens/{id}", def: 403, fresh: freshToken(""), want: map[string]int{"admin": 200}},
+		{method: "POST", pattern: "/v1/tokens/{id}/rotate", def: 403, fresh: freshToken("/rotate"), want: map[string]int{"admin": 201}},
+		{method: "GET", pattern: "/v1/control/log", path: "/v1/control/log", def: 403, want: map[string]int{"admin": 200, "auditor": 200}},
 		{method: "POST", pattern: "/v1/subjects", path: "/v1/subjects", body: `{"id":"new-%s","jurisdiction":"CN"}`, contentType: "application/json", def: 403,
 			want: map[string]int{"app-home": 201, "app-abroad": 201, "app-abroad-mech": 201}},
 		{method: "GET", pattern: "/privacy/", path: "/privacy/", def: 200},

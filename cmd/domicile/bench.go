@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -559,7 +560,7 @@ func growthID(i int64) string { return "g-" + strconv.FormatInt(i, 10) }
 
 // openGrowthRuntime opens the deployment in dir as domicile serve does.
 func openGrowthRuntime(ctx context.Context, env *cmdEnv, dir string) (*runtime, *cell.Cell, error) {
-	rt, err := openRuntime(ctx, dir, deploy.Default(), time.Now, nil)
+	rt, err := openRuntime(ctx, dir, deploy.Default(), time.Now, nil, slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"domicile/client"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +23,9 @@ import (
 // to an environment variable.
 type clientFlags struct {
 	server, token, purpose, justification, data string
+	// TLS: the CA to trust for an https server, and a client certificate
+	// for one that requires mutual TLS.
+	caCert, cert, key string
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) {
@@ -28,6 +34,42 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.purpose, "purpose", "", "purpose of an app request (env DOMICILE_PURPOSE)")
 	fs.StringVar(&f.justification, "justification", "", `reason and reference of an operator or authority request, e.g. "support TICKET-1" (env DOMICILE_JUSTIFICATION)`)
 	fs.StringVar(&f.data, "data", "./data", "data directory, to find admin.token")
+	fs.StringVar(&f.caCert, "cacert", "", "trust the CA certificates in this PEM `FILE` for an https server (env DOMICILE_CACERT; default: the system's)")
+	fs.StringVar(&f.cert, "cert", "", "client certificate PEM `FILE`, for a server that requires mutual TLS (env DOMICILE_CLIENT_CERT)")
+	fs.StringVar(&f.key, "key", "", "the client certificate's private key PEM `FILE` (env DOMICILE_CLIENT_KEY)")
+}
+
+// httpClient returns the HTTP client for the TLS flags, or nil for the
+// default one.
+func (f *clientFlags) httpClient(pick func(v, envName, def string) string) (*http.Client, error) {
+	ca, cert, key := pick(f.caCert, "DOMICILE_CACERT", ""), pick(f.cert, "DOMICILE_CLIENT_CERT", ""), pick(f.key, "DOMICILE_CLIENT_KEY", "")
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cacert: %s holds no PEM certificate", ca)
+		}
+	}
+	if (cert == "") != (key == "") {
+		return nil, errors.New("--cert and --key go together")
+	}
+	if cert != "" {
+		c, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("--cert, --key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{c}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr}, nil
 }
 
 func (f *clientFlags) client(env *cmdEnv, admin bool) (*httpapi.Client, error) {
@@ -46,6 +88,11 @@ func (f *clientFlags) client(env *cmdEnv, admin bool) (*httpapi.Client, error) {
 		Purpose:       pick(f.purpose, "DOMICILE_PURPOSE", ""),
 		Justification: pick(f.justification, "DOMICILE_JUSTIFICATION", ""),
 	}}
+	hc, err := f.httpClient(pick)
+	if err != nil {
+		return nil, err
+	}
+	c.HTTP = hc
 	if c.Token == "" && admin {
 		b, err := os.ReadFile(filepath.Join(f.data, "admin.token"))
 		if err != nil {
@@ -87,11 +134,6 @@ func need(name, v string) error {
 	return nil
 }
 
-// tokenCommand is `domicile token`.
-var tokenCommand = command{name: "token", summary: "create tokens (admin)", run: func(ctx context.Context, env *cmdEnv, args []string) error {
-	return sub(ctx, env, "token", args, map[string]func(context.Context, *cmdEnv, []string) error{"create": tokenCreate})
-}}
-
 // subjectCommand is `domicile subject`.
 var subjectCommand = command{name: "subject", summary: "register, show and erase subjects", run: func(ctx context.Context, env *cmdEnv, args []string) error {
 	return sub(ctx, env, "subject", args, map[string]func(context.Context, *cmdEnv, []string) error{
@@ -109,30 +151,6 @@ var objectCommand = command{name: "object", summary: "upload, download and delet
 	return sub(ctx, env, "object", args, map[string]func(context.Context, *cmdEnv, []string) error{
 		"put": objectPut, "get": objectGet, "delete": objectDelete})
 }}
-
-func tokenCreate(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "token create")
-	var cf clientFlags
-	cf.register(fs)
-	role := fs.String("role", "", "app, subject, operator, authority, auditor or admin")
-	jur := fs.String("jurisdiction", "", "where the holder acts from (ISO 3166-1 alpha-2 or EU)")
-	subject := fs.String("subject", "", "the subject a subject token reaches")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := errors.Join(need("role", *role), need("jurisdiction", *jur)); err != nil {
-		return err
-	}
-	c, err := cf.client(env, true)
-	if err != nil {
-		return err
-	}
-	t, err := c.CreateToken(ctx, client.TokenRequest{Role: *role, Jurisdiction: *jur, Subject: *subject})
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, t)
-}
 
 func subjectCreate(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "subject create")

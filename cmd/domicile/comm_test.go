@@ -421,8 +421,10 @@ func TestAuthorityRequestEndToEnd(t *testing.T) {
 		return &httpapi.Client{Client: client.Client{BaseURL: url, Token: tok, Purpose: purpose, Justification: just}}
 	}
 	admin := cl(adminTok, "", "")
+	// The test moves its clock a month on: its tokens live 90 days (a
+	// subject token would otherwise expire after 24 hours).
 	tok := func(role, j, subject string) string {
-		r, err := admin.CreateToken(ctx, client.TokenRequest{Role: role, Jurisdiction: j, Subject: subject})
+		r, err := admin.CreateToken(ctx, client.TokenRequest{Role: role, Jurisdiction: j, Subject: subject, TTL: "2160h"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -188,7 +188,7 @@ func onReload(rt *runtime, next *domicile.Deployment, at time.Time) {
 		lines = append(lines, report.ChangeLine{Time: at.UTC(), Cell: c.Cell, Field: c.Kind, Before: c.Before, After: c.After})
 		if cl := rt.router.CellByID(c.Cell); cl != nil {
 			if _, err := cl.NoteSystem(context.Background(), domicile.ActNotice, "deployment", "changed "+c.Kind); err != nil {
-				slog.Error("reload: cannot log the change", slog.String("cell", c.Cell), slog.Any("err", err))
+				rt.log.Error("reload: cannot log the change", slog.String("cell", c.Cell), slog.Any("err", err))
 			}
 		}
 	}
@@ -196,6 +196,6 @@ func onReload(rt *runtime, next *domicile.Deployment, at time.Time) {
 		return
 	}
 	if err := cm.notices.PutApplied(context.Background(), lines); err != nil {
-		slog.Error("reload: cannot record the change", slog.Any("err", err))
+		rt.log.Error("reload: cannot record the change", slog.Any("err", err))
 	}
 }

@@ -53,6 +53,9 @@ type server struct {
 	Data  string
 	Admin string
 	out   *syncBuffer
+	// HTTP is the client requests use; nil is http.DefaultClient (an
+	// HTTPS server's test sets one trusting its CA).
+	HTTP *http.Client
 }
 
 type syncBuffer struct {
@@ -139,13 +142,18 @@ func (s *server) Kill() {
 
 // client returns a client with token and headers.
 func (s *server) client(token, purpose, justification string) *httpapi.Client {
-	return &httpapi.Client{Client: client.Client{BaseURL: s.URL, Token: token, Purpose: purpose, Justification: justification}}
+	return &httpapi.Client{Client: client.Client{BaseURL: s.URL, Token: token, Purpose: purpose, Justification: justification, HTTP: s.HTTP}}
 }
 
-// token creates a token and returns its secret.
+// Log returns what the server wrote to its standard error: its log.
+func (s *server) Log() string { return s.out.String() }
+
+// token creates a token and returns its secret. It lives 90 days,
+// whatever its role, so that a test that moves its clock weeks on does
+// not outlive it (the default lifetimes are TestTokenLifecycle's).
 func (s *server) token(role, jurisdiction, subject string) string {
 	s.t.Helper()
-	r, err := s.client(s.Admin, "", "").CreateToken(context.Background(), client.TokenRequest{Role: role, Jurisdiction: jurisdiction, Subject: subject})
+	r, err := s.client(s.Admin, "", "").CreateToken(context.Background(), client.TokenRequest{Role: role, Jurisdiction: jurisdiction, Subject: subject, TTL: "2160h"})
 	if err != nil {
 		s.t.Fatalf("create %s token: %v", role, err)
 	}
@@ -165,7 +173,11 @@ func (s *server) do(method, path, token string, hdr map[string]string, body io.R
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := s.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -284,6 +284,9 @@ func TestExternalCustodian(t *testing.T) {
 	if !strings.Contains(string(logText), "no-foreign-lawful-requests") {
 		t.Errorf("custodian's log lacks the denial")
 	}
+	if l := s.Log(); !strings.Contains(l, `level=WARN msg="key custody error"`) || !strings.Contains(l, "no-foreign-lawful-requests") {
+		t.Errorf("the server log lacks the custodian's refusal, as a warning naming its clause:\n%s", l)
+	}
 	// The cell's own log has the refusal too: the subject's trail shows it.
 	sub := s.client(s.token("subject", "CN", "wei"), "", "")
 	req, _ := http.NewRequest("GET", s.URL+"/v1/subjects/wei/events?limit=1000", nil)
@@ -313,6 +316,14 @@ func TestExternalCustodian(t *testing.T) {
 	}
 	if bytes.Contains(body, []byte("hi")) {
 		t.Fatal("plaintext in the error")
+	}
+	// The server log has the custody error with its cause; the user's
+	// problem has neither the cause nor the custodian's address.
+	if l := s.Log(); !strings.Contains(l, `msg="key custody error"`) || !strings.Contains(l, "cell=cn-gz1") || !strings.Contains(l, "op=unwrap") {
+		t.Errorf("the server log lacks the custody error:\n%s", l)
+	}
+	if bytes.Contains(body, []byte("localhost")) || bytes.Contains(body, []byte("refused")) {
+		t.Errorf("the user's problem shows the custodian's failure: %s", body)
 	}
 	keydCmd = startKeyd()
 	if r, err := s.client(tok, app, "").GetRecord(ctx, "wei", "message", "m"); err != nil || !strings.Contains(string(r.Data), "hi") {

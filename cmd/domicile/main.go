@@ -40,7 +40,7 @@ type cmdEnv struct {
 // text. Adding a command means adding it here: there is no registration
 // elsewhere.
 var commandList = []command{
-	serveCommand,
+	serveCommand, adminCommand,
 	tokenCommand, subjectCommand, recordCommand, objectCommand,
 	cellsCommand, keysCommand, keydCommand,
 	verifyCommand, checkCommand, witnessCommand,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,6 +38,9 @@ type runtime struct {
 	keys    []*sqlite.KeyStore
 	router  *residency.Router
 	now     func() time.Time
+	// log is the server log: fail-closed refusals, key custody errors,
+	// threshold warnings.
+	log *slog.Logger
 	// witnesses are the cells' witnesses, set by startLogs.
 	witnesses map[string]*witness.Witness
 	// law is the rule engine the deployment applies (the embedded rules
@@ -149,8 +153,12 @@ func openKEK(ctx context.Context, dir string, c domicile.CellConfig) (kms.KEK, e
 
 // openRuntime opens (creating on first start) every cell of dep under
 // dir, and the gateway and communication stores that serve them, applying
-// the rules of e (the embedded rules when nil).
-func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now func() time.Time, e *law.Engine) (_ *runtime, err error) {
+// the rules of e (the embedded rules when nil). log is the server log
+// (nil discards it).
+func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now func() time.Time, e *law.Engine, log *slog.Logger) (_ *runtime, err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	if e == nil {
 		if e, err = embeddedLaw(); err != nil {
 			return nil, err
@@ -159,7 +167,7 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	rt := &runtime{dir: dir, dep: dep, now: now, law: e, witnesses: map[string]*witness.Witness{}}
+	rt := &runtime{dir: dir, dep: dep, now: now, law: e, log: log, witnesses: map[string]*witness.Witness{}}
 	defer func() {
 		if err != nil {
 			rt.Close()
@@ -174,7 +182,7 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 	}
 	for _, cc := range dep.Cells {
 		if cc.Store.Kind != "sqlite" {
-			return nil, fmt.Errorf("cell %s: store %q is served with --cell in its own process; the embedded runtime serves sqlite cells", cc.ID, cc.Store.Kind)
+			return nil, fmt.Errorf("cell %s: store %q: this binary serves sqlite cells only; the postgres store is not wired into serve yet (doc/deployment.md#store)", cc.ID, cc.Store.Kind)
 		}
 		st, err := openCheckedStore(ctx, dir, cc, &rt.checks)
 		if err != nil {
@@ -195,7 +203,7 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 		if err != nil {
 			return nil, fmt.Errorf("cell %s KEK: %w", cc.ID, err)
 		}
-		rt.cells = append(rt.cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: now, Gate: gateProxy{rt}, Consents: gateProxy{rt}}))
+		rt.cells = append(rt.cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks, Now: now, Gate: gateProxy{rt}, Consents: gateProxy{rt}, Logger: log}))
 	}
 	rt.router = residency.New(dep, rt.cells, rt.control, dirKey)
 	rt.refuseCells()

@@ -2,19 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
-	"domicile"
 	"domicile/httpapi"
 )
 
@@ -27,16 +21,22 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	data := fs.String("data", "./data", "data directory")
 	depFile := fs.String("deployment", "", "deployment file (YAML); the embedded demo when empty")
 	rulesPath := fs.String("rules", "", "law rule bundle or directory `PATH`, signed by a key of the deployment's rules.keys (overrides rules.path); a refused bundle leaves the embedded rules serving")
+	var edge edgeFlags
+	edge.register(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := edge.check(); err != nil {
 		return err
 	}
 	dep, err := loadDeployment(*depFile)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log, closeLog := edge.logger(env.Stderr)
+	defer closeLog()
 	rules := useServeRules(dep, *depFile, *rulesPath, log)
-	rt, err := openRuntime(ctx, *data, dep, env.Now, rules)
+	rt, err := openRuntime(ctx, *data, dep, env.Now, rules, log)
 	if err != nil {
 		return err
 	}
@@ -50,11 +50,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer lg.Close()
-	srv, err := newServer(rt, lg, log)
+	srv, err := newServer(rt, lg, log, edge.apiConfig)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *addr)
+	ln, url, hs, err := edge.listen(*addr, srv, log)
 	if err != nil {
 		return err
 	}
@@ -64,10 +64,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "domicile: deployment %s, cells %s\n", name, cellIDs(dep))
 	fmt.Fprintf(env.Stdout, "domicile: law rules %s\n", rules.RuleSet())
-	fmt.Fprintf(env.Stdout, "domicile: listening on http://%s\n", ln.Addr())
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	fmt.Fprintf(env.Stdout, "domicile: listening on %s\n", url)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- serveOn(hs, ln) }()
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -88,13 +87,14 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 }
 
 // newServer is the HTTP API of an opened runtime and its running logs:
-// each area gets its service here, and only here.
-func newServer(rt *runtime, lg *logs, log *slog.Logger) (*httpapi.Server, error) {
+// each area gets its service here, and only here; opts set the edge
+// (serve's flags).
+func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Config)) (*httpapi.Server, error) {
 	page, err := privacyPage(rt, lg)
 	if err != nil {
 		return nil, err
 	}
-	return httpapi.New(httpapi.Config{
+	cfg := httpapi.Config{
 		Router:      rt.router,
 		Control:     rt.control,
 		Logger:      log,
@@ -107,7 +107,11 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger) (*httpapi.Server, error)
 		Transfers:   rt.gateway,
 		Rights:      rightsService(rt, lg),
 		PrivacyPage: page.Serve,
-	}), nil
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return httpapi.New(cfg), nil
 }
 
 // reload re-reads the deployment file and swaps it in if it keeps the same
@@ -131,24 +135,4 @@ func reload(env *cmdEnv, rt *runtime, path string, log *slog.Logger) {
 	rt.dep = dep
 	rt.router.SetDeployment(dep)
 	log.Info("deployment reloaded", slog.Time("at", env.Now().UTC()))
-}
-
-// ensureAdminToken writes an admin token to <data>/admin.token on first
-// start (mode 0600, the bare token and a newline).
-func ensureAdminToken(ctx context.Context, env *cmdEnv, rt *runtime) error {
-	path := filepath.Join(rt.dir, "admin.token")
-	if _, err := os.Stat(path); err == nil {
-		return nil
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	secret, _, err := httpapi.IssueToken(ctx, rt.control, domicile.Token{Role: domicile.RoleAdmin, Jurisdiction: rt.dep.Cells[0].Jurisdiction, Created: env.Now().UTC()})
-	if err != nil {
-		return err
-	}
-	if err := writeFileSync(path, []byte(secret+"\n"), 0o600); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "domicile: first start: admin token written to %s\n", path)
-	return nil
 }

@@ -119,6 +119,31 @@ func TestBadInput(t *testing.T) {
 	if _, err := c.PutRecord(ctx, "alice", "message", "m1", map[string]string{"body": "original"}, ""); err != nil {
 		t.Fatal(err)
 	}
+	// A subject whose id has an accent, composed (NFC).
+	if _, err := c.CreateSubject(ctx, "jos\u00e9", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, "alice", "empty.txt", "text/plain", strings.NewReader(""), 0); err != nil {
+		t.Fatal(err)
+	}
+	admin := s.client(s.Admin, "", "")
+	// A token that expires at once (any positive ttl is allowed), and a
+	// revoked one.
+	expired, err := admin.CreateToken(ctx, client.TokenRequest{Role: "app", Jurisdiction: "CN", TTL: "1ns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := admin.CreateToken(ctx, client.TokenRequest{Role: "app", Jurisdiction: "CN"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.RevokeToken(ctx, revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	tokensBefore, err := admin.ListTokens(ctx, client.TokenListOptions{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
 	appH := map[string]string{"Domicile-Purpose": app, "Content-Type": "application/json"}
 	with := func(m map[string]string, kv ...string) map[string]string {
 		out := map[string]string{}
@@ -171,6 +196,44 @@ func TestBadInput(t *testing.T) {
 		{"bad cursor", "GET", "/v1/subjects/alice/records?cursor=!!!", appTok, appH, "", 400, "invalid", "cursor"},
 		{"unknown subject", "GET", "/v1/subjects/nobody/records/message/m1", appTok, appH, "", 404, "not-found", ""},
 		{"unknown route", "GET", "/v1/nothing", appTok, appH, "", 404, "not-found", ""},
+
+		// Ids that look like another, or hide what they are.
+		{"record id with a bidi override", "PUT", "/v1/subjects/alice/records/message/m1%E2%80%AEtxt", appTok, appH, `{"body":"x"}`, 400, "invalid", "recordID"},
+		{"record id with a zero-width space", "PUT", "/v1/subjects/alice/records/message/m%E2%80%8B1", appTok, appH, `{"body":"x"}`, 400, "invalid", "recordID"},
+		{"record id with invalid UTF-8", "PUT", "/v1/subjects/alice/records/message/m%FF1", appTok, appH, `{"body":"x"}`, 400, "invalid", "recordID"},
+		{"reading a record id with a bidi isolate", "GET", "/v1/subjects/alice/records/message/m%E2%81%A61", appTok, appH, "", 400, "invalid", "recordID"},
+		{"subject id with a zero-width joiner", "POST", "/v1/subjects", appTok, appH, `{"id":"al\u200dice","jurisdiction":"CN"}`, 400, "invalid", "id"},
+		{"subject id with a bidi isolate", "POST", "/v1/subjects", appTok, appH, `{"id":"\u2066zed\u2069","jurisdiction":"CN"}`, 400, "invalid", "id"},
+		{"subject id in the path with a BOM", "GET", "/v1/subjects/%EF%BB%BFalice", appTok, appH, "", 400, "invalid", "id"},
+		{"decomposed twin of a subject", "POST", "/v1/subjects", appTok, appH, `{"id":"jose\u0301","jurisdiction":"CN"}`, 409, "conflict", ""},
+		{"invalid UTF-8 in a JSON id", "POST", "/v1/subjects", appTok, appH, "{\"id\":\"ze\xffd\",\"jurisdiction\":\"CN\"}", 400, "invalid", "id"},
+		{"invalid UTF-8 in a record", "PUT", "/v1/subjects/alice/records/message/m1", appTok, appH, "{\"body\":\"x\xc3\"}", 400, "invalid", "body"},
+		{"duplicate JSON key", "POST", "/v1/subjects", appTok, appH, `{"id":"zed","id":"zed2","jurisdiction":"CN"}`, 400, "invalid", "id"},
+		{"duplicate key in a record", "PUT", "/v1/subjects/alice/records/message/m1", appTok, appH, `{"body":"x","body":"y"}`, 400, "invalid", "body"},
+		{"duplicate key in a token request", "POST", "/v1/tokens", s.Admin, appH, `{"role":"auditor","role":"admin","jurisdiction":"CN"}`, 400, "invalid", "role"},
+
+		// Conditional requests (RFC 9110 section 13).
+		{"If-Match a tag never given", "PUT", "/v1/subjects/alice/records/message/m1", appTok, with(appH, "If-Match", `"stale"`), `{"body":"x"}`, 412, "precondition-failed", ""},
+		{"weak If-Match", "PUT", "/v1/subjects/alice/records/message/m1", appTok, with(appH, "If-Match", `W/"v1"`), `{"body":"x"}`, 412, "precondition-failed", ""},
+		{"an object's tag on a record", "PUT", "/v1/subjects/alice/records/message/m1", appTok, with(appH, "If-Match", `"v1-0123456789abcdef"`), `{"body":"x"}`, 412, "precondition-failed", ""},
+		{"If-Match * on a record that does not exist", "PUT", "/v1/subjects/alice/records/message/new", appTok, with(appH, "If-Match", "*"), `{"body":"x"}`, 412, "precondition-failed", ""},
+		{"stale If-Match on a delete", "DELETE", "/v1/subjects/alice/records/message/m1", appTok, with(appH, "If-Match", `"stale"`), "", 412, "precondition-failed", ""},
+		{"If-Match stale on a read", "GET", "/v1/subjects/alice/records/message/m1", appTok, with(appH, "If-Match", `"v9"`), "", 412, "precondition-failed", ""},
+		{"a range from the first byte of an empty object", "GET", "/v1/subjects/alice/objects/empty.txt", appTok, with(appH, "Range", "bytes=0-"), "", 416, "range-not-satisfiable", ""},
+
+		// Tokens.
+		{"expired token", "GET", "/v1/subjects/alice/records/message/m1", expired.Token, appH, "", 401, "unauthorized", ""},
+		{"revoked token", "GET", "/v1/subjects/alice/records/message/m1", revoked.Token, appH, "", 401, "unauthorized", ""},
+		{"ttl of zero", "POST", "/v1/tokens", s.Admin, appH, `{"role":"app","jurisdiction":"CN","ttl":"0s"}`, 400, "invalid", "ttl"},
+		{"negative ttl", "POST", "/v1/tokens", s.Admin, appH, `{"role":"app","jurisdiction":"CN","ttl":"-1h"}`, 400, "invalid", "ttl"},
+		{"ttl not a duration", "POST", "/v1/tokens", s.Admin, appH, `{"role":"app","jurisdiction":"CN","ttl":"30d"}`, 400, "invalid", "ttl"},
+		{"ttl over the maximum", "POST", "/v1/tokens", s.Admin, appH, `{"role":"app","jurisdiction":"CN","ttl":"100000h"}`, 400, "invalid", "ttl"},
+		{"note with a bidi override", "POST", "/v1/tokens", s.Admin, appH, `{"role":"app","jurisdiction":"CN","note":"a\u202eb"}`, 400, "invalid", "note"},
+		{"note too long", "POST", "/v1/tokens", s.Admin, appH, `{"role":"app","jurisdiction":"CN","note":"` + strings.Repeat("n", 257) + `"}`, 400, "invalid", "note"},
+		{"revoking an unknown token", "DELETE", "/v1/tokens/tok_000000000000", s.Admin, nil, "", 404, "not-found", ""},
+		{"an app listing tokens", "GET", "/v1/tokens", appTok, appH, "", 403, "forbidden", ""},
+		{"an app reading the control log", "GET", "/v1/control/log", appTok, appH, "", 403, "forbidden", ""},
+		{"bad control log position", "GET", "/v1/control/log?after=-1", s.Admin, nil, "", 400, "invalid", "after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,6 +270,22 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := c.GetObject(ctx, "alice", "p.png", ""); !isStatus(err, 404) {
 		t.Fatalf("object written despite refusal: %v", err)
+	}
+	// The decomposed spelling names the one subject registered composed.
+	if sub, err := c.GetSubject(ctx, "jose\u0301"); err != nil || sub.ID != "jos\u00e9" {
+		t.Errorf("the decomposed spelling reads %+v, %v; want the composed subject", sub, err)
+	}
+	for _, id := range []string{"zed2"} {
+		if _, err := c.GetSubject(ctx, id); err == nil {
+			t.Errorf("subject %q exists after a refused registration", id)
+		}
+	}
+	if _, err := c.GetRecord(ctx, "alice", "message", "new"); !isStatus(err, 404) {
+		t.Errorf("If-Match * created a record: %v", err)
+	}
+	tokensAfter, err := admin.ListTokens(ctx, client.TokenListOptions{Limit: 1000})
+	if err != nil || len(tokensAfter.Tokens) != len(tokensBefore.Tokens) {
+		t.Errorf("%d tokens after the refused token requests, %d before", len(tokensAfter.Tokens), len(tokensBefore.Tokens))
 	}
 }
 
@@ -337,12 +416,12 @@ func TestMetrics(t *testing.T) {
 // TestOpenAPICoversRoutes fails when a route the server registers is
 // missing from the OpenAPI document.
 func TestOpenAPICoversRoutes(t *testing.T) {
-	rt, err := openRuntime(context.Background(), t.TempDir(), mustDefault(), time.Now, nil)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rt, err := openRuntime(context.Background(), t.TempDir(), mustDefault(), time.Now, nil, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rt.Close()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	lg, err := startLogs(context.Background(), rt, quiet)
 	if err != nil {
 		t.Fatal(err)

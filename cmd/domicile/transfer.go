@@ -61,7 +61,7 @@ func openGateway(ctx context.Context, rt *runtime) (*transfer.Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := transfer.New(ctx, transfer.Config{Store: st, Engine: rt.law, Router: rt.router, Calendar: cal, Now: rt.now})
+	g, err := transfer.New(ctx, transfer.Config{Store: st, Engine: rt.law, Router: rt.router, Calendar: cal, Now: rt.now, Logger: rt.log})
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -153,6 +153,11 @@ func TestTransferGateEndToEnd(t *testing.T) {
 	if len(recs) != 2 || man.Subjects != 2 || !strings.Contains(string(recs[0].Data), `"to"`) {
 		t.Fatalf("bundle: %d records, manifest %+v", len(recs), man)
 	}
+	// The headroom warning (90% of 100,000) is in the server log too,
+	// as doc/transfers.md promises.
+	eventually(t, 10*time.Second, "the threshold warning in the server log", func() bool {
+		return strings.Contains(s.Log(), `msg="transfer: threshold warning"`) && strings.Contains(s.Log(), "threshold=100000")
+	})
 
 	// The request that would bring the count to 100,000 is refused.
 	_, _, err = us.Transfer(ctx, req(msg, "zhang.min"))

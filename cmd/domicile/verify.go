@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,12 +36,13 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.Var(&witnesses, "witness", "a witness's cosignature verifier key whose cosignature is required (repeatable)")
 	fs.Var(&witnesses, "witness-key", "the same as --witness: a witness's verifier key (repeatable); with --witnesses N, one of the keys N are taken from")
 	quorum := fs.Int("witnesses", 0, "require valid cosignatures by at least `N` of the --witness-key keys, not by each (0: by each)")
-	statePath := fs.String("state", "domicile-verify.state", "file keeping the last verified checkpoint of each log")
+	statePath := fs.String("state", "", "`FILE` keeping the last verified checkpoint of each log (default: the per-user "+
+		"$XDG_STATE_HOME/domicile/verify.state, or ~/.local/state/domicile/verify.state); \"none\" keeps no state and checks no consistency")
 	events := fs.String("events", "", "a subject's event export (JSON {\"events\": [...]}) to check for inclusion")
 	entries := fs.Bool("entries", false, "also check every entry of the log against the signed tree (reads the whole log)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: domicile verify --log URL --key VERIFIERKEY [--witness-key KEY]... [--witnesses N] [--state FILE] [--events FILE] [--entries]")
+		fmt.Fprintln(fs.Output(), "usage: domicile verify --log URL --key VERIFIERKEY [--witness-key KEY]... [--witnesses N] [--state FILE|none] [--events FILE] [--entries]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args); err != nil {
@@ -78,7 +80,19 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	opts := logclient.Options{Entries: *entries}
-	if *statePath != "" {
+	switch *statePath {
+	case "none":
+	case "":
+		p, err := defaultVerifyState(env)
+		if err != nil {
+			return fmt.Errorf("--state: %w (give --state FILE, or --state none)", err)
+		}
+		*statePath = p
+		fallthrough
+	default:
+		if err := os.MkdirAll(filepath.Dir(*statePath), 0o700); err != nil {
+			return fmt.Errorf("--state: %w", err)
+		}
 		opts.State = witness.NewFileState(*statePath)
 	}
 	if *events != "" {
@@ -122,6 +136,21 @@ func runVerify(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	fmt.Fprintln(env.Stdout, "OK")
 	return nil
+}
+
+// defaultVerifyState is where verify keeps what it trusted, per user:
+// $XDG_STATE_HOME/domicile/verify.state, or, without it,
+// ~/.local/state/domicile/verify.state (the XDG default), never the
+// working directory.
+func defaultVerifyState(env *cmdEnv) (string, error) {
+	if d := env.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "domicile", "verify.state"), nil
+	}
+	home := env.Getenv("HOME")
+	if home == "" || !filepath.IsAbs(home) {
+		return "", errors.New("no per-user state directory: neither XDG_STATE_HOME nor HOME is set")
+	}
+	return filepath.Join(home, ".local", "state", "domicile", "verify.state"), nil
 }
 
 // verifyFailure prefixes a failure with what it means; the wrapped error's

@@ -194,3 +194,44 @@ func TestVerifyCommand(t *testing.T) {
 		}
 	})
 }
+
+// TestVerifyStateLocation: verify keeps its state in the per-user state
+// directory, never in the working directory, says where, and keeps none
+// with --state none.
+func TestVerifyStateLocation(t *testing.T) {
+	l := newVerifyTestLog(t)
+	l.grow(10)
+	home, xdg, work := t.TempDir(), t.TempDir(), t.TempDir()
+	t.Chdir(work)
+	run := func(vars map[string]string, extra ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		env := &cmdEnv{Stdout: &out, Stderr: &errb, Stdin: strings.NewReader(""), Getenv: func(k string) string { return vars[k] }, Now: time.Now}
+		args := append([]string{"verify", "--log", l.srv.URL + "/log/cn-gz1/", "--key", l.vkey}, extra...)
+		return Main(context.Background(), env, args), out.String(), errb.String()
+	}
+	for _, tc := range []struct {
+		vars map[string]string
+		want string
+	}{
+		{map[string]string{"HOME": home}, filepath.Join(home, ".local", "state", "domicile", "verify.state")},
+		{map[string]string{"HOME": home, "XDG_STATE_HOME": xdg}, filepath.Join(xdg, "domicile", "verify.state")},
+	} {
+		code, out, errOut := run(tc.vars)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Fatalf("verify with %v = %d\n%s%s\nwant it to name %s", tc.vars, code, out, errOut, tc.want)
+		}
+		if _, err := os.Stat(tc.want); err != nil {
+			t.Fatalf("the state file: %v", err)
+		}
+	}
+	if code, out, _ := run(map[string]string{"HOME": home}, "--state", "none"); code != 0 || strings.Contains(out, "trusted on first use") {
+		t.Errorf("verify --state none = %d\n%s", code, out)
+	}
+	if code, _, errOut := run(map[string]string{}); code != 1 || !strings.Contains(errOut, "--state") {
+		t.Errorf("verify with no per-user directory = %d, %q; want an error naming --state", code, errOut)
+	}
+	entries, err := os.ReadDir(work)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("verify wrote into the working directory: %v, %v", entries, err)
+	}
+}
