@@ -19,6 +19,12 @@ type CellConfig struct {
 	Location string      `json:"location"`
 	Store    StoreConfig `json:"-"`
 	Custody  KeyCustody  `json:"-"`
+	// URL is where the cell's own process serves its API when each cell
+	// runs as its own process (serve --cell): the router forwards to it,
+	// and the cell listens on its host and port unless --addr says
+	// otherwise. Empty for the embedded runtime, which serves every cell
+	// in one process. An http or https URL with a host and no path.
+	URL string `json:"-"`
 }
 
 // StoreConfig chooses a cell's storage engine.

@@ -17,8 +17,13 @@ const (
 	ETooLarge     = "too-large"           // body over its limit: 413
 	EUnsupported  = "unsupported-media"   // wrong Content-Type: 415
 	ETimeout      = "request-timeout"     // the request's body did not arrive in time: 408
+	EMisdirected  = "misdirected"         // the subject's cell is served by another process: 421
 	EUnavailable  = "unavailable"         // a dependency is down; retry later: 503
-	EInternal     = "internal"            // everything else: 500
+	// ENotImplemented: this process does not make what was asked (a
+	// deployment-wide report the router of cell processes cannot count
+	// correctly): 501.
+	ENotImplemented = "not-implemented"
+	EInternal       = "internal" // everything else: 500
 )
 
 // Error is an error meant for users: a stable code, a sentence, and, where

@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -183,7 +185,7 @@ func parseCells(d *domicile.Deployment, v *yaml.Node) error {
 	if v.Kind != yaml.SequenceNode {
 		return errAt(v, "cells must be a list")
 	}
-	ids := map[string]bool{}
+	ids, urls := map[string]bool{}, map[string]bool{}
 	for _, n := range v.Content {
 		var c domicile.CellConfig
 		if n.Kind != yaml.MappingNode {
@@ -219,8 +221,17 @@ func parseCells(d *domicile.Deployment, v *yaml.Node) error {
 				if err := strictDecode(val, &c.Custody); err != nil {
 					return errAt(val, "custody: %s", cleanYAML(err))
 				}
+			case "url":
+				if err := checkCellURL(val.Value); err != nil {
+					return errAt(val, "url: %v", err)
+				}
+				if urls[val.Value] {
+					return errAt(val, "url %q is declared for two cells", trunc(val.Value, 64))
+				}
+				urls[val.Value] = true
+				c.URL = val.Value
 			default:
-				return errAt(k, "unknown cell key %q (want id, jurisdiction, operator, location, store, custody)", k.Value)
+				return errAt(k, "unknown cell key %q (want id, jurisdiction, operator, location, store, custody, url)", k.Value)
 			}
 		}
 		switch {
@@ -244,6 +255,37 @@ func parseCells(d *domicile.Deployment, v *yaml.Node) error {
 			return errAt(n, "cell %q: custody kind %q (want file, pkcs11 or keyd)", c.ID, c.Custody.Kind)
 		}
 		d.Cells = append(d.Cells, c)
+	}
+	return nil
+}
+
+// maxURLBytes bounds a cell's url.
+const maxURLBytes = 2048
+
+// checkCellURL checks a cell's url: http or https, a host (and port), and
+// nothing else: no user, path, query or fragment, since the router
+// appends the request's own path.
+func checkCellURL(s string) error {
+	if len(s) > maxURLBytes {
+		return fmt.Errorf("over %d bytes", maxURLBytes)
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL", trunc(s, 64))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q must start with http:// or https://", trunc(s, 64))
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%q names no host", trunc(s, 64))
+	case u.User != nil:
+		return fmt.Errorf("%q must not carry a user or password", trunc(s, 64))
+	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.ForceQuery, u.Fragment != "":
+		return fmt.Errorf("%q must be only a scheme, a host and a port: the router appends each request's path", trunc(s, 64))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q has an invalid port", trunc(s, 64))
+		}
 	}
 	return nil
 }

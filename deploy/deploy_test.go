@@ -53,6 +53,13 @@ func TestParseRefusesContradictions(t *testing.T) {
 		{"empty policy list", base + "policy:\n  CN: []\n", 6, "non-empty"},
 		{"bad store", "cells:\n  - id: a\n    jurisdiction: CN\n    operator: Op\n    store: {kind: mongo}\npolicy:\n  CN: [a]\n", 2, "store kind"},
 		{"no policy", base, 1, "no policy"},
+		{"url not http", base + "    url: ftp://10.0.0.1:21\npolicy:\n  CN: [cn-gz1]\n", 5, "http:// or https://"},
+		{"url with a path", base + "    url: http://10.0.0.1:8701/api\npolicy:\n  CN: [cn-gz1]\n", 5, "only a scheme, a host and a port"},
+		{"url with a query", base + "    url: http://10.0.0.1:8701?x=1\npolicy:\n  CN: [cn-gz1]\n", 5, "only a scheme"},
+		{"url with a user", base + "    url: http://op:secret@10.0.0.1:8701\npolicy:\n  CN: [cn-gz1]\n", 5, "user or password"},
+		{"url without a host", base + "    url: http://:8701\npolicy:\n  CN: [cn-gz1]\n", 5, "names no host"},
+		{"url bad port", base + "    url: http://10.0.0.1:99999\npolicy:\n  CN: [cn-gz1]\n", 5, "invalid port"},
+		{"url twice", base + "    url: http://10.0.0.1:8701\n  - id: us-east1\n    jurisdiction: US\n    operator: Op\n    url: http://10.0.0.1:8701\npolicy:\n  CN: [cn-gz1]\n", 9, "two cells"},
 		{"malformed YAML", "cells: [\n", 0, ""},
 	}
 	for _, tt := range tests {
@@ -69,6 +76,20 @@ func TestParseRefusesContradictions(t *testing.T) {
 				t.Errorf("Parse error %q lacks %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestCellURL reads each cell's url, which the router forwards to.
+func TestCellURL(t *testing.T) {
+	d, err := Parse([]byte("cells:\n  - id: cn-gz1\n    jurisdiction: CN\n    operator: Op\n    url: https://cn.example:8443\n  - id: us-east1\n    jurisdiction: US\n    operator: Op\npolicy:\n  CN: [cn-gz1]\n  \"*\": [us-east1]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Cell("cn-gz1").URL; got != "https://cn.example:8443" {
+		t.Errorf("cn-gz1 url = %q, want https://cn.example:8443", got)
+	}
+	if got := d.Cell("us-east1").URL; got != "" {
+		t.Errorf("us-east1 url = %q, want none", got)
 	}
 }
 

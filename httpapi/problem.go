@@ -15,20 +15,22 @@ import (
 
 // statusOf is the one map from error codes to HTTP statuses.
 var statusOf = map[string]int{
-	domicile.EInvalid:      http.StatusBadRequest,
-	domicile.EUnauthorized: http.StatusUnauthorized,
-	domicile.EForbidden:    http.StatusForbidden,
-	domicile.EResidency:    http.StatusForbidden,
-	domicile.ENotFound:     http.StatusNotFound,
-	domicile.EConflict:     http.StatusConflict,
-	domicile.EPrecondition: http.StatusPreconditionFailed,
-	domicile.ETooLarge:     http.StatusRequestEntityTooLarge,
-	domicile.EUnsupported:  http.StatusUnsupportedMediaType,
-	domicile.ETimeout:      http.StatusRequestTimeout,
-	cell.ERange:            http.StatusRequestedRangeNotSatisfiable,
-	domicile.EUnavailable:  http.StatusServiceUnavailable,
-	domicile.EInternal:     http.StatusInternalServerError,
-	"method-not-allowed":   http.StatusMethodNotAllowed,
+	domicile.EInvalid:        http.StatusBadRequest,
+	domicile.EUnauthorized:   http.StatusUnauthorized,
+	domicile.EForbidden:      http.StatusForbidden,
+	domicile.EResidency:      http.StatusForbidden,
+	domicile.ENotFound:       http.StatusNotFound,
+	domicile.EConflict:       http.StatusConflict,
+	domicile.EPrecondition:   http.StatusPreconditionFailed,
+	domicile.ETooLarge:       http.StatusRequestEntityTooLarge,
+	domicile.EUnsupported:    http.StatusUnsupportedMediaType,
+	domicile.ETimeout:        http.StatusRequestTimeout,
+	cell.ERange:              http.StatusRequestedRangeNotSatisfiable,
+	domicile.EMisdirected:    http.StatusMisdirectedRequest,
+	domicile.EUnavailable:    http.StatusServiceUnavailable,
+	domicile.ENotImplemented: http.StatusNotImplemented,
+	domicile.EInternal:       http.StatusInternalServerError,
+	"method-not-allowed":     http.StatusMethodNotAllowed,
 }
 
 // writeError answers err as a problem document. Errors that are not

@@ -77,7 +77,9 @@ func (r *Router) SetUnavailable(cell, reason string) {
 	r.unavailable[cell] = reason
 }
 
-// notServed is the error for a cell this router has no cell for.
+// notServed is the error for a cell this router has no cell for: the
+// cell is unavailable here (SetUnavailable), or it runs as its own
+// process elsewhere (serve --cell), and the request was misdirected.
 func (r *Router) notServed(cell, what string) error {
 	r.umu.RLock()
 	reason, ok := r.unavailable[cell]
@@ -85,7 +87,27 @@ func (r *Router) notServed(cell, what string) error {
 	if ok {
 		return domicile.Errorf(domicile.EUnavailable, "%s %s refuses to serve: %s", what, cell, reason)
 	}
-	return domicile.Errorf(domicile.EUnavailable, "%s %s is not served by this process", what, cell)
+	return domicile.Errorf(domicile.EMisdirected, "%s %s is served by another process: send the request through the deployment's router", what, cell)
+}
+
+// refusing reports whether cell is a cell of this process that refuses
+// to serve (SetUnavailable).
+func (r *Router) refusing(cell string) bool {
+	r.umu.RLock()
+	defer r.umu.RUnlock()
+	_, ok := r.unavailable[cell]
+	return ok
+}
+
+// Serves returns nil if this router serves cell, and otherwise the error
+// a request for that cell's data gets: EUnavailable for a cell of this
+// process that refuses to serve, EMisdirected for a cell that runs as
+// its own process elsewhere.
+func (r *Router) Serves(cell string) error {
+	if r.cells[cell] != nil {
+		return nil
+	}
+	return r.notServed(cell, "cell")
 }
 
 // Cells returns the cells in id order.
@@ -116,11 +138,47 @@ func (r *Router) dirKey(id string) domicile.SubjectRef {
 // for minting a token that reaches that registration only. An id that is
 // not registered is a problem naming the field "subject".
 func (r *Router) Ref(ctx context.Context, id string) (domicile.SubjectRef, error) {
-	_, k, err := r.Locate(ctx, id)
+	h, err := r.Home(ctx, id)
 	if domicile.ErrorCode(err) == domicile.ENotFound {
-		return k.Ref, domicile.FieldErrorf("subject", "no subject %q is registered", truncate(id, 32))
+		return h.Ref, domicile.FieldErrorf("subject", "no subject %q is registered", truncate(id, 32))
 	}
-	return k.Ref, err
+	return h.Ref, err
+}
+
+// Home returns the directory entry of subject id (its home cell and the
+// reference of its current registration) wherever that cell is served:
+// it is what a router of cell processes forwards by. An id that is not
+// registered is ENotFound.
+func (r *Router) Home(ctx context.Context, id string) (domicile.Home, error) {
+	id, err := canonicalID(id)
+	if err != nil {
+		return domicile.Home{}, err
+	}
+	h, err := r.home(ctx, r.dirKey(id))
+	if errors.Is(err, domicile.ErrNotFound) {
+		return h, domicile.Errorf(domicile.ENotFound, "no such subject")
+	}
+	return h, err
+}
+
+// home reads the directory entry under key, from the cache when it is
+// there. Only entries whose cell this router serves are cached: such an
+// entry changes only by an erasure in that cell, which goes through this
+// router and drops it; an entry of a cell served by another process may
+// change there (erased, and the id registered again elsewhere), so it is
+// read afresh each time.
+func (r *Router) home(ctx context.Context, key domicile.SubjectRef) (domicile.Home, error) {
+	r.hmu.Lock()
+	h, cached := r.homes[key]
+	r.hmu.Unlock()
+	if cached {
+		return h, nil
+	}
+	h, err := r.dir.Home(ctx, key)
+	if err == nil && r.cells[h.Cell] != nil {
+		r.cacheHome(key, h)
+	}
+	return h, err
 }
 
 func truncate(s string, n int) string {
@@ -185,8 +243,23 @@ func (r *Router) Register(ctx context.Context, a domicile.Actor, id string, j do
 		return nil, err
 	}
 	c := r.cells[home]
-	if c == nil {
+	if c == nil && r.refusing(home) {
 		return nil, r.notServed(home, "cell")
+	}
+	if c == nil {
+		// The policy's home is served elsewhere. A cell of this process
+		// where the policy does not permit the subject refuses it itself,
+		// and logs the refusal, whatever sent the request here: a cell
+		// does not trust a router to place subjects.
+		for _, lc := range r.Cells() {
+			if _, perr := dep.Place(j, lc.ID()); domicile.ErrorCode(perr) == domicile.EResidency {
+				if _, cerr := lc.CreateSubject(ctx, a, k, j); cerr != nil {
+					return nil, cerr
+				}
+				return nil, perr
+			}
+		}
+		return nil, r.notServed(home, "the subject's home cell")
 	}
 	if a.Role != domicile.RoleApp {
 		_, err := c.CreateSubject(ctx, a, k, j) // refuses and logs
@@ -228,16 +301,7 @@ func (r *Router) Locate(ctx context.Context, id string) (*cell.Cell, cell.Subjec
 	if err != nil {
 		return nil, cell.SubjectKey{}, err
 	}
-	key := r.dirKey(id)
-	r.hmu.Lock()
-	h, cached := r.homes[key]
-	r.hmu.Unlock()
-	if !cached {
-		h, err = r.dir.Home(ctx, key)
-		if err == nil {
-			r.cacheHome(key, h)
-		}
-	}
+	h, err := r.home(ctx, r.dirKey(id))
 	k := cell.SubjectKey{ID: id, Ref: h.Ref}
 	if errors.Is(err, domicile.ErrNotFound) {
 		return nil, k, domicile.Errorf(domicile.ENotFound, "no such subject")

@@ -13,12 +13,12 @@ import (
 	"domicile/sqlite"
 )
 
-func newRouter(t *testing.T) *residency.Router {
+// openCells opens every cell of dep under dir, with a control store
+// they share, and the directory key.
+func openCells(t *testing.T, dir string, dep *domicile.Deployment) (map[string]*cell.Cell, *sqlite.Control) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	dep := deploy.Default()
-	var cells []*cell.Cell
+	cells := map[string]*cell.Cell{}
 	for _, cc := range dep.Cells {
 		st, err := sqlite.Open(ctx, filepath.Join(dir, cc.ID))
 		if err != nil {
@@ -33,14 +33,27 @@ func newRouter(t *testing.T) *residency.Router {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close(); ks.Close() })
-		cells = append(cells, cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks}))
+		cells[cc.ID] = cell.New(cell.Config{Cell: cc, Deployment: dep, Store: st, KEK: kek, KeyStore: ks})
 	}
 	ctl, err := sqlite.OpenControl(ctx, filepath.Join(dir, "control"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ctl.Close() })
-	return residency.New(dep, cells, ctl, []byte("a 32-byte directory key for test"))
+	return cells, ctl
+}
+
+const testDirKey = "a 32-byte directory key for test"
+
+func newRouter(t *testing.T) *residency.Router {
+	t.Helper()
+	dep := deploy.Default()
+	cells, ctl := openCells(t, t.TempDir(), dep)
+	var all []*cell.Cell
+	for _, cc := range dep.Cells {
+		all = append(all, cells[cc.ID])
+	}
+	return residency.New(dep, all, ctl, []byte(testDirKey))
 }
 
 var app = domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "CN", Purpose: "service"}
@@ -145,5 +158,84 @@ func TestLocateForHidesRegistration(t *testing.T) {
 	}
 	if _, _, err := r.Locate(ctx, "known"); domicile.ErrorCode(err) != domicile.ENotFound {
 		t.Fatalf("erased subject still located: %v", err)
+	}
+}
+
+// TestCellProcesses: routers that each serve one cell (serve --cell) and
+// one that serves none (serve --router), over one control store. A cell
+// refuses a subject the policy does not place in it, whatever sent the
+// registration, and logs the refusal; a subject whose home is another
+// cell is misdirected, never served; the router finds every home; an
+// entry of another process's cell is never cached stale.
+func TestCellProcesses(t *testing.T) {
+	ctx := context.Background()
+	dep := deploy.Default()
+	cells, ctl := openCells(t, t.TempDir(), dep)
+	proc := map[string]*residency.Router{}
+	for id, c := range cells {
+		proc[id] = residency.New(dep, []*cell.Cell{c}, ctl, []byte(testDirKey))
+	}
+	router := residency.New(dep, nil, ctl, []byte(testDirKey))
+
+	before, _ := cells["us-east1"].EventSummaries(ctx, 0, 1000)
+	if _, err := proc["us-east1"].Register(ctx, app, "li.wei", "CN", ""); domicile.ErrorCode(err) != domicile.EResidency {
+		t.Fatalf("the US cell registering a CN subject = %v, want residency-forbidden", err)
+	}
+	after, _ := cells["us-east1"].EventSummaries(ctx, 0, 1000)
+	if len(after) != len(before)+1 || after[len(after)-1].Outcome != domicile.Denied {
+		t.Fatalf("the US cell's refusal is not in its log: %d events before, %+v after", len(before), after)
+	}
+	if _, err := router.Home(ctx, "li.wei"); domicile.ErrorCode(err) != domicile.ENotFound {
+		t.Fatalf("refused subject in the directory: %v", err)
+	}
+	if _, err := proc["cn-gz1"].Register(ctx, app, "li.wei", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	// The CN cell registered it; the US process cannot register it again,
+	// nor reach it.
+	if _, err := proc["us-east1"].Register(ctx, app, "li.wei", "US", ""); domicile.ErrorCode(err) != domicile.EConflict {
+		t.Fatalf("second registration of the id elsewhere = %v, want conflict", err)
+	}
+	for _, id := range []string{"us-east1", "eu-fra1"} {
+		if _, _, err := proc[id].Locate(ctx, "li.wei"); domicile.ErrorCode(err) != domicile.EMisdirected {
+			t.Errorf("%s locating the CN subject = %v, want misdirected", id, err)
+		}
+		if _, err := proc[id].Erase(ctx, app, "li.wei"); domicile.ErrorCode(err) != domicile.EMisdirected {
+			t.Errorf("%s erasing the CN subject = %v, want misdirected", id, err)
+		}
+	}
+	if h, err := router.Home(ctx, "li.wei"); err != nil || h.Cell != "cn-gz1" {
+		t.Fatalf("router Home = %+v, %v, want cn-gz1", h, err)
+	}
+	if ref, err := router.Ref(ctx, "li.wei"); err != nil || ref.IsZero() {
+		t.Fatalf("router Ref = %v, %v", ref, err)
+	}
+	// An EU subject asked into the EU cell through the US process: the
+	// policy permits it only in eu-fra1, so the US cell refuses it.
+	if _, err := proc["us-east1"].Register(ctx, app, "anna", "DE", "eu-fra1"); domicile.ErrorCode(err) != domicile.EResidency {
+		t.Fatalf("the US cell registering a DE subject = %v, want residency-forbidden", err)
+	}
+	// Erased in its cell, registered again elsewhere: nobody answers from
+	// a stale entry.
+	if _, err := proc["cn-gz1"].Erase(ctx, app, "li.wei"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proc["us-east1"].Register(ctx, app, "li.wei", "US", ""); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := router.Home(ctx, "li.wei"); err != nil || h.Cell != "us-east1" {
+		t.Fatalf("router Home after re-registration = %+v, %v, want us-east1", h, err)
+	}
+	if _, _, err := proc["cn-gz1"].Locate(ctx, "li.wei"); domicile.ErrorCode(err) != domicile.EMisdirected {
+		t.Fatalf("the CN cell locating the re-registered subject = %v, want misdirected", err)
+	}
+	if c, _, err := proc["us-east1"].Locate(ctx, "li.wei"); err != nil || c.ID() != "us-east1" {
+		t.Fatalf("the US cell locating its subject = %v, %v", c, err)
+	}
+	if err := proc["cn-gz1"].Serves("us-east1"); domicile.ErrorCode(err) != domicile.EMisdirected {
+		t.Errorf("Serves(another process's cell) = %v, want misdirected", err)
+	}
+	if err := proc["cn-gz1"].Serves("cn-gz1"); err != nil {
+		t.Errorf("Serves(own cell) = %v", err)
 	}
 }
