@@ -62,7 +62,7 @@ func (t *transferHandlers) putMechanism(w http.ResponseWriter, r *http.Request, 
 }
 
 func (t *transferHandlers) listMechanisms(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
-	ms, err := t.g.Mechanisms(a)
+	ms, err := t.g.Mechanisms(r.Context(), a)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ type MechanismList struct {
 }
 
 func (t *transferHandlers) getMechanism(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
-	m, err := t.g.Mechanism(a, r.PathValue("mid"))
+	m, err := t.g.Mechanism(r.Context(), a, r.PathValue("mid"))
 	if err != nil {
 		return err
 	}

@@ -119,13 +119,20 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 // Transparency gathers and builds the transparency report of a period:
 // each cell's log figures counted over its leaves up to its latest signed
 // checkpoint, the authority register's requests, and the ledger's
-// figures.
+// figures. Its figures are the deployment's: if a cell of the deployment
+// is not served here (it refuses to serve, or runs as its own process),
+// the report is refused with that cell's error rather than counted
+// without it.
 func (s *Sources) Transparency(ctx context.Context, period Period, lang i18n.Lang) (*Transparency, error) {
 	in := TransparencyInput{Now: s.Now().UTC(), Period: period, Deployment: s.Router.Deployment()}
-	for _, c := range s.Router.Cells() {
+	for _, cc := range in.Deployment.Cells {
+		if err := s.Router.Serves(cc.ID); err != nil {
+			return nil, domicile.Errorf(domicile.ErrorCode(err), "the transparency report counts every cell of the deployment: %v", err)
+		}
+		c := s.Router.CellByID(cc.ID)
 		l := s.Logs(c.ID())
 		if l == nil {
-			continue
+			return nil, domicile.Errorf(domicile.EUnavailable, "the transparency report counts every cell of the deployment, and cell %s has no running log", c.ID())
 		}
 		head, err := l.Latest(ctx)
 		if err != nil {

@@ -177,6 +177,9 @@ var ownGround = map[string]domicile.MechanismKind{
 // evaluate decides a plan: consents, counts, the engine, the mechanism,
 // minimisation. It records nothing; the caller holds the entity's lock.
 func (g *Gateway) evaluate(ctx context.Context, p *plan) (*Decision, []subj, error) {
+	if err := g.refresh(ctx); err != nil {
+		return nil, nil, err
+	}
 	d := &Decision{Time: g.cfg.Now().UTC(), AsOf: p.today, Entity: p.entity, Year: p.year, Source: p.src, Destination: p.dest,
 		Recipient: p.recipient, Purpose: p.purpose, Channel: p.channel, Categories: p.cats}
 	cs := g.candidates(p)

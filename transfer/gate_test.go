@@ -315,3 +315,45 @@ func TestAssessMatchesGate(t *testing.T) {
 		t.Fatalf("assess: %d/%d %s; gate: %d/%d %s", as.PIYTD, as.SensitivePIYTD, as.Report.MechanismName(), d.PIYTD, d.SensitivePIYTD, d.Law)
 	}
 }
+
+// TestRegistrySharedAcrossProcesses: two gateways over one store, as two
+// cell processes sharing the ledger. A mechanism registered through one
+// governs the other once its cached registry is older than Refresh, and
+// not before; without Refresh the registry is read once.
+func TestRegistrySharedAcrossProcesses(t *testing.T) {
+	e := newEnv(t, march)
+	ctx := context.Background()
+	other, err := transfer.New(ctx, transfer.Config{Store: e.store, Engine: lawEngine(t), Router: e.router, Now: e.clock.Now, Refresh: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	once, err := transfer.New(ctx, transfer.Config{Store: e.store, Engine: lawEngine(t), Router: e.router, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.g.PutMechanism(ctx, e.admin, standardContract("sc-1", "2026-03-02", "2026-03-09")); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(g *transfer.Gateway) []string {
+		t.Helper()
+		ms, err := g.Mechanisms(ctx, e.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ms {
+			out = append(out, m.ID)
+		}
+		return out
+	}
+	if got := ids(other); len(got) != 0 {
+		t.Fatalf("registry read again before Refresh: %v", got)
+	}
+	e.clock.Set(march.Add(2 * time.Second))
+	if got := ids(other); !slices.Equal(got, []string{"sc-1"}) {
+		t.Fatalf("registry after Refresh = %v, want [sc-1]", got)
+	}
+	if got := ids(once); len(got) != 0 {
+		t.Fatalf("registry without Refresh read again: %v", got)
+	}
+}

@@ -29,6 +29,13 @@ type Config struct {
 	Now      func() time.Time
 	Rand     io.Reader
 	Logger   *slog.Logger
+	// Refresh, when positive, is how old the cached registry of
+	// mechanisms may grow before it is read again from the store. Set it
+	// when several processes share the store (cells that run as their own
+	// processes): a mechanism registered, replaced or revoked through one
+	// of them then governs the decisions of all within Refresh. Zero
+	// reads the registry once, at New, which is right for one process.
+	Refresh time.Duration
 }
 
 // Gateway decides and carries out transfers. It is safe for concurrent
@@ -39,8 +46,10 @@ type Gateway struct {
 	locks sync.Map // entity -> *sync.Mutex
 
 	mu sync.RWMutex
-	// mechs is the registry, cached; guarded by mu.
-	mechs []Mechanism
+	// mechs is the registry, cached, and loaded when it was read from
+	// the store; guarded by mu.
+	mechs  []Mechanism
+	loaded time.Time
 
 	statsMu sync.Mutex
 	// decisions counts decisions by outcome and law mechanism; guarded by statsMu.
@@ -64,7 +73,16 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	bodies, err := cfg.Store.Mechanisms(ctx)
+	ms, err := loadMechanisms(ctx, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	return &Gateway{cfg: cfg, mechs: ms, loaded: cfg.Now(), decisions: map[[2]string]int64{}}, nil
+}
+
+// loadMechanisms reads the registry from st.
+func loadMechanisms(ctx context.Context, st Store) ([]Mechanism, error) {
+	bodies, err := st.Mechanisms(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +92,31 @@ func New(ctx context.Context, cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("transfer: stored mechanism: %v", err)
 		}
 	}
-	return &Gateway{cfg: cfg, mechs: ms, decisions: map[[2]string]int64{}}, nil
+	return ms, nil
+}
+
+// refresh reads the registry again from the store if it is older than
+// Config.Refresh. A store that cannot be read fails the caller: a
+// decision is not made on a registry that may be stale.
+func (g *Gateway) refresh(ctx context.Context) error {
+	if g.cfg.Refresh <= 0 {
+		return nil
+	}
+	now := g.cfg.Now()
+	g.mu.RLock()
+	fresh := now.Sub(g.loaded) < g.cfg.Refresh && !now.Before(g.loaded)
+	g.mu.RUnlock()
+	if fresh {
+		return nil
+	}
+	ms, err := loadMechanisms(ctx, g.cfg.Store)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.mechs, g.loaded = ms, now
+	g.mu.Unlock()
+	return nil
 }
 
 // Calendar returns the working-day calendar in use.

@@ -46,6 +46,9 @@ func (g *Gateway) PutMechanism(ctx context.Context, a domicile.Actor, m Mechanis
 		return nil, err
 	}
 	m.Updated = g.cfg.Now().UTC()
+	if err := g.refresh(ctx); err != nil {
+		return nil, err
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	body, err := json.Marshal(m)
@@ -65,8 +68,11 @@ func (g *Gateway) PutMechanism(ctx context.Context, a domicile.Actor, m Mechanis
 }
 
 // Mechanisms lists the registry with each mechanism's standing today.
-func (g *Gateway) Mechanisms(a domicile.Actor) ([]MechanismView, error) {
+func (g *Gateway) Mechanisms(ctx context.Context, a domicile.Actor) ([]MechanismView, error) {
 	if err := requireAdminOrAuditor(a); err != nil {
+		return nil, err
+	}
+	if err := g.refresh(ctx); err != nil {
 		return nil, err
 	}
 	g.mu.RLock()
@@ -79,8 +85,8 @@ func (g *Gateway) Mechanisms(a domicile.Actor) ([]MechanismView, error) {
 }
 
 // Mechanism returns one registered mechanism.
-func (g *Gateway) Mechanism(a domicile.Actor, id string) (*MechanismView, error) {
-	ms, err := g.Mechanisms(a)
+func (g *Gateway) Mechanism(ctx context.Context, a domicile.Actor, id string) (*MechanismView, error) {
+	ms, err := g.Mechanisms(ctx, a)
 	if err != nil {
 		return nil, err
 	}

@@ -188,6 +188,9 @@ func (g *Gateway) Import(ctx context.Context, a domicile.Actor, src domicile.Jur
 	}
 	res := &ImportResult{}
 	groups := map[string]*importGroup{}
+	if err := g.refresh(ctx); err != nil {
+		return nil, err
+	}
 	g.mu.RLock()
 	mechKind := map[string]domicile.MechanismKind{}
 	for _, m := range g.mechs {

@@ -155,8 +155,10 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 	p, err := notice.MakePlan(ctx, notice.PlanInput{From: from, To: to,
 		FromRef: notice.Ref(from.Name+" (in force)", cur), ToRef: notice.Ref(name, data),
 		Subjects: notice.SubjectsFunc(func(ctx context.Context, cellID string) ([]notice.SubjectInfo, error) {
-			if rt.router.CellByID(cellID) == nil {
-				return nil, nil
+			if err := rt.router.Serves(cellID); err != nil {
+				// Counted without that cell, the plan would leave out its
+				// subjects' notices.
+				return nil, domicile.Errorf(domicile.ErrorCode(err), "a change plan counts the subjects of every cell it touches: %v", err)
 			}
 			return commstore.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
 		}),
