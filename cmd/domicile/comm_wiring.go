@@ -84,7 +84,7 @@ func deferredFilter(desk *authority.Desk, now func() time.Time) httpapi.EventFil
 
 // openComm opens the communication stores of rt; they close with it.
 func openComm(ctx context.Context, rt *runtime) (*comm, error) {
-	dir := filepath.Join(rt.dir, "control")
+	dir := filepath.Join(rt.controlDir, "control")
 	ns, err := commstore.OpenNotices(ctx, dir)
 	if err != nil {
 		return nil, err

@@ -52,10 +52,12 @@ type server struct {
 	URL   string
 	Data  string
 	Admin string
-	out   *syncBuffer
+	out   *syncBuffer // stderr
 	// HTTP is the client requests use; nil is http.DefaultClient (an
 	// HTTPS server's test sets one trusting its CA).
 	HTTP *http.Client
+	// stdout is the process's standard output (startProcess only).
+	stdout *syncBuffer
 }
 
 type syncBuffer struct {

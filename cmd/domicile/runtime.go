@@ -30,7 +30,17 @@ import (
 // each part once, from the configuration, and hands each its
 // dependencies; nothing registers itself.
 type runtime struct {
-	dir     string
+	// dir holds the cells' storage and custody.
+	dir string
+	// controlDir holds the control store, the directory key and the
+	// deployment-wide stores (ledger, notices, authority requests): dir
+	// for the embedded runtime, the router's data directory for a cell
+	// that runs as its own process.
+	controlDir string
+	// shared is true when other processes share the control directory's
+	// stores (serve --cell): what a process caches of them must be read
+	// again.
+	shared  bool
 	dep     *domicile.Deployment
 	control *sqlite.Control
 	cells   []*cell.Cell
@@ -116,6 +126,22 @@ func secretFile(path string, n int) ([]byte, error) {
 	return b, nil
 }
 
+// existingSecret returns the contents of the secret file path, which
+// must exist and hold n bytes.
+func existingSecret(path string, n int) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist: start the router first (it makes the control store and this key), and point --control at its data directory", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(b) != n {
+		return nil, fmt.Errorf("%s: want %d bytes, have %d", path, n, len(b))
+	}
+	return b, nil
+}
+
 // writeFileSync creates path exclusively, writes data and syncs it and its
 // directory.
 func writeFileSync(path string, data []byte, mode os.FileMode) error {
@@ -155,7 +181,29 @@ func openKEK(ctx context.Context, dir string, c domicile.CellConfig) (kms.KEK, e
 // dir, and the gateway and communication stores that serve them, applying
 // the rules of e (the embedded rules when nil). log is the server log
 // (nil discards it).
-func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now func() time.Time, e *law.Engine, log *slog.Logger) (_ *runtime, err error) {
+func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now func() time.Time, e *law.Engine, log *slog.Logger) (*runtime, error) {
+	return openRuntimeAt(ctx, layout{Data: dir}, dep, now, e, log)
+}
+
+// layout says where a runtime keeps what, and which cells it serves.
+type layout struct {
+	// Data holds the cells' storage (<Data>/<cell>/) and custody
+	// (<Data>/custody/<cell>/).
+	Data string
+	// Control holds the control store (<Control>/control/), the
+	// directory key and the deployment-wide stores; Data when empty. A
+	// cell process points it at the router's data directory.
+	Control string
+	// Cell, when set, is the one cell this process serves (serve
+	// --cell): the directory key must exist already (the router makes
+	// it), and the deployment-wide stores are shared with the other
+	// processes.
+	Cell string
+}
+
+// openRuntimeAt opens the runtime laid out as l: every cell of dep, or
+// the one l names. log is the server log (nil discards it).
+func openRuntimeAt(ctx context.Context, l layout, dep *domicile.Deployment, now func() time.Time, e *law.Engine, log *slog.Logger) (_ *runtime, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -164,23 +212,35 @@ func openRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now 
 			return nil, err
 		}
 	}
+	dir := l.Data
+	if l.Control == "" {
+		l.Control = dir
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	rt := &runtime{dir: dir, dep: dep, now: now, law: e, log: log, witnesses: map[string]*witness.Witness{}}
+	rt := &runtime{dir: dir, controlDir: l.Control, shared: l.Cell != "", dep: dep, now: now, law: e, log: log, witnesses: map[string]*witness.Witness{}}
 	defer func() {
 		if err != nil {
 			rt.Close()
 		}
 	}()
-	dirKey, err := secretFile(filepath.Join(dir, "directory.key"), 32)
+	var dirKey []byte
+	if l.Cell != "" {
+		dirKey, err = existingSecret(filepath.Join(l.Control, "directory.key"), 32)
+	} else {
+		dirKey, err = secretFile(filepath.Join(l.Control, "directory.key"), 32)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("directory key: %w", err)
 	}
-	if rt.control, err = sqlite.OpenControl(ctx, filepath.Join(dir, "control")); err != nil {
+	if rt.control, err = sqlite.OpenControl(ctx, filepath.Join(l.Control, "control")); err != nil {
 		return nil, err
 	}
 	for _, cc := range dep.Cells {
+		if l.Cell != "" && cc.ID != l.Cell {
+			continue
+		}
 		if cc.Store.Kind != "sqlite" {
 			return nil, fmt.Errorf("cell %s: store %q: this binary serves sqlite cells only; the postgres store is not wired into serve yet (doc/deployment.md#store)", cc.ID, cc.Store.Kind)
 		}

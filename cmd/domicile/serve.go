@@ -13,7 +13,7 @@ import (
 )
 
 // serveCommand is `domicile serve`.
-var serveCommand = command{name: "serve", summary: "run the service (embedded demo deployment by default)", run: runServe}
+var serveCommand = command{name: "serve", summary: "run the service (embedded demo deployment by default), one cell (--cell) or the router (--router)", run: runServe}
 
 func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "serve")
@@ -23,6 +23,8 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	rulesPath := fs.String("rules", "", "law rule bundle or directory `PATH`, signed by a key of the deployment's rules.keys (overrides rules.path); a refused bundle leaves the embedded rules serving")
 	var edge edgeFlags
 	edge.register(fs)
+	var top topology
+	top.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -33,17 +35,26 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := top.check(fs, *depFile, dep, addr, *data); err != nil {
+		return err
+	}
 	log, closeLog := edge.logger(env.Stderr)
 	defer closeLog()
 	rules := useServeRules(dep, *depFile, *rulesPath, log)
-	rt, err := openRuntime(ctx, *data, dep, env.Now, rules, log)
+	if top.router {
+		return serveRouter(ctx, env, &edge, &top, dep, *depFile, *data, *addr, rules, log)
+	}
+	rt, err := openRuntimeAt(ctx, top.layout(*data), dep, env.Now, rules, log)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
 	logChecks(log, rt.checks)
-	if err := ensureAdminToken(ctx, env, rt); err != nil {
-		return err
+	if top.cell == "" {
+		// A cell process's admin token is the router's.
+		if err := ensureAdminToken(ctx, env, rt); err != nil {
+			return err
+		}
 	}
 	lg, err := startLogs(ctx, rt, log)
 	if err != nil {
@@ -62,7 +73,11 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if *depFile == "" {
 		name += " (embedded)"
 	}
-	fmt.Fprintf(env.Stdout, "domicile: deployment %s, cells %s\n", name, cellIDs(dep))
+	if top.cell != "" {
+		fmt.Fprintf(env.Stdout, "domicile: deployment %s, cell %s (of %s), control store %s\n", name, top.cell, cellIDs(dep), rt.controlDir)
+	} else {
+		fmt.Fprintf(env.Stdout, "domicile: deployment %s, cells %s\n", name, cellIDs(dep))
+	}
 	fmt.Fprintf(env.Stdout, "domicile: law rules %s\n", rules.RuleSet())
 	fmt.Fprintf(env.Stdout, "domicile: listening on %s\n", url)
 	errc := make(chan error, 1)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"domicile/httpapi"
 	"domicile/sqlite"
@@ -41,10 +42,15 @@ var transferCommand = command{name: "transfer", summary: "request transfers abro
 		"request": transferRequest, "import": transferImport, "ledger": transferLedger, "evidence": transferEvidence})
 }}
 
+// sharedRefresh is how long a cell process trusts what it caches of the
+// stores it shares with the other processes of a deployment (the
+// mechanism registry).
+const sharedRefresh = 2 * time.Second
+
 // openGateway opens the transfer store of a runtime and its gateway; the
 // store closes with the runtime.
 func openGateway(ctx context.Context, rt *runtime) (*transfer.Gateway, error) {
-	dir := filepath.Join(rt.dir, "control")
+	dir := filepath.Join(rt.controlDir, "control")
 	cal := transfer.CN()
 	b, err := os.ReadFile(filepath.Join(dir, holidayFile))
 	switch {
@@ -61,7 +67,12 @@ func openGateway(ctx context.Context, rt *runtime) (*transfer.Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := transfer.New(ctx, transfer.Config{Store: st, Engine: rt.law, Router: rt.router, Calendar: cal, Now: rt.now, Logger: rt.log})
+	cfg := transfer.Config{Store: st, Engine: rt.law, Router: rt.router, Calendar: cal, Now: rt.now, Logger: rt.log}
+	if rt.shared {
+		// Other cell processes register mechanisms in the same ledger.
+		cfg.Refresh = sharedRefresh
+	}
+	g, err := transfer.New(ctx, cfg)
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"domicile"
+	"domicile/httpapi"
+	"domicile/law"
+	"domicile/residency"
+	"domicile/sqlite"
+	"domicile/sqlite/commstore"
+	"domicile/witness"
+)
+
+// topology is serve's choice of what this process serves of the
+// deployment: everything (the embedded runtime, the default), one cell
+// (--cell), or the router in front of the cells (--router).
+type topology struct {
+	cell    string
+	router  bool
+	control string
+}
+
+func (t *topology) register(fs *flag.FlagSet) {
+	fs.StringVar(&t.cell, "cell", "", "serve only cell `ID` of the deployment file, as its own process: its own store, key custody and log under --data; it authenticates every request itself from the control store (--control); --addr defaults to the cell's url")
+	fs.BoolVar(&t.router, "router", false, "serve the deployment's router: the control store (tokens, the directory) and admin.token under --data, each request forwarded to its cell's url; it holds no subject data")
+	fs.StringVar(&t.control, "control", "", "with --cell: the `DIR` of the deployment's control store, that is the router's --data (SQLite, on the same machine)")
+}
+
+// check validates the flags against the deployment and, for a cell whose
+// --addr was not given, listens on the host and port of its url.
+func (t *topology) check(fs *flag.FlagSet, depFile string, dep *domicile.Deployment, addr *string, data string) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case t.router && t.cell != "":
+		return fmt.Errorf("--router and --cell: a process is either the router or one cell")
+	case t.control != "" && t.cell == "":
+		return fmt.Errorf("--control is for --cell: the router and the embedded runtime keep the control store under --data")
+	case (t.router || t.cell != "") && depFile == "":
+		return fmt.Errorf("--router and --cell need --deployment FILE: the embedded demo names no cell urls (see examples/topology/local.yaml)")
+	}
+	if t.router {
+		if _, err := httpapi.ProxyTargets(dep); err != nil {
+			return fmt.Errorf("--router: %s: %v", depFile, err)
+		}
+		return nil
+	}
+	if t.cell == "" {
+		return nil
+	}
+	c := dep.Cell(t.cell)
+	if c == nil {
+		return fmt.Errorf("--cell: %q is not a cell of %s (cells: %s)", truncateFlag(t.cell), depFile, cellIDs(dep))
+	}
+	if c.Store.Kind != "sqlite" {
+		return fmt.Errorf("--cell %s: the cell's store is %s; serve runs sqlite cells only so far", c.ID, c.Store.Kind)
+	}
+	if t.control == "" {
+		return fmt.Errorf("--cell needs --control DIR: the router's --data, which holds the control store and the directory key")
+	}
+	same, err := sameDir(data, t.control)
+	if err != nil {
+		return err
+	}
+	if same {
+		return fmt.Errorf("--data and --control are the same directory: a cell's data must not sit with the router's")
+	}
+	if !set["addr"] && c.URL != "" {
+		u, err := url.Parse(c.URL)
+		if err != nil {
+			return fmt.Errorf("--cell %s: url: %v", c.ID, err)
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		}
+		*addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return nil
+}
+
+// layout is where a process of this topology keeps what (openRuntimeAt).
+func (t *topology) layout(data string) layout {
+	return layout{Data: data, Control: t.control, Cell: t.cell}
+}
+
+// sameDir reports whether a and b name the same directory.
+func sameDir(a, b string) (bool, error) {
+	aa, err := filepath.Abs(a)
+	if err != nil {
+		return false, err
+	}
+	bb, err := filepath.Abs(b)
+	if err != nil {
+		return false, err
+	}
+	return filepath.Clean(aa) == filepath.Clean(bb), nil
+}
+
+func truncateFlag(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// openRouterRuntime opens what a router holds: the control store and the
+// directory key under dir (making them on first start) and the directory
+// over them, with no cell.
+func openRouterRuntime(ctx context.Context, dir string, dep *domicile.Deployment, now func() time.Time, e *law.Engine, log *slog.Logger) (_ *runtime, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	rt := &runtime{dir: dir, controlDir: dir, shared: true, dep: dep, now: now, law: e, log: log, witnesses: map[string]*witness.Witness{}}
+	defer func() {
+		if err != nil {
+			rt.Close()
+		}
+	}()
+	dirKey, err := secretFile(filepath.Join(dir, "directory.key"), 32)
+	if err != nil {
+		return nil, fmt.Errorf("directory key: %w", err)
+	}
+	if rt.control, err = sqlite.OpenControl(ctx, filepath.Join(dir, "control")); err != nil {
+		return nil, err
+	}
+	rt.router = residency.New(dep, nil, rt.control, dirKey)
+	return rt, nil
+}
+
+// serveRouter runs `serve --router`: the router of a deployment of cell
+// processes, in front of the cells' urls.
+func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topology, dep *domicile.Deployment, depFile, data, addr string, rules *law.Engine, log *slog.Logger) error {
+	rt, err := openRouterRuntime(ctx, data, dep, env.Now, rules, log)
+	if err != nil {
+		return err
+	}
+	defer rt.Close()
+	if err := ensureAdminToken(ctx, env, rt); err != nil {
+		return err
+	}
+	// The authority requests are the deployment's, kept beside the
+	// control store; the router reads a request's cell to forward its
+	// outcome and disclosure there.
+	reqs, err := commstore.OpenAuthority(ctx, filepath.Join(data, "control"))
+	if err != nil {
+		return err
+	}
+	defer reqs.Close()
+	reg := prometheus.NewRegistry()
+	own := httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law})
+	px, err := httpapi.NewProxy(httpapi.ProxyConfig{
+		Deployment: rt.router.Deployment,
+		Directory:  rt.router,
+		Own:        own,
+		AuthorityCell: func(ctx context.Context, id string) (string, error) {
+			r, err := reqs.Get(ctx, id)
+			if err != nil {
+				return "", err
+			}
+			return r.Cell, nil
+		},
+		Logger:   log,
+		Registry: reg,
+		Now:      env.Now,
+	})
+	if err != nil {
+		return err
+	}
+	defer px.Close()
+	ln, url, hs, err := edge.listen(addr, px, log)
+	if err != nil {
+		return err
+	}
+	var cells []string
+	for _, c := range dep.Cells {
+		cells = append(cells, c.ID+" "+c.URL)
+	}
+	fmt.Fprintf(env.Stdout, "domicile: router of deployment %s: %s\n", dep.Name, strings.Join(cells, ", "))
+	fmt.Fprintf(env.Stdout, "domicile: law rules %s\n", rules.RuleSet())
+	fmt.Fprintf(env.Stdout, "domicile: listening on %s\n", url)
+	errc := make(chan error, 1)
+	go func() { errc <- serveOn(hs, ln) }()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case err := <-errc:
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case <-hup:
+			reloadRouter(rt, depFile, log, env.Now)
+		case <-ctx.Done():
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			hs.Shutdown(sctx)
+			return nil
+		}
+	}
+}
+
+// reloadRouter re-reads the deployment file: a change of policy, of an
+// operator or of a cell's url takes effect at once; adding or removing a
+// cell needs a restart.
+func reloadRouter(rt *runtime, path string, log *slog.Logger, now func() time.Time) {
+	dep, err := loadDeployment(path)
+	if err == nil {
+		_, err = httpapi.ProxyTargets(dep)
+	}
+	if err != nil {
+		log.Error("reload refused", slog.Any("err", err))
+		return
+	}
+	if cellIDs(dep) != cellIDs(rt.dep) {
+		log.Error("reload refused: the set of cells changed; restart to add or remove cells")
+		return
+	}
+	rt.dep = dep
+	rt.router.SetDeployment(dep)
+	log.Info("deployment reloaded", slog.Time("at", now().UTC()))
+}

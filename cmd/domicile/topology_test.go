@@ -1,0 +1,551 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"domicile/client"
+	"domicile/httpapi"
+)
+
+// startProcess starts the binary with args (serve with --addr or a cell
+// url) and waits until it listens. Its stdout and stderr are kept.
+func startProcess(t *testing.T, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errBuf, outBuf := &syncBuffer{}, &syncBuffer{}
+	cmd.Stderr = errBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{t: t, cmd: cmd, out: errBuf, stdout: outBuf}
+	urlc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			outBuf.Write([]byte(sc.Text() + "\n"))
+			if u, ok := strings.CutPrefix(sc.Text(), "domicile: listening on "); ok {
+				urlc <- u
+			}
+		}
+	}()
+	select {
+	case s.URL = <-urlc:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("%v did not start; stderr:\n%s", args, errBuf.String())
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// topo is a deployment of cell processes on loopback: a router and one
+// process per cell, each with its own data directory.
+type topo struct {
+	t       *testing.T
+	depFile string
+	router  *server
+	cells   map[string]*server
+	dirs    map[string]string // cell or "router" -> data directory
+}
+
+// startTopology writes examples/topology/local.yaml with free ports in
+// place of 8700-8703 and starts its router and its three cells.
+func startTopology(t *testing.T) *topo {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "topology", "local.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := map[string]string{}
+	for _, p := range []string{"8701", "8702", "8703"} {
+		ports[p] = freePort(t)
+		b = bytes.ReplaceAll(b, []byte("127.0.0.1:"+p), []byte(ports[p]))
+	}
+	dir := t.TempDir()
+	tp := &topo{t: t, depFile: filepath.Join(dir, "deployment.yaml"), cells: map[string]*server{}, dirs: map[string]string{}}
+	if err := os.WriteFile(tp.depFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tp.dirs["router"] = filepath.Join(dir, "router")
+	tp.router = startProcess(t, "serve", "--router", "--deployment", tp.depFile, "--data", tp.dirs["router"], "--addr", "127.0.0.1:0")
+	admin, err := os.ReadFile(filepath.Join(tp.dirs["router"], "admin.token"))
+	if err != nil {
+		t.Fatalf("router admin token: %v", err)
+	}
+	tp.router.Admin = strings.TrimSpace(string(admin))
+	for _, c := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
+		tp.dirs[c] = filepath.Join(dir, c)
+		tp.startCell(c)
+	}
+	return tp
+}
+
+// startCell starts (or starts again) the process of cell c, on its url.
+func (tp *topo) startCell(c string) {
+	tp.t.Helper()
+	tp.cells[c] = startProcess(tp.t, "serve", "--cell", c, "--deployment", tp.depFile, "--data", tp.dirs[c], "--control", tp.dirs["router"])
+}
+
+// TestTopologyEndToEnd runs the README's walk-through through the router
+// of three cell processes, each on its own SQLite store: register, write
+// and read a record, upload and download an object, the statement,
+// erasure. A CN subject's marker strings (in its id, a record id, an
+// object name and a body) are found only in the CN cell's data
+// directory, never in another cell's, the router's, or the router's
+// output. A router made to place a CN subject in the US cell is refused
+// by that cell. A cell killed mid-run is one cell down: its subjects get
+// 503 with Retry-After, the others are served, and once it is back every
+// write it acknowledged is there.
+func TestTopologyEndToEnd(t *testing.T) {
+	tp := startTopology(t)
+	r := tp.router
+	ctx := context.Background()
+	marker := fmt.Sprintf("Mk%x", time.Now().UnixNano())
+	id, rid, name, body := "li.wei."+marker+"i", "r"+marker, "o"+marker+".jpg", "明天见 b"+marker
+
+	appCN := r.client(r.token("app", "CN", ""), app, "")
+	sub, err := appCN.CreateSubject(ctx, id, "CN", "")
+	if err != nil || sub.Cell != "cn-gz1" {
+		t.Fatalf("register the CN subject through the router: %+v, %v", sub, err)
+	}
+	if _, err := appCN.PutRecord(ctx, id, "message", rid, map[string]string{"from": id, "to": "zhang.san", "body": body}, ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := appCN.GetRecord(ctx, id, "message", rid)
+	if err != nil || !strings.Contains(string(got.Data), body) {
+		t.Fatalf("read back through the router: %+v, %v", got, err)
+	}
+	photo := bytes.Repeat([]byte("photo "+marker+"\n"), 40000) // over 1 MiB: streamed both ways
+	if o, err := appCN.PutObject(ctx, id, name, "image/jpeg", bytes.NewReader(photo), int64(len(photo))); err != nil || o.Size != int64(len(photo)) {
+		t.Fatalf("upload through the router: %+v, %v", o, err)
+	}
+	resp, err := appCN.GetObject(ctx, id, name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(down, photo) {
+		t.Fatalf("download through the router: %d bytes, want the %d uploaded", len(down), len(photo))
+	}
+	resp, err = appCN.GetObject(ctx, id, name, "bytes=65530-65545")
+	if err != nil {
+		t.Fatal(err)
+	}
+	part, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(part, photo[65530:65546]) {
+		t.Fatalf("range through the router: %d, %d bytes", resp.StatusCode, len(part))
+	}
+	subject := r.client(r.token("subject", "CN", id), "", "")
+	st, err := subject.Statement(ctx, id, "en")
+	if err != nil || len(st.Accesses) == 0 || len(st.Holdings) == 0 {
+		t.Fatalf("statement through the router: %v", err)
+	}
+	// Subjects of the other cells, on their own stores.
+	for _, s := range []struct{ id, j, cell string }{{"anna." + marker[:4], "DE", "eu-fra1"}, {"bob." + marker[:4], "US", "us-east1"}} {
+		c := r.client(r.token("app", s.j, ""), app, "")
+		if got, err := c.CreateSubject(ctx, s.id, s.j, ""); err != nil || got.Cell != s.cell {
+			t.Fatalf("register a %s subject: %+v, %v", s.j, got, err)
+		}
+		if _, err := c.PutRecord(ctx, s.id, "profile", "main", map[string]string{"name": s.id}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The CN cell's own process answers its subject; another cell's
+	// process refuses it (421) and holds nothing of it.
+	direct := &httpapi.Client{Client: client.Client{BaseURL: tp.cells["cn-gz1"].URL, Token: appCN.Token, Purpose: app}}
+	if _, err := direct.GetSubject(ctx, id); err != nil {
+		t.Fatalf("the CN cell's process: %v", err)
+	}
+	for _, c := range []string{"eu-fra1", "us-east1"} {
+		other := &httpapi.Client{Client: client.Client{BaseURL: tp.cells[c].URL, Token: appCN.Token, Purpose: app}}
+		if _, err := other.GetRecord(ctx, id, "message", rid); !isStatus(err, http.StatusMisdirectedRequest) {
+			t.Errorf("%s's process reading the CN subject: %v, want 421", c, err)
+		}
+	}
+
+	// Where the markers are, while the subject's data exists: the record
+	// id and object name in the CN cell's storage (so the scan below can
+	// see them); none of the markers anywhere else.
+	if n := countIn(t, tp.dirs["cn-gz1"], rid); n == 0 {
+		t.Errorf("record id marker not found in the CN cell's data directory: the scan cannot see stored names")
+	}
+	if n := countIn(t, tp.dirs["cn-gz1"], name); n == 0 {
+		t.Errorf("object name marker not found in the CN cell's data directory")
+	}
+	tp.checkMarker(marker)
+
+	// A router made to forward a CN subject's registration to the US
+	// cell: its deployment file places CN subjects there. The US cell
+	// refuses, logs it, and nothing is registered.
+	rogueDep := strings.Replace(readFile(t, tp.depFile), "  CN: [cn-gz1]", "  CN: [us-east1]", 1)
+	if rogueDep == readFile(t, tp.depFile) {
+		t.Fatal("the example's policy line for CN changed; update the test")
+	}
+	rogueFile := filepath.Join(t.TempDir(), "rogue.yaml")
+	if err := os.WriteFile(rogueFile, []byte(rogueDep), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rogueDir := t.TempDir()
+	rogue := startProcess(t, "serve", "--router", "--deployment", rogueFile, "--data", rogueDir, "--addr", "127.0.0.1:0")
+	usLog := func() int64 { return checkpointSize(t, tp.cells["us-east1"].URL+"/log/us-east1/checkpoint") }
+	before := usLog()
+	viaRogue := &httpapi.Client{Client: client.Client{BaseURL: rogue.URL, Token: appCN.Token, Purpose: app}}
+	_, err = viaRogue.CreateSubject(ctx, "zhang.san."+marker[:4], "CN", "")
+	var pe *client.ProblemError
+	if !errors.As(err, &pe) || pe.Status != http.StatusForbidden || pe.Code != "residency-forbidden" {
+		t.Fatalf("CN registration forwarded to the US cell: %v, want 403 residency-forbidden from the cell", err)
+	}
+	if _, err := appCN.GetSubject(ctx, "zhang.san."+marker[:4]); !isStatus(err, http.StatusNotFound) {
+		t.Fatalf("the refused subject exists: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the US cell's log to record its refusal", func() bool { return usLog() > before })
+	rogue.Stop()
+
+	// Erasure through the router.
+	if _, err := appCN.EraseSubject(ctx, id); err != nil {
+		t.Fatalf("erase through the router: %v", err)
+	}
+	if _, err := appCN.GetSubject(ctx, id); !isStatus(err, http.StatusNotFound) {
+		t.Fatalf("erased subject: %v, want 404", err)
+	}
+
+	tp.killOneCell(ctx)
+
+	for _, s := range tp.cells {
+		s.Stop()
+	}
+	r.Stop()
+	tp.checkMarker(marker)
+	for _, out := range []string{r.stdout.String(), r.out.String(), rogue.stdout.String(), rogue.out.String()} {
+		if strings.Contains(out, marker) {
+			t.Errorf("the router's output names the CN subject's data:\n%s", grepLines(out, marker))
+		}
+	}
+	if n := countIn(t, rogueDir, marker); n > 0 {
+		t.Errorf("marker in the rogue router's data directory")
+	}
+}
+
+// killOneCell kills the CN cell's process in the middle of a stream of
+// writes to a CN and an EU subject through the router: the CN subject's
+// requests get 503 with Retry-After while the EU subject's all succeed,
+// the deployment-wide routes go to another cell, and once the CN cell is
+// back every write it acknowledged is there.
+func (tp *topo) killOneCell(ctx context.Context) {
+	t, r := tp.t, tp.router
+	appCN := r.client(r.token("app", "CN", ""), app, "")
+	appEU := r.client(r.token("app", "DE", ""), app, "")
+	admin := r.client(r.Admin, "", "")
+	if _, err := appCN.CreateSubject(ctx, "wang.fang", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appEU.CreateSubject(ctx, "klara", "DE", ""); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		acked    []string
+		refused  int
+		euFailed []error
+		euAfter  int // EU writes made after the CN writes saw the cell down
+		killed   = make(chan struct{})
+		cnDone   = make(chan struct{})
+	)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(cnDone)
+		for i := 0; ; i++ {
+			rid := "w" + strconv.Itoa(i)
+			_, err := appCN.PutRecord(ctx, "wang.fang", "message", rid, map[string]string{"body": rid}, "")
+			mu.Lock()
+			switch {
+			case err == nil:
+				acked = append(acked, rid)
+			case isStatus(err, http.StatusServiceUnavailable):
+				refused++
+			default:
+				t.Errorf("CN write %s: %v, want success or 503", rid, err)
+			}
+			n := refused
+			mu.Unlock()
+			if n >= 3 {
+				return
+			}
+			if i == 20 {
+				close(killed)
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for i := 0; euAfter < 20; i++ {
+			if _, err := appEU.PutRecord(ctx, "klara", "message", "k"+strconv.Itoa(i), map[string]string{"body": "x"}, ""); err != nil {
+				mu.Lock()
+				euFailed = append(euFailed, err)
+				mu.Unlock()
+			}
+			select {
+			case <-cnDone:
+				euAfter++
+			default:
+			}
+		}
+	}()
+	<-killed
+	tp.cells["cn-gz1"].Kill()
+	wg.Wait()
+	if len(euFailed) > 0 {
+		t.Fatalf("EU writes failed while the CN cell was down: %v", euFailed[0])
+	}
+	status, hdr, b := r.do("GET", "/v1/subjects/wang.fang", appCN.Token, map[string]string{"Domicile-Purpose": app}, nil)
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("a down cell's subject: %d (Retry-After %q) %s, want 503 with Retry-After", status, hdr.Get("Retry-After"), b)
+	}
+	if p := mustProblem(t, b); !strings.Contains(p.Detail, "cn-gz1") {
+		t.Errorf("503 detail %q does not name the cell", p.Detail)
+	}
+	if _, err := appEU.GetRecord(ctx, "klara", "message", "k0"); err != nil {
+		t.Fatalf("EU subject while the CN cell is down: %v", err)
+	}
+	// Deployment-wide routes go to a cell that is up.
+	waitFor(t, 10*time.Second, "mechanisms served by another cell", func() bool {
+		_, err := admin.Mechanisms(ctx)
+		return err == nil
+	})
+	if _, err := r.client("", "", "").Cells(ctx); err != nil {
+		t.Fatalf("GET /v1/cells with a cell down: %v", err)
+	}
+
+	tp.startCell("cn-gz1")
+	waitFor(t, 10*time.Second, "the CN cell serving again through the router", func() bool {
+		_, err := appCN.GetSubject(ctx, "wang.fang")
+		return err == nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) < 20 {
+		t.Fatalf("only %d CN writes acknowledged before the kill", len(acked))
+	}
+	for _, rid := range acked {
+		if _, err := appCN.GetRecord(ctx, "wang.fang", "message", rid); err != nil {
+			t.Fatalf("acknowledged write %s lost: %v", rid, err)
+		}
+	}
+	t.Logf("%d CN writes acknowledged before the kill, all present after restart; %d refused with 503", len(acked), refused)
+}
+
+// checkMarker fails if marker is in any file of the router's or the EU
+// and US cells' data directories.
+func (tp *topo) checkMarker(marker string) {
+	tp.t.Helper()
+	for _, d := range []string{"router", "eu-fra1", "us-east1"} {
+		if n := countIn(tp.t, tp.dirs[d], marker); n > 0 {
+			tp.t.Errorf("the CN subject's marker is in %d file(s) of %s's data directory", n, d)
+		}
+	}
+}
+
+// countIn returns how many files under dir contain s.
+func countIn(t *testing.T, dir, s string) int {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while we walked (a temporary blob)
+		}
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(s)) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// checkpointSize reads the tree size of the signed checkpoint at url.
+func checkpointSize(t *testing.T, url string) int64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	lines := strings.Split(string(b), "\n")
+	if resp.StatusCode != http.StatusOK || len(lines) < 2 {
+		t.Fatalf("checkpoint %s: %d %s", url, resp.StatusCode, b)
+	}
+	n, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil {
+		t.Fatalf("checkpoint %s: %s", url, b)
+	}
+	return n
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestTopologyFlags: serve refuses a topology it cannot run, naming the
+// flag or the deployment file's field.
+func TestTopologyFlags(t *testing.T) {
+	dir := t.TempDir()
+	withURLs := filepath.Join("..", "..", "examples", "topology", "local.yaml")
+	noURLs := filepath.Join(dir, "nourl.yaml")
+	b := readFile(t, withURLs)
+	var kept []string
+	for _, l := range strings.Split(b, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "url:") {
+			kept = append(kept, l)
+		}
+	}
+	if err := os.WriteFile(noURLs, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"router and cell", []string{"--router", "--cell", "cn-gz1", "--deployment", withURLs}, "either the router or one cell"},
+		{"router without a file", []string{"--router"}, "need --deployment"},
+		{"router without urls", []string{"--router", "--deployment", noURLs}, "cells[0] (cn-gz1): no url"},
+		{"unknown cell", []string{"--cell", "mars-1", "--deployment", withURLs, "--control", dir}, `"mars-1" is not a cell`},
+		{"cell without control", []string{"--cell", "cn-gz1", "--deployment", withURLs}, "--cell needs --control"},
+		{"control without cell", []string{"--control", dir}, "--control is for --cell"},
+		{"cell data with the router's", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", dir, "--data", dir}, "same directory"},
+		{"cell before its router", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", filepath.Join(dir, "nothing"), "--data", filepath.Join(dir, "cn"), "--addr", "127.0.0.1:0"}, "start the router first"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			env := &cmdEnv{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Now: time.Now}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code := Main(ctx, env, append([]string{"serve"}, tt.args...))
+			if code == 0 || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("serve %v = %d, stderr %q; want failure naming %q", tt.args, code, stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+// TestProxyRoutes drives the router's routing rules that the walk-through
+// does not: the deployment-wide routes, the refused reports, and requests
+// for subjects in several cells.
+func TestProxyRoutes(t *testing.T) {
+	tp := startTopology(t)
+	r := tp.router
+	ctx := context.Background()
+	appCN := r.client(r.token("app", "CN", ""), app, "")
+	appUS := r.client(r.token("app", "US", ""), app, "")
+	if _, err := appCN.CreateSubject(ctx, "cn.one", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appUS.CreateSubject(ctx, "us.one", "US", ""); err != nil {
+		t.Fatal(err)
+	}
+	admin := r.Admin
+	tests := []struct {
+		name, method, path, token string
+		hdr                       map[string]string
+		body                      string
+		status                    int
+		code                      string
+	}{
+		{"transparency refused", "GET", "/v1/transparency", admin, nil, "", 501, "not-implemented"},
+		{"notice plan refused", "POST", "/v1/notices/plans", admin, map[string]string{"Content-Type": "application/json"}, "{}", 501, "not-implemented"},
+		{"unknown route", "GET", "/v2/nothing", "", nil, "", 404, "not-found"},
+		{"unknown cell's log", "GET", "/log/mars-1/checkpoint", "", nil, "", 404, "not-found"},
+		{"a cell's log", "GET", "/log/us-east1/checkpoint", "", nil, "", 200, ""},
+		{"a cell's keys", "GET", "/v1/cells/eu-fra1/keys", admin, nil, "", 200, ""},
+		{"mechanisms from any cell", "GET", "/v1/mechanisms", admin, nil, "", 200, ""},
+		{"ledger from any cell", "GET", "/v1/transfers/ledger", admin, nil, "", 200, ""},
+		{"tokens by the router", "POST", "/v1/tokens", admin, map[string]string{"Content-Type": "application/json"}, `{"role":"auditor","jurisdiction":"CN"}`, 201, ""},
+		{"a subject token for a subject of a cell", "POST", "/v1/tokens", admin, map[string]string{"Content-Type": "application/json"}, `{"role":"subject","jurisdiction":"US","subject":"us.one"}`, 201, ""},
+		{"assessment by the router", "POST", "/v1/assess", admin, map[string]string{"Content-Type": "application/json"}, `{}`, 200, ""},
+		{"unknown subject: the cell's answer", "GET", "/v1/subjects/nobody", appCN.Token, map[string]string{"Domicile-Purpose": app}, "", 404, "not-found"},
+		{"unknown subject for an admin: refused as by one process", "GET", "/v1/subjects/nobody", admin, nil, "", 403, "forbidden"},
+		{"malformed registration: the cell's answer", "POST", "/v1/subjects", appCN.Token, map[string]string{"Domicile-Purpose": app, "Content-Type": "application/json"}, `{"id": "x", "jurisdiction": "CN", "colour": 1}`, 400, "invalid"},
+		{"unknown jurisdiction: the cell's answer", "POST", "/v1/subjects", appCN.Token, map[string]string{"Domicile-Purpose": app, "Content-Type": "application/json"}, `{"id": "x", "jurisdiction": "ZZ"}`, 400, "invalid"},
+		{"no token: the cell's answer", "POST", "/v1/subjects", "", map[string]string{"Content-Type": "application/json"}, `{"id": "x", "jurisdiction": "CN"}`, 401, "unauthorized"},
+		{"a transfer of subjects of two cells", "POST", "/v1/transfers", appUS.Token, map[string]string{"Domicile-Purpose": app, "Content-Type": "application/json"}, `{"destination":"US","recipient":"Acme","subjects":["cn.one","us.one"],"fields":{"message":["body"]},"plain":true}`, 400, "invalid"},
+		{"an authority request for subjects of two cells", "POST", "/v1/authority/requests", admin, map[string]string{"Content-Type": "application/json"}, `{"authority":"A","jurisdiction":"CN","kind":"criminal","legal_basis":"x","reference":"R-1","subjects":["cn.one","us.one"]}`, 400, "invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body io.Reader
+			if tt.body != "" {
+				body = strings.NewReader(tt.body)
+			}
+			status, _, b := r.do(tt.method, tt.path, tt.token, tt.hdr, body)
+			if status != tt.status {
+				t.Fatalf("%s %s = %d %s, want %d", tt.method, tt.path, status, b, tt.status)
+			}
+			if tt.code != "" {
+				if p := mustProblem(t, b); p.Code != tt.code {
+					t.Fatalf("%s %s: problem %+v, want code %s", tt.method, tt.path, p, tt.code)
+				}
+			}
+		})
+	}
+	// GET /v1/cells: every cell with the log keys it publishes itself.
+	raw, err := r.client("", "", "").Cells(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cells struct {
+		Cells []struct {
+			ID  string           `json:"id"`
+			Log *httpapi.LogInfo `json:"log"`
+		} `json:"cells"`
+	}
+	if err := json.Unmarshal(raw, &cells); err != nil || len(cells.Cells) != 3 {
+		t.Fatalf("GET /v1/cells: %s", raw)
+	}
+	for _, c := range cells.Cells {
+		if c.Log == nil || !strings.HasSuffix(c.Log.Origin, "/"+c.ID) {
+			t.Errorf("cell %s: log %+v", c.ID, c.Log)
+		}
+	}
+}
