@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"domicile"
+	"domicile/transfer"
 )
 
 // Directory finds a subject's home cell by its id (residency.Router
@@ -417,25 +418,38 @@ func (p *Proxy) byPlacement(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, err)
 		return
 	}
+	if cell := placement(p.cfg.Deployment(), body); complete && cell != "" {
+		p.forward(w, r, cell)
+		return
+	}
+	p.anyCell(w, r)
+}
+
+// placement returns the cell a registration's body goes to: the cell the
+// policy places the subject in, or the cell asked for when the policy
+// forbids it there (that cell refuses and logs it). It returns "" when
+// the body does not say (malformed, an unknown jurisdiction or cell, no
+// cell for the jurisdiction).
+func placement(dep *domicile.Deployment, body []byte) string {
 	var req struct {
 		Jurisdiction string `json:"jurisdiction"`
 		Cell         string `json:"cell"`
 	}
-	if complete && json.Unmarshal(body, &req) == nil {
-		if j, err := domicile.ParseJurisdiction(req.Jurisdiction); err == nil {
-			dep := p.cfg.Deployment()
-			home, perr := dep.Place(j, req.Cell)
-			switch {
-			case perr == nil:
-				p.forward(w, r, home)
-				return
-			case domicile.ErrorCode(perr) == domicile.EResidency && dep.Cell(req.Cell) != nil:
-				p.forward(w, r, req.Cell)
-				return
-			}
-		}
+	if json.Unmarshal(body, &req) != nil {
+		return ""
 	}
-	p.anyCell(w, r)
+	j, err := domicile.ParseJurisdiction(req.Jurisdiction)
+	if err != nil {
+		return ""
+	}
+	home, err := dep.Place(j, req.Cell)
+	switch {
+	case err == nil:
+		return home
+	case domicile.ErrorCode(err) == domicile.EResidency && dep.Cell(req.Cell) != nil:
+		return req.Cell
+	}
+	return ""
 }
 
 // bySubjects forwards a request that names subjects in its JSON body
@@ -448,15 +462,13 @@ func (p *Proxy) bySubjects(limit int64) http.HandlerFunc {
 			p.fail(w, r, err)
 			return
 		}
-		var req struct {
-			Subjects []string `json:"subjects"`
-		}
-		if !complete || json.Unmarshal(body, &req) != nil {
+		ids, ok := subjectsOf(body)
+		if !complete || !ok {
 			p.anyCell(w, r)
 			return
 		}
 		home := ""
-		for _, id := range req.Subjects {
+		for _, id := range ids {
 			h, err := p.cfg.Directory.Home(r.Context(), id)
 			switch code := domicile.ErrorCode(err); {
 			case err == nil:
@@ -478,6 +490,19 @@ func (p *Proxy) bySubjects(limit int64) http.HandlerFunc {
 		}
 		p.forward(w, r, home)
 	}
+}
+
+// subjectsOf returns the subject ids a JSON body names ("subjects"), at
+// most transfer.MaxSubjects of them, or false if the body is not such an
+// object.
+func subjectsOf(body []byte) ([]string, bool) {
+	var req struct {
+		Subjects []string `json:"subjects"`
+	}
+	if json.Unmarshal(body, &req) != nil || len(req.Subjects) > transfer.MaxSubjects {
+		return nil, false
+	}
+	return req.Subjects, true
 }
 
 // byAuthorityRequest forwards an authority request's outcome or
