@@ -549,3 +549,40 @@ func TestProxyRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemdUnits: the flags in the shipped units' ExecStart lines are
+// flags of the binary (a flag error would exit 2 naming the flag; here
+// each run fails only at the deployment file this machine lacks).
+func TestSystemdUnits(t *testing.T) {
+	units, err := filepath.Glob(filepath.Join("..", "..", "deploy", "systemd", "*.service"))
+	if err != nil || len(units) < 3 {
+		t.Fatalf("deploy/systemd units: %v, %v", units, err)
+	}
+	for _, u := range units {
+		t.Run(filepath.Base(u), func(t *testing.T) {
+			var args []string
+			for _, l := range strings.Split(readFile(t, u), "\n") {
+				if rest, ok := strings.CutPrefix(l, "ExecStart="); ok {
+					args = strings.Fields(strings.ReplaceAll(rest, "%i", "cn-gz1"))[1:]
+				}
+			}
+			if len(args) == 0 {
+				t.Fatal("no ExecStart line")
+			}
+			if _, ok := findCommand(args[0]); !ok {
+				t.Skipf("the unit runs `domicile %s`, which this build does not have", args[0])
+			}
+			for i, a := range args {
+				if a == "--deployment" {
+					args[i+1] = filepath.Join(t.TempDir(), "absent.yaml")
+				}
+			}
+			var stdout, stderr bytes.Buffer
+			env := &cmdEnv{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Now: time.Now}
+			code := Main(context.Background(), env, args)
+			if code != 1 || !strings.Contains(stderr.String(), "absent.yaml") {
+				t.Fatalf("domicile %v = %d, stderr %q; want 1 for the missing deployment file only", args, code, stderr.String())
+			}
+		})
+	}
+}
