@@ -25,8 +25,9 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "check")
 	data := fs.String("data", "./data", "data directory")
 	depFile := fs.String("deployment", "", "deployment file (YAML); the embedded demo when empty")
+	only := fs.String("cell", "", "check only cell `ID`: the data directory of one cell process (serve --cell)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: domicile check [--data DIR] [--deployment FILE]")
+		fmt.Fprintln(fs.Output(), "usage: domicile check [--data DIR] [--deployment FILE] [--cell ID]")
 		fmt.Fprintln(fs.Output(), "\nChecks each cell's stored log as serve does on open, with the server stopped:")
 		fmt.Fprintln(fs.Output(), "ok, tiles rebuilt from the events, or refused with the evidence. Exit status 1")
 		fmt.Fprintln(fs.Output(), "if a cell is refused.")
@@ -46,8 +47,14 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 	if st, err := os.Stat(*data); err != nil || !st.IsDir() {
 		return fmt.Errorf("--data %s: not a data directory", *data)
 	}
+	if *only != "" && dep.Cell(*only) == nil {
+		return fmt.Errorf("--cell: %q is not a cell of the deployment (cells: %s)", truncateFlag(*only), cellIDs(dep))
+	}
 	refused := 0
 	for _, cc := range dep.Cells {
+		if *only != "" && cc.ID != *only {
+			continue
+		}
 		if cc.Store.Kind != "sqlite" {
 			fmt.Fprintf(env.Stdout, "%s: skipped: store %q is checked by the process that serves it\n", cc.ID, cc.Store.Kind)
 			continue

@@ -240,6 +240,11 @@ func TestTopologyEndToEnd(t *testing.T) {
 	}
 	r.Stop()
 	tp.checkMarker(marker)
+	// Each cell's data directory is checked offline on its own.
+	out, err := runBin(t, nil, "check", "--data", tp.dirs["cn-gz1"], "--deployment", tp.depFile, "--cell", "cn-gz1")
+	if err != nil || !strings.HasPrefix(out, "cn-gz1: ok") || strings.Contains(out, "eu-fra1") {
+		t.Errorf("check --cell cn-gz1: %v\n%s", err, out)
+	}
 	for _, out := range []string{r.stdout.String(), r.out.String(), rogue.stdout.String(), rogue.out.String()} {
 		if strings.Contains(out, marker) {
 			t.Errorf("the router's output names the CN subject's data:\n%s", grepLines(out, marker))
@@ -528,6 +533,12 @@ func TestProxyRoutes(t *testing.T) {
 				}
 			}
 		})
+	}
+	// A cell process asked directly for a deployment-wide report refuses
+	// rather than count one cell.
+	direct := tp.cells["cn-gz1"]
+	if status, _, b := direct.do("GET", "/v1/transparency", admin, nil, nil); status != http.StatusMisdirectedRequest {
+		t.Errorf("a cell's own transparency report: %d %s, want 421", status, b)
 	}
 	// GET /v1/cells: every cell with the log keys it publishes itself.
 	raw, err := r.client("", "", "").Cells(ctx)
