@@ -68,7 +68,8 @@ type ProxyConfig struct {
 // Proxy is the HTTP side of a deployment's router (serve --router): it
 // forwards each request to the cell that holds what it names, streaming
 // bodies both ways and passing the caller's credentials through, and
-// answers itself only what it holds (tokens, the cell list, assessments).
+// answers itself only what it holds (tokens, the cell list, assessments,
+// the privacy page with each cell's log keys pinned).
 // It keeps nothing of what it forwards: no id, record, object name or
 // body, and its log and metrics name route patterns only.
 //
@@ -253,7 +254,7 @@ func (p *Proxy) target(cell string) *url.URL {
 func (p *Proxy) routes() {
 	m := p.mux
 	own := func(w http.ResponseWriter, r *http.Request) { p.cfg.Own.ServeHTTP(w, r) }
-	for _, pat := range []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/tokens", "/v1/tokens/", "/v1/assess"} {
+	for _, pat := range []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/tokens", "/v1/tokens/", "/v1/assess", PrivacyPagePath} {
 		m.HandleFunc(pat, own)
 	}
 	m.HandleFunc("GET /v1/cells", p.cells)
@@ -631,17 +632,33 @@ func (p *Proxy) cells(w http.ResponseWriter, r *http.Request) {
 		Cells      []cellView            `json:"cells"`
 		Policy     []domicile.PolicyRule `json:"policy"`
 	}{Deployment: dep.Name, Policy: dep.Policy}
+	infos := p.LogInfos(r.Context())
+	for _, c := range dep.Cells {
+		out.Cells = append(out.Cells, cellView{ID: c.ID, Jurisdiction: c.Jurisdiction, Operator: c.Operator, Location: c.Location, Custody: c.Custody.Kind, Log: infos[c.ID]})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// LogInfos returns the log keys of each cell of the deployment as the
+// cell publishes them (GET /v1/cells), asking the cells whose keys the
+// router does not have yet; a cell it cannot reach is absent. The
+// router's privacy page pins them.
+func (p *Proxy) LogInfos(ctx context.Context) map[string]*LogInfo {
+	dep := p.cfg.Deployment()
 	infos := make([]*LogInfo, len(dep.Cells))
 	var wg sync.WaitGroup
 	for i, c := range dep.Cells {
 		wg.Add(1)
-		go func() { defer wg.Done(); infos[i] = p.cellLogInfo(r.Context(), c.ID) }()
+		go func() { defer wg.Done(); infos[i] = p.cellLogInfo(ctx, c.ID) }()
 	}
 	wg.Wait()
+	out := map[string]*LogInfo{}
 	for i, c := range dep.Cells {
-		out.Cells = append(out.Cells, cellView{ID: c.ID, Jurisdiction: c.Jurisdiction, Operator: c.Operator, Location: c.Location, Custody: c.Custody.Kind, Log: infos[i]})
+		if infos[i] != nil {
+			out[c.ID] = infos[i]
+		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // maxCellList bounds a cell's answer to GET /v1/cells.

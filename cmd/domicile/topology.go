@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"domicile/residency"
 	"domicile/sqlite"
 	"domicile/sqlite/commstore"
+	"domicile/web"
 	"domicile/witness"
 )
 
@@ -164,8 +167,10 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 	}
 	defer reqs.Close()
 	reg := prometheus.NewRegistry()
-	own := httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law})
-	px, err := httpapi.NewProxy(httpapi.ProxyConfig{
+	var px *httpapi.Proxy
+	page := &routerPrivacy{logs: func(ctx context.Context) map[string]*httpapi.LogInfo { return px.LogInfos(ctx) }}
+	own := httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve})
+	px, err = httpapi.NewProxy(httpapi.ProxyConfig{
 		Deployment: rt.router.Deployment,
 		Directory:  rt.router,
 		Own:        own,
@@ -238,4 +243,48 @@ func reloadRouter(rt *runtime, path string, log *slog.Logger, now func() time.Ti
 	rt.dep = dep
 	rt.router.SetDeployment(dep)
 	log.Info("deployment reloaded", slog.Time("at", now().UTC()))
+}
+
+// routerPrivacy is the router's privacy page: the page every cell
+// process serves, pinned with the log keys of every cell of the
+// deployment as each cell publishes them (the router asks each once). A
+// cell the router has not reached yet is not pinned: the page of one of
+// its subjects then says that it cannot check the accesses, rather than
+// check them against a key from anywhere else.
+type routerPrivacy struct {
+	logs func(ctx context.Context) map[string]*httpapi.LogInfo
+
+	// mu guards page and pinned.
+	mu     sync.Mutex
+	page   *web.Privacy
+	pinned string // the keys page pins, to know when to make it again
+}
+
+// Serve serves the page, made again when the router learns a cell's keys.
+func (p *routerPrivacy) Serve(w http.ResponseWriter, r *http.Request) error {
+	infos := p.logs(r.Context())
+	ids := make([]string, 0, len(infos))
+	for id := range infos {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var pins []web.PinnedLog
+	var key strings.Builder
+	for _, id := range ids {
+		in := infos[id]
+		pins = append(pins, web.PinnedLog{Cell: id, URL: in.URL, Key: in.VerifierKey, Witnesses: []string{}})
+		key.WriteString(id + " " + in.VerifierKey + "\n")
+	}
+	p.mu.Lock()
+	page := p.page
+	if page == nil || p.pinned != key.String() {
+		np, err := web.NewPrivacy(web.PrivacyConfig{Logs: pins})
+		if err != nil {
+			p.mu.Unlock()
+			return err
+		}
+		p.page, p.pinned, page = np, key.String(), np
+	}
+	p.mu.Unlock()
+	return page.Serve(w, r)
 }

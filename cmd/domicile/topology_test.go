@@ -19,8 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"domicile/client"
 	"domicile/httpapi"
+	"domicile/internal/browsertest"
 )
 
 // startProcess starts the binary with args (serve with --addr or a cell
@@ -559,6 +562,22 @@ func TestProxyRoutes(t *testing.T) {
 			t.Errorf("cell %s: log %+v", c.ID, c.Log)
 		}
 	}
+	// The privacy page, served by the router, pins every cell's log key as
+	// the cell publishes it; the link is made by the subject's cell.
+	status, _, page := r.do("GET", "/privacy/", "", nil, nil)
+	if status != http.StatusOK {
+		t.Fatalf("GET /privacy/ through the router: %d %s", status, page)
+	}
+	for _, c := range cells.Cells {
+		if c.Log != nil && !bytes.Contains(page, []byte(c.Log.VerifierKey)) {
+			t.Errorf("the router's privacy page does not pin %s's log key", c.ID)
+		}
+	}
+	status, _, b := r.do("POST", "/v1/subjects/cn.one/privacy-link", appCN.Token, map[string]string{"Domicile-Purpose": app}, nil)
+	var link client.PrivacyLink
+	if status/100 != 2 || json.Unmarshal(b, &link) != nil || !strings.HasPrefix(link.URL, "/privacy/") {
+		t.Fatalf("privacy link through the router: %d %s", status, b)
+	}
 }
 
 // TestSystemdUnits: the flags in the shipped units' ExecStart lines are
@@ -595,5 +614,38 @@ func TestSystemdUnits(t *testing.T) {
 				t.Fatalf("domicile %v = %d, stderr %q; want 1 for the missing deployment file only", args, code, stderr.String())
 			}
 		})
+	}
+}
+
+// TestPrivacyPageThroughRouter opens a CN subject's privacy page through
+// the router of cell processes: the router serves the page with the CN
+// cell's log key pinned, the page's reads go to the CN cell, and every
+// access it shows verifies against that cell's signed log.
+func TestPrivacyPageThroughRouter(t *testing.T) {
+	b := browsertest.New(t, 3*time.Minute, 1200, 900)
+	tp := startTopology(t)
+	r := tp.router
+	ctx := context.Background()
+	appCN := r.client(r.token("app", "CN", ""), app, "")
+	if _, err := appCN.CreateSubject(ctx, "li", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := appCN.PutRecord(ctx, "li", "message", "m"+strconv.Itoa(i), map[string]string{"body": "明天见"}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link, err := appCN.PrivacyLink(ctx, "li", "en", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b.Ctx, chromedp.Navigate(r.URL+link.URL), chromedp.WaitReady("#events")); err != nil {
+		t.Fatal(err)
+	}
+	rows := waitRows(t, b, 6)
+	for _, row := range rows {
+		if row.Proof != "verified" {
+			t.Errorf("access %d through the router: %s: %s", row.Index, row.Proof, row.Text)
+		}
 	}
 }
