@@ -187,6 +187,11 @@ func onReload(rt *runtime, next *domicile.Deployment, at time.Time) {
 		if !c.KeepsData || c.Kind == report.ChangeMechanism {
 			continue
 		}
+		if rt.shared && rt.router.CellByID(c.Cell) == nil {
+			// Each cell process records its own cell's changes, once, in
+			// the notice store they share.
+			continue
+		}
 		lines = append(lines, report.ChangeLine{Time: at.UTC(), Cell: c.Cell, Field: c.Kind, Before: c.Before, After: c.After})
 		if cl := rt.router.CellByID(c.Cell); cl != nil {
 			if _, err := cl.NoteSystem(context.Background(), domicile.ActNotice, "deployment", "changed "+c.Kind); err != nil {

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -647,5 +648,56 @@ func TestPrivacyPageThroughRouter(t *testing.T) {
 		if row.Proof != "verified" {
 			t.Errorf("access %d through the router: %s: %s", row.Index, row.Proof, row.Text)
 		}
+	}
+}
+
+// TestTopologyReload: a new operator for eu-fra1, reloaded (SIGHUP) by
+// the router and every cell process, is recorded once, by eu-fra1's own
+// process, and the EU subject's statement shows it once; the router
+// forwards to a cell's new url without a restart.
+func TestTopologyReload(t *testing.T) {
+	tp := startTopology(t)
+	r := tp.router
+	ctx := context.Background()
+	appEU := r.client(r.token("app", "DE", ""), app, "")
+	if _, err := appEU.CreateSubject(ctx, "klara", "DE", ""); err != nil {
+		t.Fatal(err)
+	}
+	dep := readFile(t, tp.depFile)
+	next := strings.Replace(dep, `operator: "Demo Cloud Europe GmbH"`, `operator: "Neue Betreiber GmbH"`, 1)
+	if next == dep {
+		t.Fatal("the example's eu-fra1 operator changed; update the test")
+	}
+	// The US cell moves to another port: the router follows the file.
+	oldUS := tp.cells["us-east1"].URL
+	tp.cells["us-east1"].Stop()
+	newUS := freePort(t)
+	next = strings.Replace(next, strings.TrimPrefix(oldUS, "http://"), newUS, 1)
+	if err := os.WriteFile(tp.depFile, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tp.startCell("us-east1")
+	for _, s := range []*server{r, tp.cells["cn-gz1"], tp.cells["eu-fra1"]} {
+		s.cmd.Process.Signal(syscall.SIGHUP)
+	}
+	for _, s := range []*server{r, tp.cells["cn-gz1"], tp.cells["eu-fra1"]} {
+		waitFor(t, 10*time.Second, "the reload", func() bool { return strings.Contains(s.out.String(), "deployment reloaded") })
+	}
+	st, err := r.client(r.token("subject", "DE", "klara"), "", "").Statement(ctx, "klara", "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range st.Changes {
+		if c.Cell == "eu-fra1" && c.After == "Neue Betreiber GmbH" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the EU subject's statement shows the new operator %d times, want once: %+v", n, st.Changes)
+	}
+	appUS := r.client(r.token("app", "US", ""), app, "")
+	if _, err := appUS.CreateSubject(ctx, "bob", "US", ""); err != nil {
+		t.Fatalf("the US cell at its new url, through the reloaded router: %v", err)
 	}
 }
