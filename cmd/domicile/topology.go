@@ -75,7 +75,7 @@ func (t *topology) check(fs *flag.FlagSet, depFile string, dep *domicile.Deploym
 		return fmt.Errorf("--cell %s: the cell's store is %s; serve runs sqlite cells only so far", c.ID, c.Store.Kind)
 	}
 	if t.control == "" {
-		return fmt.Errorf("--cell needs --control DIR: the router's --data, which holds the control store and the directory key")
+		return fmt.Errorf("--cell needs --control DIR: the router's --data, which holds the control store and the directory key (until a deployment file can name a PostgreSQL control store)")
 	}
 	same, err := sameDir(data, t.control)
 	if err != nil {

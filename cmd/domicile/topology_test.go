@@ -701,3 +701,67 @@ func TestTopologyReload(t *testing.T) {
 		t.Fatalf("the US cell at its new url, through the reloaded router: %v", err)
 	}
 }
+
+// TestSplitEmbeddedDeployment: a deployment that ran embedded splits into
+// cell processes by moving directories, as doc/deploy.md says: the
+// subject, its record and its trail are there through the router, and the
+// cell's log continues under its key.
+func TestSplitEmbeddedDeployment(t *testing.T) {
+	dir := t.TempDir()
+	b := readFile(t, filepath.Join("..", "..", "examples", "topology", "local.yaml"))
+	for _, p := range []string{"8701", "8702", "8703"} {
+		b = strings.ReplaceAll(b, "127.0.0.1:"+p, freePort(t))
+	}
+	depFile := filepath.Join(dir, "deployment.yaml")
+	if err := os.WriteFile(depFile, []byte(b), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	embedded := filepath.Join(dir, "embedded")
+	s := startServer(t, embedded, "--deployment", depFile)
+	ctx := context.Background()
+	appCN := s.client(s.token("app", "CN", ""), app, "")
+	if _, err := appCN.CreateSubject(ctx, "li.wei", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appCN.PutRecord(ctx, "li.wei", "message", "m1", map[string]string{"body": "明天见"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := checkpointSize(t, s.URL+"/log/cn-gz1/checkpoint")
+	s.Stop()
+
+	tp := &topo{t: t, depFile: depFile, cells: map[string]*server{}, dirs: map[string]string{"router": filepath.Join(dir, "router")}}
+	move := func(from, to string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range []string{"admin.token", "directory.key", "control"} {
+		move(filepath.Join(embedded, f), filepath.Join(tp.dirs["router"], f))
+	}
+	for _, c := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
+		tp.dirs[c] = filepath.Join(dir, c)
+		move(filepath.Join(embedded, c), filepath.Join(tp.dirs[c], c))
+		move(filepath.Join(embedded, "custody", c), filepath.Join(tp.dirs[c], "custody", c))
+	}
+	tp.router = startProcess(t, "serve", "--router", "--deployment", depFile, "--data", tp.dirs["router"], "--addr", "127.0.0.1:0")
+	tp.router.Admin = s.Admin
+	for _, c := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
+		tp.startCell(c)
+	}
+	r := tp.router
+	got, err := r.client(appCN.Token, app, "").GetRecord(ctx, "li.wei", "message", "m1")
+	if err != nil || !strings.Contains(string(got.Data), "明天见") {
+		t.Fatalf("the record after the split: %+v, %v", got, err)
+	}
+	waitFor(t, 10*time.Second, "the CN log to continue", func() bool {
+		return checkpointSize(t, tp.cells["cn-gz1"].URL+"/log/cn-gz1/checkpoint") > before
+	})
+	evs := trailOf(t, r, r.token("subject", "CN", "li.wei"), "li.wei")
+	if len(evs) < 3 {
+		t.Fatalf("the trail after the split has %d events", len(evs))
+	}
+}
