@@ -168,7 +168,7 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 	defer reqs.Close()
 	reg := prometheus.NewRegistry()
 	var px *httpapi.Proxy
-	page := &routerPrivacy{logs: func(ctx context.Context) map[string]*httpapi.LogInfo { return px.LogInfos(ctx) }}
+	page := &routerPrivacy{dep: rt.router.Deployment, logs: func(ctx context.Context) map[string]*httpapi.LogInfo { return px.LogInfos(ctx) }}
 	own := httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve})
 	px, err = httpapi.NewProxy(httpapi.ProxyConfig{
 		Deployment: rt.router.Deployment,
@@ -247,11 +247,13 @@ func reloadRouter(rt *runtime, path string, log *slog.Logger, now func() time.Ti
 
 // routerPrivacy is the router's privacy page: the page every cell
 // process serves, pinned with the log keys of every cell of the
-// deployment as each cell publishes them (the router asks each once). A
-// cell the router has not reached yet is not pinned: the page of one of
-// its subjects then says that it cannot check the accesses, rather than
-// check them against a key from anywhere else.
+// deployment as each cell publishes them (the router asks each once),
+// and with the stand-alone witnesses the deployment requires for each
+// cell. A cell the router has not reached yet is not pinned: the page of
+// one of its subjects then says that it cannot check the accesses, rather
+// than check them against a key from anywhere else.
 type routerPrivacy struct {
+	dep  func() *domicile.Deployment
 	logs func(ctx context.Context) map[string]*httpapi.LogInfo
 
 	// mu guards page and pinned.
@@ -270,10 +272,17 @@ func (p *routerPrivacy) Serve(w http.ResponseWriter, r *http.Request) error {
 	sort.Strings(ids)
 	var pins []web.PinnedLog
 	var key strings.Builder
+	dep := p.dep()
 	for _, id := range ids {
 		in := infos[id]
-		pins = append(pins, web.PinnedLog{Cell: id, URL: in.URL, Key: in.VerifierKey, Witnesses: []string{}})
-		key.WriteString(id + " " + in.VerifierKey + "\n")
+		pin := web.PinnedLog{Cell: id, URL: in.URL, Key: in.VerifierKey, Witnesses: []string{}}
+		for _, w := range dep.WitnessesOf(id) {
+			if w.Required {
+				pin.Witnesses = append(pin.Witnesses, w.Key)
+			}
+		}
+		pins = append(pins, pin)
+		key.WriteString(id + " " + in.VerifierKey + " " + strings.Join(pin.Witnesses, " ") + "\n")
 	}
 	p.mu.Lock()
 	page := p.page

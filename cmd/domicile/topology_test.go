@@ -77,10 +77,18 @@ type topo struct {
 // place of 8700-8703 and starts its router and its three cells.
 func startTopology(t *testing.T) *topo {
 	t.Helper()
+	return startTopologyWith(t, "")
+}
+
+// startTopologyWith is startTopology with extra appended to the
+// deployment file.
+func startTopologyWith(t *testing.T, extra string) *topo {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "topology", "local.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	b = append(b, extra...)
 	ports := map[string]string{}
 	for _, p := range []string{"8701", "8702", "8703"} {
 		ports[p] = freePort(t)
@@ -582,8 +590,10 @@ func TestProxyRoutes(t *testing.T) {
 }
 
 // TestSystemdUnits: the flags in the shipped units' ExecStart lines are
-// flags of the binary (a flag error would exit 2 naming the flag; here
-// each run fails only at the deployment file this machine lacks).
+// flags of the binary (a flag error would exit 2 naming the flag). Every
+// path is moved into a temporary directory, and the files the units read
+// (the deployment, the witness's logs) are absent: each run fails only
+// there.
 func TestSystemdUnits(t *testing.T) {
 	units, err := filepath.Glob(filepath.Join("..", "..", "deploy", "systemd", "*.service"))
 	if err != nil || len(units) < 3 {
@@ -603,16 +613,22 @@ func TestSystemdUnits(t *testing.T) {
 			if _, ok := findCommand(args[0]); !ok {
 				t.Skipf("the unit runs `domicile %s`, which this build does not have", args[0])
 			}
+			tmp := t.TempDir()
 			for i, a := range args {
-				if a == "--deployment" {
-					args[i+1] = filepath.Join(t.TempDir(), "absent.yaml")
+				switch {
+				case i > 0 && (args[i-1] == "--deployment" || args[i-1] == "--logs"):
+					args[i] = filepath.Join(tmp, "absent-"+filepath.Base(a))
+				case filepath.IsAbs(a):
+					args[i] = filepath.Join(tmp, strings.TrimPrefix(a, "/"))
 				}
 			}
 			var stdout, stderr bytes.Buffer
 			env := &cmdEnv{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Now: time.Now}
-			code := Main(context.Background(), env, args)
-			if code != 1 || !strings.Contains(stderr.String(), "absent.yaml") {
-				t.Fatalf("domicile %v = %d, stderr %q; want 1 for the missing deployment file only", args, code, stderr.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code := Main(ctx, env, args)
+			if code != 1 || !strings.Contains(stderr.String(), "absent-") {
+				t.Fatalf("domicile %v = %d, stderr %q; want 1 for the missing file only", args, code, stderr.String())
 			}
 		})
 	}
@@ -763,5 +779,76 @@ func TestSplitEmbeddedDeployment(t *testing.T) {
 	evs := trailOf(t, r, r.token("subject", "CN", "li.wei"), "li.wei")
 	if len(evs) < 3 {
 		t.Fatalf("the trail after the split has %d events", len(evs))
+	}
+}
+
+// TestTopologyStandaloneWitness: cell processes submit their checkpoints
+// to the deployment's stand-alone witness; through the router, a CN
+// subject's trail verifies under a checkpoint that witness cosigned
+// (domicile verify --witnesses 1), and the router's privacy page pins the
+// witness's key.
+func TestTopologyStandaloneWitness(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "w.key")
+	out, err := runBin(t, nil, "witness", "key", "--key", keyFile, "--name", "w.test")
+	if err != nil {
+		t.Fatalf("witness key: %v\n%s", err, out)
+	}
+	wkey := strings.TrimSpace(out)
+	waddr := freePort(t)
+	tp := startTopologyWith(t, fmt.Sprintf("witness_wait: 1s\nwitnesses:\n  - name: w\n    url: http://%s/\n    key: %s\n    required: true\n", waddr, wkey))
+	r := tp.router
+	ctx := context.Background()
+	raw, err := r.client("", "", "").Cells(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cells struct {
+		Cells []struct {
+			ID  string           `json:"id"`
+			Log *httpapi.LogInfo `json:"log"`
+		} `json:"cells"`
+	}
+	if err := json.Unmarshal(raw, &cells); err != nil {
+		t.Fatal(err)
+	}
+	var logs string
+	info := map[string]httpapi.LogInfo{}
+	for _, c := range cells.Cells {
+		if c.Log == nil {
+			t.Fatalf("cell %s has no log keys through the router: %s", c.ID, raw)
+		}
+		info[c.ID] = *c.Log
+		logs += c.Log.VerifierKey + "\n"
+	}
+	logsFile := filepath.Join(dir, "logs.txt")
+	if err := os.WriteFile(logsFile, []byte(logs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startWitnessProc(t, "--key", keyFile, "--data", filepath.Join(dir, "w"), "--logs", logsFile, "--addr", waddr)
+
+	appCN := r.client(r.token("app", "CN", ""), app, "")
+	if _, err := appCN.CreateSubject(ctx, "wen", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := appCN.PutRecord(ctx, "wen", "message", "m1", map[string]string{"body": "one"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	subTok := r.token("subject", "CN", "wen")
+	page, trail := events(t, r, subTok, "wen")
+	var want int64
+	for _, e := range page.Events {
+		want = max(want, e.LeafIndex+1)
+	}
+	waitFor(t, 30*time.Second, "a CN checkpoint through the router, cosigned by the witness", func() bool {
+		b, cp, ok := servedCheckpoint(r, "cn-gz1")
+		return ok && cp.Size >= want && bytes.Contains(b, []byte("\n— w.test "))
+	})
+	out, err = verify(t, r, info["cn-gz1"], filepath.Join(dir, "verify.state"), "--witness-key", wkey, "--witnesses", "1", "--events", trail)
+	if err != nil || !strings.Contains(out, "1 of the 1 listed witnesses cosigned; 1 required") {
+		t.Fatalf("verify --witnesses 1 through the router: %v\n%s", err, out)
+	}
+	if st, _, b := r.do("GET", "/privacy/", "", nil, nil); st != http.StatusOK || !bytes.Contains(b, []byte(wkey)) {
+		t.Errorf("the router's privacy page: %d; want the required witness's key pinned", st)
 	}
 }
