@@ -278,6 +278,7 @@ func (p *Proxy) routes() {
 		"/v1/authority/requests", "/v1/authority/requests/{rest...}"} {
 		m.HandleFunc(pat, p.anyCell)
 	}
+	m.HandleFunc("/v1/receipts/{rcpid}", p.everyCell)
 	m.HandleFunc("/v1/transparency", p.notHere("the transparency report counts every cell's events, and the router of a deployment of cell processes holds none; ask each cell's operator, or run the report on the embedded runtime"))
 	m.HandleFunc("/v1/notices/{rest...}", p.notHere("change notices are planned from every cell's subjects and logged in each subject's cell; a deployment of cell processes does not plan them through the router yet"))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -534,6 +535,71 @@ func (p *Proxy) anyCell(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Unlock()
 	p.forward(w, r, cell)
+}
+
+// maxFanOutAnswer bounds a cell's answer the router relays from
+// everyCell.
+const maxFanOutAnswer = 1 << 20
+
+// everyCell answers a GET that one unknown cell can answer (an erasure
+// receipt, kept by the cell of the subject it no longer names): it asks
+// each cell in turn and relays the first answer that is not 404. If no
+// cell has it but one could not be asked, the answer is 503, not 404:
+// the receipt may be in that cell.
+func (p *Proxy) everyCell(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		p.anyCell(w, r) // the cell answers 405
+		return
+	}
+	var last *http.Response
+	var lastBody []byte
+	unreachable := ""
+	for _, c := range p.cfg.Deployment().Cells {
+		u := *p.target(c.ID)
+		u.Path, u.RawPath, u.RawQuery = r.URL.Path, r.URL.RawPath, r.URL.RawQuery
+		req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), nil)
+		if err != nil {
+			p.fail(w, r, err)
+			return
+		}
+		for _, h := range []string{"Authorization", "Accept", "Accept-Language"} {
+			if v := r.Header.Get(h); v != "" {
+				req.Header.Set(h, v)
+			}
+		}
+		resp, err := p.transport.RoundTrip(req)
+		if err != nil {
+			if r.Context().Err() != nil {
+				return
+			}
+			p.setUp(c.ID, false)
+			unreachable = c.ID
+			continue
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxFanOutAnswer))
+		resp.Body.Close()
+		if err != nil {
+			unreachable = c.ID
+			continue
+		}
+		p.setUp(c.ID, true)
+		last, lastBody = resp, body
+		if resp.StatusCode != http.StatusNotFound {
+			setCell(w, c.ID)
+			break
+		}
+	}
+	if (last == nil || last.StatusCode == http.StatusNotFound) && unreachable != "" {
+		p.fail(w, r, &domicile.Error{Code: domicile.EUnavailable, Message: fmt.Sprintf("cell %s could not be asked, and no other cell has it", unreachable), RetryAfter: p.cfg.RetryAfter})
+		return
+	}
+	for _, h := range []string{"Content-Type", "Cache-Control", "Content-Language", "Retry-After"} {
+		if v := last.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(last.StatusCode)
+	w.Write(lastBody)
 }
 
 // peekBody reads up to limit bytes of r's body, to route by, and puts

@@ -3,6 +3,7 @@ package residency_test
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"domicile"
@@ -177,13 +178,21 @@ func TestCellProcesses(t *testing.T) {
 	}
 	router := residency.New(dep, nil, ctl, []byte(testDirKey))
 
-	before, _ := cells["us-east1"].EventSummaries(ctx, 0, 1000)
+	usLog := cells["us-east1"].PublicLog()
+	before, err := usLog.LogSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if _, err := proc["us-east1"].Register(ctx, app, "li.wei", "CN", ""); domicile.ErrorCode(err) != domicile.EResidency {
 		t.Fatalf("the US cell registering a CN subject = %v, want residency-forbidden", err)
 	}
-	after, _ := cells["us-east1"].EventSummaries(ctx, 0, 1000)
-	if len(after) != len(before)+1 || after[len(after)-1].Outcome != domicile.Denied {
-		t.Fatalf("the US cell's refusal is not in its log: %d events before, %+v after", len(before), after)
+	after, err := usLog.LogSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaves, err := usLog.Leaves(ctx, before, after)
+	if err != nil || after != before+1 || !strings.Contains(string(leaves[0]), " o=denied ") {
+		t.Fatalf("the US cell's refusal is not in its log: size %d before, %d after, leaves %q, %v", before, after, leaves, err)
 	}
 	if _, err := router.Home(ctx, "li.wei"); domicile.ErrorCode(err) != domicile.ENotFound {
 		t.Fatalf("refused subject in the directory: %v", err)

@@ -237,12 +237,20 @@ func TestTopologyEndToEnd(t *testing.T) {
 	waitFor(t, 10*time.Second, "the US cell's log to record its refusal", func() bool { return usLog() > before })
 	rogue.Stop()
 
-	// Erasure through the router.
-	if _, err := appCN.EraseSubject(ctx, id); err != nil {
+	// Erasure through the router; its receipt, kept by the CN cell, is
+	// found through the router without saying where to look.
+	rec, err := appCN.EraseSubject(ctx, id)
+	if err != nil {
 		t.Fatalf("erase through the router: %v", err)
 	}
 	if _, err := appCN.GetSubject(ctx, id); !isStatus(err, http.StatusNotFound) {
 		t.Fatalf("erased subject: %v, want 404", err)
+	}
+	if got, err := r.client("", "", "").Receipt(ctx, rec.ID); err != nil || got.ID != rec.ID {
+		t.Fatalf("the erasure receipt through the router: %+v, %v", got, err)
+	}
+	if _, err := r.client("", "", "").Receipt(ctx, "rcp_"+strings.Repeat("0", 32)); !isStatus(err, http.StatusNotFound) {
+		t.Fatalf("an unknown receipt through the router: %v, want 404", err)
 	}
 
 	tp.killOneCell(ctx)
@@ -357,6 +365,10 @@ func (tp *topo) killOneCell(ctx context.Context) {
 	})
 	if _, err := r.client("", "", "").Cells(ctx); err != nil {
 		t.Fatalf("GET /v1/cells with a cell down: %v", err)
+	}
+	// A receipt no live cell has may be in the down one: 503, not 404.
+	if _, err := r.client("", "", "").Receipt(ctx, "rcp_"+strings.Repeat("0", 32)); !isStatus(err, http.StatusServiceUnavailable) {
+		t.Fatalf("an unknown receipt with a cell down: %v, want 503", err)
 	}
 
 	tp.startCell("cn-gz1")
