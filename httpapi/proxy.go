@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -141,6 +142,25 @@ func ProxyTargets(d *domicile.Deployment) (map[string]*url.URL, error) {
 	return out, nil
 }
 
+// ProxyTransport returns the transport a router reaches its cells with:
+// bounded dial, TLS and header timeouts, keep-alive connections, never an
+// environment proxy, and tc (nil: the system's CAs, no client
+// certificate) for https urls. Mutual TLS is a tc with the router's
+// client certificate.
+func ProxyTransport(tc *tls.Config) *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tc,
+		ForceAttemptHTTP2:     tc != nil,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 2 * time.Minute,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
 // Bounds of the bodies the router reads to route a request.
 const (
 	maxRouteJSON     = maxJSONBody
@@ -166,15 +186,7 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		cfg.Probe = 2 * time.Second
 	}
 	if cfg.Transport == nil {
-		cfg.Transport = &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          512,
-			MaxIdleConnsPerHost:   128,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   10 * time.Second,
-			ResponseHeaderTimeout: 2 * time.Minute,
-			ExpectContinueTimeout: time.Second,
-		}
+		cfg.Transport = ProxyTransport(nil)
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), transport: cfg.Transport,
 		down: map[string]time.Time{}, logInfo: map[string]*LogInfo{}}

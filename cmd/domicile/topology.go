@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,12 +39,19 @@ type topology struct {
 	cell    string
 	router  bool
 	control string
+	// cellCA, cellCert and cellKey are the router's TLS to the cells: the
+	// CAs it trusts for their certificates, and its client certificate
+	// for mutual TLS (the cells' --tls-client-ca).
+	cellCA, cellCert, cellKey string
 }
 
 func (t *topology) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.cell, "cell", "", "serve only cell `ID` of the deployment file, as its own process: its own store, key custody and log under --data; it authenticates every request itself from the control store (--control); --addr defaults to the cell's url")
 	fs.BoolVar(&t.router, "router", false, "serve the deployment's router: the control store (tokens, the directory) and admin.token under --data, each request forwarded to its cell's url; it holds no subject data")
 	fs.StringVar(&t.control, "control", "", "with --cell: the `DIR` of the deployment's control store, that is the router's --data (SQLite, on the same machine)")
+	fs.StringVar(&t.cellCA, "cell-ca", "", "with --router: trust the CAs in this `FILE` (PEM) for the cells' https urls, instead of the system's")
+	fs.StringVar(&t.cellCert, "cell-cert", "", "with --router: the client certificate `FILE` (PEM) the router presents to the cells, for mutual TLS (the cells' --tls-client-ca); needs --cell-key")
+	fs.StringVar(&t.cellKey, "cell-key", "", "with --router: the private key `FILE` (PEM) of --cell-cert")
 }
 
 // check validates the flags against the deployment and, for a cell whose
@@ -57,6 +66,10 @@ func (t *topology) check(fs *flag.FlagSet, depFile string, dep *domicile.Deploym
 		return fmt.Errorf("--control is for --cell: the router and the embedded runtime keep the control store under --data")
 	case (t.router || t.cell != "") && depFile == "":
 		return fmt.Errorf("--router and --cell need --deployment FILE: the embedded demo names no cell urls (see examples/topology/local.yaml)")
+	case !t.router && (t.cellCA != "" || t.cellCert != "" || t.cellKey != ""):
+		return fmt.Errorf("--cell-ca, --cell-cert and --cell-key are the router's (--router): how it reaches the cells")
+	case (t.cellCert == "") != (t.cellKey == ""):
+		return fmt.Errorf("--cell-cert and --cell-key go together")
 	}
 	if t.router {
 		if _, err := httpapi.ProxyTargets(dep); err != nil {
@@ -101,6 +114,35 @@ func (t *topology) check(fs *flag.FlagSet, depFile string, dep *domicile.Deploym
 // layout is where a process of this topology keeps what (openRuntimeAt).
 func (t *topology) layout(data string) layout {
 	return layout{Data: data, Control: t.control, Cell: t.cell}
+}
+
+// cellTLS returns the router's TLS configuration for reaching the cells,
+// or nil when the flags set none (https urls are then checked against the
+// system's CAs, and no client certificate is presented).
+func (t *topology) cellTLS() (*tls.Config, error) {
+	if t.cellCA == "" && t.cellCert == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.cellCA != "" {
+		pem, err := os.ReadFile(t.cellCA)
+		if err != nil {
+			return nil, fmt.Errorf("--cell-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cell-ca: %s holds no PEM certificate", t.cellCA)
+		}
+		cfg.RootCAs = pool
+	}
+	if t.cellCert != "" {
+		cert, err := tls.LoadX509KeyPair(t.cellCert, t.cellKey)
+		if err != nil {
+			return nil, fmt.Errorf("--cell-cert, --cell-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
 }
 
 // sameDir reports whether a and b name the same directory.
@@ -169,8 +211,15 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 	reg := prometheus.NewRegistry()
 	var px *httpapi.Proxy
 	page := &routerPrivacy{dep: rt.router.Deployment, logs: func(ctx context.Context) map[string]*httpapi.LogInfo { return px.LogInfos(ctx) }}
-	own := httpapi.New(httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve})
+	ownCfg := httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve}
+	edge.apiConfig(&ownCfg)
+	own := httpapi.New(ownCfg)
+	tc, err := top.cellTLS()
+	if err != nil {
+		return err
+	}
 	px, err = httpapi.NewProxy(httpapi.ProxyConfig{
+		Transport:  httpapi.ProxyTransport(tc),
 		Deployment: rt.router.Deployment,
 		Directory:  rt.router,
 		Own:        own,

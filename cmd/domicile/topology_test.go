@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -482,6 +483,9 @@ func TestTopologyFlags(t *testing.T) {
 		{"unknown cell", []string{"--cell", "mars-1", "--deployment", withURLs, "--control", dir}, `"mars-1" is not a cell`},
 		{"cell without control", []string{"--cell", "cn-gz1", "--deployment", withURLs}, "--cell needs --control"},
 		{"control without cell", []string{"--control", dir}, "--control is for --cell"},
+		{"cell TLS on a cell", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", dir, "--cell-ca", "ca.pem"}, "are the router's"},
+		{"client certificate without its key", []string{"--router", "--deployment", withURLs, "--cell-cert", "c.pem"}, "--cell-cert and --cell-key go together"},
+		{"cell CA that is not PEM", []string{"--router", "--deployment", withURLs, "--data", filepath.Join(dir, "r"), "--addr", "127.0.0.1:0", "--cell-ca", withURLs}, "holds no PEM certificate"},
 		{"cell data with the router's", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", dir, "--data", dir}, "same directory"},
 		{"cell before its router", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", filepath.Join(dir, "nothing"), "--data", filepath.Join(dir, "cn"), "--addr", "127.0.0.1:0"}, "start the router first"},
 	}
@@ -862,5 +866,68 @@ func TestTopologyStandaloneWitness(t *testing.T) {
 	}
 	if st, _, b := r.do("GET", "/privacy/", "", nil, nil); st != http.StatusOK || !bytes.Contains(b, []byte(wkey)) {
 		t.Errorf("the router's privacy page: %d; want the required witness's key pinned", st)
+	}
+}
+
+// TestTopologyMutualTLS: the cells serve HTTPS and require a client
+// certificate from the deployment's CA (serve's --tls-* flags); the router
+// reaches them with its own (--cell-ca, --cell-cert, --cell-key). Through
+// the router the walk-through works; a client without a certificate
+// cannot reach a cell, and a router without one gets 503 for its cells.
+func TestTopologyMutualTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	b := readFile(t, filepath.Join("..", "..", "examples", "topology", "local.yaml"))
+	for _, p := range []string{"8701", "8702", "8703"} {
+		b = strings.ReplaceAll(b, "http://127.0.0.1:"+p, "https://"+freePort(t))
+	}
+	dir := t.TempDir()
+	depFile := filepath.Join(dir, "deployment.yaml")
+	if err := os.WriteFile(depFile, []byte(b), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routerDir := filepath.Join(dir, "router")
+	r := startProcess(t, "serve", "--router", "--deployment", depFile, "--data", routerDir, "--addr", "127.0.0.1:0",
+		"--cell-ca", pki.caFile, "--cell-cert", pki.clientCertFile, "--cell-key", pki.clientKeyFile)
+	admin, err := os.ReadFile(filepath.Join(routerDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Admin = strings.TrimSpace(string(admin))
+	cells := map[string]*server{}
+	for _, c := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
+		cells[c] = startProcess(t, "serve", "--cell", c, "--deployment", depFile, "--data", filepath.Join(dir, c), "--control", routerDir,
+			"--tls-cert", pki.certFile, "--tls-key", pki.keyFile, "--tls-client-ca", pki.caFile)
+		if !strings.HasPrefix(cells[c].URL, "https://") {
+			t.Fatalf("cell %s listens on %s, want https", c, cells[c].URL)
+		}
+	}
+	ctx := context.Background()
+	appCN := r.client(r.token("app", "CN", ""), app, "")
+	if _, err := appCN.CreateSubject(ctx, "li.wei", "CN", ""); err != nil {
+		t.Fatalf("register through the router over mutual TLS: %v", err)
+	}
+	if _, err := appCN.PutRecord(ctx, "li.wei", "message", "m1", map[string]string{"body": "明天见"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := appCN.GetRecord(ctx, "li.wei", "message", "m1"); err != nil || !strings.Contains(string(got.Data), "明天见") {
+		t.Fatalf("read through the router over mutual TLS: %+v, %v", got, err)
+	}
+	// A client that trusts the CA but has no certificate cannot reach a
+	// cell directly.
+	noCert := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.pool}}}
+	if resp, err := noCert.Get(cells["cn-gz1"].URL + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a client without a certificate reached the cell: %d", resp.StatusCode)
+	}
+	// A router without the client certificate is refused by the cells:
+	// its requests are 503, its own routes still answer.
+	bare := startProcess(t, "serve", "--router", "--deployment", depFile, "--data", filepath.Join(dir, "bare"), "--addr", "127.0.0.1:0",
+		"--cell-ca", pki.caFile)
+	status, hdr, body := bare.do("GET", "/v1/subjects/li.wei", appCN.Token, map[string]string{"Domicile-Purpose": app}, nil)
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("a router without a client certificate: %d %s, want 503", status, body)
+	}
+	if status, _, _ := bare.do("GET", "/healthz", "", nil, nil); status != http.StatusOK {
+		t.Fatalf("the bare router's own /healthz: %d", status)
 	}
 }
