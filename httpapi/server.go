@@ -3,6 +3,7 @@
 package httpapi
 
 import (
+	"domicile/migrate"
 	"bytes"
 	"context"
 	_ "embed"
@@ -85,6 +86,14 @@ type Config struct {
 	// Rights serves individuals' rights requests, their copy bundles and
 	// erasure receipts.
 	Rights *rights.Service
+	// Migrations plans and runs migrations of subjects between cells.
+	Migrations *migrate.Runner
+	// MigrationPlanner makes a migration plan from the next deployment
+	// file (name and bytes) for actor a; the composition root builds it.
+	MigrationPlanner func(ctx context.Context, a domicile.Actor, name string, data []byte) (*migrate.Plan, error)
+	// MigrationKey is the verifier key of the migration reports'
+	// signatures.
+	MigrationKey string
 
 	// The edge.
 
@@ -191,6 +200,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Rights != nil {
 		s.rightsRoutes(cfg.Rights)
+	}
+	if cfg.Migrations != nil {
+		s.migrationRoutes(cfg)
 	}
 	s.mux.HandleFunc("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128))
@@ -397,7 +409,7 @@ func (s *Server) auth(h Handler) http.HandlerFunc {
 			rec.role = a.Role
 		}
 		if err == nil {
-			err = h(w, r, a)
+			err = againIfMoved(h, w, r, a)
 		}
 		s.answer(w, r, err)
 	}
