@@ -3,9 +3,9 @@
 package httpapi
 
 import (
-	"domicile/migrate"
 	"bytes"
 	"context"
+	"domicile/migrate"
 	_ "embed"
 	"encoding/json"
 	"log/slog"
