@@ -403,6 +403,11 @@ func (c *Cell) Digest(ctx context.Context, plan string, ref domicile.SubjectRef)
 		}
 		keys[uint8(g)] = dk
 	}
+	if _, ok := keys[sub.KeyGen]; !ok {
+		// A copy whose keys are gone (a shredding interrupted between
+		// custody and rows): it matches nothing, and is discarded.
+		return "", true, nil
+	}
 	var recs []domicile.StoredRecord
 	var objs []ParcelObject
 	if err := c.eachRecord(ctx, ref, "", func(r *domicile.StoredRecord) error { recs = append(recs, *r); return nil }); err != nil {
