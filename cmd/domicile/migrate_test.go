@@ -396,9 +396,41 @@ func TestMigrateRefusals(t *testing.T) {
 	if code == 0 || !strings.Contains(errb, "transfer gate refused") {
 		t.Errorf("a cross-border run without a mechanism: %d %s", code, errb)
 	}
+	t.Logf("refused: %s", errb)
 	for _, id := range f.ids {
 		if sub, err := f.app.GetSubject(context.Background(), id); err != nil || sub.Cell != "cn-gz1" {
 			t.Errorf("after the refusal, %s: %+v %v, want home cn-gz1", id, sub, err)
 		}
+	}
+	admin := f.s.client(f.s.Admin, "", "")
+	if pi, _ := ledgerCounts(t, admin); pi != 0 {
+		t.Errorf("a refused move counted %d people in the ledger", pi)
+	}
+
+	// With the separate consent the law asks for, the gate approves the
+	// move under the mechanism the law offers (the small-volume exemption
+	// of the CBDF provisions), and the ledger counts each person once.
+	ctx := context.Background()
+	for _, id := range f.ids {
+		if _, err := f.app.SetConsent(ctx, id, "cross-border", "v1", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stopped run is started again by run.
+	code, out, errb := runCLI(t, "", "migrate", "run", pu.ID, "--retention", "0s", "--wait", "--server", f.s.URL, "--token", f.s.Admin)
+	if code != 0 {
+		t.Fatalf("the cross-border run with consents: %d %s %s", code, out, errb)
+	}
+	if pi, _ := ledgerCounts(t, admin); pi != int64(len(f.ids)) {
+		t.Errorf("after the cross-border move the ledger counts %d people, want %d", pi, len(f.ids))
+	}
+	for _, id := range f.ids {
+		if sub, err := f.app.GetSubject(ctx, id); err != nil || sub.Cell != "us-east1" {
+			t.Errorf("after the move, %s: %+v %v, want home us-east1", id, sub, err)
+		}
+	}
+	code, rep, _ := runCLI(t, "", "migrate", "report", pu.ID, "--server", f.s.URL, "--token", f.s.Admin)
+	if code != 0 || !strings.Contains(rep, `"transfers":["trf_`) {
+		t.Errorf("the report does not list the ledger's transfers: %s", rep)
 	}
 }
