@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
-
-	"domicile"
 )
 
 func samplePlan() *Plan {
@@ -166,5 +164,3 @@ func FuzzParseReport(f *testing.F) {
 		}
 	})
 }
-
-var _ = domicile.MovePlanned

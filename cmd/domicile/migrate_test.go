@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -433,4 +434,74 @@ func TestMigrateRefusals(t *testing.T) {
 	if code != 0 || !strings.Contains(rep, `"transfers":["trf_`) {
 		t.Errorf("the report does not list the ledger's transfers: %s", rep)
 	}
+}
+
+// TestMigrateThroughput measures a move (doc/performance.md): subjects/s
+// and MB/s of sealed data, and the load's operations per second before
+// and during the move. It builds a binary without the race detector and
+// runs only when DOMICILE_MIGRATE_BENCH is set (to the number of
+// subjects); DOMICILE_MIGRATE_RATE, if set, is the run's --rate.
+func TestMigrateThroughput(t *testing.T) {
+	n := 0
+	fmt.Sscan(os.Getenv("DOMICILE_MIGRATE_BENCH"), &n)
+	if n <= 0 {
+		t.Skip("set DOMICILE_MIGRATE_BENCH=200 to measure a move of 200 subjects")
+	}
+	plain := filepath.Join(t.TempDir(), "domicile")
+	if out, err := exec.Command("go", "build", "-o", plain, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	defer func(b string) { binary = b }(binary)
+	binary = plain
+	ctx := context.Background()
+	f := newMigrationFixture(t, n)
+	p := f.plan(migrateAfter)
+	f.sendNotices(p)
+	f.restart(migrateAfter, false)
+	load := func(d time.Duration) (ops int64) {
+		lctx, stop := context.WithTimeout(ctx, d)
+		defer stop()
+		var wg sync.WaitGroup
+		var count atomic.Int64
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; lctx.Err() == nil; i++ {
+					id := f.ids[(i*7+w)%len(f.ids)]
+					if f.putRecord(ctx, id, "message", fmt.Sprintf("load%d", w), i) == nil {
+						count.Add(1)
+					}
+					if _, err := f.app.GetRecord(ctx, id, "message", "m0"); err == nil {
+						count.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return count.Load()
+	}
+	before := load(5 * time.Second)
+	start := time.Now()
+	args := []string{"migrate", "run", p.ID, "--retention", "0s", "--server", f.s.URL, "--token", f.s.Admin}
+	if r := os.Getenv("DOMICILE_MIGRATE_RATE"); r != "" {
+		args = append(args, "--rate", r)
+	}
+	code, _, errb := runCLI(t, "", args...)
+	if code != 0 {
+		t.Fatal(errb)
+	}
+	var during int64
+	var loadTime time.Duration
+	for f.status(p.ID).State != migrate.StateDone {
+		t0 := time.Now()
+		during += load(time.Second)
+		loadTime += time.Since(t0)
+	}
+	el := time.Since(start)
+	st := f.status(p.ID)
+	t.Logf("moved %d subjects (%d records, %d objects, %s sealed) in %s: %.1f subjects/s, %.2f MB/s",
+		st.Subjects, p.Records, p.Objects, migrate.Bytes(st.Bytes), el.Round(10*time.Millisecond), float64(st.Subjects)/el.Seconds(), float64(st.Bytes)/1e6/el.Seconds())
+	t.Logf("load (4 workers, a write and a read each turn): %.0f ops/s before the move, %.0f ops/s during it",
+		float64(before)/5, float64(during)/loadTime.Seconds())
 }
