@@ -3,17 +3,26 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
+
+	"domicile/law"
 
 	"domicile/web"
 )
 
 // consolePage returns the console (web.Console), pinning the same log
 // and witness keys as the privacy page, and showing the threshold ledger
-// of each jurisdiction the deployment's cells are in.
+// of each jurisdiction of the deployment's cells whose law sets volume
+// thresholds (a threshold's rule id starts with the jurisdiction's code:
+// CN.CBDF.7 is China's).
 func consolePage(rt *runtime, lg *logs) (*web.Console, error) {
 	var sources []string
 	for _, c := range rt.dep.Cells {
-		if j := string(c.Jurisdiction); !slices.Contains(sources, j) {
+		j := string(c.Jurisdiction)
+		if slices.Contains(sources, j) || rt.law == nil {
+			continue
+		}
+		if slices.ContainsFunc(rt.law.Vocabulary().Thresholds, func(t law.Threshold) bool { return strings.HasPrefix(t.Rule, j+".") }) {
 			sources = append(sources, j)
 		}
 	}

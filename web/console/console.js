@@ -177,7 +177,7 @@ function renderMap() {
   const map = m.v;
   document.getElementById('map-lead').textContent =
     t('console.map.lead', num(map.subjects), bytes(map.bytes), map.jurisdictions.length) + (map.complete ? '' : ' ' + t('console.map.incomplete'));
-  const colW = 300;
+  const colW = 400;
   const boxH = 96;
   const gap = 16;
   const maxCells = Math.max(1, ...map.jurisdictions.map((j) => j.cells.length));
