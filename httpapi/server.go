@@ -85,6 +85,10 @@ type Config struct {
 	// Rights serves individuals' rights requests, their copy bundles and
 	// erasure receipts.
 	Rights *rights.Service
+	// ConsolePage serves the console and its assets under
+	// ConsolePagePath (package web's Console.Serve); nil means no
+	// console. The console's own API routes come with the router.
+	ConsolePage func(w http.ResponseWriter, r *http.Request) error
 
 	// The edge.
 
@@ -170,6 +174,7 @@ func New(cfg Config) *Server {
 	if s.router != nil {
 		s.registerKeys()
 		s.registerStoreMetrics()
+		s.consoleRoutes()
 	}
 	if cfg.Logs != nil {
 		s.logRoutes()
@@ -191,6 +196,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Rights != nil {
 		s.rightsRoutes(cfg.Rights)
+	}
+	if cfg.ConsolePage != nil {
+		s.handleFunc("GET "+ConsolePagePath, s.public(cfg.ConsolePage))
 	}
 	s.mux.HandleFunc("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128))

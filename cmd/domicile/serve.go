@@ -109,6 +109,10 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 	if err != nil {
 		return nil, err
 	}
+	console, err := consolePage(rt, lg)
+	if err != nil {
+		return nil, err
+	}
 	cfg := httpapi.Config{
 		Router:      rt.router,
 		Control:     rt.control,
@@ -122,6 +126,7 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 		Transfers:   rt.gateway,
 		Rights:      rightsService(rt, lg),
 		PrivacyPage: page.Serve,
+		ConsolePage: console.Serve,
 	}
 	for _, o := range opts {
 		o(&cfg)
