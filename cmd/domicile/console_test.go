@@ -234,7 +234,8 @@ func TestConsolePage(t *testing.T) {
 	var verified []string
 	json.Unmarshal(raw, &verified)
 	if len(verified) != 3 || strings.Count(strings.Join(verified, ","), "verified") != 3 {
-		t.Errorf("checkpoints: %v, want 3 verified", verified)
+		rows, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('#checkpoints-table tbody tr')].map(r => r.innerText).join("\n")`))
+		t.Errorf("checkpoints: %v, want 3 verified; the rows say:\n%s", verified, rows)
 	}
 	if u, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[string](`location.href + document.cookie`)); strings.Contains(u, auditor) {
 		t.Errorf("the token is in the address bar or a cookie: %s", u)

@@ -131,26 +131,47 @@ async function load() {
   };
 }
 
+// CHECKPOINT_TRIES is how often a checkpoint that lacks a pinned
+// witness's cosignature is asked for again, a second apart: a log serves
+// a newer checkpoint without all its cosignatures only once it has waited
+// for them longer than its witness wait (10 seconds by default), so a
+// checkpoint caught in that moment is not reported as a failure.
+const CHECKPOINT_TRIES = 15;
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 // verifyCheckpoints fetches each cell's latest checkpoint and verifies,
 // with WebCrypto, the log's signature under the pinned log key and the
-// cosignature of each pinned witness.
+// cosignature of each pinned witness; the cells are checked side by side.
 async function verifyCheckpoints() {
   state.checks.clear();
   const crypto = await ed25519Supported();
-  for (const [cell, pin] of Object.entries(cfg.logs)) {
+  await Promise.all(Object.entries(cfg.logs).map(async ([cell, pin]) => {
     if (!crypto) {
       state.checks.set(cell, { ok: false, error: t('console.cp.nocrypto') });
-      continue;
+      return;
     }
-    try {
-      const r = await fetch(pin.url + 'checkpoint', { cache: 'no-store', credentials: 'omit' });
-      if (!r.ok) throw new Error('HTTP ' + r.status);
-      const cp = await openCheckpoint(await r.text(), pin.key, pin.witnesses);
-      state.checks.set(cell, { ok: cp.missing.length === 0, cp });
-    } catch (e) {
-      state.checks.set(cell, { ok: false, error: e instanceof CheckError ? e.args.join(', ') : e.message });
+    for (let i = 0; ; i++) {
+      try {
+        const r = await fetch(pin.url + 'checkpoint', { cache: 'no-store', credentials: 'omit' });
+        // 503: no checkpoint carries the witnesses' cosignatures yet.
+        if (r.status === 503 && i + 1 < CHECKPOINT_TRIES) {
+          await sleep(1000);
+          continue;
+        }
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        const cp = await openCheckpoint(await r.text(), pin.key, pin.witnesses);
+        if (cp.missing.length === 0 || i + 1 >= CHECKPOINT_TRIES) {
+          state.checks.set(cell, { ok: cp.missing.length === 0, cp });
+          return;
+        }
+      } catch (e) {
+        state.checks.set(cell, { ok: false, error: e instanceof CheckError ? e.args.join(', ') : e.message });
+        return;
+      }
+      await sleep(1000);
     }
-  }
+  }));
 }
 
 function fillBody(table, rows) {
