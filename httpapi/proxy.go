@@ -91,8 +91,11 @@ type ProxyConfig struct {
 //   - mechanisms, the ledger, evidence, the live assessment, imports and
 //     the authority request list: any cell that is up (they read and
 //     write only the stores the cells share).
-//   - the transparency report and change notices: refused (501), since
-//     their figures need every cell's subjects or events.
+//   - the transparency report: answered by the router (Own) from every
+//     cell's part, asked with the caller's credential; a cell that cannot
+//     be asked makes it 503, naming the cell.
+//   - change notices: refused (501), since a plan counts every cell's
+//     subjects and delivery is logged in each subject's cell.
 //
 // A cell that cannot be reached is one cell down: its requests get 503
 // with Retry-After, and every other cell's are served.
@@ -315,7 +318,9 @@ func (p *Proxy) routes() {
 		m.HandleFunc(pat, p.anyCell)
 	}
 	m.HandleFunc("/v1/receipts/{rcpid}", p.everyCell)
-	m.HandleFunc("/v1/transparency", p.notHere("the transparency report counts every cell's events, and the router of a deployment of cell processes holds none; ask each cell's operator, or run the report on the embedded runtime"))
+	// The router combines every cell's part with the caller's
+	// credential (withCredential); its Own server serves the report.
+	m.HandleFunc("/v1/transparency", p.withCredential)
 	m.HandleFunc("/v1/notices/{rest...}", p.notHere("change notices are planned from every cell's subjects and logged in each subject's cell; a deployment of cell processes does not plan them through the router yet"))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
