@@ -30,7 +30,10 @@ func (g *Gateway) Transfer(ctx context.Context, a domicile.Actor, req *Request, 
 	if err != nil {
 		return nil, err
 	}
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {
 		unlock()
@@ -118,7 +121,10 @@ func (g *Gateway) RemoteAccess(ctx context.Context, r cell.RemoteRead) (*cell.Re
 	sort.Slice(p.cats, func(i, j int) bool { return p.cats[i] < p.cats[j] })
 	p.hasPI, p.hasSPI, p.hasImpData = catsInfo(p.cats)
 	g.dates(p)
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {
