@@ -502,7 +502,10 @@ func (g *Gateway) Decide(ctx context.Context, a domicile.Actor, req *Request) (*
 	if err != nil {
 		return nil, err
 	}
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	d, _, err := g.evaluate(ctx, p)
 	if err != nil {

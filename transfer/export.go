@@ -29,7 +29,10 @@ func (g *Gateway) Transfer(ctx context.Context, a domicile.Actor, req *Request, 
 	if err != nil {
 		return nil, err
 	}
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {
 		unlock()
@@ -100,7 +103,10 @@ func (g *Gateway) RemoteAccess(ctx context.Context, r cell.RemoteRead) (*cell.Re
 		excludedSet: map[int]bool{}}
 	p.setFields(r.Fields, r.Categories)
 	g.dates(p)
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {

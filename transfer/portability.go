@@ -36,7 +36,10 @@ func (g *Gateway) Portability(ctx context.Context, a domicile.Actor, c *cell.Cel
 		excludedSet: map[int]bool{}}
 	p.setFields(fields, cats)
 	g.dates(p)
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {

@@ -313,6 +313,7 @@ func TestAccessTable(t *testing.T) {
 		{method: "POST", pattern: "/v1/cells/{cell}/keys/retire", path: "/v1/cells/cn-gz1/keys/retire", def: 403, want: map[string]int{"admin": 200}},
 		{method: "POST", pattern: "/witness/{cell}/add-checkpoint", path: "/witness/cn-gz1/add-checkpoint", body: "garbage", contentType: "text/plain", def: 0},
 		{method: "GET", pattern: "/v1/transparency", path: "/v1/transparency", def: 403, want: map[string]int{"admin": 200, "auditor": 200}},
+		{method: "GET", pattern: "/v1/cells/{cell}/transparency", path: "/v1/cells/cn-gz1/transparency", def: 403, want: map[string]int{"admin": 200, "auditor": 200}},
 		{method: "POST", pattern: "/v1/authority/requests", path: "/v1/authority/requests", body: `{}`, contentType: "application/json", def: 0},
 		{method: "GET", pattern: "/v1/authority/requests", path: "/v1/authority/requests", def: 0},
 		{method: "GET", pattern: "/v1/authority/requests/{rid}", path: "/v1/authority/requests/ar-none", def: 0},
