@@ -17,15 +17,15 @@ import (
 // object's (a cell refuses a moved subject before it reads the body).
 const maxReplayBytes = 1 << 20
 
-// replayBody remembers what a handler read of a request body, up to
+// movedBody remembers what a handler read of a request body, up to
 // maxReplayBytes, so that the request can be run once more.
-type replayBody struct {
+type movedBody struct {
 	r    io.ReadCloser
 	buf  bytes.Buffer
 	over bool
 }
 
-func (b *replayBody) Read(p []byte) (int, error) {
+func (b *movedBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if !b.over {
 		if b.buf.Len()+n > maxReplayBytes {
@@ -38,16 +38,16 @@ func (b *replayBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *replayBody) Close() error { return b.r.Close() }
+func (b *movedBody) Close() error { return b.r.Close() }
 
 // againIfMoved runs h, and once more if the subject it reached had moved
 // to another cell (a migration switched its home while the request was
 // under way) and nothing was answered yet: the second run locates the
 // subject afresh, in its new cell.
 func againIfMoved(h Handler, w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
-	var rb *replayBody
+	var rb *movedBody
 	if r.Body != nil && r.Body != http.NoBody {
-		rb = &replayBody{r: r.Body}
+		rb = &movedBody{r: r.Body}
 		r.Body = rb
 	}
 	err := h(w, r, a)

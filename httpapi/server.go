@@ -94,6 +94,10 @@ type Config struct {
 	// MigrationKey is the verifier key of the migration reports'
 	// signatures.
 	MigrationKey string
+	// ConsolePage serves the console and its assets under
+	// ConsolePagePath (package web's Console.Serve); nil means no
+	// console. The console's own API routes come with the router.
+	ConsolePage func(w http.ResponseWriter, r *http.Request) error
 
 	// The edge.
 
@@ -179,6 +183,7 @@ func New(cfg Config) *Server {
 	if s.router != nil {
 		s.registerKeys()
 		s.registerStoreMetrics()
+		s.consoleRoutes()
 	}
 	if cfg.Logs != nil {
 		s.logRoutes()
@@ -203,6 +208,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Migrations != nil {
 		s.migrationRoutes(cfg)
+	}
+	if cfg.ConsolePage != nil {
+		s.handleFunc("GET "+ConsolePagePath, s.public(cfg.ConsolePage))
 	}
 	s.mux.HandleFunc("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128))

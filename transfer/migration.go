@@ -52,7 +52,10 @@ func (g *Gateway) Migration(ctx context.Context, planID string, c *cell.Cell, re
 	sort.Slice(p.cats, func(i, j int) bool { return p.cats[i] < p.cats[j] })
 	p.hasPI, p.hasSPI, p.hasImpData = catsInfo(p.cats)
 	g.dates(p)
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {

@@ -111,6 +111,10 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 	if err != nil {
 		return nil, err
 	}
+	console, err := consolePage(rt, lg)
+	if err != nil {
+		return nil, err
+	}
 	cfg := httpapi.Config{
 		Router:      rt.router,
 		Control:     rt.control,
@@ -124,6 +128,7 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 		Transfers:   rt.gateway,
 		Rights:      rightsService(rt, lg),
 		PrivacyPage: page.Serve,
+		ConsolePage: console.Serve,
 	}
 	if !rt.shared {
 		// Migrations move subjects between cells this process serves.
