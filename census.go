@@ -27,8 +27,11 @@ func (c Census) Bytes() int64 { return c.RecordBytes + c.ObjectBytes }
 // subjects: its clear fields, without the subject's reference or the
 // sealed body.
 type PendingRequest struct {
-	ID, Kind, State    string
-	Received, Deadline time.Time
+	ID       string    `json:"id"`
+	Kind     string    `json:"kind"`
+	State    string    `json:"state"`
+	Received time.Time `json:"received"`
+	Deadline time.Time `json:"deadline"`
 }
 
 // A Censuser counts what a cell store holds and lists the rights requests
@@ -40,4 +43,28 @@ type Censuser interface {
 	// PendingRequests lists the requests whose state is none of final,
 	// by deadline then id, at most limit.
 	PendingRequests(ctx context.Context, final []string, limit int) ([]PendingRequest, error)
+}
+
+// SubjectHoldings is one subject of a cell as a change plan counts it:
+// its reference, its jurisdiction, and per record kind the names of the
+// fields its live records hold. It carries no value and no record id.
+type SubjectHoldings struct {
+	Ref          SubjectRef
+	Jurisdiction Jurisdiction
+	// Fields lists, per record kind, the fields of the subject's live
+	// records, each name once, in the order first seen.
+	Fields map[string][]string
+}
+
+// MaxHoldingsPage bounds the subjects a SubjectLister returns at once.
+const MaxHoldingsPage = 1000
+
+// A SubjectLister lists a cell store's subjects with the fields their
+// records hold, for the change notices of a plan. Both cell stores are
+// SubjectListers; only the cell's access path calls it (a change plan
+// asks the cell, which logs the listing).
+type SubjectLister interface {
+	// SubjectHoldings lists the subjects whose reference sorts after
+	// after (bytewise), in that order, at most limit (1..MaxHoldingsPage).
+	SubjectHoldings(ctx context.Context, after SubjectRef, limit int) ([]SubjectHoldings, error)
 }

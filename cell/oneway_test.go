@@ -21,12 +21,12 @@ import (
 var storeMethods = map[string]bool{
 	"Subject": true, "Record": true, "Records": true, "Object": true, "Objects": true,
 	"SubjectEvents": true, "Events": true, "Commit": true, "Blobs": true,
-	"Request": true, "Requests": true, "Receipt": true,
+	"Request": true, "Requests": true, "Receipt": true, "SubjectHoldings": true,
 }
 
 // storeTypes are the types whose storeMethods are guarded: the interface
 // and the two stores behind it.
-var storeTypes = []string{"domicile.CellStore", "*domicile/sqlite.Store", "*domicile/postgres.Store", "domicile/sqlite.Store", "domicile/postgres.Store"}
+var storeTypes = []string{"domicile.CellStore", "domicile.SubjectLister", "*domicile/sqlite.Store", "*domicile/postgres.Store", "domicile/sqlite.Store", "domicile/postgres.Store"}
 
 // mayReachStores are the packages that implement or are the access path
 // (and the conformance suites that test the stores), and the raw baseline

@@ -4,7 +4,6 @@ import (
 	"net/http"
 
 	"domicile"
-	"domicile/cell"
 	"domicile/figures"
 	"domicile/rights"
 )
@@ -18,6 +17,7 @@ const ConsolePagePath = "/console/"
 func (s *Server) consoleRoutes() {
 	s.handleFunc("GET /v1/census", s.auth(s.census))
 	s.handleFunc("GET /v1/requests/open", s.auth(s.openRequests))
+	s.cellConsoleRoutes()
 }
 
 func requireAdminOrAuditor(a domicile.Actor, what string) error {
@@ -25,8 +25,10 @@ func requireAdminOrAuditor(a domicile.Actor, what string) error {
 }
 
 // census answers the data map (figures.MapOf) of the deployment's cells:
-// a cell that this process does not serve, or whose store does not
-// count, is on the map uncounted, with the reason.
+// a cell that this process does not serve is asked for its census
+// (CellParts, a router's), and one that cannot be asked, or whose store
+// does not count, is on the map uncounted, with the reason; a cell's
+// refusal of the caller's token is the answer.
 func (s *Server) census(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireAdminOrAuditor(a, "the data map"); err != nil {
 		return err
@@ -35,7 +37,21 @@ func (s *Server) census(w http.ResponseWriter, r *http.Request, a domicile.Actor
 	counts := map[string]figures.CellCount{}
 	for _, cc := range dep.Cells {
 		if err := s.router.Serves(cc.ID); err != nil {
-			counts[cc.ID] = figures.CellCount{Reason: err.Error()}
+			if s.cfg.CellParts == nil {
+				counts[cc.ID] = figures.CellCount{Reason: err.Error()}
+				continue
+			}
+			part, err := s.cfg.CellParts.CellCensus(r.Context(), cc.ID)
+			switch {
+			case err != nil && refused(err):
+				return err
+			case err != nil:
+				counts[cc.ID] = figures.CellCount{Reason: err.Error()}
+			case !part.Counted:
+				counts[cc.ID] = figures.CellCount{Reason: part.Reason}
+			default:
+				counts[cc.ID] = figures.CellCount{Census: part.Census}
+			}
 			continue
 		}
 		n, ok, err := s.router.CellByID(cc.ID).Census(r.Context())
@@ -43,7 +59,7 @@ func (s *Server) census(w http.ResponseWriter, r *http.Request, a domicile.Actor
 		case err != nil:
 			return err
 		case !ok:
-			counts[cc.ID] = figures.CellCount{Reason: "the cell's store does not count its holdings"}
+			counts[cc.ID] = figures.CellCount{Reason: storeNoCount}
 		default:
 			counts[cc.ID] = figures.CellCount{Census: n}
 		}
@@ -57,24 +73,30 @@ type OpenRequestList struct {
 	// Requests are the open requests, by deadline.
 	Requests []rights.OpenRequest `json:"requests"`
 	// Uncounted names the cells whose open requests are not listed:
-	// served by another process, or by a store that does not list them.
+	// served by another process that could not be asked, or by a store
+	// that does not list them.
 	Uncounted []string `json:"uncounted"`
 }
 
-// openRequests answers the open rights requests of every cell served
-// here (rights.OpenRequests).
+// openRequests answers the open rights requests of every cell
+// (rights.OpenRequests): those served here, and those of other processes
+// asked through CellParts (a router's); a cell that cannot be asked is
+// uncounted.
 func (s *Server) openRequests(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {
 	if err := requireAdminOrAuditor(a, "the open rights requests"); err != nil {
 		return err
 	}
 	out := OpenRequestList{Uncounted: []string{}}
-	var cells []*cell.Cell
+	var cells []rights.PendingLister
 	for _, cc := range s.router.Deployment().Cells {
-		if s.router.Serves(cc.ID) != nil {
+		switch {
+		case s.router.Serves(cc.ID) == nil:
+			cells = append(cells, s.router.CellByID(cc.ID))
+		case s.cfg.CellParts != nil:
+			cells = append(cells, remotePending{id: cc.ID, parts: s.cfg.CellParts})
+		default:
 			out.Uncounted = append(out.Uncounted, cc.ID)
-			continue
 		}
-		cells = append(cells, s.router.CellByID(cc.ID))
 	}
 	open, uncounted, err := rights.OpenRequests(r.Context(), cells, s.cfg.Now())
 	if err != nil {

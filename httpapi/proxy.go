@@ -51,6 +51,11 @@ type ProxyConfig struct {
 	// its outcome and disclosure to any cell, which answers for the
 	// requests of its own subjects only.
 	AuthorityCell func(ctx context.Context, id string) (string, error)
+	// NoticeCell returns the cell of a change notice's subject, from the
+	// deployment's notice store: its acknowledgement is logged there.
+	// nil (or an error) forwards it to any cell, which answers from the
+	// shared store.
+	NoticeCell func(ctx context.Context, id string) (string, error)
 	// Transport carries requests to the cells; nil is a transport with
 	// bounded dial, TLS and header timeouts that never uses an
 	// environment proxy. Mutual TLS between router and cells is a
@@ -94,8 +99,16 @@ type ProxyConfig struct {
 //   - the transparency report: answered by the router (Own) from every
 //     cell's part, asked with the caller's credential; a cell that cannot
 //     be asked makes it 503, naming the cell.
-//   - change notices: refused (501), since a plan counts every cell's
-//     subjects and delivery is logged in each subject's cell.
+//   - change plans: answered by the router (Own), which asks each cell
+//     for its subjects (GET /v1/cells/{cell}/subjects) with the caller's
+//     credential; a plan's notices are sent by the cells of their
+//     subjects, each logging its deliveries, after every cell of the
+//     plan answered (SendNotices); an acknowledgement goes to its
+//     subject's cell.
+//   - the console and its data map and open requests: answered by the
+//     router from every cell's part (GET /v1/cells/{cell}/census and
+//     …/requests/pending), asked with the caller's credential; a cell
+//     that cannot be asked is uncounted, and named.
 //
 // A cell that cannot be reached is one cell down: its requests get 503
 // with Retry-After, and every other cell's are served.
@@ -293,7 +306,7 @@ func (p *Proxy) target(cell string) *url.URL {
 func (p *Proxy) routes() {
 	m := p.mux
 	own := func(w http.ResponseWriter, r *http.Request) { p.cfg.Own.ServeHTTP(w, r) }
-	for _, pat := range []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/tokens", "/v1/tokens/", "/v1/assess", PrivacyPagePath} {
+	for _, pat := range []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/v1/tokens", "/v1/tokens/", "/v1/assess", PrivacyPagePath, ConsolePagePath} {
 		m.HandleFunc(pat, own)
 	}
 	m.HandleFunc("GET /v1/cells", p.cells)
@@ -321,7 +334,17 @@ func (p *Proxy) routes() {
 	// The router combines every cell's part with the caller's
 	// credential (withCredential); its Own server serves the report.
 	m.HandleFunc("/v1/transparency", p.withCredential)
-	m.HandleFunc("/v1/notices/{rest...}", p.notHere("change notices are planned from every cell's subjects and logged in each subject's cell; a deployment of cell processes does not plan them through the router yet"))
+	// A change plan asks each cell for its subjects, and its notices are
+	// sent by the cells of their subjects (the Own server, through
+	// Reports.Plan and Reports.Deliver); an acknowledgement is logged in
+	// its subject's cell.
+	for _, pat := range []string{"POST /v1/notices/plans", "GET /v1/notices/plans/{pid}", "POST /v1/notices/plans/{pid}/send"} {
+		m.HandleFunc(pat, p.withCredential)
+	}
+	m.HandleFunc("POST /v1/notices/{nid}/ack", p.byNotice)
+	// The console's data map and open requests: every cell's part.
+	m.HandleFunc("/v1/census", p.withCredential)
+	m.HandleFunc("/v1/requests/open", p.withCredential)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
 	})
@@ -634,6 +657,18 @@ func subjectsOf(body []byte) ([]string, bool) {
 func (p *Proxy) byAuthorityRequest(w http.ResponseWriter, r *http.Request) {
 	if p.cfg.AuthorityCell != nil {
 		if cell, err := p.cfg.AuthorityCell(r.Context(), r.PathValue("rid")); err == nil && p.target(cell) != nil {
+			p.forward(w, r, cell)
+			return
+		}
+	}
+	p.anyCell(w, r)
+}
+
+// byNotice forwards a change notice's acknowledgement to the cell of its
+// subject.
+func (p *Proxy) byNotice(w http.ResponseWriter, r *http.Request) {
+	if p.cfg.NoticeCell != nil {
+		if cell, err := p.cfg.NoticeCell(r.Context(), r.PathValue("nid")); err == nil && p.target(cell) != nil {
 			p.forward(w, r, cell)
 			return
 		}

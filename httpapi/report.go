@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"domicile/client"
 	"errors"
 	"net/http"
 	"strings"
@@ -27,9 +26,15 @@ type Reports struct {
 	Notices notice.Store
 	Sender  *notice.Sender
 	// Plan makes (and stores) the change plan from the deployment in
-	// force to the deployment file data, named name.
-	Plan func(ctx context.Context, name string, data []byte) (*notice.Plan, error)
-	Now  func() time.Time
+	// force to the deployment file data, named name, for actor a (an
+	// admin), who asks each cell for its subjects.
+	Plan func(ctx context.Context, a domicile.Actor, name string, data []byte) (*notice.Plan, error)
+	// Deliver starts delivering a plan's notices to webhook from the
+	// cells of their subjects, or starts none and says why; nil delivers
+	// them from this process, which must serve every cell of the plan. A
+	// router's is Proxy.SendNotices.
+	Deliver func(ctx context.Context, p *notice.Plan, webhook string) error
+	Now     func() time.Time
 }
 
 // reportRoutes installs the data statement, transparency report,
@@ -55,6 +60,7 @@ func (s *Server) reportRoutes(rp Reports) {
 	s.handleFunc("GET /v1/notices/plans/{pid}", s.auth(h.getPlan))
 	s.handleFunc("POST /v1/notices/plans/{pid}/send", s.auth(h.sendPlan))
 	s.handleFunc("POST /v1/notices/{nid}/ack", s.auth(h.ack))
+	h.cellNoticeRoutes()
 }
 
 type reportHandlers struct {
@@ -297,7 +303,7 @@ func (h *reportHandlers) makePlan(w http.ResponseWriter, r *http.Request, a domi
 	if in.Name == "" {
 		in.Name = "deployment.yaml"
 	}
-	p, err := h.rp.Plan(r.Context(), in.Name, []byte(in.Deployment))
+	p, err := h.rp.Plan(r.Context(), a, in.Name, []byte(in.Deployment))
 	if err != nil {
 		return err
 	}
@@ -351,21 +357,22 @@ func (h *reportHandlers) sendPlan(w http.ResponseWriter, r *http.Request, a domi
 	if err := requireRole(a, "sending notices", domicile.RoleAdmin); err != nil {
 		return err
 	}
-	var in client.SendRequest
-	if err := decodeJSON(r, maxJSONBody, &in); err != nil {
+	hook, err := webhookOf(r)
+	if err != nil {
 		return err
 	}
-	if !strings.HasPrefix(in.Webhook, "https://") && !strings.HasPrefix(in.Webhook, "http://") {
-		return domicile.FieldErrorf("webhook", "must be an http or https URL")
+	p, err := h.plan(r)
+	if err != nil {
+		return err
 	}
-	p, err := h.rp.Notices.Plan(r.Context(), r.PathValue("pid"))
-	if errors.Is(err, domicile.ErrNotFound) {
-		err = domicile.Errorf(domicile.ENotFound, "no change plan %q", truncate(r.PathValue("pid"), 32))
+	if h.rp.Deliver != nil {
+		err = h.rp.Deliver(r.Context(), p, hook)
+	} else {
+		err = h.deliverHere(p, hook)
 	}
 	if err != nil {
 		return err
 	}
-	h.rp.Sender.Start(p.ID, in.Webhook)
 	writeJSON(w, http.StatusAccepted, struct {
 		Plan    string `json:"plan"`
 		Notices int    `json:"notices"`

@@ -98,6 +98,10 @@ type Config struct {
 	// ConsolePagePath (package web's Console.Serve); nil means no
 	// console. The console's own API routes come with the router.
 	ConsolePage func(w http.ResponseWriter, r *http.Request) error
+	// CellParts asks the cells this process does not serve for their
+	// parts of the console's data map and open requests (a router's
+	// Proxy); nil leaves such cells uncounted.
+	CellParts CellParts
 
 	// The edge.
 

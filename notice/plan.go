@@ -132,10 +132,10 @@ func first(s []string) string {
 
 // SubjectInfo is one subject of a cell, as a plan counts it.
 type SubjectInfo struct {
-	Ref          string
-	Jurisdiction domicile.Jurisdiction
+	Ref          string                `json:"ref"`
+	Jurisdiction domicile.Jurisdiction `json:"jurisdiction"`
 	// Fields lists, per record kind, the fields the subject's records hold.
-	Fields map[string][]string
+	Fields map[string][]string `json:"fields"`
 }
 
 // Subjects lists the subjects of a cell.

@@ -191,6 +191,13 @@ type Result struct {
 // Send delivers every undelivered notice of a plan to url, retrying each
 // with backoff, and returns when all are delivered or given up.
 func (s *Sender) Send(ctx context.Context, plan, url string) (Result, error) {
+	return s.SendCell(ctx, plan, "", url)
+}
+
+// SendCell is Send for the notices of one cell's subjects (every cell's
+// when cell is empty): a process delivers the notices of the cells it
+// serves, whose logs record each delivery.
+func (s *Sender) SendCell(ctx context.Context, plan, cell, url string) (Result, error) {
 	s.init()
 	var res Result
 	states, err := s.Store.Notices(ctx, plan)
@@ -198,6 +205,9 @@ func (s *Sender) Send(ctx context.Context, plan, url string) (Result, error) {
 		return res, err
 	}
 	for _, st := range states {
+		if cell != "" && st.Cell != cell {
+			continue
+		}
 		if st.Delivered != nil {
 			res.Skipped++
 			continue
@@ -215,12 +225,16 @@ func (s *Sender) Send(ctx context.Context, plan, url string) (Result, error) {
 }
 
 // Start delivers a plan's notices in the background; Close stops it.
-func (s *Sender) Start(plan, url string) {
+func (s *Sender) Start(plan, url string) { s.StartCell(plan, "", url) }
+
+// StartCell delivers the notices of one cell's subjects of a plan (every
+// cell's when cell is empty) in the background; Close stops it.
+func (s *Sender) StartCell(plan, cell, url string) {
 	s.init()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.Send(s.ctx, plan, url)
+		s.SendCell(s.ctx, plan, cell, url)
 	}()
 }
 

@@ -12,3 +12,9 @@ func TestCensusConformance(t *testing.T) {
 		return mustOpen(t, newSchema(t), t.TempDir())
 	})
 }
+
+func TestSubjectHoldingsConformance(t *testing.T) {
+	domiciletest.TestSubjectHoldings(t, func(t *testing.T) domicile.CellStore {
+		return mustOpen(t, newSchema(t), t.TempDir())
+	})
+}

@@ -33,11 +33,24 @@ func Overdue(deadline, now time.Time) bool { return now.After(deadline) }
 // FinalStates lists the states a request ends in.
 var FinalStates = []State{Completed, Refused}
 
+// A PendingLister is a cell as OpenRequests lists it: a *cell.Cell, or a
+// router's view of a cell process, which asks it.
+type PendingLister interface {
+	ID() string
+	// PendingRequests lists the cell's requests in none of the final
+	// states, by deadline then id, at most limit; ok is false when the
+	// cell does not list them (its store does not, or it could not be
+	// asked).
+	PendingRequests(ctx context.Context, final []string, limit int) (_ []domicile.PendingRequest, ok bool, err error)
+}
+
+var _ PendingLister = (*cell.Cell)(nil)
+
 // OpenRequests lists the open requests of cells, by deadline then cell
 // and id, at most MaxOpenPerCell from each. Uncounted names the cells
-// whose store does not list them. The caller checks its reader (admin or
+// that do not list them. The caller checks its reader (admin or
 // auditor).
-func OpenRequests(ctx context.Context, cells []*cell.Cell, now time.Time) (open []OpenRequest, uncounted []string, err error) {
+func OpenRequests(ctx context.Context, cells []PendingLister, now time.Time) (open []OpenRequest, uncounted []string, err error) {
 	final := make([]string, len(FinalStates))
 	for i, s := range FinalStates {
 		final[i] = string(s)

@@ -18,3 +18,13 @@ func TestCensusConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestSubjectHoldingsConformance(t *testing.T) {
+	domiciletest.TestSubjectHoldings(t, func(t *testing.T) domicile.CellStore {
+		s, err := sqlite.Open(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}

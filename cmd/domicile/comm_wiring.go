@@ -42,12 +42,12 @@ func reports(rt *runtime) *httpapi.Reports {
 	return &httpapi.Reports{
 		Sources: &report.Sources{Router: rt.router, Notices: notice.Lines{Store: cm.notices}, Authority: cm.desk, Transfers: tr, Law: rt.law, Now: rt.now},
 		Desk:    cm.desk, Notices: cm.notices, Sender: cm.sender, Now: rt.now,
-		Plan: func(ctx context.Context, name string, data []byte) (*notice.Plan, error) {
+		Plan: func(ctx context.Context, a domicile.Actor, name string, data []byte) (*notice.Plan, error) {
 			next, err := deploy.Parse(data)
 			if err != nil {
 				return nil, domicile.Errorf(domicile.EInvalid, "deployment %s: %v", name, err)
 			}
-			return planFor(ctx, rt, cm, rt.router.Deployment(), next, name, data, true)
+			return planFor(ctx, rt, cm, rt.router.Deployment(), next, name, data, true, servedSubjects(rt, a))
 		},
 	}
 }
@@ -142,9 +142,23 @@ func webhookSecret(path string) ([]byte, error) {
 	return []byte(strings.TrimSpace(string(b))), nil
 }
 
+// servedSubjects lists, for a change plan of actor a, the subjects of a
+// cell this process serves by asking the cell (cell.ChangeSubjects, which
+// checks a and logs the listing); a cell served elsewhere fails the plan.
+func servedSubjects(rt *runtime, a domicile.Actor) notice.Subjects {
+	return notice.SubjectsFunc(func(ctx context.Context, cellID string) ([]notice.SubjectInfo, error) {
+		if err := rt.router.Serves(cellID); err != nil {
+			// Counted without that cell, the plan would leave out its
+			// subjects' notices.
+			return nil, domicile.Errorf(domicile.ErrorCode(err), "a change plan counts the subjects of every cell it touches: %v", err)
+		}
+		return httpapi.SubjectsOf(ctx, rt.router.CellByID(cellID), a)
+	})
+}
+
 // planFor makes and stores the plan from one deployment to the next,
-// counting the subjects of the cells it touches in rt's data.
-func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Deployment, name string, data []byte, transfers bool) (*notice.Plan, error) {
+// counting the subjects of the cells it touches with subjects.
+func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Deployment, name string, data []byte, transfers bool, subjects notice.Subjects) (*notice.Plan, error) {
 	cur, err := json.Marshal(struct {
 		D *domicile.Deployment
 		C []domicile.CellConfig
@@ -154,14 +168,7 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 	}
 	p, err := notice.MakePlan(ctx, notice.PlanInput{From: from, To: to,
 		FromRef: notice.Ref(from.Name+" (in force)", cur), ToRef: notice.Ref(name, data),
-		Subjects: notice.SubjectsFunc(func(ctx context.Context, cellID string) ([]notice.SubjectInfo, error) {
-			if err := rt.router.Serves(cellID); err != nil {
-				// Counted without that cell, the plan would leave out its
-				// subjects' notices.
-				return nil, domicile.Errorf(domicile.ErrorCode(err), "a change plan counts the subjects of every cell it touches: %v", err)
-			}
-			return commstore.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
-		}),
+		Subjects: subjects,
 		Law: rt.law, Now: rt.now(), TransfersWired: transfers, Ledger: planLedger(rt)})
 	if err != nil {
 		return nil, err

@@ -147,13 +147,13 @@ func subjectFields(ctx context.Context, rt *runtime, c *cell.Cell, ref domicile.
 // deployment in force to the next one (name, data): the change plan
 // (its notices) first, then every subject whose home cell is not the
 // next deployment's default home for its jurisdiction.
-func planMigration(ctx context.Context, rt *runtime, mg *migrations, name string, data []byte) (*migrate.Plan, error) {
+func planMigration(ctx context.Context, rt *runtime, mg *migrations, a domicile.Actor, name string, data []byte) (*migrate.Plan, error) {
 	next, err := deploy.Parse(data)
 	if err != nil {
 		return nil, &domicile.Error{Code: domicile.EInvalid, Field: "deployment", Message: fmt.Sprintf("deployment %s: %v", name, err)}
 	}
 	cur := rt.router.Deployment()
-	np, err := planFor(ctx, rt, rt.comm, cur, next, name, data, true)
+	np, err := planFor(ctx, rt, rt.comm, cur, next, name, data, true, servedSubjects(rt, a))
 	if err != nil {
 		return nil, err
 	}

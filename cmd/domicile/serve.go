@@ -138,7 +138,7 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 		}
 		cfg.Migrations, cfg.MigrationKey = mg.runner, mg.verifier
 		cfg.MigrationPlanner = func(ctx context.Context, a domicile.Actor, name string, data []byte) (*migrate.Plan, error) {
-			return planMigration(ctx, rt, mg, name, data)
+			return planMigration(ctx, rt, mg, a, name, data)
 		}
 	}
 	for _, o := range opts {

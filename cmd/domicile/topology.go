@@ -23,8 +23,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"domicile"
+	"domicile/deploy"
 	"domicile/httpapi"
 	"domicile/law"
+	"domicile/notice"
 	"domicile/report"
 	"domicile/residency"
 	"domicile/sqlite"
@@ -219,7 +221,24 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 	rp.Sources.Remote = func(ctx context.Context, cell string, p report.Period) (*report.CellFigures, error) {
 		return px.CellFigures(ctx, cell, p)
 	}
-	ownCfg := httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve, Reports: rp}
+	// A change plan counts each cell's subjects by asking the cell, and
+	// its notices are delivered and logged by the cells of their
+	// subjects; the console's data map and open requests are every
+	// cell's parts.
+	rp.Plan = func(ctx context.Context, a domicile.Actor, name string, data []byte) (*notice.Plan, error) {
+		next, err := deploy.Parse(data)
+		if err != nil {
+			return nil, domicile.Errorf(domicile.EInvalid, "deployment %s: %v", name, err)
+		}
+		return planFor(ctx, rt, rt.comm, rt.router.Deployment(), next, name, data, true, notice.SubjectsFunc(func(ctx context.Context, cell string) ([]notice.SubjectInfo, error) {
+			return px.CellSubjects(ctx, cell)
+		}))
+	}
+	rp.Deliver = func(ctx context.Context, p *notice.Plan, webhook string) error { return px.SendNotices(ctx, p, webhook) }
+	parts := &proxyParts{}
+	console := &routerConsole{dep: rt.router.Deployment, sources: consoleSources(rt), logs: page.logs}
+	ownCfg := httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve, Reports: rp,
+		ConsolePage: console.Serve, CellParts: parts}
 	edge.apiConfig(&ownCfg)
 	own := httpapi.New(ownCfg)
 	tc, err := top.cellTLS()
@@ -238,6 +257,13 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 			}
 			return r.Cell, nil
 		},
+		NoticeCell: func(ctx context.Context, id string) (string, error) {
+			st, err := rt.comm.notices.Notice(ctx, id)
+			if err != nil {
+				return "", err
+			}
+			return st.Cell, nil
+		},
 		Logger:   log,
 		Registry: reg,
 		Now:      env.Now,
@@ -246,6 +272,7 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 		return err
 	}
 	defer px.Close()
+	parts.Proxy = px
 	ln, url, hs, err := edge.listen(addr, px, log)
 	if err != nil {
 		return err
@@ -321,15 +348,32 @@ type routerPrivacy struct {
 
 // Serve serves the page, made again when the router learns a cell's keys.
 func (p *routerPrivacy) Serve(w http.ResponseWriter, r *http.Request) error {
-	infos := p.logs(r.Context())
+	pins, key := routerPins(p.dep(), p.logs(r.Context()))
+	p.mu.Lock()
+	page := p.page
+	if page == nil || p.pinned != key {
+		np, err := web.NewPrivacy(web.PrivacyConfig{Logs: pins})
+		if err != nil {
+			p.mu.Unlock()
+			return err
+		}
+		p.page, p.pinned, page = np, key, np
+	}
+	p.mu.Unlock()
+	return page.Serve(w, r)
+}
+
+// routerPins returns the keys the router's pages pin for each cell whose
+// log keys it learnt (infos): the cell's log key and the stand-alone
+// witnesses the deployment requires for it; key names them all, to know
+// when a page must be made again.
+func routerPins(dep *domicile.Deployment, infos map[string]*httpapi.LogInfo) (pins []web.PinnedLog, key string) {
 	ids := make([]string, 0, len(infos))
 	for id := range infos {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	var pins []web.PinnedLog
-	var key strings.Builder
-	dep := p.dep()
+	var b strings.Builder
 	for _, id := range ids {
 		in := infos[id]
 		pin := web.PinnedLog{Cell: id, URL: in.URL, Key: in.VerifierKey, Witnesses: []string{}}
@@ -339,18 +383,7 @@ func (p *routerPrivacy) Serve(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		pins = append(pins, pin)
-		key.WriteString(id + " " + in.VerifierKey + " " + strings.Join(pin.Witnesses, " ") + "\n")
+		b.WriteString(id + " " + in.VerifierKey + " " + strings.Join(pin.Witnesses, " ") + "\n")
 	}
-	p.mu.Lock()
-	page := p.page
-	if page == nil || p.pinned != key.String() {
-		np, err := web.NewPrivacy(web.PrivacyConfig{Logs: pins})
-		if err != nil {
-			p.mu.Unlock()
-			return err
-		}
-		p.page, p.pinned, page = np, key.String(), np
-	}
-	p.mu.Unlock()
-	return page.Serve(w, r)
+	return pins, b.String()
 }
