@@ -169,7 +169,7 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 	p, err := notice.MakePlan(ctx, notice.PlanInput{From: from, To: to,
 		FromRef: notice.Ref(from.Name+" (in force)", cur), ToRef: notice.Ref(name, data),
 		Subjects: subjects,
-		Law: rt.law, Now: rt.now(), TransfersWired: transfers, Ledger: planLedger(rt)})
+		Law:      rt.law, Now: rt.now(), TransfersWired: transfers, Ledger: planLedger(rt)})
 	if err != nil {
 		return nil, err
 	}

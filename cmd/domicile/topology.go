@@ -234,7 +234,9 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 			return px.CellSubjects(ctx, cell)
 		}))
 	}
-	rp.Deliver = func(ctx context.Context, p *notice.Plan, webhook string) error { return px.SendNotices(ctx, p, webhook) }
+	rp.Deliver = func(ctx context.Context, p *notice.Plan, webhook string) error {
+		return px.SendNotices(ctx, p, webhook)
+	}
 	parts := &proxyParts{}
 	console := &routerConsole{dep: rt.router.Deployment, sources: consoleSources(rt), logs: page.logs}
 	ownCfg := httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve, Reports: rp,
