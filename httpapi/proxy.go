@@ -448,14 +448,6 @@ func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeProblem(w, r, err, p.log)
 }
 
-// notHere answers a deployment-wide route the router cannot answer
-// correctly.
-func (p *Proxy) notHere(why string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p.fail(w, r, domicile.Errorf(domicile.ENotImplemented, "%s", why))
-	}
-}
-
 // byCell forwards to the cell the path names.
 func (p *Proxy) byCell(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, r.PathValue("cell"))
