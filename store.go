@@ -58,6 +58,13 @@ var ErrVersionMismatch = errors.New("version mismatch")
 // ErrNotFound is returned by stores for a missing row.
 var ErrNotFound = errors.New("not found")
 
+// ErrStoreUnavailable is wrapped by a store's error when its database
+// cannot be reached now (refused, lost or timed-out connections, a
+// server shutting down or starting up). The outcome of a Commit that
+// fails so may be unknown. The service answers 503 with Retry-After;
+// the store reconnects by itself, so a later request may succeed.
+var ErrStoreUnavailable = errors.New("store unavailable")
+
 // Batch is one atomic, durable unit of change in a cell: data operations
 // and the log entries that record them. A store commits every operation and
 // every entry of a batch in one transaction, or none of them; it may group

@@ -25,7 +25,7 @@ func (s *Store) CheckDatabase(ctx context.Context) (string, error) {
 	err := s.pool.QueryRow(ctx, `SELECT (SELECT COUNT(*) FROM events), (SELECT COALESCE(MAX(idx)+1, 0) FROM events),
 		(SELECT COUNT(*) FROM hashes), (SELECT MAX(size) FROM checkpoints)`).Scan(&count, &next, &hashes, &cp)
 	if err != nil {
-		return "", fmt.Errorf("postgres: check: %w", err)
+		return "", wrap("check", err)
 	}
 	if count != next {
 		problems = append(problems, fmt.Sprintf("events: %d rows but indexes up to %d: some are missing", count, next-1))
@@ -38,18 +38,18 @@ func (s *Store) CheckDatabase(ctx context.Context) (string, error) {
 	}
 	var amcheck bool
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname='amcheck')`).Scan(&amcheck); err != nil {
-		return "", fmt.Errorf("postgres: check: %w", err)
+		return "", wrap("check", err)
 	}
 	if amcheck {
 		rows, err := s.pool.Query(ctx, `SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 			JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace JOIN pg_am a ON a.oid = c.relam
 			WHERE n.nspname = $1 AND t.relname IN ('events','hashes','checkpoints') AND a.amname = 'btree' ORDER BY c.relname`, s.schema)
 		if err != nil {
-			return "", fmt.Errorf("postgres: check: %w", err)
+			return "", wrap("check", err)
 		}
 		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
-			return "", fmt.Errorf("postgres: check: %w", err)
+			return "", wrap("check", err)
 		}
 		for _, name := range names {
 			if _, err := s.pool.Exec(ctx, `SELECT bt_index_check($1::regclass)`, pgx.Identifier{s.schema, name}.Sanitize()); err != nil {
@@ -117,7 +117,7 @@ func (s *Store) RebuildHashes(ctx context.Context) error {
 			err = rerr
 		}
 		if err != nil {
-			return fmt.Errorf("postgres: rebuild hashes: %w", err)
+			return wrap("rebuild hashes", err)
 		}
 		return nil
 	}}

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -78,6 +79,7 @@ type Store struct {
 	size      int64
 	cache     *hashcache.Cache
 	cacheSize int
+	retries   int  // how often a group is run again after a serialization failure
 	stale     bool // size and cache must be reloaded before the next group
 	stats     commitstats.Counters
 }
@@ -90,97 +92,156 @@ type job struct {
 	done chan error
 }
 
-// Strings that must order as Go orders them (kinds, ids, names) are
-// stored as BYTEA: its comparison is bytewise on PostgreSQL and
-// CockroachDB alike, whatever the database's collation.
-const cellSchema = `
-CREATE TABLE IF NOT EXISTS subjects(
-  ref BYTEA PRIMARY KEY, jurisdiction TEXT NOT NULL, created BIGINT NOT NULL, key_gen BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS records(
-  ref BYTEA NOT NULL, kind BYTEA NOT NULL, id BYTEA NOT NULL, version BIGINT NOT NULL,
-  body BYTEA, fields TEXT[] NOT NULL, updated BIGINT NOT NULL,
-  PRIMARY KEY(ref, kind, id));
-CREATE TABLE IF NOT EXISTS objects(
-  ref BYTEA NOT NULL, name BYTEA NOT NULL, version BIGINT NOT NULL, content_type TEXT NOT NULL,
-  size BIGINT NOT NULL, sha256 TEXT NOT NULL, blob TEXT, key_gen BIGINT NOT NULL, updated BIGINT NOT NULL,
-  PRIMARY KEY(ref, name));
-CREATE TABLE IF NOT EXISTS events(
-  idx BIGINT PRIMARY KEY, ref BYTEA, time BIGINT NOT NULL,
-  leaf BYTEA NOT NULL, committed BYTEA, salt BYTEA);
-CREATE INDEX IF NOT EXISTS events_ref ON events(ref, idx) WHERE ref IS NOT NULL;
-CREATE TABLE IF NOT EXISTS hashes(id BIGINT PRIMARY KEY, hash BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoints(size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS requests(
-  ref BYTEA NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
-  received BIGINT NOT NULL, deadline BIGINT NOT NULL, version BIGINT NOT NULL,
-  body BYTEA NOT NULL, updated BIGINT NOT NULL,
-  PRIMARY KEY(ref, id));
-CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time BIGINT NOT NULL, log_index BIGINT NOT NULL, body BYTEA NOT NULL);
-`
-
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// connect parses dsn, creates schema if absent, and returns the
-// connection settings of the schema (search_path) and a pool on them.
-func connect(ctx context.Context, dsn, schema, ddl string) (*pgx.ConnConfig, *pgxpool.Pool, error) {
-	if !schemaName.MatchString(schema) {
-		return nil, nil, fmt.Errorf("postgres: schema name %q: want lower-case letters, digits and _, at most 63", schema)
+// Defaults of [Config], for a small server: a few cores, a few cells per
+// database server.
+const (
+	// DefaultMaxConns is each store's pool size: reads and
+	// single-statement writes. The cell store's writer has one more
+	// session of its own.
+	DefaultMaxConns = 8
+	// DefaultStatementTimeout bounds every statement (statement_timeout).
+	DefaultStatementTimeout = 10 * time.Second
+	// DefaultConnectTimeout bounds connecting to the server: a store
+	// whose server is unreachable fails its requests after it, rather
+	// than hang them.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultRetries is how often a transaction that failed with a
+	// serialization failure (40001) or a deadlock (40P01) is run again.
+	DefaultRetries = 3
+)
+
+// Config says where a store lives and how it uses its server. Zero
+// fields take the defaults above.
+type Config struct {
+	// DSN is the connection string (a URL or key=value pairs); its
+	// password, if any, is never shown in an error.
+	DSN string
+	// Schema is the store's schema, created with its tables if absent:
+	// lower-case letters, digits and _, at most 63 bytes.
+	Schema string
+	// MaxConns is the pool's size ([DefaultMaxConns]).
+	MaxConns int32
+	// StatementTimeout bounds each statement ([DefaultStatementTimeout]).
+	StatementTimeout time.Duration
+	// ConnectTimeout bounds each connection attempt
+	// ([DefaultConnectTimeout]).
+	ConnectTimeout time.Duration
+	// Retries is how often a transaction that failed with a
+	// serialization failure or a deadlock is run again
+	// ([DefaultRetries]); negative: never.
+	Retries int
+}
+
+// withDefaults returns c with its zero fields set to the defaults, or an
+// error naming a field that is out of range.
+func (c Config) withDefaults() (Config, error) {
+	if !schemaName.MatchString(c.Schema) {
+		return c, fmt.Errorf("postgres: schema name %q: want lower-case letters, digits and _, at most 63", c.Schema)
 	}
-	pcfg, err := pgxpool.ParseConfig(dsn)
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = DefaultStatementTimeout
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	switch {
+	case c.Retries == 0:
+		c.Retries = DefaultRetries
+	case c.Retries < 0:
+		c.Retries = 0
+	}
+	switch {
+	case c.MaxConns < 0:
+		return c, fmt.Errorf("postgres: MaxConns %d: want at least 1", c.MaxConns)
+	case c.StatementTimeout < time.Millisecond:
+		return c, fmt.Errorf("postgres: StatementTimeout %v: want at least 1ms", c.StatementTimeout)
+	case c.ConnectTimeout < time.Millisecond:
+		return c, fmt.Errorf("postgres: ConnectTimeout %v: want at least 1ms", c.ConnectTimeout)
+	}
+	return c, nil
+}
+
+// connect parses cfg.DSN, brings the schema's tables of the given
+// migration set up to date (creating the schema if absent), and returns
+// the connection settings of the schema and a pool on them.
+func connect(ctx context.Context, cfg Config, set string) (*pgx.ConnConfig, *pgxpool.Pool, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: %v", err) // %v: the error may quote the DSN's password
 	}
-	// Check the server and create the schema on one connection first.
-	c, err := pgx.ConnectConfig(ctx, pcfg.ConnConfig.Copy())
-	if err != nil {
-		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
-	}
-	defer c.Close(ctx)
-	var version string
-	if err := c.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
-		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
-	}
-	if _, err := c.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return nil, nil, fmt.Errorf("postgres: create schema: %w", err)
+	pcfg.MaxConns = cfg.MaxConns
+	if pcfg.ConnConfig.ConnectTimeout == 0 || pcfg.ConnConfig.ConnectTimeout > cfg.ConnectTimeout {
+		pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	}
 	rp := pcfg.ConnConfig.RuntimeParams
-	rp["search_path"] = schema
-	rp["application_name"] = "domicile/" + schema
+	rp["search_path"] = cfg.Schema
+	rp["application_name"] = "domicile/" + cfg.Schema
+	rp["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+	// Check the server and migrate on one connection first.
+	c, err := pgx.ConnectConfig(ctx, pcfg.ConnConfig.Copy())
+	if err != nil {
+		return nil, nil, wrap("connect", err)
+	}
+	defer c.Close(context.Background())
+	var version string
+	if err := c.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
+		return nil, nil, wrap("connect", err)
+	}
+	crdb := strings.Contains(version, "CockroachDB")
 	// CockroachDB commits through Raft, durably, and has no
 	// synchronous_commit to turn on; PostgreSQL's may be off in the
 	// server's or role's settings, which would lose acknowledged writes.
-	if !strings.Contains(version, "CockroachDB") {
+	if !crdb {
 		rp["synchronous_commit"] = "on"
+	}
+	if _, err := migrate(ctx, c, cfg.Schema, set, crdb, cfg.Retries, -1); err != nil {
+		return nil, nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("postgres: pool: %w", err)
-	}
-	if _, err := pool.Exec(ctx, ddl); err != nil {
-		pool.Close()
-		return nil, nil, fmt.Errorf("postgres: create tables: %w", err)
+		return nil, nil, wrap("pool", err)
 	}
 	return pcfg.ConnConfig, pool, nil
 }
 
 // Open opens the cell store in schema (created with its tables if absent)
-// of the database at dsn, with blobs in blobDir (created if absent).
+// of the database at dsn, with blobs in blobDir (created if absent), with
+// the default settings.
 func Open(ctx context.Context, dsn, schema, blobDir string) (*Store, error) {
-	return open(ctx, dsn, schema, blobDir, defaultHashCache)
+	return OpenConfig(ctx, Config{DSN: dsn, Schema: schema}, blobDir)
 }
 
-func open(ctx context.Context, dsn, schema, blobDir string, cacheSize int) (*Store, error) {
-	cfg, pool, err := connect(ctx, dsn, schema, cellSchema)
+// OpenConfig opens the cell store cfg says, with blobs in blobDir
+// (created if absent).
+func OpenConfig(ctx context.Context, cfg Config, blobDir string) (*Store, error) {
+	return open(ctx, cfg, blobDir, defaultHashCache)
+}
+
+func open(ctx context.Context, c Config, blobDir string, cacheSize int) (*Store, error) {
+	c, err := c.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	cfg, pool, err := connect(ctx, c, "cell")
+	if err != nil {
+		return nil, err
+	}
+	schema := c.Schema
 	blobs, err := blobdir.Open(blobDir)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cacheSize: cacheSize}
+	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cacheSize: cacheSize, retries: c.Retries}
 	if err := s.resync(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -208,12 +269,12 @@ func (s *Store) resync(ctx context.Context) error {
 		cfg.RuntimeParams["application_name"] = WriterApplicationName(s.schema)
 		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
-			return fmt.Errorf("postgres: connect writer: %w", err)
+			return wrap("connect writer", err)
 		}
 		s.conn = c
 	}
 	if err := s.conn.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&s.size); err != nil {
-		return fmt.Errorf("postgres: log size: %w", err)
+		return wrap("log size", err)
 	}
 	s.cache = hashcache.New(s.cacheSize)
 	s.stale = false
@@ -312,10 +373,6 @@ func (s *Store) writer() {
 	}
 }
 
-// maxGroupRetries bounds how often a group is retried after a
-// serialization failure (which CockroachDB may return at any statement).
-const maxGroupRetries = 3
-
 // run commits a group of batches in one transaction and reports each
 // batch's outcome.
 func (s *Store) run(group []*job) {
@@ -336,7 +393,7 @@ func (s *Store) run(group []*job) {
 			break
 		}
 		s.stale = true
-		if !retryable(err) || try >= maxGroupRetries {
+		if !retryable(err) || try >= s.retries {
 			break
 		}
 	}
@@ -386,7 +443,7 @@ func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) 
 	errs := make([]error, len(group))
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: begin: %w", err)
+		return nil, wrap("begin", err)
 	}
 	defer tx.Rollback(context.Background()) // no-op after Commit
 	for start := 0; start < len(group); {
@@ -423,10 +480,10 @@ func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) 
 		errs[failed] = ferr
 		sp := fmt.Sprintf("s%d", failed)
 		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
-			return nil, fmt.Errorf("postgres: rollback to savepoint: %w", err)
+			return nil, wrap("rollback to savepoint", err)
 		}
 		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
-			return nil, fmt.Errorf("postgres: release savepoint: %w", err)
+			return nil, wrap("release savepoint", err)
 		}
 		s.size = sizeAt[failed]
 		s.cache.Rollback(s.size)
@@ -434,7 +491,7 @@ func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) 
 	}
 	t := time.Now()
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: commit: %w", err)
+		return nil, wrap("commit", err)
 	}
 	*commit += time.Since(t)
 	return errs, nil
@@ -476,9 +533,9 @@ func (s *Store) send(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts []stmt
 		if e != nil {
 			if retryable(e) || !isStatementError(e) {
 				br.Close()
-				return 0, nil, fmt.Errorf("postgres: commit: %w", e)
+				return 0, nil, wrap("commit", e)
 			}
-			ferr = fmt.Errorf("postgres: commit: %w", e)
+			ferr = wrap("commit", e)
 		}
 		if ferr != nil {
 			failed = st.job
@@ -486,7 +543,7 @@ func (s *Store) send(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts []stmt
 		}
 	}
 	if cerr := br.Close(); cerr != nil && failed < 0 {
-		return 0, nil, fmt.Errorf("postgres: commit: %w", cerr)
+		return 0, nil, wrap("commit", cerr)
 	}
 	return failed, ferr, nil
 }
@@ -620,7 +677,7 @@ func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts 
 		}
 		hs, err := tlog.StoredHashesForRecordHash(i, tlog.RecordHash(e.Leaf), s.hashReader(ctx, tx, pending))
 		if err != nil {
-			return fmt.Errorf("postgres: log hashes: %w", err)
+			return wrap("log hashes", err)
 		}
 		base := tlog.StoredHashIndex(0, i)
 		for j, h := range hs {
