@@ -21,7 +21,6 @@ type Control struct {
 	retries int
 }
 
-
 // OpenControl opens the control store in schema (created with its tables
 // if absent) of the database at dsn.
 func OpenControl(ctx context.Context, dsn, schema string) (*Control, error) {

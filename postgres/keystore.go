@@ -20,7 +20,6 @@ import (
 // doc/postgres.md).
 type KeyStore struct{ pool *pgxpool.Pool }
 
-
 // OpenKeyStore opens the custody store in schema (created with its table
 // if absent) of the database at dsn.
 func OpenKeyStore(ctx context.Context, dsn, schema string) (*KeyStore, error) {

@@ -248,4 +248,3 @@ func TestUnreachableServer(t *testing.T) {
 	}
 	t.Logf("refused after %v: %v", time.Since(t0), err)
 }
-
