@@ -660,7 +660,7 @@ func preloadSubjects(ctx context.Context, env *cmdEnv, dir string, from, to int6
 // custody. The growth fixture is written offline, around the cell's access
 // path (as a restore from backup would be): nothing serves the deployment
 // while it runs, and it writes only synthetic subjects.
-func growthStore(ctx context.Context, rt *runtime, c *cell.Cell) (*sqlite.Store, *keyring.Keyring, error) {
+func growthStore(ctx context.Context, rt *runtime, c *cell.Cell) (domicile.CellStore, *keyring.Keyring, error) {
 	for i, cc := range rt.dep.Cells {
 		if cc.ID != c.ID() {
 			continue

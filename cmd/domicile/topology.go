@@ -26,7 +26,6 @@ import (
 	"domicile/httpapi"
 	"domicile/law"
 	"domicile/residency"
-	"domicile/sqlite"
 	"domicile/sqlite/commstore"
 	"domicile/web"
 	"domicile/witness"
@@ -83,9 +82,6 @@ func (t *topology) check(fs *flag.FlagSet, depFile string, dep *domicile.Deploym
 	c := dep.Cell(t.cell)
 	if c == nil {
 		return fmt.Errorf("--cell: %q is not a cell of %s (cells: %s)", truncateFlag(t.cell), depFile, cellIDs(dep))
-	}
-	if c.Store.Kind != "sqlite" {
-		return fmt.Errorf("--cell %s: the cell's store is %s; serve runs sqlite cells only so far", c.ID, c.Store.Kind)
 	}
 	if t.control == "" {
 		return fmt.Errorf("--cell needs --control DIR: the router's --data, which holds the control store and the directory key (until a deployment file can name a PostgreSQL control store)")
@@ -182,7 +178,7 @@ func openRouterRuntime(ctx context.Context, dir string, dep *domicile.Deployment
 	if err != nil {
 		return nil, fmt.Errorf("directory key: %w", err)
 	}
-	if rt.control, err = sqlite.OpenControl(ctx, filepath.Join(dir, "control")); err != nil {
+	if rt.control, err = openControl(ctx, dep, dir); err != nil {
 		return nil, err
 	}
 	rt.router = residency.New(dep, nil, rt.control, dirKey)
