@@ -310,14 +310,14 @@ func TestPostgresCellFault(t *testing.T) {
 		object int    // an object's number when rid is ""
 	}
 	var (
-		mu        sync.Mutex
-		acked     []write
-		refused   []write // answered 503: absent, or there whole
-		euFailed  []error
-		euWrites  int
-		phase     = "up" // up, down, restarted
-		stop      = make(chan struct{})
-		killNow   = make(chan struct{})
+		mu       sync.Mutex
+		acked    []write
+		refused  []write // answered 503: absent, or there whole
+		euFailed []error
+		euWrites int
+		phase    = "up" // up, down, restarted
+		stop     = make(chan struct{})
+		killNow  = make(chan struct{})
 	)
 	var wg sync.WaitGroup
 	wg.Add(2)
