@@ -69,7 +69,7 @@ const rebuildChunk = 4096
 // before it serves, when the hashes disagree with the events
 // (tlog.Check).
 func (s *Store) RebuildHashes(ctx context.Context) error {
-	j := &job{done: make(chan error, 1), fn: func() error {
+	return s.gc.Do(ctx, func() error {
 		s.stale = true
 		if err := s.resync(ctx); err != nil {
 			return err
@@ -120,20 +120,7 @@ func (s *Store) RebuildHashes(ctx context.Context) error {
 			return wrap("rebuild hashes", err)
 		}
 		return nil
-	}}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case s.jobs <- j:
-		s.mu.RUnlock()
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	return <-j.done
+	})
 }
 
 // bytesOf returns a copy of h's bytes: each stored hash needs its own

@@ -52,7 +52,7 @@ import (
 
 	"domicile"
 	"domicile/internal/blobdir"
-	"domicile/internal/commitstats"
+	"domicile/internal/groupcommit"
 	"domicile/internal/hashcache"
 )
 
@@ -72,32 +72,22 @@ type Store struct {
 	pool   *pgxpool.Pool   // reads and single-statement writes
 	blobs  *blobdir.Dir
 
-	// mu guards closed against Commit racing Close: Commit queues under
-	// the read lock, Close sets closed under the write lock and then
-	// closes jobs, so that no job is queued after the writer's last one.
-	mu     sync.RWMutex
+	// gc is the writer: it groups batches into transactions
+	// (runGroup), and runs a group again after a serialization failure.
+	gc *groupcommit.Engine
+	// mu guards closed.
+	mu     sync.Mutex
 	closed bool
-	jobs   chan *job
+	// ctx ends when the store closes, after the writer's last group.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 
 	// Only the writer goroutine touches these.
 	conn      *pgx.Conn
 	size      int64
 	cache     *hashcache.Cache
 	cacheSize int
-	retries   int  // how often a group is run again after a serialization failure
 	stale     bool // size and cache must be reloaded before the next group
-	stats     commitstats.Counters
-}
-
-// A job is a batch to commit or, when fn is set, a task the writer runs
-// alone between groups (rebuilding the log's hashes).
-type job struct {
-	b    *domicile.Batch
-	fn   func() error
-	done chan error
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -249,7 +239,7 @@ func open(ctx context.Context, c Config, blobDir string, cacheSize int) (*Store,
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cacheSize: cacheSize, retries: c.Retries}
+	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, cacheSize: cacheSize}
 	if err := s.resync(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -260,8 +250,8 @@ func open(ctx context.Context, c Config, blobDir string, cacheSize int) (*Store,
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(1)
-	go s.writer()
+	s.gc = groupcommit.New(groupcommit.Config{MaxGroup: MaxBatchesPerCommit, Run: s.runGroup,
+		Retryable: retryable, Retries: c.Retries, Closed: errClosed})
 	return s, nil
 }
 
@@ -290,7 +280,7 @@ func (s *Store) resync(ctx context.Context) error {
 }
 
 // CommitStats returns the writer's cumulative group-commit counters.
-func (s *Store) CommitStats() domicile.CommitStats { return s.stats.Stats() }
+func (s *Store) CommitStats() domicile.CommitStats { return s.gc.Stats() }
 
 // Close stops the writer after the batches already queued, and closes the
 // connections. Commits that start after Close fail.
@@ -302,8 +292,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	close(s.jobs)
-	s.wg.Wait()
+	s.gc.Close()
 	s.cancel()
 	var err error
 	if s.conn != nil {
@@ -328,90 +317,28 @@ func (s *Store) Blobs() domicile.BlobStore { return s.blobs }
 
 var errClosed = errors.New("postgres: store closed")
 
-// Commit queues b for the writer and waits until it is durable.
+// Commit queues b for the writer and waits until it is durable. Once
+// queued, a batch is committed or failed by the writer, and Commit waits
+// for the outcome even if ctx ends, so that a caller never reports
+// failure for a write that became durable.
 func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
-	j := &job{b: b, done: make(chan error, 1)}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case s.jobs <- j:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	s.mu.RUnlock()
-	// Once queued, a batch is committed or failed by the writer; wait for
-	// the outcome even if ctx ends, so a caller never reports failure for
-	// a write that became durable.
-	return <-j.done
+	return s.gc.Commit(ctx, b)
 }
 
-func (s *Store) writer() {
-	defer s.wg.Done()
-	for first := range s.jobs {
-		if first.fn != nil {
-			first.done <- first.fn()
-			continue
-		}
-		group := []*job{first}
-		var task *job
-	fill:
-		for len(group) < MaxBatchesPerCommit {
-			select {
-			case j, ok := <-s.jobs:
-				if !ok {
-					break fill
-				}
-				if j.fn != nil {
-					task = j
-					break fill
-				}
-				group = append(group, j)
-			default:
-				break fill
-			}
-		}
-		s.run(group)
-		if task != nil {
-			task.done <- task.fn()
+// runGroup commits a group of batches in one transaction, on the writer
+// (groupcommit.RunFunc), reconnecting and reloading the log's size first
+// if the last group failed as a whole.
+func (s *Store) runGroup(group []*domicile.Batch) ([]error, time.Duration, error) {
+	if s.stale {
+		if err := s.resync(s.ctx); err != nil {
+			return nil, 0, err
 		}
 	}
-}
-
-// run commits a group of batches in one transaction and reports each
-// batch's outcome.
-func (s *Store) run(group []*job) {
-	ctx := s.ctx
-	var errs []error
-	var err error
-	t0 := time.Now()
-	for try := 0; ; try++ {
-		if s.stale {
-			if err = s.resync(ctx); err != nil {
-				break
-			}
-		}
-		var commit time.Duration
-		errs, commit, err = s.runOnce(ctx, group)
-		if err == nil {
-			s.stats.Add(len(group), time.Since(t0), commit)
-			break
-		}
+	errs, commit, err := s.runOnce(s.ctx, group)
+	if err != nil {
 		s.stale = true
-		if !retryable(err) || try >= s.retries {
-			break
-		}
 	}
-	for i, j := range group {
-		if err != nil {
-			j.done <- err
-		} else {
-			j.done <- errs[i]
-		}
-	}
+	return errs, commit, err
 }
 
 // retryable reports whether err is a serialization failure or deadlock,
@@ -441,13 +368,13 @@ const (
 // runOnce runs the group in one transaction. It returns each batch's
 // error, or an error for the whole group (nothing committed, or the
 // outcome unknown).
-func (s *Store) runOnce(ctx context.Context, group []*job) (errs []error, commit time.Duration, err error) {
+func (s *Store) runOnce(ctx context.Context, group []*domicile.Batch) (errs []error, commit time.Duration, err error) {
 	errs, err = s.runTx(ctx, group, &commit)
 	return errs, commit, err
 }
 
 // runTx is runOnce; it adds the time spent in the COMMIT to *commit.
-func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) ([]error, error) {
+func (s *Store) runTx(ctx context.Context, group []*domicile.Batch, commit *time.Duration) ([]error, error) {
 	errs := make([]error, len(group))
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
@@ -464,14 +391,14 @@ func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) 
 		sizeAt := make(map[int]int64)
 		pending := map[int64]tlog.Hash{}
 		for i := start; i < len(group); i++ {
-			if err := validate(group[i].b); err != nil {
+			if err := validate(group[i]); err != nil {
 				errs[i] = err
 				continue
 			}
 			sizeAt[i] = s.size
 			pb.Queue(fmt.Sprintf("SAVEPOINT s%d", i))
 			stmts = append(stmts, stmt{job: i})
-			if err := s.queueBatch(ctx, tx, &pb, &stmts, i, group[i].b, pending); err != nil {
+			if err := s.queueBatch(ctx, tx, &pb, &stmts, i, group[i], pending); err != nil {
 				return nil, err
 			}
 		}
