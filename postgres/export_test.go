@@ -6,12 +6,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// OpenWithHashCache opens a store whose writer keeps only n recent
-// hashes, so that appends read older ones from the database.
-func OpenWithHashCache(ctx context.Context, dsn, schema, blobDir string, n int) (*Store, error) {
-	return open(ctx, Config{DSN: dsn, Schema: schema}, blobDir, n)
-}
-
 // MigrateTo brings schema's tables of set up to version upTo only, as
 // an older binary would have left them; it returns the versions applied.
 func MigrateTo(ctx context.Context, dsn, schema, set string, upTo int64) ([]int64, error) {

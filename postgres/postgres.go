@@ -43,6 +43,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,7 +54,7 @@ import (
 	"domicile"
 	"domicile/internal/blobdir"
 	"domicile/internal/groupcommit"
-	"domicile/internal/hashcache"
+	"domicile/internal/hashtile"
 )
 
 // MaxBatchesPerCommit bounds how many batches share one transaction. Each
@@ -61,9 +62,6 @@ import (
 // subtransaction ids in shared memory and beyond that makes every other
 // session's snapshots consult pg_subtrans, which slows the whole server.
 const MaxBatchesPerCommit = 64
-
-// defaultHashCache is how many recent Merkle hashes the writer keeps.
-const defaultHashCache = 1 << 16
 
 // Store is a cell store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
@@ -82,12 +80,16 @@ type Store struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// Only the writer goroutine touches these.
-	conn      *pgx.Conn
-	size      int64
-	cache     *hashcache.Cache
-	cacheSize int
-	stale     bool // size and cache must be reloaded before the next group
+	// Only the writer goroutine touches conn, size and stale, and tail's
+	// writing methods (its Read is for everyone).
+	conn  *pgx.Conn
+	size  int64
+	stale bool // size and tail must be reloaded before the next group
+	// tail holds the log's partial Merkle tiles and the complete ones a
+	// group has not committed yet (package hashtile).
+	tail *hashtile.Tail
+	// committed is the log size of the last commit, for readers.
+	committed atomic.Int64
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -221,10 +223,10 @@ func Open(ctx context.Context, dsn, schema, blobDir string) (*Store, error) {
 // OpenConfig opens the cell store cfg says, with blobs in blobDir
 // (created if absent).
 func OpenConfig(ctx context.Context, cfg Config, blobDir string) (*Store, error) {
-	return open(ctx, cfg, blobDir, defaultHashCache)
+	return open(ctx, cfg, blobDir)
 }
 
-func open(ctx context.Context, c Config, blobDir string, cacheSize int) (*Store, error) {
+func open(ctx context.Context, c Config, blobDir string) (*Store, error) {
 	c, err := c.withDefaults()
 	if err != nil {
 		return nil, err
@@ -239,7 +241,7 @@ func open(ctx context.Context, c Config, blobDir string, cacheSize int) (*Store,
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, cacheSize: cacheSize}
+	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, tail: hashtile.New()}
 	if err := s.resync(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -255,9 +257,9 @@ func open(ctx context.Context, c Config, blobDir string, cacheSize int) (*Store,
 	return s, nil
 }
 
-// resync (re)connects the writer if needed and reloads the log's size,
-// dropping the hash cache: after a failed group the writer cannot know
-// what the database holds.
+// resync (re)connects the writer if needed and reloads the log's size
+// and partial tiles: after a failed group the writer cannot know what the
+// database holds.
 func (s *Store) resync(ctx context.Context) error {
 	if s.conn == nil || s.conn.IsClosed() {
 		if s.conn != nil {
@@ -274,7 +276,12 @@ func (s *Store) resync(ctx context.Context) error {
 	if err := s.conn.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&s.size); err != nil {
 		return wrap("log size", err)
 	}
-	s.cache = hashcache.New(s.cacheSize)
+	t, err := s.restoreTail(ctx)
+	if err != nil {
+		return wrap("log hashes", err)
+	}
+	s.tail.Reset(t)
+	s.committed.Store(s.size)
 	s.stale = false
 	return nil
 }
@@ -389,7 +396,6 @@ func (s *Store) runTx(ctx context.Context, group []*domicile.Batch, commit *time
 		var pb pgx.Batch
 		var stmts []stmt
 		sizeAt := make(map[int]int64)
-		pending := map[int64]tlog.Hash{}
 		for i := start; i < len(group); i++ {
 			if err := validate(group[i]); err != nil {
 				errs[i] = err
@@ -398,9 +404,7 @@ func (s *Store) runTx(ctx context.Context, group []*domicile.Batch, commit *time
 			sizeAt[i] = s.size
 			pb.Queue(fmt.Sprintf("SAVEPOINT s%d", i))
 			stmts = append(stmts, stmt{job: i})
-			if err := s.queueBatch(ctx, tx, &pb, &stmts, i, group[i], pending); err != nil {
-				return nil, err
-			}
+			s.queueBatch(&pb, &stmts, i, group[i])
 		}
 		if len(stmts) == 0 {
 			break
@@ -421,14 +425,29 @@ func (s *Store) runTx(ctx context.Context, group []*domicile.Batch, commit *time
 			return nil, wrap("release savepoint", err)
 		}
 		s.size = sizeAt[failed]
-		s.cache.Rollback(s.size)
+		if err := s.tail.Truncate(s.size); err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
 		start = failed + 1
+	}
+	// The tiles the group's kept events complete, in its transaction.
+	if tiles := s.tail.Pending(); len(tiles) > 0 {
+		var pb pgx.Batch
+		insertTiles(&pb, tiles)
+		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+			return nil, wrap("write tiles", err)
+		}
 	}
 	t := time.Now()
 	if err := tx.Commit(ctx); err != nil {
 		return nil, wrap("commit", err)
 	}
 	*commit += time.Since(t)
+	// Written in the transaction: nothing left to write.
+	if err := s.tail.Flush(func(hashtile.Tile) error { return nil }); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s.committed.Store(s.size)
 	return errs, nil
 }
 
@@ -522,9 +541,9 @@ func fieldsOrEmpty(f []string) []string {
 	return f
 }
 
-// queueBatch queues batch i's statements: its operations, its events and
-// the Merkle hashes they add.
-func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts *[]stmt, i int, b *domicile.Batch, pending map[int64]tlog.Hash) error {
+// queueBatch queues batch i's statements: its operations and its events,
+// whose Merkle hashes it adds to the tail.
+func (s *Store) queueBatch(pb *pgx.Batch, stmts *[]stmt, i int, b *domicile.Batch) {
 	q := func(kind stmtKind, op domicile.Op, sql string, args ...any) {
 		pb.Queue(sql, args...)
 		*stmts = append(*stmts, stmt{job: i, kind: kind, op: op})
@@ -597,95 +616,24 @@ func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts 
 		}
 	}
 	if len(b.Events) == 0 {
-		return nil
+		return
 	}
 	n := len(b.Events)
 	idx, times := make([]int64, n), make([]int64, n)
 	refs, leaves, committed, salts := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
-	var hids []int64
-	var hashes [][]byte
 	for k, e := range b.Events {
 		i := s.size
 		idx[k], times[k], leaves[k], committed[k], salts[k] = i, e.Time.UnixNano(), e.Leaf, e.Committed, e.Salt
 		if !e.Ref.IsZero() {
 			refs[k] = e.Ref[:]
 		}
-		hs, err := tlog.StoredHashesForRecordHash(i, tlog.RecordHash(e.Leaf), s.hashReader(ctx, tx, pending))
-		if err != nil {
-			return wrap("log hashes", err)
-		}
-		base := tlog.StoredHashIndex(0, i)
-		for j, h := range hs {
-			id := base + int64(j)
-			hids = append(hids, id)
-			hashes = append(hashes, h[:])
-			pending[id] = h
-			s.cache.Put(id, h)
-		}
+		s.tail.Append(tlog.RecordHash(e.Leaf))
 		e.Index = i
 		s.size = i + 1
 	}
 	q(stmtPlain, nil, `INSERT INTO events(idx, ref, time, leaf, committed, salt)
 		SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BIGINT[], $4::BYTEA[], $5::BYTEA[], $6::BYTEA[])`,
 		idx, refs, times, leaves, committed, salts)
-	q(stmtPlain, nil, `INSERT INTO hashes(id, hash) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])`, hids, hashes)
-	return nil
-}
-
-// hashReader reads the hashes an append needs: from this pipeline's
-// pending hashes, the cache, or else the database (in the writer's
-// transaction, which sees the group's earlier, unsent statements' effects
-// only once sent; those are in pending).
-func (s *Store) hashReader(ctx context.Context, tx pgx.Tx, pending map[int64]tlog.Hash) tlog.HashReaderFunc {
-	return func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		var miss []int64
-		for i, id := range indexes {
-			if h, ok := pending[id]; ok {
-				out[i] = h
-			} else if h, ok := s.cache.Get(id); ok {
-				out[i] = h
-			} else {
-				miss = append(miss, id)
-			}
-		}
-		if len(miss) == 0 {
-			return out, nil
-		}
-		got := make(map[int64]tlog.Hash, len(miss))
-		rows, err := tx.Query(ctx, `SELECT id, hash FROM hashes WHERE id = ANY($1)`, miss)
-		if err != nil {
-			return nil, fmt.Errorf("read hashes: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			var b []byte
-			if err := rows.Scan(&id, &b); err != nil {
-				return nil, fmt.Errorf("read hashes: %w", err)
-			}
-			var h tlog.Hash
-			copy(h[:], b)
-			got[id] = h
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read hashes: %w", err)
-		}
-		for i, id := range indexes {
-			if _, ok := pending[id]; ok {
-				continue
-			}
-			if _, ok := s.cache.Get(id); ok {
-				continue
-			}
-			h, ok := got[id]
-			if !ok {
-				return nil, fmt.Errorf("read hashes: hash %d missing", id)
-			}
-			out[i] = h
-		}
-		return out, nil
-	}
 }
 
 var _ domicile.CellStore = (*Store)(nil)

@@ -132,51 +132,7 @@ func (s *Store) Objects(ctx context.Context, ref domicile.SubjectRef, after stri
 
 // LogSize returns the number of committed log entries.
 func (s *Store) LogSize(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&n); err != nil {
-		return 0, wrap("log size", err)
-	}
-	return n, nil
-}
-
-// ReadHashes returns stored Merkle hashes, in the order asked.
-func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
-	out := make([][32]byte, len(indexes))
-	if len(indexes) == 0 {
-		return out, nil
-	}
-	pos := make(map[int64][]int, len(indexes))
-	ids := make([]int64, 0, len(indexes))
-	for i, id := range indexes {
-		if _, ok := pos[id]; !ok {
-			ids = append(ids, id)
-		}
-		pos[id] = append(pos[id], i)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT id, hash FROM hashes WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return nil, wrap("read hashes", err)
-	}
-	defer rows.Close()
-	found := 0
-	for rows.Next() {
-		var id int64
-		var h []byte
-		if err := rows.Scan(&id, &h); err != nil {
-			return nil, wrap("read hashes", err)
-		}
-		for _, i := range pos[id] {
-			copy(out[i][:], h)
-		}
-		found++
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("read hashes", err)
-	}
-	if found != len(ids) {
-		return nil, fmt.Errorf("postgres: read hashes: %d of %d missing", len(ids)-found, len(ids))
-	}
-	return out, nil
+	return s.committed.Load(), nil
 }
 
 // Leaves returns leaves [start, end); it fails if the log is shorter.
