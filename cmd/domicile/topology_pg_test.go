@@ -533,3 +533,33 @@ func TestServePostgresEmbedded(t *testing.T) {
 		}
 	}
 }
+
+// TestServePostgresWithoutDSN: a cell or control store on PostgreSQL
+// whose dsn_env variable is empty is refused at start, naming the
+// variable and the field.
+func TestServePostgresWithoutDSN(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "topology", "local.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, doc, want string }{
+		{"cell", string(onPostgres("cn-gz1")(b)), cellDSNEnv("cn-gz1") + " (dsn_env) is empty"},
+		{"control", string(b) + "control: {kind: postgres, dsn_env: DOMICILE_TEST_UNSET_CONTROL_DSN}\n", "DOMICILE_TEST_UNSET_CONTROL_DSN (dsn_env) is empty"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(cellDSNEnv("cn-gz1"), "")
+			dep := filepath.Join(t.TempDir(), "deployment.yaml")
+			if err := os.WriteFile(dep, []byte(tt.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			env := &cmdEnv{Stdout: &stdout, Stderr: &stderr, Getenv: func(string) string { return "" }, Now: time.Now}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			code := Main(ctx, env, []string{"serve", "--deployment", dep, "--data", t.TempDir(), "--addr", "127.0.0.1:0"})
+			if code == 0 || !strings.Contains(stderr.String(), tt.want) {
+				t.Fatalf("serve = %d, stderr %q; want failure naming %q", code, stderr.String(), tt.want)
+			}
+		})
+	}
+}
