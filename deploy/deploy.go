@@ -125,10 +125,12 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 			witnessCells, err = parseWitnesses(d, v)
 		case "witness_wait":
 			err = parseWitnessWait(d, v)
+		case "notice_lead":
+			err = parseNoticeLead(d, v)
 		case "control":
 			d.Control, err = parseStore(v, "control")
 		default:
-			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, objects, declarations, mechanisms, rules, witnesses, witness_wait, control)", k.Value)
+			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, objects, declarations, mechanisms, rules, witnesses, witness_wait, notice_lead, control)", k.Value)
 		}
 		if err != nil {
 			var le *LineError
