@@ -27,13 +27,26 @@ type CellConfig struct {
 	URL string `json:"-"`
 }
 
-// StoreConfig chooses a cell's storage engine.
+// StoreConfig chooses a cell's storage engine (a cell's `store:`), or
+// the deployment's control store (`control:`).
 type StoreConfig struct {
 	// Kind is "sqlite" (embedded, the default) or "postgres".
 	Kind string `yaml:"kind"`
 	// DSNEnv names the environment variable holding a PostgreSQL
 	// connection string, so that no credential sits in the file.
 	DSNEnv string `yaml:"dsn_env"`
+	// The rest is PostgreSQL's; zero values take the store's defaults
+	// for a small server. Schema is the store's schema (a cell's key
+	// store uses Schema + "_keys"); MaxConns the pool size of each of
+	// its stores; StatementTimeout and ConnectTimeout bound each
+	// statement and connection attempt; Retries is how often a
+	// transaction that failed with a serialization failure or deadlock
+	// is run again (negative: never).
+	Schema           string        `yaml:"schema"`
+	MaxConns         int           `yaml:"max_conns"`
+	StatementTimeout time.Duration `yaml:"statement_timeout"`
+	ConnectTimeout   time.Duration `yaml:"connect_timeout"`
+	Retries          int           `yaml:"serialization_retries"`
 }
 
 // KeyCustody chooses where a cell's key-encryption key lives.
@@ -92,6 +105,11 @@ type Deployment struct {
 	// log's default, 10 s).
 	Witnesses   []WitnessConfig
 	WitnessWait time.Duration
+	// Control is where the tokens, revocations and the subject directory
+	// live: Kind "sqlite" (the default) keeps them in the control
+	// directory (the router's --data, a cell's --control), "postgres" in
+	// a PostgreSQL schema that every process of the deployment opens.
+	Control StoreConfig
 	// InlineTypes are the media types (lower case, no parameters) that
 	// object downloads may show inline in a browser; every other object
 	// is served as an attachment.

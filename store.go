@@ -58,6 +58,13 @@ var ErrVersionMismatch = errors.New("version mismatch")
 // ErrNotFound is returned by stores for a missing row.
 var ErrNotFound = errors.New("not found")
 
+// ErrStoreUnavailable is wrapped by a store's error when its database
+// cannot be reached now (refused, lost or timed-out connections, a
+// server shutting down or starting up). The outcome of a Commit that
+// fails so may be unknown. The service answers 503 with Retry-After;
+// the store reconnects by itself, so a later request may succeed.
+var ErrStoreUnavailable = errors.New("store unavailable")
+
 // Batch is one atomic, durable unit of change in a cell: data operations
 // and the log entries that record them. A store commits every operation and
 // every entry of a batch in one transaction, or none of them; it may group
@@ -193,14 +200,32 @@ type StoredEvent struct {
 	Salt      []byte // nil once the subject was erased
 }
 
-// CellStore is one cell's durable storage. Implementations are safe for
-// concurrent use; Commit MUST make a batch durable (fsync or equivalent)
-// before it returns nil, and MUST apply all of it or none of it.
+// CellStore is one cell's durable storage: the small interfaces below,
+// each what one kind of consumer uses. Implementations are safe for
+// concurrent use.
 type CellStore interface {
+	Committer
+	DataReader
+	EventReader
+	LogReader
+	CheckpointStore
+	RequestStore
+	Close() error
+}
+
+// Committer is a cell store's one write path.
+type Committer interface {
 	// Commit applies b atomically and durably, assigning each event its
-	// log index. An operation whose expectation fails makes Commit return
+	// log index. It MUST make the batch durable (fsync or equivalent)
+	// before it returns nil, and MUST apply all of it or none of it. An
+	// operation whose expectation fails makes Commit return
 	// ErrVersionMismatch (or ErrNotFound) and changes nothing.
 	Commit(ctx context.Context, b *Batch) error
+}
+
+// DataReader reads a cell's subjects, records and objects: personal
+// data, which only the cell's access path reads.
+type DataReader interface {
 	Subject(ctx context.Context, ref SubjectRef) (*StoredSubject, error)
 	Record(ctx context.Context, ref SubjectRef, kind, id string) (*StoredRecord, error)
 	// Records lists live records of a subject ordered by (kind, id), after
@@ -210,6 +235,21 @@ type CellStore interface {
 	Objects(ctx context.Context, ref SubjectRef, after string, limit int) ([]StoredObject, error)
 	// Blobs is where object contents live.
 	Blobs() BlobStore
+}
+
+// EventReader reads a cell's log events with their private parts (the
+// committed event and its salt): personal data, which stays in the cell.
+type EventReader interface {
+	// SubjectEvents lists a subject's events with index > after.
+	SubjectEvents(ctx context.Context, ref SubjectRef, after int64, limit int) ([]StoredEvent, error)
+	// Events lists events with index in [start, end).
+	Events(ctx context.Context, start, end int64) ([]StoredEvent, error)
+}
+
+// LogReader reads the public part of a cell's log: its size, its leaves
+// (salted commitments and non-personal metadata) and its Merkle hashes,
+// which the tile and checkpoint server publishes.
+type LogReader interface {
 	// LogSize returns the number of entries in the cell's log.
 	LogSize(ctx context.Context) (int64, error)
 	// ReadHashes returns the stored Merkle hashes at the given indexes (in
@@ -217,20 +257,17 @@ type CellStore interface {
 	ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	// Leaves returns the leaves [start, end).
 	Leaves(ctx context.Context, start, end int64) ([][]byte, error)
-	// SubjectEvents lists a subject's events with index > after.
-	SubjectEvents(ctx context.Context, ref SubjectRef, after int64, limit int) ([]StoredEvent, error)
-	// Events lists events with index in [start, end).
-	Events(ctx context.Context, start, end int64) ([]StoredEvent, error)
+}
+
+// CheckpointStore keeps a cell log's signed checkpoints and small named
+// values (keys' public parts, witness state), durably.
+type CheckpointStore interface {
 	// PutCheckpoint stores a signed checkpoint of the given size durably;
 	// LatestCheckpoint returns the largest.
 	PutCheckpoint(ctx context.Context, size int64, note []byte) error
 	LatestCheckpoint(ctx context.Context) (size int64, note []byte, err error)
-	// Meta and PutMeta keep small named values (keys' public parts,
-	// witness state) durably.
 	Meta(ctx context.Context, key string) ([]byte, error)
 	PutMeta(ctx context.Context, key string, value []byte) error
-	RequestStore
-	Close() error
 }
 
 // BlobStore keeps object contents. A blob is written whole and synced

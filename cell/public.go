@@ -13,18 +13,14 @@ import (
 // public parts and witness state. Publishing it is not a transfer
 // (invariant 7); it holds no subject's data, reference or event text.
 type PublicLog interface {
-	LogSize(ctx context.Context) (int64, error)
-	ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
-	Leaves(ctx context.Context, start, end int64) ([][]byte, error)
-	PutCheckpoint(ctx context.Context, size int64, note []byte) error
-	LatestCheckpoint(ctx context.Context) (size int64, note []byte, err error)
-	Meta(ctx context.Context, key string) ([]byte, error)
-	PutMeta(ctx context.Context, key string, value []byte) error
+	domicile.LogReader
+	domicile.CheckpointStore
 }
 
 // publicLog narrows a cell store to its PublicLog, passing through the
-// store's hash-cache hint so the log does not cache twice.
-type publicLog struct{ st domicile.CellStore }
+// store's hash-cache hint so the log does not cache twice: a type
+// assertion on it finds no other method of the store.
+type publicLog struct{ st PublicLog }
 
 func (p publicLog) LogSize(ctx context.Context) (int64, error) { return p.st.LogSize(ctx) }
 func (p publicLog) ReadHashes(ctx context.Context, idx []int64) ([][32]byte, error) {

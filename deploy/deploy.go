@@ -127,8 +127,10 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 			err = parseWitnessWait(d, v)
 		case "notice_lead":
 			err = parseNoticeLead(d, v)
+		case "control":
+			d.Control, err = parseStore(v, "control")
 		default:
-			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, objects, declarations, mechanisms, rules, witnesses, witness_wait, notice_lead)", k.Value)
+			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, objects, declarations, mechanisms, rules, witnesses, witness_wait, notice_lead, control)", k.Value)
 		}
 		if err != nil {
 			var le *LineError
@@ -140,6 +142,15 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 	}
 	if len(d.Cells) == 0 {
 		return nil, errAt(doc, "no cells declared")
+	}
+	if d.Control.Kind == "" {
+		d.Control.Kind = "sqlite"
+	}
+	if d.Control.Kind == "postgres" && d.Control.Schema == "" {
+		d.Control.Schema = defaultCtlSchema
+	}
+	if err := checkSchemas(d, doc); err != nil {
+		return nil, err
 	}
 	if policyNode == nil {
 		return nil, errAt(doc, "no policy declared")
@@ -216,9 +227,11 @@ func parseCells(d *domicile.Deployment, v *yaml.Node) error {
 			case "location":
 				c.Location = val.Value
 			case "store":
-				if err := strictDecode(val, &c.Store); err != nil {
-					return errAt(val, "store: %s", cleanYAML(err))
+				st, err := parseStore(val, "store")
+				if err != nil {
+					return err
 				}
+				c.Store = st
 			case "custody":
 				if err := strictDecode(val, &c.Custody); err != nil {
 					return errAt(val, "custody: %s", cleanYAML(err))
@@ -247,8 +260,8 @@ func parseCells(d *domicile.Deployment, v *yaml.Node) error {
 		if c.Store.Kind == "" {
 			c.Store.Kind = "sqlite"
 		}
-		if c.Store.Kind != "sqlite" && c.Store.Kind != "postgres" {
-			return errAt(n, "cell %q: store kind %q (want sqlite or postgres)", c.ID, c.Store.Kind)
+		if c.Store.Kind == "postgres" && c.Store.Schema == "" {
+			c.Store.Schema = DefaultSchema(c.ID)
 		}
 		if c.Custody.Kind == "" {
 			c.Custody.Kind = "file"

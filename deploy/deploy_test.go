@@ -51,7 +51,7 @@ func TestParseRefusesContradictions(t *testing.T) {
 		{"unknown key", base + "policy:\n  CN: [cn-gz1]\nregions: 3\n", 7, `unknown key "regions"`},
 		{"duplicate policy", base + "policy:\n  CN: [cn-gz1]\n  CN: [cn-gz1]\n", 7, "twice"},
 		{"empty policy list", base + "policy:\n  CN: []\n", 6, "non-empty"},
-		{"bad store", "cells:\n  - id: a\n    jurisdiction: CN\n    operator: Op\n    store: {kind: mongo}\npolicy:\n  CN: [a]\n", 2, "store kind"},
+		{"bad store", "cells:\n  - id: a\n    jurisdiction: CN\n    operator: Op\n    store: {kind: mongo}\npolicy:\n  CN: [a]\n", 5, "store.kind"},
 		{"no policy", base, 1, "no policy"},
 		{"url not http", base + "    url: ftp://10.0.0.1:21\npolicy:\n  CN: [cn-gz1]\n", 5, "http:// or https://"},
 		{"url with a path", base + "    url: http://10.0.0.1:8701/api\npolicy:\n  CN: [cn-gz1]\n", 5, "only a scheme, a host and a port"},

@@ -59,6 +59,12 @@ func writeProblem(w http.ResponseWriter, r *http.Request, err error, log *slog.L
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			de = &domicile.Error{Code: domicile.ETooLarge, Message: "request body is over the limit of " + strconv.FormatInt(mbe.Limit, 10) + " bytes"}
+		} else if errors.Is(err, domicile.ErrStoreUnavailable) {
+			// The store reconnects by itself: a later try may succeed. A
+			// write refused so may have been applied: read before writing
+			// again.
+			log.WarnContext(r.Context(), "store unavailable", slog.String("route", r.Pattern), slog.Any("err", err))
+			de = &domicile.Error{Code: domicile.EUnavailable, Message: "the cell's store cannot be reached now; retry later (a write refused so may have taken effect: read before writing again)", RetryAfter: 5}
 		} else {
 			log.ErrorContext(r.Context(), "internal error", slog.String("route", r.Pattern), slog.Any("err", err))
 			de = &domicile.Error{Code: domicile.EInternal, Message: "internal error"}

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 )
 
 // gcBlobs removes temporary blobs and blobs that no object row references:
@@ -12,19 +11,19 @@ func (s *Store) gcBlobs(ctx context.Context) error {
 	live := map[string]bool{}
 	rows, err := s.pool.Query(ctx, `SELECT blob FROM objects WHERE blob IS NOT NULL`)
 	if err != nil {
-		return fmt.Errorf("postgres: gc blobs: %w", err)
+		return wrap("gc blobs", err)
 	}
 	for rows.Next() {
 		var k string
 		if err := rows.Scan(&k); err != nil {
 			rows.Close()
-			return fmt.Errorf("postgres: gc blobs: %w", err)
+			return wrap("gc blobs", err)
 		}
 		live[k] = true
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("postgres: gc blobs: %w", err)
+		return wrap("gc blobs", err)
 	}
 	return s.blobs.GC(live)
 }

@@ -16,32 +16,39 @@ import (
 // Control is a deployment's control store: tokens (by the SHA-256 of their
 // secret), the control log of their lifecycle, and the subject directory (keyed by subject reference, never by
 // raw id). It is safe for concurrent use.
-type Control struct{ pool *pgxpool.Pool }
-
-const controlSchema = `
-CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, role TEXT NOT NULL,
-  jurisdiction TEXT NOT NULL, subject TEXT NOT NULL, created BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS directory(ref BYTEA PRIMARY KEY, cell TEXT NOT NULL);
-ALTER TABLE directory ADD COLUMN IF NOT EXISTS reg BYTEA;
-ALTER TABLE tokens ADD COLUMN IF NOT EXISTS revoked BIGINT;
-ALTER TABLE tokens ADD COLUMN IF NOT EXISTS expires BIGINT;
-ALTER TABLE tokens ADD COLUMN IF NOT EXISTS note TEXT NOT NULL DEFAULT '';
-CREATE TABLE IF NOT EXISTS control_log(seq BIGINT PRIMARY KEY, time BIGINT NOT NULL, action TEXT NOT NULL,
-  token TEXT NOT NULL, role TEXT NOT NULL, jurisdiction TEXT NOT NULL, expires BIGINT, replaces TEXT NOT NULL,
-  count INT NOT NULL, actor TEXT NOT NULL, prev BYTEA NOT NULL, hash BYTEA NOT NULL);
-CREATE INDEX IF NOT EXISTS control_log_revocations ON control_log(seq) WHERE action <> 'mint';
-CREATE TABLE IF NOT EXISTS control_head(id INT PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash BYTEA NOT NULL);
-INSERT INTO control_head(id, seq, hash) VALUES(1, 0, '') ON CONFLICT (id) DO NOTHING;
-`
+type Control struct {
+	pool    *pgxpool.Pool
+	retries int
+}
 
 // OpenControl opens the control store in schema (created with its tables
 // if absent) of the database at dsn.
 func OpenControl(ctx context.Context, dsn, schema string) (*Control, error) {
-	_, pool, err := connect(ctx, dsn, schema, controlSchema)
+	return OpenControlConfig(ctx, Config{DSN: dsn, Schema: schema})
+}
+
+// OpenControlConfig opens the control store cfg says.
+func OpenControlConfig(ctx context.Context, cfg Config) (*Control, error) {
+	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	return &Control{pool: pool}, nil
+	_, pool, err := connect(ctx, cfg, "control")
+	if err != nil {
+		return nil, err
+	}
+	return &Control{pool: pool, retries: cfg.Retries}, nil
+}
+
+// tx runs fn in a transaction, again (up to c.retries times) when it
+// fails with a serialization failure or a deadlock.
+func (c *Control) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for try := 0; ; try++ {
+		err := pgx.BeginFunc(ctx, c.pool, fn)
+		if err == nil || !retryable(err) || try >= c.retries {
+			return err
+		}
+	}
 }
 
 // Close closes the store's connections.
@@ -115,14 +122,14 @@ func appendEvent(ctx context.Context, tx pgx.Tx, ev *domicile.ControlEvent) erro
 // PutToken stores a token by the hash of its secret, with its minting
 // event; it fails if the id or the hash exists.
 func (c *Control) PutToken(ctx context.Context, t domicile.Token, h [32]byte, ev domicile.ControlEvent) error {
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	err := c.tx(ctx, func(tx pgx.Tx) error {
 		if err := insertToken(ctx, tx, t, h); err != nil {
 			return err
 		}
 		return appendEvent(ctx, tx, &ev)
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: put token: %w", err)
+		return wrap("put token", err)
 	}
 	return nil
 }
@@ -134,7 +141,7 @@ func (c *Control) TokenByHash(ctx context.Context, h [32]byte) (*domicile.Token,
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: token: %w", err)
+		return nil, wrap("token", err)
 	}
 	return t, nil
 }
@@ -146,7 +153,7 @@ func (c *Control) Token(ctx context.Context, id string) (*domicile.Token, error)
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: token: %w", err)
+		return nil, wrap("token", err)
 	}
 	return t, nil
 }
@@ -158,19 +165,19 @@ func (c *Control) ListTokens(ctx context.Context, q domicile.TokenQuery) ([]domi
 		WHERE id > $1 AND ($2 = '' OR role = $2) AND (NOT $3 OR (revoked IS NULL AND (expires IS NULL OR expires > $4)))
 		ORDER BY id LIMIT $5`, q.After, string(q.Role), active, q.ActiveAt.UnixNano(), q.Limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list tokens: %w", err)
+		return nil, wrap("list tokens", err)
 	}
 	defer rows.Close()
 	var out []domicile.Token
 	for rows.Next() {
 		t, err := scanToken(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list tokens: %w", err)
+			return nil, wrap("list tokens", err)
 		}
 		out = append(out, *t)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list tokens: %w", err)
+		return nil, wrap("list tokens", err)
 	}
 	return out, nil
 }
@@ -178,7 +185,7 @@ func (c *Control) ListTokens(ctx context.Context, q domicile.TokenQuery) ([]domi
 // RevokeToken revokes one token, with its event.
 func (c *Control) RevokeToken(ctx context.Context, id string, ev domicile.ControlEvent) (*domicile.Token, error) {
 	var t *domicile.Token
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	err := c.tx(ctx, func(tx pgx.Tx) error {
 		var err error
 		t, err = scanToken(tx.QueryRow(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE id=$1 FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -197,14 +204,14 @@ func (c *Control) RevokeToken(ctx context.Context, id string, ev domicile.Contro
 		return nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: revoke token: %w", err)
+		return nil, wrap("revoke token", err)
 	}
 	return t, nil
 }
 
 // RotateToken replaces token old by t, with the rotation's event.
 func (c *Control) RotateToken(ctx context.Context, old string, t domicile.Token, h [32]byte, ev domicile.ControlEvent) error {
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	err := c.tx(ctx, func(tx pgx.Tx) error {
 		var revoked *int64
 		err := tx.QueryRow(ctx, `SELECT revoked FROM tokens WHERE id=$1 FOR UPDATE`, old).Scan(&revoked)
 		switch {
@@ -227,7 +234,7 @@ func (c *Control) RotateToken(ctx context.Context, old string, t domicile.Token,
 		return err
 	}
 	if err != nil {
-		return fmt.Errorf("postgres: rotate token: %w", err)
+		return wrap("rotate token", err)
 	}
 	return nil
 }
@@ -239,7 +246,7 @@ func (c *Control) RevokeSubjectTokens(ctx context.Context, ref string, at time.T
 		return 0, nil
 	}
 	var n int64
-	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+	err := c.tx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE tokens SET revoked=$1 WHERE subject=$2 AND revoked IS NULL`, at.UnixNano(), ref)
 		if err != nil {
 			return err
@@ -254,7 +261,7 @@ func (c *Control) RevokeSubjectTokens(ctx context.Context, ref string, at time.T
 		return appendEvent(ctx, tx, &domicile.ControlEvent{Time: at, Action: domicile.ControlRevokeSubject, Role: domicile.RoleSubject, Count: int(n), Actor: "erasure"})
 	})
 	if err != nil {
-		return 0, fmt.Errorf("postgres: revoke tokens: %w", err)
+		return 0, wrap("revoke tokens", err)
 	}
 	return int(n), nil
 }
@@ -267,7 +274,7 @@ func (c *Control) Revocations(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("postgres: revocations: %w", err)
+		return 0, wrap("revocations", err)
 	}
 	return seq, nil
 }
@@ -277,7 +284,7 @@ func (c *Control) ControlLog(ctx context.Context, after int64, limit int) ([]dom
 	rows, err := c.pool.Query(ctx, `SELECT seq, time, action, token, role, jurisdiction, expires, replaces, count, actor, prev, hash
 		FROM control_log WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: control log: %w", err)
+		return nil, wrap("control log", err)
 	}
 	defer rows.Close()
 	var out []domicile.ControlEvent
@@ -288,7 +295,7 @@ func (c *Control) ControlLog(ctx context.Context, after int64, limit int) ([]dom
 		var expires *int64
 		var prev, hash []byte
 		if err := rows.Scan(&e.Seq, &tm, &e.Action, &e.Token, &role, &j, &expires, &e.Replaces, &e.Count, &e.Actor, &prev, &hash); err != nil {
-			return nil, fmt.Errorf("postgres: control log: %w", err)
+			return nil, wrap("control log", err)
 		}
 		e.Time, e.Role, e.Jurisdiction = nsTime(tm), domicile.Role(role), domicile.Jurisdiction(j)
 		if expires != nil {
@@ -298,7 +305,7 @@ func (c *Control) ControlLog(ctx context.Context, after int64, limit int) ([]dom
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: control log: %w", err)
+		return nil, wrap("control log", err)
 	}
 	return out, nil
 }
@@ -308,7 +315,7 @@ func (c *Control) ControlLog(ctx context.Context, after int64, limit int) ([]dom
 func (c *Control) PutHome(ctx context.Context, key domicile.SubjectRef, h domicile.Home) error {
 	tag, err := c.pool.Exec(ctx, `INSERT INTO directory(ref, cell, reg) VALUES($1,$2,$3) ON CONFLICT (ref) DO NOTHING`, key[:], h.Cell, h.Ref[:])
 	if err != nil {
-		return fmt.Errorf("postgres: put home: %w", err)
+		return wrap("put home", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return domicile.ErrVersionMismatch
@@ -327,7 +334,7 @@ func (c *Control) Home(ctx context.Context, key domicile.SubjectRef) (domicile.H
 		return h, domicile.ErrNotFound
 	}
 	if err != nil {
-		return h, fmt.Errorf("postgres: home: %w", err)
+		return h, wrap("home", err)
 	}
 	if len(reg) != len(h.Ref) {
 		return h, fmt.Errorf("postgres: home: malformed registration reference")
@@ -340,7 +347,7 @@ func (c *Control) Home(ctx context.Context, key domicile.SubjectRef) (domicile.H
 // not an error.
 func (c *Control) DeleteHome(ctx context.Context, ref domicile.SubjectRef) error {
 	if _, err := c.pool.Exec(ctx, `DELETE FROM directory WHERE ref=$1`, ref[:]); err != nil {
-		return fmt.Errorf("postgres: delete home: %w", err)
+		return wrap("delete home", err)
 	}
 	return nil
 }

@@ -10,9 +10,10 @@ import (
 
 	"domicile"
 	"domicile/domiciletest"
+	"domicile/internal/hashtile"
 )
 
-// TestLogIntegrity runs the integrity suite on PostgreSQL: hashes and
+// TestLogIntegrity runs the integrity suite on PostgreSQL: tiles and
 // events are tampered with in their tables.
 func TestLogIntegrity(t *testing.T) {
 	testDSN(t)
@@ -37,7 +38,8 @@ func TestLogIntegrity(t *testing.T) {
 		}
 		return open, domiciletest.Tamper{
 			FlipHash: func(t *testing.T, id int64) {
-				exec(t, `UPDATE hashes SET hash = set_byte(hash, 7, get_byte(hash, 7) # 90) WHERE id=$1`, id)
+				k, pos := hashtile.Locate(id)
+				exec(t, `UPDATE tiles SET tile = set_byte(tile, $3, get_byte(tile, $3) # 90) WHERE level=$1 AND n=$2`, k.Level, k.N, pos*32+7)
 			},
 			SetEvent: func(t *testing.T, idx int64, column string, value []byte) {
 				exec(t, `UPDATE events SET `+column+`=$1 WHERE idx=$2`, value, idx)
@@ -48,13 +50,13 @@ func TestLogIntegrity(t *testing.T) {
 }
 
 // TestCheckDatabase: a sound store passes; a missing event row and a
-// missing hash row are reported.
+// missing tile are reported.
 func TestCheckDatabase(t *testing.T) {
 	ctx := context.Background()
 	schema := newSchema(t)
 	s := mustOpen(t, schema, filepath.Join(t.TempDir(), "blobs"))
 	defer s.Close()
-	for i := range 10 {
+	for i := range 300 {
 		domiciletest.MustCommit(t, ctx, s, batchOf(domiciletest.LeafEntry(i)))
 	}
 	if rep, err := s.CheckDatabase(ctx); err != nil || rep != "" {
@@ -65,11 +67,11 @@ func TestCheckDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, `DELETE FROM `+schema+`.events WHERE idx=3; DELETE FROM `+schema+`.hashes WHERE id=0`); err != nil {
+	if _, err := c.Exec(ctx, `DELETE FROM `+schema+`.events WHERE idx=3; DELETE FROM `+schema+`.tiles WHERE level=0 AND n=0`); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := s.CheckDatabase(ctx)
-	if err != nil || !contains(rep, "events: 9 rows") || !contains(rep, "hashes: ") {
+	if err != nil || !contains(rep, "events: 299 rows") || !contains(rep, "tiles: level 0 has 0") {
 		t.Fatalf("CheckDatabase of a damaged store = %q, %v", rep, err)
 	}
 }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -21,17 +20,15 @@ import (
 // doc/postgres.md).
 type KeyStore struct{ pool *pgxpool.Pool }
 
-const keySchema = `
-CREATE TABLE IF NOT EXISTS keys(
-  ref BYTEA NOT NULL, gen BIGINT NOT NULL, kek_version BIGINT NOT NULL, wrapped BYTEA NOT NULL,
-  fingerprint TEXT NOT NULL, created BIGINT NOT NULL, PRIMARY KEY(ref, gen));
-CREATE INDEX IF NOT EXISTS keys_version ON keys(kek_version, ref);
-`
-
 // OpenKeyStore opens the custody store in schema (created with its table
 // if absent) of the database at dsn.
 func OpenKeyStore(ctx context.Context, dsn, schema string) (*KeyStore, error) {
-	_, pool, err := connect(ctx, dsn, schema, keySchema)
+	return OpenKeyStoreConfig(ctx, Config{DSN: dsn, Schema: schema})
+}
+
+// OpenKeyStoreConfig opens the custody store cfg says.
+func OpenKeyStoreConfig(ctx context.Context, cfg Config) (*KeyStore, error) {
+	_, pool, err := connect(ctx, cfg, "keys")
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +46,7 @@ func (k *KeyStore) PutKey(ctx context.Context, w domicile.WrappedKey) error {
 	_, err := k.pool.Exec(ctx, `INSERT INTO keys(ref, gen, kek_version, wrapped, fingerprint, created) VALUES($1,$2,$3,$4,$5,$6)`,
 		w.Ref[:], int64(w.Gen), int64(w.KEKVersion), w.Wrapped, w.Fingerprint, w.Created.UnixNano())
 	if err != nil {
-		return fmt.Errorf("postgres: put key: %w", err)
+		return wrap("put key", err)
 	}
 	return nil
 }
@@ -64,7 +61,7 @@ func (k *KeyStore) Key(ctx context.Context, ref domicile.SubjectRef, gen uint8) 
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: key: %w", err)
+		return nil, wrap("key", err)
 	}
 	w.KEKVersion, w.Created = uint32(v), nsTime(created)
 	return w, nil
@@ -76,7 +73,7 @@ func (k *KeyStore) ReplaceKey(ctx context.Context, w domicile.WrappedKey, fromVe
 	tag, err := k.pool.Exec(ctx, `UPDATE keys SET kek_version=$1, wrapped=$2 WHERE ref=$3 AND gen=$4 AND kek_version=$5`,
 		int64(w.KEKVersion), w.Wrapped, w.Ref[:], int64(w.Gen), int64(fromVersion))
 	if err != nil {
-		return fmt.Errorf("postgres: replace key: %w", err)
+		return wrap("replace key", err)
 	}
 	if tag.RowsAffected() == 0 {
 		return domicile.ErrVersionMismatch
@@ -92,7 +89,7 @@ func (k *KeyStore) KeysBelow(ctx context.Context, version uint32, after domicile
 	rows, err := k.pool.Query(ctx, `SELECT ref, gen, kek_version, wrapped, fingerprint, created FROM keys
 		WHERE kek_version < $1 AND (ref > $2 OR $4) ORDER BY ref, gen LIMIT $3`, int64(version), after[:], max(limit, 0), after.IsZero())
 	if err != nil {
-		return nil, fmt.Errorf("postgres: keys: %w", err)
+		return nil, wrap("keys", err)
 	}
 	defer rows.Close()
 	var out []domicile.WrappedKey
@@ -101,14 +98,14 @@ func (k *KeyStore) KeysBelow(ctx context.Context, version uint32, after domicile
 		var ref []byte
 		var gen, v, created int64
 		if err := rows.Scan(&ref, &gen, &v, &w.Wrapped, &w.Fingerprint, &created); err != nil {
-			return nil, fmt.Errorf("postgres: keys: %w", err)
+			return nil, wrap("keys", err)
 		}
 		copy(w.Ref[:], ref)
 		w.Gen, w.KEKVersion, w.Created = uint8(gen), uint32(v), nsTime(created)
 		out = append(out, w)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: keys: %w", err)
+		return nil, wrap("keys", err)
 	}
 	return out, nil
 }
@@ -117,19 +114,19 @@ func (k *KeyStore) KeysBelow(ctx context.Context, version uint32, after domicile
 func (k *KeyStore) CountByVersion(ctx context.Context) (map[uint32]int64, error) {
 	rows, err := k.pool.Query(ctx, `SELECT kek_version, COUNT(*) FROM keys GROUP BY kek_version`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: count keys: %w", err)
+		return nil, wrap("count keys", err)
 	}
 	defer rows.Close()
 	out := map[uint32]int64{}
 	for rows.Next() {
 		var v, n int64
 		if err := rows.Scan(&v, &n); err != nil {
-			return nil, fmt.Errorf("postgres: count keys: %w", err)
+			return nil, wrap("count keys", err)
 		}
 		out[uint32(v)] = n
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: count keys: %w", err)
+		return nil, wrap("count keys", err)
 	}
 	return out, nil
 }
@@ -140,7 +137,7 @@ func (k *KeyStore) CountByVersion(ctx context.Context) (map[uint32]int64, error)
 func (k *KeyStore) DeleteKeys(ctx context.Context, ref domicile.SubjectRef) (int, error) {
 	tag, err := k.pool.Exec(ctx, `DELETE FROM keys WHERE ref=$1`, ref[:])
 	if err != nil {
-		return 0, fmt.Errorf("postgres: delete keys: %w", err)
+		return 0, wrap("delete keys", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

@@ -4,9 +4,17 @@
 //
 // Each cell owns a schema (created if absent), so that one database
 // server in a jurisdiction can hold the cells of that jurisdiction apart.
-// The SQL keeps to what CockroachDB also accepts: no PL/pgSQL, no advisory
-// locks, no SERIAL (log indexes are assigned by the store), only BYTEA,
-// BIGINT and TEXT columns and INSERT ... ON CONFLICT.
+// The SQL keeps to what CockroachDB also accepts: no PL/pgSQL, no SERIAL
+// (log indexes are assigned by the store), only BYTEA, BIGINT and TEXT
+// columns and INSERT ... ON CONFLICT. Advisory locks serialise only the
+// migrations, on PostgreSQL; CockroachDB takes a row lock instead.
+//
+// # Migrations
+//
+// Each kind of store (cell, keys, control) has its tables as versioned
+// SQL files embedded in the binary (migrations/<set>/NNNN_name.sql).
+// Opening a store applies the ones its schema lacks, in one transaction
+// under pg_advisory_xact_lock, and records them in schema_migrations.
 //
 // # Group commit
 //
@@ -32,8 +40,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,8 +53,8 @@ import (
 
 	"domicile"
 	"domicile/internal/blobdir"
-	"domicile/internal/commitstats"
-	"domicile/internal/hashcache"
+	"domicile/internal/groupcommit"
+	"domicile/internal/hashtile"
 )
 
 // MaxBatchesPerCommit bounds how many batches share one transaction. Each
@@ -53,9 +63,6 @@ import (
 // session's snapshots consult pg_subtrans, which slows the whole server.
 const MaxBatchesPerCommit = 64
 
-// defaultHashCache is how many recent Merkle hashes the writer keeps.
-const defaultHashCache = 1 << 16
-
 // Store is a cell store on PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	schema string
@@ -63,124 +70,178 @@ type Store struct {
 	pool   *pgxpool.Pool   // reads and single-statement writes
 	blobs  *blobdir.Dir
 
-	// mu guards closed against Commit racing Close: Commit queues under
-	// the read lock, Close sets closed under the write lock and then
-	// closes jobs, so that no job is queued after the writer's last one.
-	mu     sync.RWMutex
+	// gc is the writer: it groups batches into transactions
+	// (runGroup), and runs a group again after a serialization failure.
+	gc *groupcommit.Engine
+	// mu guards closed.
+	mu     sync.Mutex
 	closed bool
-	jobs   chan *job
+	// ctx ends when the store closes, after the writer's last group.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 
-	// Only the writer goroutine touches these.
-	conn      *pgx.Conn
-	size      int64
-	cache     *hashcache.Cache
-	cacheSize int
-	stale     bool // size and cache must be reloaded before the next group
-	stats     commitstats.Counters
+	// Only the writer goroutine touches conn, size and stale, and tail's
+	// writing methods (its Read is for everyone).
+	conn  *pgx.Conn
+	size  int64
+	stale bool // size and tail must be reloaded before the next group
+	// tail holds the log's partial Merkle tiles and the complete ones a
+	// group has not committed yet (package hashtile).
+	tail *hashtile.Tail
+	// committed is the log size of the last commit, for readers.
+	committed atomic.Int64
 }
-
-// A job is a batch to commit or, when fn is set, a task the writer runs
-// alone between groups (rebuilding the log's hashes).
-type job struct {
-	b    *domicile.Batch
-	fn   func() error
-	done chan error
-}
-
-// Strings that must order as Go orders them (kinds, ids, names) are
-// stored as BYTEA: its comparison is bytewise on PostgreSQL and
-// CockroachDB alike, whatever the database's collation.
-const cellSchema = `
-CREATE TABLE IF NOT EXISTS subjects(
-  ref BYTEA PRIMARY KEY, jurisdiction TEXT NOT NULL, created BIGINT NOT NULL, key_gen BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS records(
-  ref BYTEA NOT NULL, kind BYTEA NOT NULL, id BYTEA NOT NULL, version BIGINT NOT NULL,
-  body BYTEA, fields TEXT[] NOT NULL, updated BIGINT NOT NULL,
-  PRIMARY KEY(ref, kind, id));
-CREATE TABLE IF NOT EXISTS objects(
-  ref BYTEA NOT NULL, name BYTEA NOT NULL, version BIGINT NOT NULL, content_type TEXT NOT NULL,
-  size BIGINT NOT NULL, sha256 TEXT NOT NULL, blob TEXT, key_gen BIGINT NOT NULL, updated BIGINT NOT NULL,
-  PRIMARY KEY(ref, name));
-CREATE TABLE IF NOT EXISTS events(
-  idx BIGINT PRIMARY KEY, ref BYTEA, time BIGINT NOT NULL,
-  leaf BYTEA NOT NULL, committed BYTEA, salt BYTEA);
-CREATE INDEX IF NOT EXISTS events_ref ON events(ref, idx) WHERE ref IS NOT NULL;
-CREATE TABLE IF NOT EXISTS hashes(id BIGINT PRIMARY KEY, hash BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoints(size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BYTEA NOT NULL);
-CREATE TABLE IF NOT EXISTS requests(
-  ref BYTEA NOT NULL, id TEXT NOT NULL, kind TEXT NOT NULL, state TEXT NOT NULL,
-  received BIGINT NOT NULL, deadline BIGINT NOT NULL, version BIGINT NOT NULL,
-  body BYTEA NOT NULL, updated BIGINT NOT NULL,
-  PRIMARY KEY(ref, id));
-CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time BIGINT NOT NULL, log_index BIGINT NOT NULL, body BYTEA NOT NULL);
-`
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
-// connect parses dsn, creates schema if absent, and returns the
-// connection settings of the schema (search_path) and a pool on them.
-func connect(ctx context.Context, dsn, schema, ddl string) (*pgx.ConnConfig, *pgxpool.Pool, error) {
-	if !schemaName.MatchString(schema) {
-		return nil, nil, fmt.Errorf("postgres: schema name %q: want lower-case letters, digits and _, at most 63", schema)
+// Defaults of [Config], for a small server: a few cores, a few cells per
+// database server.
+const (
+	// DefaultMaxConns is each store's pool size: reads and
+	// single-statement writes. The cell store's writer has one more
+	// session of its own.
+	DefaultMaxConns = 8
+	// DefaultStatementTimeout bounds every statement (statement_timeout).
+	DefaultStatementTimeout = 10 * time.Second
+	// DefaultConnectTimeout bounds connecting to the server: a store
+	// whose server is unreachable fails its requests after it, rather
+	// than hang them.
+	DefaultConnectTimeout = 5 * time.Second
+	// DefaultRetries is how often a transaction that failed with a
+	// serialization failure (40001) or a deadlock (40P01) is run again.
+	DefaultRetries = 3
+)
+
+// Config says where a store lives and how it uses its server. Zero
+// fields take the defaults above.
+type Config struct {
+	// DSN is the connection string (a URL or key=value pairs); its
+	// password, if any, is never shown in an error.
+	DSN string
+	// Schema is the store's schema, created with its tables if absent:
+	// lower-case letters, digits and _, at most 63 bytes.
+	Schema string
+	// MaxConns is the pool's size ([DefaultMaxConns]).
+	MaxConns int32
+	// StatementTimeout bounds each statement ([DefaultStatementTimeout]).
+	StatementTimeout time.Duration
+	// ConnectTimeout bounds each connection attempt
+	// ([DefaultConnectTimeout]).
+	ConnectTimeout time.Duration
+	// Retries is how often a transaction that failed with a
+	// serialization failure or a deadlock is run again
+	// ([DefaultRetries]); negative: never.
+	Retries int
+}
+
+// withDefaults returns c with its zero fields set to the defaults, or an
+// error naming a field that is out of range.
+func (c Config) withDefaults() (Config, error) {
+	if !schemaName.MatchString(c.Schema) {
+		return c, fmt.Errorf("postgres: schema name %q: want lower-case letters, digits and _, at most 63", c.Schema)
 	}
-	pcfg, err := pgxpool.ParseConfig(dsn)
+	if c.MaxConns == 0 {
+		c.MaxConns = DefaultMaxConns
+	}
+	if c.StatementTimeout == 0 {
+		c.StatementTimeout = DefaultStatementTimeout
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	switch {
+	case c.Retries == 0:
+		c.Retries = DefaultRetries
+	case c.Retries < 0:
+		c.Retries = 0
+	}
+	switch {
+	case c.MaxConns < 0:
+		return c, fmt.Errorf("postgres: MaxConns %d: want at least 1", c.MaxConns)
+	case c.StatementTimeout < time.Millisecond:
+		return c, fmt.Errorf("postgres: StatementTimeout %v: want at least 1ms", c.StatementTimeout)
+	case c.ConnectTimeout < time.Millisecond:
+		return c, fmt.Errorf("postgres: ConnectTimeout %v: want at least 1ms", c.ConnectTimeout)
+	}
+	return c, nil
+}
+
+// connect parses cfg.DSN, brings the schema's tables of the given
+// migration set up to date (creating the schema if absent), and returns
+// the connection settings of the schema and a pool on them.
+func connect(ctx context.Context, cfg Config, set string) (*pgx.ConnConfig, *pgxpool.Pool, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.DSN)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres: %v", err) // %v: the error may quote the DSN's password
 	}
-	// Check the server and create the schema on one connection first.
-	c, err := pgx.ConnectConfig(ctx, pcfg.ConnConfig.Copy())
-	if err != nil {
-		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
-	}
-	defer c.Close(ctx)
-	var version string
-	if err := c.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
-		return nil, nil, fmt.Errorf("postgres: connect: %w", err)
-	}
-	if _, err := c.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
-		return nil, nil, fmt.Errorf("postgres: create schema: %w", err)
+	pcfg.MaxConns = cfg.MaxConns
+	if pcfg.ConnConfig.ConnectTimeout == 0 || pcfg.ConnConfig.ConnectTimeout > cfg.ConnectTimeout {
+		pcfg.ConnConfig.ConnectTimeout = cfg.ConnectTimeout
 	}
 	rp := pcfg.ConnConfig.RuntimeParams
-	rp["search_path"] = schema
-	rp["application_name"] = "domicile/" + schema
+	rp["search_path"] = cfg.Schema
+	rp["application_name"] = "domicile/" + cfg.Schema
+	rp["statement_timeout"] = strconv.FormatInt(cfg.StatementTimeout.Milliseconds(), 10)
+	// Check the server and migrate on one connection first.
+	c, err := pgx.ConnectConfig(ctx, pcfg.ConnConfig.Copy())
+	if err != nil {
+		return nil, nil, wrap("connect", err)
+	}
+	defer c.Close(context.Background())
+	var version string
+	if err := c.QueryRow(ctx, `SELECT version()`).Scan(&version); err != nil {
+		return nil, nil, wrap("connect", err)
+	}
+	crdb := strings.Contains(version, "CockroachDB")
 	// CockroachDB commits through Raft, durably, and has no
 	// synchronous_commit to turn on; PostgreSQL's may be off in the
 	// server's or role's settings, which would lose acknowledged writes.
-	if !strings.Contains(version, "CockroachDB") {
+	if !crdb {
 		rp["synchronous_commit"] = "on"
+	}
+	if _, err := migrate(ctx, c, cfg.Schema, set, crdb, cfg.Retries, -1); err != nil {
+		return nil, nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("postgres: pool: %w", err)
-	}
-	if _, err := pool.Exec(ctx, ddl); err != nil {
-		pool.Close()
-		return nil, nil, fmt.Errorf("postgres: create tables: %w", err)
+		return nil, nil, wrap("pool", err)
 	}
 	return pcfg.ConnConfig, pool, nil
 }
 
 // Open opens the cell store in schema (created with its tables if absent)
-// of the database at dsn, with blobs in blobDir (created if absent).
+// of the database at dsn, with blobs in blobDir (created if absent), with
+// the default settings.
 func Open(ctx context.Context, dsn, schema, blobDir string) (*Store, error) {
-	return open(ctx, dsn, schema, blobDir, defaultHashCache)
+	return OpenConfig(ctx, Config{DSN: dsn, Schema: schema}, blobDir)
 }
 
-func open(ctx context.Context, dsn, schema, blobDir string, cacheSize int) (*Store, error) {
-	cfg, pool, err := connect(ctx, dsn, schema, cellSchema)
+// OpenConfig opens the cell store cfg says, with blobs in blobDir
+// (created if absent).
+func OpenConfig(ctx context.Context, cfg Config, blobDir string) (*Store, error) {
+	return open(ctx, cfg, blobDir)
+}
+
+func open(ctx context.Context, c Config, blobDir string) (*Store, error) {
+	c, err := c.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	cfg, pool, err := connect(ctx, c, "cell")
+	if err != nil {
+		return nil, err
+	}
+	schema := c.Schema
 	blobs, err := blobdir.Open(blobDir)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), cacheSize: cacheSize}
+	s := &Store{schema: schema, cfg: cfg, pool: pool, blobs: blobs, tail: hashtile.New()}
 	if err := s.resync(ctx); err != nil {
 		pool.Close()
 		return nil, err
@@ -191,14 +252,14 @@ func open(ctx context.Context, dsn, schema, blobDir string, cacheSize int) (*Sto
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(1)
-	go s.writer()
+	s.gc = groupcommit.New(groupcommit.Config{MaxGroup: MaxBatchesPerCommit, Run: s.runGroup,
+		Retryable: retryable, Retries: c.Retries, Closed: errClosed})
 	return s, nil
 }
 
-// resync (re)connects the writer if needed and reloads the log's size,
-// dropping the hash cache: after a failed group the writer cannot know
-// what the database holds.
+// resync (re)connects the writer if needed and reloads the log's size
+// and partial tiles: after a failed group the writer cannot know what the
+// database holds.
 func (s *Store) resync(ctx context.Context) error {
 	if s.conn == nil || s.conn.IsClosed() {
 		if s.conn != nil {
@@ -208,20 +269,25 @@ func (s *Store) resync(ctx context.Context) error {
 		cfg.RuntimeParams["application_name"] = WriterApplicationName(s.schema)
 		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
-			return fmt.Errorf("postgres: connect writer: %w", err)
+			return wrap("connect writer", err)
 		}
 		s.conn = c
 	}
 	if err := s.conn.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&s.size); err != nil {
-		return fmt.Errorf("postgres: log size: %w", err)
+		return wrap("log size", err)
 	}
-	s.cache = hashcache.New(s.cacheSize)
+	t, err := s.restoreTail(ctx)
+	if err != nil {
+		return wrap("log hashes", err)
+	}
+	s.tail.Reset(t)
+	s.committed.Store(s.size)
 	s.stale = false
 	return nil
 }
 
 // CommitStats returns the writer's cumulative group-commit counters.
-func (s *Store) CommitStats() domicile.CommitStats { return s.stats.Stats() }
+func (s *Store) CommitStats() domicile.CommitStats { return s.gc.Stats() }
 
 // Close stops the writer after the batches already queued, and closes the
 // connections. Commits that start after Close fail.
@@ -233,8 +299,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
-	close(s.jobs)
-	s.wg.Wait()
+	s.gc.Close()
 	s.cancel()
 	var err error
 	if s.conn != nil {
@@ -259,94 +324,28 @@ func (s *Store) Blobs() domicile.BlobStore { return s.blobs }
 
 var errClosed = errors.New("postgres: store closed")
 
-// Commit queues b for the writer and waits until it is durable.
+// Commit queues b for the writer and waits until it is durable. Once
+// queued, a batch is committed or failed by the writer, and Commit waits
+// for the outcome even if ctx ends, so that a caller never reports
+// failure for a write that became durable.
 func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
-	j := &job{b: b, done: make(chan error, 1)}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case s.jobs <- j:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	s.mu.RUnlock()
-	// Once queued, a batch is committed or failed by the writer; wait for
-	// the outcome even if ctx ends, so a caller never reports failure for
-	// a write that became durable.
-	return <-j.done
+	return s.gc.Commit(ctx, b)
 }
 
-func (s *Store) writer() {
-	defer s.wg.Done()
-	for first := range s.jobs {
-		if first.fn != nil {
-			first.done <- first.fn()
-			continue
-		}
-		group := []*job{first}
-		var task *job
-	fill:
-		for len(group) < MaxBatchesPerCommit {
-			select {
-			case j, ok := <-s.jobs:
-				if !ok {
-					break fill
-				}
-				if j.fn != nil {
-					task = j
-					break fill
-				}
-				group = append(group, j)
-			default:
-				break fill
-			}
-		}
-		s.run(group)
-		if task != nil {
-			task.done <- task.fn()
+// runGroup commits a group of batches in one transaction, on the writer
+// (groupcommit.RunFunc), reconnecting and reloading the log's size first
+// if the last group failed as a whole.
+func (s *Store) runGroup(group []*domicile.Batch) ([]error, time.Duration, error) {
+	if s.stale {
+		if err := s.resync(s.ctx); err != nil {
+			return nil, 0, err
 		}
 	}
-}
-
-// maxGroupRetries bounds how often a group is retried after a
-// serialization failure (which CockroachDB may return at any statement).
-const maxGroupRetries = 3
-
-// run commits a group of batches in one transaction and reports each
-// batch's outcome.
-func (s *Store) run(group []*job) {
-	ctx := s.ctx
-	var errs []error
-	var err error
-	t0 := time.Now()
-	for try := 0; ; try++ {
-		if s.stale {
-			if err = s.resync(ctx); err != nil {
-				break
-			}
-		}
-		var commit time.Duration
-		errs, commit, err = s.runOnce(ctx, group)
-		if err == nil {
-			s.stats.Add(len(group), time.Since(t0), commit)
-			break
-		}
+	errs, commit, err := s.runOnce(s.ctx, group)
+	if err != nil {
 		s.stale = true
-		if !retryable(err) || try >= maxGroupRetries {
-			break
-		}
 	}
-	for i, j := range group {
-		if err != nil {
-			j.done <- err
-		} else {
-			j.done <- errs[i]
-		}
-	}
+	return errs, commit, err
 }
 
 // retryable reports whether err is a serialization failure or deadlock,
@@ -376,17 +375,17 @@ const (
 // runOnce runs the group in one transaction. It returns each batch's
 // error, or an error for the whole group (nothing committed, or the
 // outcome unknown).
-func (s *Store) runOnce(ctx context.Context, group []*job) (errs []error, commit time.Duration, err error) {
+func (s *Store) runOnce(ctx context.Context, group []*domicile.Batch) (errs []error, commit time.Duration, err error) {
 	errs, err = s.runTx(ctx, group, &commit)
 	return errs, commit, err
 }
 
 // runTx is runOnce; it adds the time spent in the COMMIT to *commit.
-func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) ([]error, error) {
+func (s *Store) runTx(ctx context.Context, group []*domicile.Batch, commit *time.Duration) ([]error, error) {
 	errs := make([]error, len(group))
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: begin: %w", err)
+		return nil, wrap("begin", err)
 	}
 	defer tx.Rollback(context.Background()) // no-op after Commit
 	for start := 0; start < len(group); {
@@ -397,18 +396,15 @@ func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) 
 		var pb pgx.Batch
 		var stmts []stmt
 		sizeAt := make(map[int]int64)
-		pending := map[int64]tlog.Hash{}
 		for i := start; i < len(group); i++ {
-			if err := validate(group[i].b); err != nil {
+			if err := validate(group[i]); err != nil {
 				errs[i] = err
 				continue
 			}
 			sizeAt[i] = s.size
 			pb.Queue(fmt.Sprintf("SAVEPOINT s%d", i))
 			stmts = append(stmts, stmt{job: i})
-			if err := s.queueBatch(ctx, tx, &pb, &stmts, i, group[i].b, pending); err != nil {
-				return nil, err
-			}
+			s.queueBatch(&pb, &stmts, i, group[i])
 		}
 		if len(stmts) == 0 {
 			break
@@ -423,20 +419,35 @@ func (s *Store) runTx(ctx context.Context, group []*job, commit *time.Duration) 
 		errs[failed] = ferr
 		sp := fmt.Sprintf("s%d", failed)
 		if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp); err != nil {
-			return nil, fmt.Errorf("postgres: rollback to savepoint: %w", err)
+			return nil, wrap("rollback to savepoint", err)
 		}
 		if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT "+sp); err != nil {
-			return nil, fmt.Errorf("postgres: release savepoint: %w", err)
+			return nil, wrap("release savepoint", err)
 		}
 		s.size = sizeAt[failed]
-		s.cache.Rollback(s.size)
+		if err := s.tail.Truncate(s.size); err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
 		start = failed + 1
+	}
+	// The tiles the group's kept events complete, in its transaction.
+	if tiles := s.tail.Pending(); len(tiles) > 0 {
+		var pb pgx.Batch
+		insertTiles(&pb, tiles)
+		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+			return nil, wrap("write tiles", err)
+		}
 	}
 	t := time.Now()
 	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("postgres: commit: %w", err)
+		return nil, wrap("commit", err)
 	}
 	*commit += time.Since(t)
+	// Written in the transaction: nothing left to write.
+	if err := s.tail.Flush(func(hashtile.Tile) error { return nil }); err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s.committed.Store(s.size)
 	return errs, nil
 }
 
@@ -476,9 +487,9 @@ func (s *Store) send(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts []stmt
 		if e != nil {
 			if retryable(e) || !isStatementError(e) {
 				br.Close()
-				return 0, nil, fmt.Errorf("postgres: commit: %w", e)
+				return 0, nil, wrap("commit", e)
 			}
-			ferr = fmt.Errorf("postgres: commit: %w", e)
+			ferr = wrap("commit", e)
 		}
 		if ferr != nil {
 			failed = st.job
@@ -486,7 +497,7 @@ func (s *Store) send(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts []stmt
 		}
 	}
 	if cerr := br.Close(); cerr != nil && failed < 0 {
-		return 0, nil, fmt.Errorf("postgres: commit: %w", cerr)
+		return 0, nil, wrap("commit", cerr)
 	}
 	return failed, ferr, nil
 }
@@ -530,9 +541,9 @@ func fieldsOrEmpty(f []string) []string {
 	return f
 }
 
-// queueBatch queues batch i's statements: its operations, its events and
-// the Merkle hashes they add.
-func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts *[]stmt, i int, b *domicile.Batch, pending map[int64]tlog.Hash) error {
+// queueBatch queues batch i's statements: its operations and its events,
+// whose Merkle hashes it adds to the tail.
+func (s *Store) queueBatch(pb *pgx.Batch, stmts *[]stmt, i int, b *domicile.Batch) {
 	q := func(kind stmtKind, op domicile.Op, sql string, args ...any) {
 		pb.Queue(sql, args...)
 		*stmts = append(*stmts, stmt{job: i, kind: kind, op: op})
@@ -605,95 +616,24 @@ func (s *Store) queueBatch(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, stmts 
 		}
 	}
 	if len(b.Events) == 0 {
-		return nil
+		return
 	}
 	n := len(b.Events)
 	idx, times := make([]int64, n), make([]int64, n)
 	refs, leaves, committed, salts := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
-	var hids []int64
-	var hashes [][]byte
 	for k, e := range b.Events {
 		i := s.size
 		idx[k], times[k], leaves[k], committed[k], salts[k] = i, e.Time.UnixNano(), e.Leaf, e.Committed, e.Salt
 		if !e.Ref.IsZero() {
 			refs[k] = e.Ref[:]
 		}
-		hs, err := tlog.StoredHashesForRecordHash(i, tlog.RecordHash(e.Leaf), s.hashReader(ctx, tx, pending))
-		if err != nil {
-			return fmt.Errorf("postgres: log hashes: %w", err)
-		}
-		base := tlog.StoredHashIndex(0, i)
-		for j, h := range hs {
-			id := base + int64(j)
-			hids = append(hids, id)
-			hashes = append(hashes, h[:])
-			pending[id] = h
-			s.cache.Put(id, h)
-		}
+		s.tail.Append(tlog.RecordHash(e.Leaf))
 		e.Index = i
 		s.size = i + 1
 	}
 	q(stmtPlain, nil, `INSERT INTO events(idx, ref, time, leaf, committed, salt)
 		SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[], $3::BIGINT[], $4::BYTEA[], $5::BYTEA[], $6::BYTEA[])`,
 		idx, refs, times, leaves, committed, salts)
-	q(stmtPlain, nil, `INSERT INTO hashes(id, hash) SELECT * FROM unnest($1::BIGINT[], $2::BYTEA[])`, hids, hashes)
-	return nil
-}
-
-// hashReader reads the hashes an append needs: from this pipeline's
-// pending hashes, the cache, or else the database (in the writer's
-// transaction, which sees the group's earlier, unsent statements' effects
-// only once sent; those are in pending).
-func (s *Store) hashReader(ctx context.Context, tx pgx.Tx, pending map[int64]tlog.Hash) tlog.HashReaderFunc {
-	return func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-		var miss []int64
-		for i, id := range indexes {
-			if h, ok := pending[id]; ok {
-				out[i] = h
-			} else if h, ok := s.cache.Get(id); ok {
-				out[i] = h
-			} else {
-				miss = append(miss, id)
-			}
-		}
-		if len(miss) == 0 {
-			return out, nil
-		}
-		got := make(map[int64]tlog.Hash, len(miss))
-		rows, err := tx.Query(ctx, `SELECT id, hash FROM hashes WHERE id = ANY($1)`, miss)
-		if err != nil {
-			return nil, fmt.Errorf("read hashes: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id int64
-			var b []byte
-			if err := rows.Scan(&id, &b); err != nil {
-				return nil, fmt.Errorf("read hashes: %w", err)
-			}
-			var h tlog.Hash
-			copy(h[:], b)
-			got[id] = h
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read hashes: %w", err)
-		}
-		for i, id := range indexes {
-			if _, ok := pending[id]; ok {
-				continue
-			}
-			if _, ok := s.cache.Get(id); ok {
-				continue
-			}
-			h, ok := got[id]
-			if !ok {
-				return nil, fmt.Errorf("read hashes: hash %d missing", id)
-			}
-			out[i] = h
-		}
-		return out, nil
-	}
 }
 
 var _ domicile.CellStore = (*Store)(nil)

@@ -123,15 +123,17 @@ func TestOpenRejectsBadSchemaName(t *testing.T) {
 	}
 }
 
-// TestSmallHashCache appends with a writer that keeps only 16 recent
-// hashes, reopening now and then, so that most appends read the hashes
-// they need from the database: the log must verify all the same.
-func TestSmallHashCache(t *testing.T) {
+// TestAppendsAcrossReopens appends concurrently, in batches of several
+// events, closing and reopening the store between rounds, so that the
+// writer's partial tiles are rebuilt from the database each time and
+// tiles complete across group and reopen boundaries: the log must verify
+// all the same.
+func TestAppendsAcrossReopens(t *testing.T) {
 	ctx := context.Background()
 	schema, dir := newSchema(t), t.TempDir()
 	var leaves int
 	for round := range 3 {
-		s, err := postgres.OpenWithHashCache(ctx, poolDSN(t), schema, dir, 16)
+		s, err := postgres.Open(ctx, poolDSN(t), schema, dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,7 +145,7 @@ func TestSmallHashCache(t *testing.T) {
 				for k := range 12 {
 					b := &domicile.Batch{}
 					for range 1 + (g+k+round)%5 {
-						b.Events = append(b.Events, domiciletest.NewEntry(domiciletest.Ref("cache")))
+						b.Events = append(b.Events, domiciletest.NewEntry(domiciletest.Ref("reopen")))
 					}
 					if err := s.Commit(ctx, b); err != nil {
 						t.Errorf("Commit: %v", err)

@@ -20,7 +20,7 @@ func (s *Store) Subject(ctx context.Context, ref domicile.SubjectRef) (*domicile
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: subject: %w", err)
+		return nil, wrap("subject", err)
 	}
 	sub.Jurisdiction, sub.Created, sub.KeyGen = domicile.Jurisdiction(j), nsTime(created), uint8(gen)
 	return sub, nil
@@ -37,7 +37,7 @@ func (s *Store) Record(ctx context.Context, ref domicile.SubjectRef, kind, id st
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: record: %w", err)
+		return nil, wrap("record", err)
 	}
 	r.Updated = nsTime(updated)
 	if len(r.Fields) == 0 {
@@ -61,7 +61,7 @@ func (s *Store) Records(ctx context.Context, ref domicile.SubjectRef, kind, afte
 	}
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: records: %w", err)
+		return nil, wrap("records", err)
 	}
 	defer rows.Close()
 	var out []domicile.StoredRecord
@@ -70,7 +70,7 @@ func (s *Store) Records(ctx context.Context, ref domicile.SubjectRef, kind, afte
 		var k, id []byte
 		var updated int64
 		if err := rows.Scan(&k, &id, &r.Version, &r.Body, &r.Fields, &updated); err != nil {
-			return nil, fmt.Errorf("postgres: records: %w", err)
+			return nil, wrap("records", err)
 		}
 		r.Kind, r.ID, r.Updated = string(k), string(id), nsTime(updated)
 		if len(r.Fields) == 0 {
@@ -79,7 +79,7 @@ func (s *Store) Records(ctx context.Context, ref domicile.SubjectRef, kind, afte
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: records: %w", err)
+		return nil, wrap("records", err)
 	}
 	return out, nil
 }
@@ -96,7 +96,7 @@ func (s *Store) Object(ctx context.Context, ref domicile.SubjectRef, name string
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: object: %w", err)
+		return nil, wrap("object", err)
 	}
 	if blob != nil {
 		o.Blob = *blob
@@ -110,7 +110,7 @@ func (s *Store) Objects(ctx context.Context, ref domicile.SubjectRef, after stri
 	rows, err := s.pool.Query(ctx, `SELECT name, version, content_type, size, sha256, blob, key_gen, updated FROM objects
 		WHERE ref=$1 AND blob IS NOT NULL AND name > $2 ORDER BY name LIMIT $3`, ref[:], []byte(after), max(limit, 0))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: objects: %w", err)
+		return nil, wrap("objects", err)
 	}
 	defer rows.Close()
 	var out []domicile.StoredObject
@@ -119,83 +119,39 @@ func (s *Store) Objects(ctx context.Context, ref domicile.SubjectRef, after stri
 		var name []byte
 		var gen, updated int64
 		if err := rows.Scan(&name, &o.Version, &o.ContentType, &o.Size, &o.SHA256, &o.Blob, &gen, &updated); err != nil {
-			return nil, fmt.Errorf("postgres: objects: %w", err)
+			return nil, wrap("objects", err)
 		}
 		o.Name, o.KeyGen, o.Updated = string(name), uint8(gen), nsTime(updated)
 		out = append(out, o)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: objects: %w", err)
+		return nil, wrap("objects", err)
 	}
 	return out, nil
 }
 
 // LogSize returns the number of committed log entries.
 func (s *Store) LogSize(ctx context.Context) (int64, error) {
-	var n int64
-	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM events`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres: log size: %w", err)
-	}
-	return n, nil
-}
-
-// ReadHashes returns stored Merkle hashes, in the order asked.
-func (s *Store) ReadHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
-	out := make([][32]byte, len(indexes))
-	if len(indexes) == 0 {
-		return out, nil
-	}
-	pos := make(map[int64][]int, len(indexes))
-	ids := make([]int64, 0, len(indexes))
-	for i, id := range indexes {
-		if _, ok := pos[id]; !ok {
-			ids = append(ids, id)
-		}
-		pos[id] = append(pos[id], i)
-	}
-	rows, err := s.pool.Query(ctx, `SELECT id, hash FROM hashes WHERE id = ANY($1)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: read hashes: %w", err)
-	}
-	defer rows.Close()
-	found := 0
-	for rows.Next() {
-		var id int64
-		var h []byte
-		if err := rows.Scan(&id, &h); err != nil {
-			return nil, fmt.Errorf("postgres: read hashes: %w", err)
-		}
-		for _, i := range pos[id] {
-			copy(out[i][:], h)
-		}
-		found++
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: read hashes: %w", err)
-	}
-	if found != len(ids) {
-		return nil, fmt.Errorf("postgres: read hashes: %d of %d missing", len(ids)-found, len(ids))
-	}
-	return out, nil
+	return s.committed.Load(), nil
 }
 
 // Leaves returns leaves [start, end); it fails if the log is shorter.
 func (s *Store) Leaves(ctx context.Context, start, end int64) ([][]byte, error) {
 	rows, err := s.pool.Query(ctx, `SELECT leaf FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, start, end)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: leaves: %w", err)
+		return nil, wrap("leaves", err)
 	}
 	defer rows.Close()
 	var out [][]byte
 	for rows.Next() {
 		var l []byte
 		if err := rows.Scan(&l); err != nil {
-			return nil, fmt.Errorf("postgres: leaves: %w", err)
+			return nil, wrap("leaves", err)
 		}
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: leaves: %w", err)
+		return nil, wrap("leaves", err)
 	}
 	if int64(len(out)) != max(end-start, 0) {
 		return nil, fmt.Errorf("postgres: leaves [%d,%d): have %d", start, end, len(out))
@@ -211,14 +167,14 @@ func scanEvents(rows pgx.Rows) ([]domicile.StoredEvent, error) {
 		var ref []byte
 		var t int64
 		if err := rows.Scan(&e.Index, &ref, &t, &e.Leaf, &e.Committed, &e.Salt); err != nil {
-			return nil, fmt.Errorf("postgres: events: %w", err)
+			return nil, wrap("events", err)
 		}
 		copy(e.Ref[:], ref)
 		e.Time = nsTime(t)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: events: %w", err)
+		return nil, wrap("events", err)
 	}
 	return out, nil
 }
@@ -228,7 +184,7 @@ func (s *Store) SubjectEvents(ctx context.Context, ref domicile.SubjectRef, afte
 	rows, err := s.pool.Query(ctx, `SELECT idx, ref, time, leaf, committed, salt FROM events WHERE ref=$1 AND idx > $2 ORDER BY idx LIMIT $3`,
 		ref[:], after, max(limit, 0))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: events: %w", err)
+		return nil, wrap("events", err)
 	}
 	return scanEvents(rows)
 }
@@ -237,7 +193,7 @@ func (s *Store) SubjectEvents(ctx context.Context, ref domicile.SubjectRef, afte
 func (s *Store) Events(ctx context.Context, start, end int64) ([]domicile.StoredEvent, error) {
 	rows, err := s.pool.Query(ctx, `SELECT idx, ref, time, leaf, committed, salt FROM events WHERE idx >= $1 AND idx < $2 ORDER BY idx`, start, end)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: events: %w", err)
+		return nil, wrap("events", err)
 	}
 	return scanEvents(rows)
 }
@@ -246,7 +202,7 @@ func (s *Store) Events(ctx context.Context, start, end int64) ([]domicile.Stored
 // size already stored is kept.
 func (s *Store) PutCheckpoint(ctx context.Context, size int64, note []byte) error {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO checkpoints(size, note) VALUES($1,$2) ON CONFLICT (size) DO NOTHING`, size, note); err != nil {
-		return fmt.Errorf("postgres: put checkpoint: %w", err)
+		return wrap("put checkpoint", err)
 	}
 	return nil
 }
@@ -260,7 +216,7 @@ func (s *Store) LatestCheckpoint(ctx context.Context) (int64, []byte, error) {
 		return -1, nil, nil
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("postgres: checkpoint: %w", err)
+		return 0, nil, wrap("checkpoint", err)
 	}
 	return size, note, nil
 }
@@ -273,7 +229,7 @@ func (s *Store) Meta(ctx context.Context, key string) ([]byte, error) {
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: meta: %w", err)
+		return nil, wrap("meta", err)
 	}
 	return v, nil
 }
@@ -284,7 +240,7 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 		value = []byte{}
 	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO meta(k, v) VALUES($1,$2) ON CONFLICT (k) DO UPDATE SET v = excluded.v`, key, value); err != nil {
-		return fmt.Errorf("postgres: put meta: %w", err)
+		return wrap("put meta", err)
 	}
 	return nil
 }
@@ -293,7 +249,7 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 func (s *Store) Request(ctx context.Context, ref domicile.SubjectRef, id string) (*domicile.StoredRequest, error) {
 	rows, err := s.pool.Query(ctx, `SELECT id, kind, state, received, deadline, version, body, updated FROM requests WHERE ref=$1 AND id=$2`, ref[:], id)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: request: %w", err)
+		return nil, wrap("request", err)
 	}
 	out, err := scanRequests(ref, rows)
 	if err != nil {
@@ -310,7 +266,7 @@ func (s *Store) Requests(ctx context.Context, ref domicile.SubjectRef, after str
 	rows, err := s.pool.Query(ctx, `SELECT id, kind, state, received, deadline, version, body, updated FROM requests
 		WHERE ref=$1 AND id > $2 ORDER BY id LIMIT $3`, ref[:], after, max(limit, 0))
 	if err != nil {
-		return nil, fmt.Errorf("postgres: requests: %w", err)
+		return nil, wrap("requests", err)
 	}
 	return scanRequests(ref, rows)
 }
@@ -322,13 +278,13 @@ func scanRequests(ref domicile.SubjectRef, rows pgx.Rows) ([]domicile.StoredRequ
 		r := domicile.StoredRequest{Ref: ref}
 		var received, deadline, updated int64
 		if err := rows.Scan(&r.ID, &r.Kind, &r.State, &received, &deadline, &r.Version, &r.Body, &updated); err != nil {
-			return nil, fmt.Errorf("postgres: requests: %w", err)
+			return nil, wrap("requests", err)
 		}
 		r.Received, r.Deadline, r.Updated = nsTime(received), nsTime(deadline), nsTime(updated)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: requests: %w", err)
+		return nil, wrap("requests", err)
 	}
 	return out, nil
 }
@@ -342,7 +298,7 @@ func (s *Store) Receipt(ctx context.Context, id string) (*domicile.StoredReceipt
 		return nil, domicile.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("postgres: receipt: %w", err)
+		return nil, wrap("receipt", err)
 	}
 	r.Time = nsTime(t)
 	return r, nil

@@ -63,7 +63,7 @@ func isCorrupt(err error) bool {
 // runs may get an error. A cell calls it on open, before it serves, when
 // the tiles disagree with the events (tlog.Check).
 func (s *Store) RebuildHashes(ctx context.Context) error {
-	j := &job{done: make(chan error, 1), fn: func() error {
+	return s.gc.Do(ctx, func() error {
 		leaves := func(from, to int64) ([]tlog.Hash, error) { return s.leafHashes(ctx, from, to) }
 		if err := s.tiles.Rebuild(s.size, leaves); err != nil {
 			return fmt.Errorf("sqlite: rebuild tiles: %w", err)
@@ -74,18 +74,5 @@ func (s *Store) RebuildHashes(ctx context.Context) error {
 		}
 		s.tail.Reset(t)
 		return nil
-	}}
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return errClosed
-	}
-	select {
-	case s.jobs <- j:
-		s.closeMu.RUnlock()
-	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return ctx.Err()
-	}
-	return <-j.done
+	})
 }

@@ -26,7 +26,7 @@ import (
 
 	"domicile"
 	"domicile/internal/blobdir"
-	"domicile/internal/commitstats"
+	"domicile/internal/groupcommit"
 	"domicile/internal/hashtile"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -43,10 +43,10 @@ type Store struct {
 	rdb   *sql.DB // read-only pool
 	blobs *blobdir.Dir
 
-	jobs chan *job
-	wg   sync.WaitGroup
-	// closeMu guards closed and the sending side of jobs: Close takes it
-	// for writing, so no Commit can queue a job after the writer stopped.
+	// gc is the writer: it groups batches into transactions (run).
+	gc *groupcommit.Engine
+	wg sync.WaitGroup // the checkpointer
+	// closeMu guards closed.
 	closeMu sync.RWMutex
 	closed  bool
 
@@ -59,7 +59,6 @@ type Store struct {
 	tiles *hashtile.Files
 	// committed is the log size of the last commit, for readers.
 	committed atomic.Int64
-	stats     commitstats.Counters
 	st        writeStmts
 	rq        readStmts
 
@@ -96,14 +95,6 @@ func (w *writeStmts) prepare(ctx context.Context, db *sql.DB) error {
 		*p.st = st
 	}
 	return nil
-}
-
-// A job is a batch to commit or, when fn is set, a task the writer runs
-// alone between groups (rebuilding the log's tiles).
-type job struct {
-	b    *domicile.Batch
-	fn   func() error
-	done chan error
 }
 
 const schema = `
@@ -182,7 +173,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
-	s := &Store{path: path, wdb: wdb, cdb: cdb, rdb: rdb, blobs: blobs, jobs: make(chan *job, MaxBatchesPerCommit), ckptStop: make(chan struct{})}
+	s := &Store{path: path, wdb: wdb, cdb: cdb, rdb: rdb, blobs: blobs, ckptStop: make(chan struct{})}
 	if err := s.st.prepare(ctx, wdb); err != nil {
 		s.closeDBs()
 		return nil, err
@@ -203,8 +194,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		s.closeDBs()
 		return nil, err
 	}
-	s.wg.Add(2)
-	go s.writer()
+	s.gc = groupcommit.New(groupcommit.Config{MaxGroup: MaxBatchesPerCommit, Run: s.run, Closed: errClosed})
+	s.wg.Add(1)
 	go s.checkpointer()
 	return s, nil
 }
@@ -253,9 +244,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.jobs)
 	close(s.ckptStop)
 	s.closeMu.Unlock()
+	s.gc.Close()
 	s.wg.Wait()
 	s.cdb.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	return errors.Join(s.tiles.Close(), s.wdb.Close(), s.cdb.Close(), s.rdb.Close())
@@ -271,140 +262,79 @@ var errClosed = errors.New("sqlite: store closed")
 
 // Commit queues b for the writer and waits until it is durable.
 func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
-	j := &job{b: b, done: make(chan error, 1)}
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
-		return errClosed
-	}
-	select {
-	case s.jobs <- j:
-		s.closeMu.RUnlock()
-	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return ctx.Err()
-	}
-	// Once queued, a batch is committed or failed by the writer; wait for
-	// the outcome even if ctx ends, so a caller never reports failure for
-	// a write that became durable.
-	return <-j.done
-}
-
-func (s *Store) writer() {
-	defer s.wg.Done()
-	// The loop ends when Close closes jobs, after every queued batch ran.
-	for first := range s.jobs {
-		if first.fn != nil {
-			first.done <- first.fn()
-			continue
-		}
-		group := []*job{first}
-		var task *job
-	fill:
-		for len(group) < MaxBatchesPerCommit {
-			select {
-			case j, ok := <-s.jobs:
-				if !ok {
-					break fill
-				}
-				if j.fn != nil {
-					task = j
-					break fill
-				}
-				group = append(group, j)
-			default:
-				break fill
-			}
-		}
-		s.run(group)
-		if task != nil {
-			task.done <- task.fn()
-		}
-	}
+	return s.gc.Commit(ctx, b)
 }
 
 // CommitStats returns the writer's cumulative group-commit counters.
-func (s *Store) CommitStats() domicile.CommitStats { return s.stats.Stats() }
+func (s *Store) CommitStats() domicile.CommitStats { return s.gc.Stats() }
 
-// run commits a group of batches in one transaction.
-func (s *Store) run(group []*job) {
+// run commits a group of batches in one transaction, on the writer
+// (groupcommit.RunFunc).
+func (s *Store) run(group []*domicile.Batch) ([]error, time.Duration, error) {
 	ctx := context.Background()
-	t0 := time.Now()
 	errs := make([]error, len(group))
 	size0 := s.size
-	fail := func(err error) {
+	fail := func(err error) ([]error, time.Duration, error) {
 		s.size = size0
 		if terr := s.tail.Truncate(size0); terr != nil {
 			err = errors.Join(err, terr)
 		}
-		for _, j := range group {
-			j.done <- err
-		}
+		return nil, 0, err
 	}
 	tx, err := s.wdb.BeginTx(ctx, nil)
 	if err != nil {
-		fail(fmt.Errorf("sqlite: begin: %w", err))
-		return
+		return fail(fmt.Errorf("sqlite: begin: %w", err))
 	}
-	for i, j := range group {
+	for i, b := range group {
 		// A batch of at most one operation needs no savepoint: each
 		// operation checks its expectation before it writes anything, and
 		// an expectation failing is the only error that spares the group.
-		sp := len(j.b.Ops) > 1
+		sp := len(b.Ops) > 1
 		if sp {
 			if _, err := tx.ExecContext(ctx, `SAVEPOINT b`); err != nil {
 				tx.Rollback()
-				fail(fmt.Errorf("sqlite: savepoint: %w", err))
-				return
+				return fail(fmt.Errorf("sqlite: savepoint: %w", err))
 			}
 		}
 		before := s.size
-		if err := s.apply(ctx, tx, j.b); err != nil {
+		if err := s.apply(ctx, tx, b); err != nil {
 			if !sp && !isExpectation(err) {
 				tx.Rollback()
-				fail(err)
-				return
+				return fail(err)
 			}
 			errs[i] = err
 			if s.size != before {
 				s.size = before
 				if err := s.tail.Truncate(before); err != nil {
 					tx.Rollback()
-					fail(err)
-					return
+					return fail(err)
 				}
 			}
 			if sp {
 				if _, err := tx.ExecContext(ctx, `ROLLBACK TO b`); err != nil {
 					tx.Rollback()
-					fail(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
-					return
+					return fail(fmt.Errorf("sqlite: rollback to savepoint: %w", err))
 				}
 			}
 		}
 		if sp {
 			if _, err := tx.ExecContext(ctx, `RELEASE b`); err != nil {
 				tx.Rollback()
-				fail(fmt.Errorf("sqlite: release: %w", err))
-				return
+				return fail(fmt.Errorf("sqlite: release: %w", err))
 			}
 		}
 	}
 	t1 := time.Now()
 	if err := tx.Commit(); err != nil {
-		fail(fmt.Errorf("sqlite: commit: %w", err))
-		return
+		return fail(fmt.Errorf("sqlite: commit: %w", err))
 	}
-	t2 := time.Now()
-	s.stats.Add(len(group), t2.Sub(t0), t2.Sub(t1))
+	commit := time.Since(t1)
 	// The Merkle tiles the group's events completed, now that the events
 	// are durable. A tile that cannot be written stays in memory, readable,
 	// until a later group writes it; its events are committed either way.
 	s.tail.Flush(s.tiles.Write)
 	s.committed.Store(s.size)
-	for i, j := range group {
-		j.done <- errs[i]
-	}
+	return errs, commit, nil
 }
 
 func isExpectation(err error) bool {

@@ -45,13 +45,20 @@ const MaxObjectBytes = 1 << 30
 
 // Server is the baseline HTTP handler. It is safe for concurrent use.
 type Server struct {
-	store domicile.CellStore
+	store Store
 	mux   *http.ServeMux
 	now   func() time.Time
 }
 
+// Store is what the baseline reads and writes of a cell store: records,
+// objects and their blobs, and commits.
+type Store interface {
+	domicile.Committer
+	domicile.DataReader
+}
+
 // New returns a baseline server over store. now may be nil (time.Now).
-func New(store domicile.CellStore, now func() time.Time) *Server {
+func New(store Store, now func() time.Time) *Server {
 	if now == nil {
 		now = time.Now
 	}

@@ -12,7 +12,6 @@ import (
 
 	"domicile"
 	"domicile/httpapi"
-	"domicile/sqlite"
 )
 
 // The control log's actor names for what the binary does on its own.
@@ -119,14 +118,14 @@ func adminRotate(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(filepath.Join(*data, "control", "control.db")); err != nil {
-		return fmt.Errorf("--data: %s holds no deployment (%v)", *data, err)
-	}
 	dep, err := loadDeployment(*depFile)
 	if err != nil {
 		return err
 	}
-	ctl, err := sqlite.OpenControl(ctx, filepath.Join(*data, "control"))
+	if _, err := os.Stat(filepath.Join(*data, "directory.key")); err != nil {
+		return fmt.Errorf("--data: %s holds no deployment (%v)", *data, err)
+	}
+	ctl, err := openControl(ctx, dep, *data)
 	if err != nil {
 		return err
 	}

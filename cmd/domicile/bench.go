@@ -656,11 +656,18 @@ func preloadSubjects(ctx context.Context, env *cmdEnv, dir string, from, to int6
 	return nil
 }
 
+// growthWriter is what the growth fixture writes and reads of a cell's
+// store: commits, and the log's size and hashes.
+type growthWriter interface {
+	domicile.Committer
+	domicile.LogReader
+}
+
 // growthStore returns the growth cell's store and a keyring over its
 // custody. The growth fixture is written offline, around the cell's access
 // path (as a restore from backup would be): nothing serves the deployment
 // while it runs, and it writes only synthetic subjects.
-func growthStore(ctx context.Context, rt *runtime, c *cell.Cell) (*sqlite.Store, *keyring.Keyring, error) {
+func growthStore(ctx context.Context, rt *runtime, c *cell.Cell) (growthWriter, *keyring.Keyring, error) {
 	for i, cc := range rt.dep.Cells {
 		if cc.ID != c.ID() {
 			continue

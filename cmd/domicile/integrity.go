@@ -15,7 +15,6 @@ import (
 
 	"domicile"
 	"domicile/checkpoint"
-	"domicile/sqlite"
 	"domicile/tlog"
 )
 
@@ -30,14 +29,15 @@ type cellCheck struct {
 	Took time.Duration
 }
 
-// openCheckedStore opens the SQLite store of cell cc under dir and checks
-// its log against its last signed checkpoint (tlog.Check), rebuilding
-// tiles that disagree with the events. The outcome is appended to checks.
-// A cell that fails the check is refused: its store is closed and
+// openCheckedStore opens the store of cell cc under dir (SQLite, or the
+// PostgreSQL schema its store section names) and checks its log against
+// its last signed checkpoint (tlog.Check), rebuilding tiles that
+// disagree with the events. The outcome is appended to checks. A cell
+// that fails the check is refused: its store is closed and
 // openCheckedStore returns nil and no error, so that the rest of the
 // deployment opens and serves. An error is returned only when the store
 // cannot be opened at all, which fails the whole start as before.
-func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, checks *[]cellCheck) (*sqlite.Store, error) {
+func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, checks *[]cellCheck) (cellStore, error) {
 	t0 := time.Now()
 	ck := cellCheck{Cell: cc.ID}
 	defer func() { ck.Took = time.Since(t0); *checks = append(*checks, ck) }()
@@ -46,16 +46,32 @@ func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, c
 		ck.Err = err
 		return nil, nil
 	}
-	cellDir := filepath.Join(dir, cc.ID)
-	if _, err := os.Stat(filepath.Join(cellDir, "cell.db")); errors.Is(err, fs.ErrNotExist) && v != nil {
+	missing := &tlog.IntegrityError{Reason: "the cell's database is missing, but its log has a signing key: the cell has served before", Event: -1}
+	if _, err := os.Stat(filepath.Join(dir, cc.ID, "cell.db")); cc.Store.Kind == "sqlite" && errors.Is(err, fs.ErrNotExist) && v != nil {
 		// A log key exists only once the cell has served: an empty store
 		// now would silently start the log over.
-		ck.Err = &tlog.IntegrityError{Reason: "the cell's database is missing, but its log has a signing key: the cell has served before", Event: -1}
+		ck.Err = missing
 		return nil, nil
 	}
-	st, err := sqlite.Open(ctx, cellDir)
+	st, err := openCellStore(ctx, dir, cc)
 	if err != nil {
 		return nil, fmt.Errorf("cell %s: %w", cc.ID, err)
+	}
+	if cc.Store.Kind == "postgres" && v != nil {
+		// The schema is created when absent: one that holds no
+		// checkpoint under a log key that has signed is a new or
+		// emptied database, not this cell's.
+		size, _, err := st.LatestCheckpoint(ctx)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("cell %s: %w", cc.ID, err)
+		}
+		if size < 0 {
+			missing.Reason = "the cell's PostgreSQL schema " + cc.Store.Schema + " holds no checkpoint, but its log has a signing key: the cell has served before"
+			ck.Err = missing
+			st.Close()
+			return nil, nil
+		}
 	}
 	ck.Result, ck.Err = tlog.Check(ctx, st, v)
 	if ck.Err != nil {

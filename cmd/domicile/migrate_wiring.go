@@ -45,7 +45,7 @@ func startMigrations(ctx context.Context, rt *runtime, lg *logs) (*migrations, e
 		return nil, fmt.Errorf("migration report key: %w", err)
 	}
 	cm := rt.comm
-	r := migrate.New(migrate.Config{Store: rt.control, Signer: signer, Now: rt.now, Logger: rt.log, Hooks: migrate.Hooks{
+	r := migrate.New(migrate.Config{Store: rt.control.(domicile.MigrationStore), Signer: signer, Now: rt.now, Logger: rt.log, Hooks: migrate.Hooks{
 		Cell:       rt.router.CellByID,
 		Deployment: rt.router.Deployment,
 		Moved:      rt.router.Moved,
@@ -169,7 +169,7 @@ func planMigration(ctx context.Context, rt *runtime, mg *migrations, a domicile.
 	for _, c := range rt.router.Cells() {
 		var after domicile.SubjectRef
 		for {
-			hs, err := rt.control.HomesIn(ctx, c.ID(), after, 1000)
+			hs, err := rt.control.(domicile.MigrationStore).HomesIn(ctx, c.ID(), after, 1000)
 			if err != nil {
 				return nil, err
 			}

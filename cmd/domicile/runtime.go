@@ -19,7 +19,6 @@ import (
 	"domicile/kms/filekms"
 	"domicile/law"
 	"domicile/residency"
-	"domicile/sqlite"
 	"domicile/transfer"
 	"domicile/witness"
 )
@@ -42,10 +41,10 @@ type runtime struct {
 	// again.
 	shared  bool
 	dep     *domicile.Deployment
-	control *sqlite.Control
+	control domicile.ControlStore
 	cells   []*cell.Cell
-	stores  []*sqlite.Store
-	keys    []*sqlite.KeyStore
+	stores  []cellStore
+	keys    []keyStore
 	router  *residency.Router
 	now     func() time.Time
 	// log is the server log: fail-closed refusals, key custody errors,
@@ -234,15 +233,12 @@ func openRuntimeAt(ctx context.Context, l layout, dep *domicile.Deployment, now 
 	if err != nil {
 		return nil, fmt.Errorf("directory key: %w", err)
 	}
-	if rt.control, err = sqlite.OpenControl(ctx, filepath.Join(l.Control, "control")); err != nil {
+	if rt.control, err = openControl(ctx, dep, l.Control); err != nil {
 		return nil, err
 	}
 	for _, cc := range dep.Cells {
 		if l.Cell != "" && cc.ID != l.Cell {
 			continue
-		}
-		if cc.Store.Kind != "sqlite" {
-			return nil, fmt.Errorf("cell %s: store %q: this binary serves sqlite cells only; the postgres store is not wired into serve yet (doc/deployment.md#store)", cc.ID, cc.Store.Kind)
 		}
 		st, err := openCheckedStore(ctx, dir, cc, &rt.checks)
 		if err != nil {
@@ -254,7 +250,7 @@ func openRuntimeAt(ctx context.Context, l layout, dep *domicile.Deployment, now 
 		if err := os.MkdirAll(filepath.Join(dir, "custody", cc.ID), 0o700); err != nil {
 			return nil, err
 		}
-		ks, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "custody", cc.ID))
+		ks, err := openKeyStore(ctx, dir, cc)
 		if err != nil {
 			return nil, fmt.Errorf("cell %s custody: %w", cc.ID, err)
 		}

@@ -130,7 +130,10 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 		PrivacyPage: page.Serve,
 		ConsolePage: console.Serve,
 	}
-	if !rt.shared {
+	if _, ok := rt.control.(domicile.MigrationStore); !rt.shared && !ok {
+		log.Warn("migrations between cells are not served: they keep their state in the SQLite control store, and this deployment's control store is PostgreSQL")
+	}
+	if _, ok := rt.control.(domicile.MigrationStore); !rt.shared && ok {
 		// Migrations move subjects between cells this process serves.
 		mg, err := startMigrations(context.Background(), rt, lg)
 		if err != nil {

@@ -29,7 +29,6 @@ import (
 	"domicile/notice"
 	"domicile/report"
 	"domicile/residency"
-	"domicile/sqlite"
 	"domicile/web"
 	"domicile/witness"
 )
@@ -50,7 +49,7 @@ type topology struct {
 func (t *topology) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.cell, "cell", "", "serve only cell `ID` of the deployment file, as its own process: its own store, key custody and log under --data; it authenticates every request itself from the control store (--control); --addr defaults to the cell's url")
 	fs.BoolVar(&t.router, "router", false, "serve the deployment's router: the control store (tokens, the directory) and admin.token under --data, each request forwarded to its cell's url; it holds no subject data")
-	fs.StringVar(&t.control, "control", "", "with --cell: the `DIR` of the deployment's control store, that is the router's --data (SQLite, on the same machine)")
+	fs.StringVar(&t.control, "control", "", "with --cell: the `DIR` of the deployment's control store, that is the router's --data: the directory key, the deployment-wide stores, and the tokens and directory unless the deployment file's control: names a PostgreSQL store")
 	fs.StringVar(&t.cellCA, "cell-ca", "", "with --router: trust the CAs in this `FILE` (PEM) for the cells' https urls, instead of the system's")
 	fs.StringVar(&t.cellCert, "cell-cert", "", "with --router: the client certificate `FILE` (PEM) the router presents to the cells, for mutual TLS (the cells' --tls-client-ca); needs --cell-key")
 	fs.StringVar(&t.cellKey, "cell-key", "", "with --router: the private key `FILE` (PEM) of --cell-cert")
@@ -86,11 +85,8 @@ func (t *topology) check(fs *flag.FlagSet, depFile string, dep *domicile.Deploym
 	if c == nil {
 		return fmt.Errorf("--cell: %q is not a cell of %s (cells: %s)", truncateFlag(t.cell), depFile, cellIDs(dep))
 	}
-	if c.Store.Kind != "sqlite" {
-		return fmt.Errorf("--cell %s: the cell's store is %s; serve runs sqlite cells only so far", c.ID, c.Store.Kind)
-	}
 	if t.control == "" {
-		return fmt.Errorf("--cell needs --control DIR: the router's --data, which holds the control store and the directory key (until a deployment file can name a PostgreSQL control store)")
+		return fmt.Errorf("--cell needs --control DIR: the router's --data, which holds the directory key, the deployment-wide stores and, unless the deployment file's control: names a PostgreSQL store, the tokens and the directory")
 	}
 	same, err := sameDir(data, t.control)
 	if err != nil {
@@ -184,7 +180,7 @@ func openRouterRuntime(ctx context.Context, dir string, dep *domicile.Deployment
 	if err != nil {
 		return nil, fmt.Errorf("directory key: %w", err)
 	}
-	if rt.control, err = sqlite.OpenControl(ctx, filepath.Join(dir, "control")); err != nil {
+	if rt.control, err = openControl(ctx, dep, dir); err != nil {
 		return nil, err
 	}
 	rt.router = residency.New(dep, nil, rt.control, dirKey)

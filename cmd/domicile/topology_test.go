@@ -72,6 +72,19 @@ type topo struct {
 	router  *server
 	cells   map[string]*server
 	dirs    map[string]string // cell or "router" -> data directory
+	// dbs, for cells on PostgreSQL, is each one's connection string.
+	dbs map[string]string
+}
+
+// countStored returns how many files of the data directory of d (a cell
+// or "router"), and tables of its database if it has one, contain s.
+func (tp *topo) countStored(d, s string) int {
+	tp.t.Helper()
+	n := countIn(tp.t, tp.dirs[d], s)
+	if dsn, ok := tp.dbs[d]; ok {
+		n += countInDB(tp.t, dsn, s)
+	}
+	return n
 }
 
 // startTopology writes examples/topology/local.yaml with free ports in
@@ -85,11 +98,21 @@ func startTopology(t *testing.T) *topo {
 // deployment file.
 func startTopologyWith(t *testing.T, extra string) *topo {
 	t.Helper()
+	return startTopologyEdited(t, extra, nil)
+}
+
+// startTopologyEdited is startTopologyWith with the example's text
+// changed by edit, if not nil, before the ports are.
+func startTopologyEdited(t *testing.T, extra string, edit func([]byte) []byte) *topo {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "topology", "local.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	b = append(b, extra...)
+	if edit != nil {
+		b = edit(b)
+	}
 	ports := map[string]string{}
 	for _, p := range []string{"8701", "8702", "8703"} {
 		ports[p] = freePort(t)
@@ -130,8 +153,10 @@ func (tp *topo) startCell(c string) {
 // by that cell. A cell killed mid-run is one cell down: its subjects get
 // 503 with Retry-After, the others are served, and once it is back every
 // write it acknowledged is there.
-func TestTopologyEndToEnd(t *testing.T) {
-	tp := startTopology(t)
+func TestTopologyEndToEnd(t *testing.T) { topologyEndToEnd(t, startTopology(t)) }
+
+// topologyEndToEnd is TestTopologyEndToEnd on the started topology tp.
+func topologyEndToEnd(t *testing.T, tp *topo) {
 	r := tp.router
 	ctx := context.Background()
 	marker := fmt.Sprintf("Mk%x", time.Now().UnixNano())
@@ -203,10 +228,10 @@ func TestTopologyEndToEnd(t *testing.T) {
 	// Where the markers are, while the subject's data exists: the record
 	// id and object name in the CN cell's storage (so the scan below can
 	// see them); none of the markers anywhere else.
-	if n := countIn(t, tp.dirs["cn-gz1"], rid); n == 0 {
+	if n := tp.countStored("cn-gz1", rid); n == 0 {
 		t.Errorf("record id marker not found in the CN cell's data directory: the scan cannot see stored names")
 	}
-	if n := countIn(t, tp.dirs["cn-gz1"], name); n == 0 {
+	if n := tp.countStored("cn-gz1", name); n == 0 {
 		t.Errorf("object name marker not found in the CN cell's data directory")
 	}
 	tp.checkMarker(marker)
@@ -395,8 +420,8 @@ func (tp *topo) killOneCell(ctx context.Context) {
 func (tp *topo) checkMarker(marker string) {
 	tp.t.Helper()
 	for _, d := range []string{"router", "eu-fra1", "us-east1"} {
-		if n := countIn(tp.t, tp.dirs[d], marker); n > 0 {
-			tp.t.Errorf("the CN subject's marker is in %d file(s) of %s's data directory", n, d)
+		if n := tp.countStored(d, marker); n > 0 {
+			tp.t.Errorf("the CN subject's marker is in %d file(s) or table(s) of %s's data directory or database", n, d)
 		}
 	}
 }
