@@ -6,12 +6,14 @@
 // server in a jurisdiction can hold the cells of that jurisdiction apart.
 // The SQL keeps to what CockroachDB also accepts: no PL/pgSQL, no SERIAL
 // (log indexes are assigned by the store), only BYTEA, BIGINT and TEXT
-// columns and INSERT ... ON CONFLICT. Advisory locks serialise only the
-// migrations, on PostgreSQL; CockroachDB takes a row lock instead.
+// columns and INSERT ... ON CONFLICT. Advisory locks serialise the
+// migrations and the transfer decisions of an entity ([Ledger.LockEntity]),
+// on PostgreSQL; CockroachDB takes a row lock instead.
 //
 // # Migrations
 //
-// Each kind of store (cell, keys, control) has its tables as versioned
+// Each kind of store (cell, keys, control, and shared: the
+// deployment-wide stores of [Shared]) has its tables as versioned
 // SQL files embedded in the binary (migrations/<set>/NNNN_name.sql).
 // Opening a store applies the ones its schema lacks, in one transaction
 // under pg_advisory_xact_lock, and records them in schema_migrations.

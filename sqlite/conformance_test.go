@@ -7,6 +7,7 @@ import (
 	"domicile"
 	"domicile/domiciletest"
 	"domicile/sqlite"
+	"domicile/transfer"
 )
 
 func TestCellStoreConformance(t *testing.T) {
@@ -36,5 +37,16 @@ func TestControlStoreConformance(t *testing.T) {
 			t.Fatalf("OpenControl: %v", err)
 		}
 		return c
+	})
+}
+
+func TestTransferStoreConformance(t *testing.T) {
+	domiciletest.TestTransferStore(t, func(t *testing.T) transfer.Store {
+		l, err := sqlite.OpenLedger(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatalf("OpenLedger: %v", err)
+		}
+		t.Cleanup(func() { l.Close() })
+		return l
 	})
 }

@@ -46,7 +46,7 @@ type env struct {
 	t      testing.TB
 	clock  *clock
 	router *residency.Router
-	store  *sqlite.Ledger
+	store  transfer.Store
 	g      *transfer.Gateway
 	app    domicile.Actor // acting from the US
 	appCN  domicile.Actor
@@ -72,6 +72,20 @@ func lawEngine(tb testing.TB) *law.Engine {
 }
 
 func newEnv(tb testing.TB, now time.Time) *env {
+	tb.Helper()
+	return newEnvOn(tb, now, func(dir string) transfer.Store {
+		led, err := sqlite.OpenLedger(context.Background(), filepath.Join(dir, "control"))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { led.Close() })
+		return led
+	})
+}
+
+// newEnvOn is newEnv with the gateway's store the one ledger opens (dir
+// is the deployment's directory).
+func newEnvOn(tb testing.TB, now time.Time, ledger func(dir string) transfer.Store) *env {
 	tb.Helper()
 	ctx := context.Background()
 	dir := tb.TempDir()
@@ -102,11 +116,7 @@ func newEnv(tb testing.TB, now time.Time) *env {
 	}
 	tb.Cleanup(func() { ctl.Close() })
 	router := residency.New(dep, cells, ctl, bytes.Repeat([]byte{7}, 32))
-	led, err := sqlite.OpenLedger(ctx, filepath.Join(dir, "control"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { led.Close() })
+	led := ledger(dir)
 	g, err := transfer.New(ctx, transfer.Config{Store: led, Engine: lawEngine(tb), Router: router, Now: clk.Now})
 	if err != nil {
 		tb.Fatal(err)

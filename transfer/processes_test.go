@@ -3,12 +3,18 @@ package transfer_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"domicile"
+	"domicile/postgres"
 	"domicile/sqlite"
 	"domicile/transfer"
 )
@@ -19,17 +25,70 @@ import (
 // security assessment. Whatever the interleaving, the threshold is never
 // overshot (exactly as many pass as there was room for), and every
 // transfer that passed is counted once: no count is lost.
+//
+// It runs on the SQLite ledger (two handles of one file, the flock) and,
+// with DOMICILE_TEST_POSTGRES set, on the PostgreSQL ledger (two pools on
+// one schema, the advisory lock), as cells on two machines have.
 func TestThresholdAcrossProcesses(t *testing.T) {
-	e := newEnv(t, march)
+	t.Run("sqlite", func(t *testing.T) {
+		var e *env
+		e = newEnv(t, march)
+		thresholdAcrossProcesses(t, e, func() transfer.Store {
+			led, err := sqlite.OpenLedger(context.Background(), filepath.Join(e.dir, "control"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { led.Close() })
+			return led
+		})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := os.Getenv("DOMICILE_TEST_POSTGRES")
+		if dsn == "" {
+			t.Skip("set DOMICILE_TEST_POSTGRES=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable to run it on PostgreSQL (bash .ci/run does)")
+		}
+		schema := pgSchema(t, dsn)
+		open := func() transfer.Store {
+			s, err := postgres.OpenShared(context.Background(), postgres.Config{DSN: dsn, Schema: schema})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s.Ledger()
+		}
+		e := newEnvOn(t, march, func(string) transfer.Store { return open() })
+		thresholdAcrossProcesses(t, e, open)
+	})
+}
+
+// pgSchema returns a fresh schema name, dropped when the test ends.
+func pgSchema(t *testing.T, dsn string) string {
+	var b [6]byte
+	rand.Read(b[:])
+	schema := "domicile_test_" + hex.EncodeToString(b[:])
+	t.Cleanup(func() {
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	return schema
+}
+
+// thresholdAcrossProcesses runs the test on e, whose gateway is one
+// process, and a second gateway on the store second opens.
+func thresholdAcrossProcesses(t *testing.T, e *env, second func() transfer.Store) {
 	const room = 6
 	e.seed(9_999-room, "2026-02-01", "whereabouts")
 	ctx := context.Background()
 	e.g.PutMechanism(ctx, e.admin, standardContract("sc-1", "2026-03-02", "2026-03-06"))
-	led, err := sqlite.OpenLedger(ctx, filepath.Join(e.dir, "control"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer led.Close()
+	led := second()
 	other, err := transfer.New(ctx, transfer.Config{Store: led, Engine: lawEngine(t), Router: e.router, Now: e.clock.Now, Refresh: time.Second})
 	if err != nil {
 		t.Fatal(err)
