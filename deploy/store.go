@@ -36,6 +36,11 @@ var (
 // is DefaultSchema(id) + "_keys".
 func DefaultSchema(id string) string { return "cell_" + strings.ReplaceAll(id, "-", "_") }
 
+// SharedSchema is the schema of the deployment-wide stores (the transfer
+// ledger, change notices, authority requests) beside a PostgreSQL control
+// store in schema control: control + "_wide", in the same database.
+func SharedSchema(control string) string { return control + "_wide" }
+
 // parseStore reads a `store:` or `control:` section; the caller sets
 // the default schema. Its errors name the field.
 func parseStore(v *yaml.Node, section string) (domicile.StoreConfig, error) {
@@ -143,7 +148,7 @@ func checkSchemas(d *domicile.Deployment, doc *yaml.Node) error {
 		}
 		return nil
 	}
-	if err := use("control", d.Control, d.Control.Schema); err != nil {
+	if err := use("control", d.Control, d.Control.Schema, SharedSchema(d.Control.Schema)); err != nil {
 		return err
 	}
 	for _, c := range d.Cells {

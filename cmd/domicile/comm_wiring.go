@@ -21,15 +21,15 @@ import (
 	"domicile/httpapi"
 	"domicile/notice"
 	"domicile/report"
-	"domicile/sqlite/commstore"
 )
 
 // comm is the communication part of an opened runtime: the notice and
 // authority request stores (their own database files under
-// <data>/control/), the request desk and the notice sender.
+// <data>/control/, or the control store's PostgreSQL database), the
+// request desk and the notice sender.
 type comm struct {
-	notices *commstore.Notices
-	reqs    *commstore.Authority
+	notices notice.Store
+	reqs    authority.Store
 	desk    *authority.Desk
 	sender  *notice.Sender
 }
@@ -85,19 +85,24 @@ func deferredFilter(desk *authority.Desk, now func() time.Time) httpapi.EventFil
 // openComm opens the communication stores of rt; they close with it.
 func openComm(ctx context.Context, rt *runtime) (*comm, error) {
 	dir := filepath.Join(rt.controlDir, "control")
-	ns, err := commstore.OpenNotices(ctx, dir)
+	ns, as, closeStores, err := openCommStores(ctx, rt.dep, rt.controlDir)
 	if err != nil {
 		return nil, err
 	}
-	as, err := commstore.OpenAuthority(ctx, dir)
-	if err != nil {
-		ns.Close()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		closeStores()
 		return nil, err
 	}
-	secret, err := webhookSecret(filepath.Join(dir, "webhook.secret"))
+	var secret []byte
+	if rt.controlDir != rt.dir && rt.dep.Control.Kind == "postgres" {
+		// A cell process on a machine of its own delivers notices signed
+		// with the deployment's secret: a copy, never one of its own.
+		secret, err = existingWebhookSecret(filepath.Join(dir, "webhook.secret"))
+	} else {
+		secret, err = webhookSecret(filepath.Join(dir, "webhook.secret"))
+	}
 	if err != nil {
-		ns.Close()
-		as.Close()
+		closeStores()
 		return nil, err
 	}
 	cm := &comm{notices: ns, reqs: as, desk: authority.New(authority.Config{Store: as, Router: rt.router, Law: rt.law, Now: rt.now})}
@@ -116,7 +121,7 @@ func openComm(ctx context.Context, rt *runtime) (*comm, error) {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		cm.sender.Close(sctx)
-		return errors.Join(ns.Close(), as.Close())
+		return closeStores()
 	})
 	return cm, nil
 }
@@ -138,6 +143,23 @@ func webhookSecret(path string) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	return []byte(strings.TrimSpace(string(b))), nil
+}
+
+// existingWebhookSecret is the webhook secret at path, which must exist
+// (a copy of the router's): a cell process whose --control directory is
+// its machine's own makes none.
+func existingWebhookSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist: copy the router's (its --data/control/webhook.secret) to every machine of a cell, as its directory key (doc/deploy.md)", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil, fmt.Errorf("%s is empty", path)
 	}
 	return []byte(strings.TrimSpace(string(b))), nil
 }

@@ -10,7 +10,6 @@ import (
 	"domicile/deploy"
 	"domicile/notice"
 	"domicile/report"
-	"domicile/sqlite"
 	"domicile/sqlite/commstore"
 )
 
@@ -79,10 +78,11 @@ func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 			return commstore.CellSubjects(ctx, dir)
 		})
 		// The transfer ledger, if the deployment keeps one: the plan
-		// suggests what the law requires on this year's counts.
+		// suggests what the law requires on this year's counts. With a
+		// PostgreSQL control store it is in that database.
 		control := filepath.Join(*data, "control")
-		if _, err := os.Stat(filepath.Join(control, "transfers.db")); err == nil {
-			led, err := sqlite.OpenLedger(ctx, control)
+		if _, err := os.Stat(filepath.Join(control, "transfers.db")); err == nil || a.Control.Kind == "postgres" {
+			led, err := openLedger(ctx, a, *data)
 			if err != nil {
 				return err
 			}

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"domicile"
+	"domicile/authority"
+	"domicile/deploy"
+	"domicile/notice"
 	"domicile/postgres"
 	"domicile/sqlite"
+	"domicile/sqlite/commstore"
 	"domicile/tlog"
+	"domicile/transfer"
 )
 
 // cellStore is what the runtime needs of a cell's store: the store the
@@ -79,4 +85,60 @@ func openControl(ctx context.Context, dep *domicile.Deployment, dir string) (dom
 		return nil, err
 	}
 	return postgres.OpenControlConfig(ctx, cfg)
+}
+
+// ledgerStore is the transfer gateway's store: the ledger, mechanisms and
+// consents, shared by every process of a deployment.
+type ledgerStore interface {
+	transfer.Store
+	Close() error
+}
+
+// openShared opens the deployment-wide stores beside a PostgreSQL
+// control store: the schema deploy.SharedSchema names, in the control
+// store's database.
+func openShared(ctx context.Context, dep *domicile.Deployment) (*postgres.Shared, error) {
+	cfg, err := pgConfig("deployment-wide stores", dep.Control, deploy.SharedSchema(dep.Control.Schema))
+	if err != nil {
+		return nil, err
+	}
+	return postgres.OpenShared(ctx, cfg)
+}
+
+// openLedger opens the transfer ledger: SQLite in <dir>/control/
+// (transfers.db, whose flock serialises the decisions of the processes of
+// one machine), or, with a PostgreSQL control store, in its database,
+// where the processes of every machine share it.
+func openLedger(ctx context.Context, dep *domicile.Deployment, dir string) (ledgerStore, error) {
+	if dep.Control.Kind != "postgres" {
+		return sqlite.OpenLedger(ctx, filepath.Join(dir, "control"))
+	}
+	s, err := openShared(ctx, dep)
+	if err != nil {
+		return nil, err
+	}
+	return s.Ledger(), nil
+}
+
+// openCommStores opens the notice and authority request stores: SQLite
+// files in <dir>/control/ (notices.db, authority.db), or, with a
+// PostgreSQL control store, in its database. close closes both.
+func openCommStores(ctx context.Context, dep *domicile.Deployment, dir string) (notice.Store, authority.Store, func() error, error) {
+	if dep.Control.Kind == "postgres" {
+		s, err := openShared(ctx, dep)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return s.Notices(), s.Authority(), s.Close, nil
+	}
+	ns, err := commstore.OpenNotices(ctx, filepath.Join(dir, "control"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	as, err := commstore.OpenAuthority(ctx, filepath.Join(dir, "control"))
+	if err != nil {
+		ns.Close()
+		return nil, nil, nil, err
+	}
+	return ns, as, func() error { return errors.Join(ns.Close(), as.Close()) }, nil
 }

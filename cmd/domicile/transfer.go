@@ -15,7 +15,6 @@ import (
 
 	"domicile"
 	"domicile/httpapi"
-	"domicile/sqlite"
 	"domicile/transfer"
 )
 
@@ -63,7 +62,7 @@ func openGateway(ctx context.Context, rt *runtime) (*transfer.Gateway, error) {
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, err
 	}
-	st, err := sqlite.OpenLedger(ctx, dir)
+	st, err := openLedger(ctx, rt.dep, rt.controlDir)
 	if err != nil {
 		return nil, err
 	}
