@@ -6,13 +6,16 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +24,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"domicile/client"
+	"domicile/notice"
 )
 
 // pgTestDSN returns the test server's connection string, or skips.
@@ -561,5 +567,123 @@ func TestServePostgresWithoutDSN(t *testing.T) {
 				t.Fatalf("serve = %d, stderr %q; want failure naming %q", code, stderr.String(), tt.want)
 			}
 		})
+	}
+}
+
+// controlDSNEnv is the environment variable that the PostgreSQL
+// topology's deployment file names for the control store's connection
+// string.
+const controlDSNEnv = "DOMICILE_CONTROL_DSN"
+
+// TestTopologySharedStoresPostgres: cells on PostgreSQL, and the control
+// store with the deployment-wide stores (transfer ledger, notices,
+// authority requests) in PostgreSQL too, each cell process with a
+// --control directory of its own holding only copies of the router's
+// directory key and webhook secret, as cells on other machines have.
+// Random activity through the router (exports through the transfer gate,
+// imports, consents, authority requests) lands in the one ledger and
+// register: the router's ledger and transparency report count what the
+// cells did. A change plan's notices are delivered by the cells, signed
+// with the deployment's secret. No process keeps any of these stores in
+// a SQLite file.
+func TestTopologySharedStoresPostgres(t *testing.T) {
+	admin := pgTestDSN(t)
+	cells := []string{"cn-gz1", "eu-fra1", "us-east1"}
+	for _, c := range cells {
+		t.Setenv(cellDSNEnv(c), newTestDatabase(t, admin, c))
+	}
+	ctlDB := newTestDatabase(t, admin, "control")
+	t.Setenv(controlDSNEnv, ctlDB)
+	control := "control: {kind: postgres, dsn_env: " + controlDSNEnv + ", max_conns: 4}\n"
+	tp := startTopologyOwn(t, control, onPostgres(cells...), true)
+	r := tp.router
+	ctx := context.Background()
+
+	w := newFigureWorldAt(t, 5, r.URL, r.Admin, time.Now).run(80)
+	if w.ops["export"] == 0 || w.ops["authority request"] == 0 || w.ops["import"] == 0 {
+		t.Fatalf("activity through the router %v: want exports, imports and authority requests", w.ops)
+	}
+	ac := r.client(r.Admin, "", "")
+	led, err := ac.Ledger(ctx, 0)
+	if err != nil {
+		t.Fatalf("the ledger through the router: %v", err)
+	}
+	var total int64
+	for _, c := range led.Counts {
+		if c.Dim == "" {
+			total += c.N
+		}
+	}
+	if total == 0 {
+		t.Errorf("the router's ledger counts nobody after %d exports and %d imports by the cells: %+v", w.ops["export"], w.ops["import"], led.Counts)
+	}
+	tr, err := ac.Transparency(ctx, client.DocOptions{Format: "json", From: time.Now().UTC().AddDate(0, 0, -1).Format(time.RFC3339), To: time.Now().UTC().Add(time.Hour).Format(time.RFC3339)})
+	if err != nil {
+		t.Fatalf("the transparency report through the router: %v", err)
+	}
+	for k, n := range w.requests {
+		if tr.AuthorityTotals[k] != n {
+			t.Errorf("transparency report: %d authority requests %s, the cells recorded %d", tr.AuthorityTotals[k], k, n)
+		}
+	}
+	if tr.Ledger == nil {
+		t.Error("the transparency report has no ledger figures")
+	}
+
+	// A change plan; its notices are delivered by the cells of their
+	// subjects, signed with the secret each cell's machine was given.
+	next := strings.Replace(readFile(t, tp.depFile), oldOperator, newOperator, 1)
+	p, err := ac.MakePlan(ctx, "next.yaml", []byte(next))
+	if err != nil || len(p.Notices) == 0 {
+		t.Fatalf("a change plan through the router: %v (%d notices)", err, len(p.Notices))
+	}
+	rc := &receiver{t: t, got: map[string]notice.Payload{}, secret: func() []byte {
+		b, _ := os.ReadFile(filepath.Join(tp.dirs["router"], "control", "webhook.secret"))
+		return bytes.TrimSpace(b)
+	}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	if err := ac.SendPlan(ctx, p.ID, hook.URL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "every notice delivered", func() bool {
+		pv, err := ac.Plan(ctx, p.ID)
+		if err != nil || len(pv.States) == 0 {
+			return false
+		}
+		for _, st := range pv.States {
+			if st.Delivered == nil {
+				return false
+			}
+		}
+		return true
+	})
+	rc.mu.Lock()
+	if rc.bad != 0 || len(rc.got) != len(p.Notices) {
+		t.Errorf("webhook: %d bad signatures, %d notices delivered; want none bad and %d", rc.bad, len(rc.got), len(p.Notices))
+	}
+	rc.mu.Unlock()
+
+	// None of the shared stores is a file of any process.
+	for name, d := range tp.dirs {
+		filepath.WalkDir(d, func(path string, e fs.DirEntry, err error) error {
+			if err == nil && !e.IsDir() && slices.Contains([]string{"transfers.db", "notices.db", "authority.db", "control.db", "transfers.lock"}, e.Name()) {
+				t.Errorf("%s's directory holds %s: a shared store in a file", name, path)
+			}
+			return nil
+		})
+	}
+	for _, c := range cells {
+		ents, err := os.ReadDir(tp.dirs[c+"-control"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		if want := []string{"control", "directory.key"}; !slices.Equal(names, want) {
+			t.Errorf("cell %s's control directory holds %v, want only %v", c, names, want)
+		}
 	}
 }

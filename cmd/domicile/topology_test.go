@@ -105,6 +105,14 @@ func startTopologyWith(t *testing.T, extra string) *topo {
 // changed by edit, if not nil, before the ports are.
 func startTopologyEdited(t *testing.T, extra string, edit func([]byte) []byte) *topo {
 	t.Helper()
+	return startTopologyOwn(t, extra, edit, false)
+}
+
+// startTopologyOwn is startTopologyEdited; with ownControl, each cell's
+// --control directory is its own, holding only copies of the router's
+// directory key and webhook secret, as a cell on another machine has.
+func startTopologyOwn(t *testing.T, extra string, edit func([]byte) []byte, ownControl bool) *topo {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "examples", "topology", "local.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -132,6 +140,24 @@ func startTopologyEdited(t *testing.T, extra string, edit func([]byte) []byte) *
 	tp.router.Admin = strings.TrimSpace(string(admin))
 	for _, c := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
 		tp.dirs[c] = filepath.Join(dir, c)
+		if ownControl {
+			// As on a machine of its own: copies of the router's directory
+			// key and webhook secret, and nothing else of its directory.
+			own := filepath.Join(dir, c+"-control")
+			for _, f := range []string{"directory.key", filepath.Join("control", "webhook.secret")} {
+				b, err := os.ReadFile(filepath.Join(tp.dirs["router"], f))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.MkdirAll(filepath.Dir(filepath.Join(own, f)), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(own, f), b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tp.dirs[c+"-control"] = own
+		}
 		tp.startCell(c)
 	}
 	return tp
@@ -140,7 +166,11 @@ func startTopologyEdited(t *testing.T, extra string, edit func([]byte) []byte) *
 // startCell starts (or starts again) the process of cell c, on its url.
 func (tp *topo) startCell(c string) {
 	tp.t.Helper()
-	tp.cells[c] = startProcess(tp.t, "serve", "--cell", c, "--deployment", tp.depFile, "--data", tp.dirs[c], "--control", tp.dirs["router"])
+	control := tp.dirs["router"]
+	if d, ok := tp.dirs[c+"-control"]; ok {
+		control = d // the cell's machine's own copy of what it needs
+	}
+	tp.cells[c] = startProcess(tp.t, "serve", "--cell", c, "--deployment", tp.depFile, "--data", tp.dirs[c], "--control", control)
 }
 
 // TestTopologyEndToEnd runs the README's walk-through through the router
