@@ -31,8 +31,7 @@ import (
 // one schema, the advisory lock), as cells on two machines have.
 func TestThresholdAcrossProcesses(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
-		var e *env
-		e = newEnv(t, march)
+		e := newEnv(t, march)
 		thresholdAcrossProcesses(t, e, func() transfer.Store {
 			led, err := sqlite.OpenLedger(context.Background(), filepath.Join(e.dir, "control"))
 			if err != nil {
