@@ -176,13 +176,17 @@ func testLedgerConcurrent(t *testing.T, l transfer.Store) {
 
 func testLedgerRecords(t *testing.T, l transfer.Store) {
 	ctx := context.Background()
-	// More than one page of records, in time order, some at one instant.
+	// More than one page of records, some at one instant, stored out of
+	// time order (the latest day first, as an import of earlier
+	// transfers does); records at one instant keep the order stored.
 	const n = 1003
-	for i := range n {
-		r := &domicile.TransferRecord{ID: fmt.Sprintf("r%04d", i), Time: at(1+i/100, i%100/2), Entity: "Acme", Year: 2026, Source: "CN",
-			Destination: "US", Recipient: "Acme Support Inc.", Channel: domicile.ChannelExport}
-		if _, err := l.Record(ctx, r, nil); err != nil {
-			t.Fatal(err)
+	for day := (n - 1) / 100; day >= 0; day-- {
+		for i := day * 100; i < min(day*100+100, n); i++ {
+			r := &domicile.TransferRecord{ID: fmt.Sprintf("r%04d", i), Time: at(1+i/100, i%100/2), Entity: "Acme", Year: 2026, Source: "CN",
+				Destination: "US", Recipient: "Acme Support Inc.", Channel: domicile.ChannelExport}
+			if _, err := l.Record(ctx, r, nil); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	var got []string

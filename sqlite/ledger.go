@@ -243,18 +243,22 @@ func (l *Ledger) Breakdown(ctx context.Context, entity string, year int) ([]domi
 
 // Records calls fn for each transfer record in [from, until), in time order.
 func (l *Ledger) Records(ctx context.Context, from, until time.Time, fn func(*domicile.TransferRecord) error) error {
-	after := int64(-1)
+	// Pages in (time, seq) order: records can be stored out of time order
+	// (an import of earlier transfers), and the time index orders equal
+	// times by seq (the rowid).
+	afterTime, after := int64(math.MinInt64), int64(-1)
 	lo, hi := clampNanos(from), clampNanos(until)
 	for {
-		rows, err := l.db.QueryContext(ctx, `SELECT seq, body FROM transfers WHERE time>=? AND time<? AND seq>? ORDER BY seq LIMIT 1000`,
-			lo, hi, after)
+		rows, err := l.db.QueryContext(ctx, `SELECT time, seq, body FROM transfers INDEXED BY transfers_time
+			WHERE time>=?1 AND time<?2 AND (time>?3 OR (time=?3 AND seq>?4)) ORDER BY time, seq LIMIT 1000`,
+			lo, hi, afterTime, after)
 		if err != nil {
 			return fmt.Errorf("sqlite: ledger records: %w", err)
 		}
 		var page []*domicile.TransferRecord
 		for rows.Next() {
 			var b []byte
-			if err := rows.Scan(&after, &b); err != nil {
+			if err := rows.Scan(&afterTime, &after, &b); err != nil {
 				rows.Close()
 				return err
 			}
