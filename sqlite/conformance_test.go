@@ -38,3 +38,13 @@ func TestControlStoreConformance(t *testing.T) {
 		return c
 	})
 }
+
+func TestMigrationStoreConformance(t *testing.T) {
+	domiciletest.TestMigrationStore(t, func(t *testing.T) domiciletest.MigrationControl {
+		c, err := sqlite.OpenControl(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatalf("OpenControl: %v", err)
+		}
+		return c
+	})
+}

@@ -45,7 +45,11 @@ func startMigrations(ctx context.Context, rt *runtime, lg *logs) (*migrations, e
 		return nil, fmt.Errorf("migration report key: %w", err)
 	}
 	cm := rt.comm
-	r := migrate.New(migrate.Config{Store: rt.control.(domicile.MigrationStore), Signer: signer, Now: rt.now, Logger: rt.log, Hooks: migrate.Hooks{
+	ms, ok := rt.control.(domicile.MigrationStore)
+	if !ok {
+		return nil, fmt.Errorf("the control store %T keeps no migrations", rt.control)
+	}
+	r := migrate.New(migrate.Config{Store: ms, Signer: signer, Now: rt.now, Logger: rt.log, Hooks: migrate.Hooks{
 		Cell:       rt.router.CellByID,
 		Deployment: rt.router.Deployment,
 		Moved:      rt.router.Moved,
