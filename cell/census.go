@@ -59,3 +59,49 @@ func (c *Cell) ChangeSubjects(ctx context.Context, a domicile.Actor, after domic
 	}
 	return subs, nil
 }
+
+// MigrationFields returns, per record kind, the fields of the live
+// records of subject ref (a reference of this cell), for the transfer
+// gate's decision on a cross-border move of plan. It reads on the cell's
+// access path as the system (the migration's actor): the reading is an
+// event of the subject's trail, durable before the fields are returned.
+// A subject the cell does not hold is ErrNotFound.
+func (c *Cell) MigrationFields(ctx context.Context, plan string, ref domicile.SubjectRef) (map[string][]string, error) {
+	x := &Access{c: c, actor: migrationActor(plan), sub: SubjectKey{Ref: ref}, act: domicile.ActList, res: "fields"}
+	sl, ok := c.store.(domicile.SubjectLister)
+	if !ok {
+		return nil, domicile.Errorf(domicile.EUnavailable, "cell %s: its store does not list its subjects' fields", c.id)
+	}
+	// The subjects after ref's predecessor: ref first, if the cell holds it.
+	subs, err := sl.SubjectHoldings(ctx, predecessor(ref), 1)
+	if err != nil {
+		return nil, err
+	}
+	if len(subs) == 0 || subs[0].Ref != ref {
+		return nil, domicile.ErrNotFound
+	}
+	n := 0
+	for _, fs := range subs[0].Fields {
+		n += len(fs)
+	}
+	if _, err := x.allow(ctx, fmt.Sprintf("migration plan=%s: %d kinds, %d fields, for the transfer gate", truncate(plan, 200), len(subs[0].Fields), n)); err != nil {
+		return nil, logFailure(c, err)
+	}
+	if subs[0].Fields == nil {
+		return map[string][]string{}, nil
+	}
+	return subs[0].Fields, nil
+}
+
+// predecessor returns the reference just before ref bytewise (ref itself
+// when it is all zero bytes, which no subject has).
+func predecessor(ref domicile.SubjectRef) domicile.SubjectRef {
+	for i := len(ref) - 1; i >= 0; i-- {
+		if ref[i] > 0 {
+			ref[i]--
+			return ref
+		}
+		ref[i] = 0xff
+	}
+	return domicile.SubjectRef{}
+}

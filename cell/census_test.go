@@ -3,6 +3,10 @@ package cell_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 
 	"domicile"
@@ -73,6 +77,68 @@ func TestChangeSubjectsIsLogged(t *testing.T) {
 		}
 		if got := string(e.Role) + " " + string(e.Action) + " " + e.Resource + " " + string(e.Outcome); got != want[i] {
 			t.Errorf("event %d = %q, want %q", i, got, want[i])
+		}
+	}
+}
+
+// TestMigrationFields: a cross-border move's gate gets one subject's
+// record fields from the cell's access path, as the system, with an
+// event in that subject's trail; a subject the cell does not hold is not
+// found, and its neighbours' fields never answer for it.
+func TestMigrationFields(t *testing.T) {
+	ctx := context.Background()
+	c, st := newCell(t)
+	app := domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "CN", Purpose: "service"}
+	for _, id := range []string{"li", "wang", "zhao"} {
+		if _, err := c.CreateSubject(ctx, app, key(id), "CN"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.PutRecord(ctx, app, key("li"), "profile", "p", []byte(`{"name":"李伟","id_number":"110101199001011234"}`), domicile.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRecord(ctx, app, key("li"), "message", "m", []byte(`{"body":"你好"}`), domicile.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRecord(ctx, app, key("zhao"), "profile", "p", []byte(`{"religion":"x"}`), domicile.AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	before, err := st.LogSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const plan = "m-0123456789abcdef"
+	got, err := c.MigrationFields(ctx, plan, key("li").Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"profile": {"id_number", "name"}, "message": {"body"}}
+	for k := range got {
+		slices.Sort(got[k])
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("MigrationFields(li) = %v, want %v", got, want)
+	}
+	if got, err := c.MigrationFields(ctx, plan, key("wang").Ref); err != nil || len(got) != 0 {
+		t.Errorf("MigrationFields(wang, no records) = %v, %v; want none", got, err)
+	}
+	if got, err := c.MigrationFields(ctx, plan, key("nobody").Ref); !errors.Is(err, domicile.ErrNotFound) {
+		t.Errorf("MigrationFields(a subject the cell does not hold) = %v, %v; want ErrNotFound", got, err)
+	}
+	evs, err := st.Events(ctx, before, before+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 {
+		t.Fatalf("%d events of the two readings, want 2", len(evs))
+	}
+	for i, ref := range []domicile.SubjectRef{key("li").Ref, key("wang").Ref} {
+		var e domicile.Event
+		if err := json.Unmarshal(evs[i].Committed, &e); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(e.Role) + " " + string(e.Action) + " " + e.Resource + " " + string(e.Outcome); got != "system list fields allowed" || evs[i].Ref != ref || !strings.Contains(e.Detail, plan) {
+			t.Errorf("event %d = %q (subject %s, detail %q), want the system's listing of that subject's fields for %s", i, got, evs[i].Ref, e.Detail, plan)
 		}
 	}
 }

@@ -42,6 +42,7 @@ func TestCellStore(t *testing.T, open func(t *testing.T) domicile.CellStore) {
 		{"Meta", testMeta},
 		{"Requests", testRequests},
 		{"EraseKeepsReceipt", testEraseKeepsReceipt},
+		{"Imports", testImports},
 		{"CanceledContext", testCanceledContext},
 	}
 	for _, tc := range tests {

@@ -37,10 +37,26 @@ type Options struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Target is what a move needs of its target cell: its migration key, a
+// parcel brought in, a copy discarded. A *cell.Cell this process serves
+// is one; a client of another cell process's cell-to-cell route can be
+// another (doc/migration.md, "Separate cell processes").
+type Target interface {
+	MigrationKey(ctx context.Context) ([]byte, error)
+	MigrateIn(ctx context.Context, p *cell.Parcel, note string) (digest string, index int64, err error)
+	Discard(ctx context.Context, plan string, ref domicile.SubjectRef) error
+}
+
+var _ Target = (*cell.Cell)(nil)
+
 // Hooks are what a Runner needs from the rest of the service.
 type Hooks struct {
 	// Cell returns a cell this process serves, or nil.
 	Cell func(id string) *cell.Cell
+	// Target returns the target cell id as a move reaches it, or nil if
+	// it cannot. When Target is nil, the targets are the cells this
+	// process serves (Cell).
+	Target func(id string) Target
 	// Deployment returns the deployment in force.
 	Deployment func() *domicile.Deployment
 	// Moved tells the router that a subject's home switched.
@@ -100,6 +116,17 @@ func (r *Runner) Close() {
 	r.wg.Wait()
 }
 
+// target returns the target cell id, or nil.
+func (r *Runner) target(id string) Target {
+	if r.cfg.Hooks.Target != nil {
+		return r.cfg.Hooks.Target(id)
+	}
+	if c := r.cfg.Hooks.Cell(id); c != nil {
+		return c
+	}
+	return nil
+}
+
 // Put stores a plan and its subjects. Planning the same change again
 // returns the stored plan unchanged.
 func (r *Runner) Put(ctx context.Context, p *Plan, subjects []domicile.MigrationSubject) (*Plan, error) {
@@ -145,7 +172,7 @@ func (r *Runner) migration(ctx context.Context, id string) (*domicile.Migration,
 func (r *Runner) Check(ctx context.Context, p *Plan) error {
 	dep := r.cfg.Hooks.Deployment()
 	for _, m := range p.Moves {
-		if r.cfg.Hooks.Cell(m.To) == nil || r.cfg.Hooks.Cell(m.From) == nil {
+		if r.target(m.To) == nil || r.cfg.Hooks.Cell(m.From) == nil {
 			missing := m.To
 			if r.cfg.Hooks.Cell(m.From) == nil {
 				missing = m.From
@@ -398,9 +425,9 @@ func (r *Runner) run(ctx context.Context, id string) error {
 
 // move copies subject s, checks the digests and switches its home.
 func (r *Runner) move(ctx context.Context, p *Plan, s domicile.MigrationSubject, mv Move) (domicile.MigrationSubject, error) {
-	src, dst := r.cfg.Hooks.Cell(s.From), r.cfg.Hooks.Cell(s.To)
+	src, dst := r.cfg.Hooks.Cell(s.From), r.target(s.To)
 	if src == nil || dst == nil {
-		return s, fmt.Errorf("cells %s and %s must both be served here", s.From, s.To)
+		return s, fmt.Errorf("cell %s must be served here and cell %s reached", s.From, s.To)
 	}
 	if _, err := src.SubjectRow(ctx, s.Ref); errors.Is(err, domicile.ErrNotFound) {
 		// Erased before it moved: nothing to move.
@@ -432,7 +459,7 @@ func (r *Runner) move(ctx context.Context, p *Plan, s domicile.MigrationSubject,
 }
 
 // copy brings a copy of s into dst, replacing a stale one.
-func (r *Runner) copy(ctx context.Context, p *Plan, s domicile.MigrationSubject, src, dst *cell.Cell) (domicile.MigrationSubject, error) {
+func (r *Runner) copy(ctx context.Context, p *Plan, s domicile.MigrationSubject, src *cell.Cell, dst Target) (domicile.MigrationSubject, error) {
 	pub, err := dst.MigrationKey(ctx)
 	if err != nil {
 		return s, err
@@ -476,7 +503,7 @@ const holdWait = 300 * time.Millisecond
 // switchHome holds writes to s at its source, copies it again if it
 // changed since the copy, and switches the directory and s's state in
 // one transaction.
-func (r *Runner) switchHome(ctx context.Context, p *Plan, s domicile.MigrationSubject, src, dst *cell.Cell) (domicile.MigrationSubject, error) {
+func (r *Runner) switchHome(ctx context.Context, p *Plan, s domicile.MigrationSubject, src *cell.Cell, dst Target) (domicile.MigrationSubject, error) {
 	release, err := src.Hold(ctx, s.Ref, holdWait)
 	if err != nil {
 		return s, err

@@ -524,6 +524,10 @@ func validate(b *domicile.Batch) error {
 			expect, version = op.Expect, op.Object.Version
 		case *domicile.PutRequest:
 			expect, version = op.Expect, op.Request.Version
+		case *domicile.ImportRecord:
+			expect, version = domicile.AnyVersion, op.Record.Version
+		case *domicile.ImportObject:
+			expect, version = domicile.AnyVersion, op.Object.Version
 		case *domicile.PutSubject, *domicile.DeleteRecord, *domicile.DeleteObject, *domicile.EraseSubject:
 			continue
 		default:
@@ -599,6 +603,15 @@ func (s *Store) queueBatch(pb *pgx.Batch, stmts *[]stmt, i int, b *domicile.Batc
 				q(stmtOneRow, op, `UPDATE requests SET kind=$3, state=$4, received=$5, deadline=$6, version=$7, body=$8, updated=$9 WHERE ref=$1 AND id=$2 AND version=$7-1`,
 					r.Ref[:], r.ID, r.Kind, r.State, r.Received.UnixNano(), r.Deadline.UnixNano(), r.Version, r.Body, r.Updated.UnixNano())
 			}
+		case *domicile.ImportRecord:
+			// At the version the source had; refused if the record exists.
+			r := op.Record
+			q(stmtOneRow, op, `INSERT INTO records(ref, kind, id, version, body, fields, updated) VALUES($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (ref, kind, id) DO NOTHING`,
+				r.Ref[:], []byte(r.Kind), []byte(r.ID), r.Version, r.Body, fieldsOrEmpty(r.Fields), r.Updated.UnixNano())
+		case *domicile.ImportObject:
+			o := op.Object
+			q(stmtOneRow, op, `INSERT INTO objects(ref, name, version, content_type, size, sha256, blob, key_gen, updated) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (ref, name) DO NOTHING`,
+				o.Ref[:], []byte(o.Name), o.Version, o.ContentType, o.Size, o.SHA256, o.Blob, int64(o.KeyGen), o.Updated.UnixNano())
 		case *domicile.EraseSubject:
 			if rc := op.Receipt; rc != nil {
 				// The erase event is the batch's first: its index is the

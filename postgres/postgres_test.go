@@ -113,6 +113,16 @@ func TestControlStoreConformance(t *testing.T) {
 	})
 }
 
+func TestMigrationStoreConformance(t *testing.T) {
+	domiciletest.TestMigrationStore(t, func(t *testing.T) domiciletest.MigrationControl {
+		c, err := postgres.OpenControl(context.Background(), poolDSN(t), newSchema(t))
+		if err != nil {
+			t.Fatalf("OpenControl: %v", err)
+		}
+		return c
+	})
+}
+
 func TestOpenRejectsBadSchemaName(t *testing.T) {
 	dsn := testDSN(t)
 	for _, name := range []string{"", "Upper", "a-b", "a;drop", `"x"`, strings.Repeat("a", 64)} {

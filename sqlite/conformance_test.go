@@ -50,3 +50,13 @@ func TestTransferStoreConformance(t *testing.T) {
 		return l
 	})
 }
+
+func TestMigrationStoreConformance(t *testing.T) {
+	domiciletest.TestMigrationStore(t, func(t *testing.T) domiciletest.MigrationControl {
+		c, err := sqlite.OpenControl(context.Background(), t.TempDir())
+		if err != nil {
+			t.Fatalf("OpenControl: %v", err)
+		}
+		return c
+	})
+}

@@ -47,7 +47,14 @@ type migrationFixture struct {
 
 func newMigrationFixture(t *testing.T, subjects int) *migrationFixture {
 	t.Helper()
-	s := startServer(t, "", "--deployment", migrateBefore)
+	return newMigrationFixtureOn(t, subjects, migrateBefore)
+}
+
+// newMigrationFixtureOn is newMigrationFixture serving deployment file
+// before.
+func newMigrationFixtureOn(t *testing.T, subjects int, before string) *migrationFixture {
+	t.Helper()
+	s := startServer(t, "", "--deployment", before)
 	f := &migrationFixture{t: t, s: s, want: map[string]string{}}
 	f.app = s.client(s.token("app", "CN", ""), "service", "")
 	f.webhook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))

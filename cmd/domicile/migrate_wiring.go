@@ -17,7 +17,6 @@ import (
 	"domicile/deploy"
 	"domicile/migrate"
 	"domicile/notice"
-	"domicile/sqlite/commstore"
 	"domicile/transfer"
 )
 
@@ -45,7 +44,11 @@ func startMigrations(ctx context.Context, rt *runtime, lg *logs) (*migrations, e
 		return nil, fmt.Errorf("migration report key: %w", err)
 	}
 	cm := rt.comm
-	r := migrate.New(migrate.Config{Store: rt.control.(domicile.MigrationStore), Signer: signer, Now: rt.now, Logger: rt.log, Hooks: migrate.Hooks{
+	ms, ok := rt.control.(domicile.MigrationStore)
+	if !ok {
+		return nil, fmt.Errorf("the control store %T keeps no migrations", rt.control)
+	}
+	r := migrate.New(migrate.Config{Store: ms, Signer: signer, Now: rt.now, Logger: rt.log, Hooks: migrate.Hooks{
 		Cell:       rt.router.CellByID,
 		Deployment: rt.router.Deployment,
 		Moved:      rt.router.Moved,
@@ -80,7 +83,7 @@ func startMigrations(ctx context.Context, rt *runtime, lg *logs) (*migrations, e
 			if rt.gateway == nil {
 				return "", domicile.Errorf(domicile.EForbidden, "this deployment runs no transfer gate")
 			}
-			fields, cats, err := subjectFields(ctx, rt, c, s.Ref)
+			fields, cats, err := subjectFields(ctx, rt, c, s.Plan, s.Ref)
 			if err != nil {
 				return "", err
 			}
@@ -113,18 +116,13 @@ func startMigrations(ctx context.Context, rt *runtime, lg *logs) (*migrations, e
 	return &migrations{runner: r, verifier: vkey}, nil
 }
 
-// subjectFields returns the fields of a subject's records per kind (and
-// its files as domicile.ObjectKind) and their categories, for the gate.
-func subjectFields(ctx context.Context, rt *runtime, c *cell.Cell, ref domicile.SubjectRef) (map[string][]string, map[string]domicile.Category, error) {
-	subs, err := cellSubjectInfo(ctx, rt, c.ID())
+// subjectFields returns the fields of a subject's records per kind and
+// their categories, for the gate. The cell lists them on its access path
+// (cell.MigrationFields), as the migration's system actor.
+func subjectFields(ctx context.Context, rt *runtime, c *cell.Cell, plan string, ref domicile.SubjectRef) (map[string][]string, map[string]domicile.Category, error) {
+	fields, err := c.MigrationFields(ctx, plan, ref)
 	if err != nil {
 		return nil, nil, err
-	}
-	fields := map[string][]string{}
-	for _, s := range subs {
-		if s.Ref == ref.String() {
-			fields = s.Fields
-		}
 	}
 	cats := map[string]domicile.Category{}
 	dep := rt.router.Deployment()
@@ -241,10 +239,4 @@ func planMigration(ctx context.Context, rt *runtime, mg *migrations, a domicile.
 		p.Bytes += m.Bytes
 	}
 	return mg.runner.Put(ctx, p, subjects)
-}
-
-// cellSubjectInfo lists a cell's subjects with their record fields, as a
-// change plan counts them.
-func cellSubjectInfo(ctx context.Context, rt *runtime, cellID string) ([]notice.SubjectInfo, error) {
-	return commstore.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
 }

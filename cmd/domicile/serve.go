@@ -130,11 +130,9 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 		PrivacyPage: page.Serve,
 		ConsolePage: console.Serve,
 	}
-	if _, ok := rt.control.(domicile.MigrationStore); !rt.shared && !ok {
-		log.Warn("migrations between cells are not served: they keep their state in the SQLite control store, and this deployment's control store is PostgreSQL")
-	}
-	if _, ok := rt.control.(domicile.MigrationStore); !rt.shared && ok {
-		// Migrations move subjects between cells this process serves.
+	if !rt.shared {
+		// Migrations move subjects between cells this process serves;
+		// both control stores (SQLite, PostgreSQL) keep their state.
 		mg, err := startMigrations(context.Background(), rt, lg)
 		if err != nil {
 			return nil, err
