@@ -473,9 +473,34 @@ func TestPrivacyPage(t *testing.T) {
 		t.Errorf("a zh-CN link opens a page titled %q", h1)
 	}
 
-	// 6. Erase: the page asks for a confirmation first.
+	// 6. Rights from the page are tracked requests: a copy (its ZIP
+	// downloaded) and an explanation, each listed with its deadline.
 	open("en")
 	waitRows(t, b, 1)
+	if err := chromedp.Do(b.Ctx, chromedp.Click("#download")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(b.Ctx, chromedp.Poll[chromedp.Void](`document.getElementById('rights-status').textContent.includes('Copy request rq_')`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("no answered copy request on the page: %v\n%s", err, b.Console())
+	}
+	if err := chromedp.Do(b.Ctx, chromedp.Click("#explain")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(b.Ctx, chromedp.Poll[chromedp.Void](`document.querySelectorAll('#explanation li').length > 0 && document.querySelectorAll('#requests-table tbody tr').length === 2`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("no explanation or request list on the page: %v\n%s", err, b.Console())
+	}
+	raw, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[[]byte](`[...document.querySelectorAll('#requests-table tbody tr')].map(r => r.dataset.kind + '/' + r.dataset.state)`))
+	var reqRows []string
+	json.Unmarshal(raw, &reqRows)
+	if strings.Join(reqRows, ",") != "explanation/completed,copy/completed" && strings.Join(reqRows, ",") != "copy/completed,explanation/completed" {
+		t.Errorf("the page lists requests %v, want a completed copy and explanation", reqRows)
+	}
+	if filed, err := app.Requests(ctx, "li"); err != nil || len(filed) != 2 {
+		t.Errorf("the service holds %d requests of li (%v), want the page's 2", len(filed), err)
+	}
+
+	// 7. Erase: the page asks for a confirmation first; the deletion
+	// request answers with the receipt and its id.
 	if dis, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[bool](`document.getElementById('erase').disabled`)); !dis {
 		t.Errorf("the erase button works without a confirmation")
 	}
@@ -484,6 +509,9 @@ func TestPrivacyPage(t *testing.T) {
 	}
 	if _, err := chromedp.Run(b.Ctx, chromedp.Poll[chromedp.Void](`document.getElementById('rights-status').textContent.includes('is erased')`, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
 		t.Fatalf("no erasure receipt on the page: %v\n%s", err, b.Console())
+	}
+	if st, _ := chromedp.Run(b.Ctx, chromedp.Evaluate[string](`document.getElementById('rights-status').textContent`)); !strings.Contains(st, "receipt id rcp_") {
+		t.Errorf("the erasure status names no receipt id: %q", st)
 	}
 	if _, err := app.GetSubject(ctx, "li"); !isStatus(err, 404) {
 		t.Errorf("after the erasure on the page, the subject: %v, want 404", err)

@@ -336,6 +336,7 @@ function render() {
   renderTransfers();
   renderConsents();
   renderRights();
+  renderRequests();
   document.getElementById('content').hidden = false;
 }
 
@@ -434,40 +435,101 @@ async function refreshTrail() {
   setStatus('privacy.done', [...state.results.values()].filter((r) => r.ok).length, state.events.length);
 }
 
-async function download() {
+// fileRequest files a tracked rights request of the given kind for the
+// subject (POST /v1/subjects/{id}/requests), which the service answers
+// at once for a copy, an explanation and a deletion; the request, with
+// its deadline, then shows in the list of the subject's requests.
+async function fileRequest(kind) {
+  return api('POST', subjectPath('/requests'), { kind });
+}
+
+// loadRequests reads the subject's rights requests, newest first.
+async function loadRequests() {
+  const all = [];
+  let cursor = '';
+  for (let i = 0; i < 100; i++) {
+    const page = await api('GET', subjectPath('/requests?limit=1000' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '')));
+    all.push(...(page.requests || []));
+    if (!page.next) break;
+    cursor = page.next;
+  }
+  all.sort((x, y) => String(y.received).localeCompare(String(x.received)));
+  state.requests = all;
+}
+
+function renderRequests() {
+  const reqs = state.requests || [];
+  document.getElementById('requests-none').hidden = reqs.length > 0;
+  document.getElementById('requests-table').hidden = reqs.length === 0;
+  document.querySelector('#requests-table tbody').replaceChildren(...reqs.map((r) => el('tr', { 'data-kind': r.kind, 'data-state': r.state },
+    el('td', { text: t('privacy.requests.kind.' + r.kind) + ' (' + r.id + ')' }),
+    el('td', { text: t('privacy.requests.state.' + r.state) + (r.overdue ? ' — ' + t('privacy.requests.overdue') : '') }),
+    el('td', { text: fmtTime(r.received) }),
+    el('td', { text: fmtTime(r.deadline && r.deadline.due) }))));
+}
+
+async function refreshRequests() {
   try {
-    const records = [];
-    let cursor = '';
-    for (let i = 0; i < 100; i++) {
-      const page = await api('GET', subjectPath('/records?limit=1000' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '')));
-      records.push(...page.records);
-      if (!page.next) break;
-      cursor = page.next;
-    }
-    const objects = [];
-    cursor = '';
-    for (let i = 0; i < 100; i++) {
-      const page = await api('GET', subjectPath('/objects?limit=1000' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '')));
-      objects.push(...page.objects);
-      if (!page.next) break;
-      cursor = page.next;
-    }
-    const blob = new Blob([JSON.stringify({ subject: state.creds.subject, records, objects }, null, 2)], { type: 'application/json' });
-    const a = el('a', { href: URL.createObjectURL(blob), download: 'my-data.json' });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-    say('rights-status', 'privacy.right.downloaded', records.length, objects.length);
+    await loadRequests();
+    renderRequests();
   } catch (e) {
     fail(e);
   }
 }
 
+// download files a copy request and downloads its bundle: a ZIP of the
+// records as JSON, the files, the trail with its proofs, consents,
+// transfers and a manifest with the SHA-256 of every file.
+async function download() {
+  try {
+    const req = await fileRequest('copy');
+    if (!req.result || !req.result.bundle) throw new Error(req.reason || req.state);
+    const r = await fetch(req.result.bundle, {
+      headers: { Authorization: 'Bearer ' + state.creds.token },
+      cache: 'no-store', credentials: 'omit', referrerPolicy: 'no-referrer',
+    });
+    if (r.status === 401) throw new ExpiredError();
+    if (!r.ok) throw new Error('HTTP ' + r.status);
+    const blob = await r.blob();
+    const m = /filename="([^"]+)"/.exec(r.headers.get('Content-Disposition') || '');
+    const a = el('a', { href: URL.createObjectURL(blob), download: m ? m[1] : 'copy-' + req.id + '.zip' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    say('rights-status', 'privacy.right.copied', req.id, blob.size);
+    await refreshRequests();
+  } catch (e) {
+    fail(e);
+  }
+}
+
+// explain files an explanation request and lists, per category of the
+// subject's data, the purposes that read it and the rules they rest on.
+async function explain() {
+  try {
+    const req = await fileRequest('explanation');
+    const items = (req.result && req.result.explanation) || [];
+    document.getElementById('explanation').replaceChildren(...items.map((c) => el('li', { 'data-category': c.category, text: c.text })));
+    say('rights-status', 'privacy.right.explained', req.id, items.length);
+    await refreshRequests();
+  } catch (e) {
+    fail(e);
+  }
+}
+
+// erase files a deletion request: the service erases the subject and
+// answers with the receipt, which names what the erasure cannot reach.
 async function erase() {
   try {
-    const r = await api('DELETE', subjectPath());
-    say('rights-status', 'privacy.right.erased', r.cell, r.records_deleted, r.objects_deleted, (r.key_fingerprints || []).join(', '), r.log_index);
+    const req = await fileRequest('deletion');
+    const r = req.result && req.result.receipt;
+    if (!r) throw new Error(req.reason || req.state);
+    let msg = t('privacy.right.erased', r.cell, r.records_deleted, r.objects_deleted, (r.key_fingerprints || []).join(', '), r.log_index) +
+      ' ' + t('privacy.right.receipt', r.id);
+    const away = r.unreachable || [];
+    if (away.length) msg += ' ' + t('privacy.right.unreachable', away.length);
+    document.getElementById('rights-status').textContent = msg;
     sessionStorage.removeItem(STORE);
     for (const b of document.querySelectorAll('button, input')) if (b.id !== 'lang') b.disabled = true;
   } catch (e) {
@@ -500,6 +562,7 @@ async function switchLang(lang) {
 async function main() {
   document.getElementById('lang').addEventListener('change', (e) => switchLang(e.target.value));
   document.getElementById('download').addEventListener('click', download);
+  document.getElementById('explain').addEventListener('click', explain);
   const confirm = document.getElementById('erase-confirm');
   const eraseButton = document.getElementById('erase');
   confirm.addEventListener('change', () => (eraseButton.disabled = !confirm.checked));
@@ -524,6 +587,7 @@ async function main() {
     // covers the page's own reads too.
     await loadStatement();
     await loadConsents();
+    await loadRequests();
     await loadEvents();
   } catch (e) {
     fail(e);
