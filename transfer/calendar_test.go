@@ -2,6 +2,7 @@ package transfer_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +168,33 @@ func TestCalendar2027(t *testing.T) {
 	got, exact := cal.AddWorkingDays(date("2027-02-04"), 15)
 	if got.Format(time.DateOnly) != "2027-03-04" || !exact {
 		t.Errorf("AddWorkingDays(2027-02-04, 15) = %s (exact %v), want 2027-03-04", got.Format(time.DateOnly), exact)
+	}
+}
+
+// TestStatusIssues: each problem of a mechanism's status comes with its
+// issue code and arguments, the mechanism's id first, so that a reader
+// can say it in another language.
+func TestStatusIssues(t *testing.T) {
+	cal := transfer.CN()
+	for _, tc := range []struct {
+		m     transfer.Mechanism
+		today string
+		code  string
+		args  []string
+	}{
+		{standardContract("sc", "2025-09-26", ""), "2025-10-10", "unfiled", []string{"sc", "2025-10-16"}},
+		{standardContract("sc", "2025-09-26", ""), "2025-10-20", "filing-overdue", []string{"sc", "2025-10-16"}},
+		{standardContract("sc", "2025-09-26", "2025-10-17"), "2025-10-20", "filed-late", []string{"sc", "2025-10-17", "2025-10-16"}},
+		{standardContract("sc", "2025-09-26", "2025-10-16"), "2025-09-01", "not-in-effect", []string{"sc", "2025-09-26"}},
+		{transfer.Mechanism{ID: "sa", Kind: domicile.MechSecurityAssessment, Approved: "2024-05-10"}, "2027-05-10", "expired", []string{"sa", "2027-05-09", "CN.CBDF.9"}},
+	} {
+		st := tc.m.StatusOn(tc.today, cal)
+		if len(st.Issues) != len(st.Problems) {
+			t.Errorf("%s on %s: %d problems, %d issues", tc.m.ID, tc.today, len(st.Problems), len(st.Issues))
+			continue
+		}
+		if len(st.Issues) != 1 || st.Issues[0].Code != tc.code || strings.Join(st.Issues[0].Args, ",") != strings.Join(tc.args, ",") {
+			t.Errorf("%s on %s: issues %+v, want %s %v", tc.m.ID, tc.today, st.Issues, tc.code, tc.args)
+		}
 	}
 }

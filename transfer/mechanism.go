@@ -157,6 +157,9 @@ type Status struct {
 	Valid bool `json:"valid"`
 	// Problems say why it is not valid, and what would make it so.
 	Problems []string `json:"problems,omitempty"`
+	// Issues are the same problems as codes with their arguments, for a
+	// reader that says them in its own language (the console).
+	Issues []Issue `json:"issues,omitempty"`
 	// FilingDue is the last day to file a standard contract.
 	FilingDue string `json:"filing_due,omitempty"`
 	// Until is the last valid day, if any.
@@ -166,6 +169,25 @@ type Status struct {
 	// Approximate is set when a deadline falls in a year the holiday
 	// calendar does not cover.
 	Approximate bool `json:"approximate,omitempty"`
+}
+
+// Issue is one of a Status's problems as a code and its arguments: the
+// mechanism's id first, then the dates the problem names.
+//
+//	unfiled          id, filing due
+//	filing-overdue   id, filing due
+//	filed-late       id, filed, filing due
+//	not-in-effect    id, valid from
+//	expired          id, valid until, the rule that bounds it ("" if none)
+type Issue struct {
+	Code string   `json:"code"`
+	Args []string `json:"args"`
+}
+
+// problem adds a problem, in words and as an issue.
+func (st *Status) problem(text, code string, args ...string) {
+	st.Problems = append(st.Problems, text)
+	st.Issues = append(st.Issues, Issue{Code: code, Args: args})
 }
 
 func day(s string) time.Time {
@@ -187,11 +209,14 @@ func (m *Mechanism) StatusOn(today string, cal *Calendar) Status {
 		st.FilingDue, st.Approximate = due.Format(time.DateOnly), !exact
 		switch {
 		case m.Filed == "" && today <= st.FilingDue:
-			st.Problems = append(st.Problems, fmt.Sprintf("standard contract %s is not filed: file it with the provincial CAC by %s (10 working days after it took effect, CN.SCM.5) and register the filing date and reference", m.ID, st.FilingDue))
+			st.problem(fmt.Sprintf("standard contract %s is not filed: file it with the provincial CAC by %s (10 working days after it took effect, CN.SCM.5) and register the filing date and reference", m.ID, st.FilingDue),
+				"unfiled", m.ID, st.FilingDue)
 		case m.Filed == "":
-			st.Problems = append(st.Problems, fmt.Sprintf("standard contract %s was not filed by its deadline %s (CN.SCM.5): file it and register the filing, or sign a new contract", m.ID, st.FilingDue))
+			st.problem(fmt.Sprintf("standard contract %s was not filed by its deadline %s (CN.SCM.5): file it and register the filing, or sign a new contract", m.ID, st.FilingDue),
+				"filing-overdue", m.ID, st.FilingDue)
 		case m.Filed > st.FilingDue:
-			st.Problems = append(st.Problems, fmt.Sprintf("standard contract %s was filed on %s, after its deadline %s (CN.SCM.5)", m.ID, m.Filed, st.FilingDue))
+			st.problem(fmt.Sprintf("standard contract %s was filed on %s, after its deadline %s (CN.SCM.5)", m.ID, m.Filed, st.FilingDue),
+				"filed-late", m.ID, m.Filed, st.FilingDue)
 		}
 	case domicile.MechSecurityAssessment, domicile.MechCertification:
 		if from == "" || from < m.Approved {
@@ -210,17 +235,20 @@ func (m *Mechanism) StatusOn(today string, cal *Calendar) Status {
 	}
 	st.Until = until
 	if from != "" && today < from {
-		st.Problems = append(st.Problems, fmt.Sprintf("mechanism %s is not in effect before %s", m.ID, from))
+		st.problem(fmt.Sprintf("mechanism %s is not in effect before %s", m.ID, from), "not-in-effect", m.ID, from)
 	}
 	if until != "" && today > until {
-		rule := ""
+		rule, why := "", ""
 		switch m.Kind {
 		case domicile.MechSecurityAssessment:
-			rule = " (3 years, CN.CBDF.9)"
+			rule = "CN.CBDF.9"
 		case domicile.MechCertification:
-			rule = " (3 years, CN.CERT.2025)"
+			rule = "CN.CERT.2025"
 		}
-		st.Problems = append(st.Problems, fmt.Sprintf("mechanism %s expired on %s%s: renew it and register the renewal", m.ID, until, rule))
+		if rule != "" {
+			why = " (3 years, " + rule + ")"
+		}
+		st.problem(fmt.Sprintf("mechanism %s expired on %s%s: renew it and register the renewal", m.ID, until, why), "expired", m.ID, until, rule)
 	}
 	st.Valid = len(st.Problems) == 0
 	return st

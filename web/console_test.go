@@ -10,6 +10,8 @@ import (
 
 	"domicile"
 	"domicile/i18n"
+	"domicile/law"
+	"domicile/transfer"
 )
 
 func TestConsoleServes(t *testing.T) {
@@ -158,6 +160,40 @@ func TestConsoleCatalog(t *testing.T) {
 	for _, m := range regexp.MustCompile(`data-i18n="([^"]+)"([^>]*)>([^<]*)<`).FindAllStringSubmatch(string(b), -1) {
 		if m[3] != `{{t "`+m[1]+`"}}` {
 			t.Errorf("element with data-i18n=%q is served with %q, want {{t %q}}", m[1], m[3], m[1])
+		}
+	}
+}
+
+// TestConsoleSaysLawInBothLanguages: what the server says in the rule
+// set's or the gate's English (a threshold's crossing, a mechanism's
+// problems) the console says from its catalog, which must hold every
+// threshold of the rule set and every issue code in both languages.
+func TestConsoleSaysLawInBothLanguages(t *testing.T) {
+	e, err := law.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, th := range e.Vocabulary().Thresholds {
+		keys = append(keys, "console.crossing."+th.Rule+"."+th.Fact)
+	}
+	for _, code := range []string{"unfiled", "filing-overdue", "filed-late", "not-in-effect", "expired", "expired.rule"} {
+		keys = append(keys, "console.mech.issue."+code)
+	}
+	for _, k := range keys {
+		for _, l := range []i18n.Lang{i18n.EN, i18n.ZH} {
+			if s, ok := i18n.Text(l, k); !ok || s == "" {
+				t.Errorf("the console's catalog has no %s text for %s", l, k)
+			}
+		}
+	}
+	// The issue texts take the arguments the gate gives.
+	cal := transfer.CN()
+	sc := transfer.Mechanism{ID: "sc-1", Kind: domicile.MechStandardContract, Signed: "2025-09-26"}
+	for _, is := range sc.StatusOn("2025-10-20", cal).Issues {
+		s, _ := i18n.Text(i18n.ZH, "console.mech.issue."+is.Code)
+		if n := strings.Count(s, "%s"); n != len(is.Args) {
+			t.Errorf("issue %s has %d arguments, its zh-CN text takes %d", is.Code, len(is.Args), n)
 		}
 	}
 }

@@ -267,8 +267,32 @@ function gauge(src, c, i) {
   else if (c.value === 0) when = t('console.gauge.zero', num(c.headroom));
   else when = t('console.gauge.notyear', num(c.headroom), c.per_day.toFixed(1));
   box.append(el('p', { class: c.reached ? 'overdue' : '', text: when }));
-  if (c.what) box.append(el('p', { class: 'note', text: t('console.gauge.what', c.rule, c.what) }));
+  if (c.what) box.append(el('p', { class: 'note', text: t('console.gauge.what', c.rule, crossingText(c)) }));
   return box;
+}
+
+// has reports whether the catalog of the page's language has key.
+function has(key) {
+  return key in (cfg.messages[state.lang] || {});
+}
+
+// crossingText says what changes when a threshold is crossed, in the
+// page's language when the catalog has the rule's sentence, else as the
+// rule set says it.
+function crossingText(c) {
+  const k = 'console.crossing.' + c.rule + '.' + c.fact;
+  return has(k) ? t(k) : c.what;
+}
+
+// problemTexts says a mechanism's problems in the page's language, from
+// their issue codes when the catalog has them, else as the server said.
+function problemTexts(st) {
+  const words = st.problems || [];
+  return (st.issues || []).map((is, i) => {
+    let k = 'console.mech.issue.' + is.code;
+    if (is.code === 'expired' && is.args[2]) k += '.rule';
+    return has(k) ? t(k, ...is.args) : words[i];
+  }).concat(words.slice((st.issues || []).length));
 }
 
 function renderGauges() {
@@ -303,7 +327,7 @@ function renderMechanisms() {
     const st = x.status || {};
     return el('tr', { 'data-mechanism': x.id },
       el('td', { text: x.id }), el('td', { text: word('console.mechkind.', x.kind) + ' (' + x.source + ')' }), el('td', { text: x.reference || '' }),
-      el('td', { class: st.valid ? 'verified' : 'failed', text: st.valid ? t('console.mech.valid') : t('console.mech.invalid', (st.problems || []).join('; ')) }),
+      el('td', { class: st.valid ? 'verified' : 'failed', text: st.valid ? t('console.mech.valid') : t('console.mech.invalid', problemTexts(st).join('; ')) }),
       el('td', { text: st.valid_until ? fmtDay(st.valid_until) + (st.reapply_from ? ' — ' + t('console.mech.reapply', fmtDay(st.reapply_from)) : '') : t('console.mech.noexpiry') }),
       el('td', { text: st.filing_due ? (x.filed ? t('console.mech.filed', fmtDay(x.filed)) : t('console.mech.filingdue', fmtDay(st.filing_due))) : t('console.mech.nofiling') }));
   }));
