@@ -149,8 +149,9 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 }
 
 // reload re-reads the deployment file and swaps it in if it keeps the same
-// cells: a change of operator or policy takes effect at once; moving data
-// between cells is not done by a reload.
+// cells (a cell process also takes cells added elsewhere, such as a
+// migration's target): a change of operator or policy takes effect at
+// once; moving data between cells is not done by a reload.
 func reload(env *cmdEnv, rt *runtime, path string, log *slog.Logger) {
 	if path == "" {
 		log.Info("reload: no deployment file (embedded default); nothing to reload")
@@ -161,8 +162,8 @@ func reload(env *cmdEnv, rt *runtime, path string, log *slog.Logger) {
 		log.Error("reload refused", slog.Any("err", err))
 		return
 	}
-	if cellIDs(dep) != cellIDs(rt.dep) {
-		log.Error("reload refused: the set of cells changed; restart to add or remove cells")
+	if err := reloadCells(rt.dep, dep, rt.shared); err != nil {
+		log.Error("reload refused", slog.Any("err", err))
 		return
 	}
 	onReload(rt, dep, env.Now())
