@@ -142,6 +142,12 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 			return planMigration(ctx, rt, mg, a, name, data)
 		}
 	}
+	if ms, ok := rt.control.(domicile.MigrationStore); ok {
+		// The cells served here may be a migration's target for a cell
+		// of another process (serve --cell): the routes hear that cell's
+		// token only, for the subjects a running plan moves here.
+		cfg.MigrationTargets = ms
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
