@@ -16,6 +16,12 @@ const (
 	RoleAuthority Role = "authority"
 	RoleAuditor   Role = "auditor"
 	RoleAdmin     Role = "admin"
+	// RoleCell is a cell process speaking to another cell process (the
+	// cell-to-cell migration routes); the token's Subject names the cell
+	// it speaks for. ParseRole does not accept it: no admin mints one
+	// through the API; a cell process mints its own in the control store
+	// it opens.
+	RoleCell Role = "cell"
 	// RoleSystem is the service itself (re-wrapping keys, publishing
 	// checkpoints); no token carries it.
 	RoleSystem Role = "system"

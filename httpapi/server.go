@@ -91,6 +91,11 @@ type Config struct {
 	// MigrationPlanner makes a migration plan from the next deployment
 	// file (name and bytes) for actor a; the composition root builds it.
 	MigrationPlanner func(ctx context.Context, a domicile.Actor, name string, data []byte) (*migrate.Plan, error)
+	// MigrationTargets, if set, lets the cells this process serves be a
+	// migration's target for cells of other processes
+	// (/v1/cells/{cell}/migration/…): the migrations the control store
+	// lists decide which parcels they accept.
+	MigrationTargets domicile.MigrationStore
 	// MigrationKey is the verifier key of the migration reports'
 	// signatures.
 	MigrationKey string
@@ -212,6 +217,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Migrations != nil {
 		s.migrationRoutes(cfg)
+	}
+	if cfg.MigrationTargets != nil {
+		s.cellMigrationRoutes(cfg.MigrationTargets)
 	}
 	if cfg.ConsolePage != nil {
 		s.handleFunc("GET "+ConsolePagePath, s.public(cfg.ConsolePage))

@@ -298,4 +298,24 @@ func cellIDs(d *domicile.Deployment) string {
 	return strings.Join(ids, ", ")
 }
 
+// reloadCells returns why a reload from cur to next may not change its
+// cells, or nil. The embedded runtime serves every cell, so its set of
+// cells is fixed until a restart; a cell process or the router (spread,
+// true) may learn of cells added elsewhere (a migration's target, started
+// as its own process from the next deployment file) but none removed.
+func reloadCells(cur, next *domicile.Deployment, spread bool) error {
+	if !spread {
+		if cellIDs(next) != cellIDs(cur) {
+			return fmt.Errorf("the set of cells changed (%s -> %s); restart to add or remove cells", cellIDs(cur), cellIDs(next))
+		}
+		return nil
+	}
+	for _, c := range cur.Cells {
+		if next.Cell(c.ID) == nil {
+			return fmt.Errorf("cell %s is removed; restart every process to remove a cell", c.ID)
+		}
+	}
+	return nil
+}
+
 func mustDefault() *domicile.Deployment { return deploy.Default() }

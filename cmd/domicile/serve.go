@@ -142,6 +142,12 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 			return planMigration(ctx, rt, mg, a, name, data)
 		}
 	}
+	if ms, ok := rt.control.(domicile.MigrationStore); ok {
+		// The cells served here may be a migration's target for a cell
+		// of another process (serve --cell): the routes hear that cell's
+		// token only, for the subjects a running plan moves here.
+		cfg.MigrationTargets = ms
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -149,8 +155,9 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 }
 
 // reload re-reads the deployment file and swaps it in if it keeps the same
-// cells: a change of operator or policy takes effect at once; moving data
-// between cells is not done by a reload.
+// cells (a cell process also takes cells added elsewhere, such as a
+// migration's target): a change of operator or policy takes effect at
+// once; moving data between cells is not done by a reload.
 func reload(env *cmdEnv, rt *runtime, path string, log *slog.Logger) {
 	if path == "" {
 		log.Info("reload: no deployment file (embedded default); nothing to reload")
@@ -161,8 +168,8 @@ func reload(env *cmdEnv, rt *runtime, path string, log *slog.Logger) {
 		log.Error("reload refused", slog.Any("err", err))
 		return
 	}
-	if cellIDs(dep) != cellIDs(rt.dep) {
-		log.Error("reload refused: the set of cells changed; restart to add or remove cells")
+	if err := reloadCells(rt.dep, dep, rt.shared); err != nil {
+		log.Error("reload refused", slog.Any("err", err))
 		return
 	}
 	onReload(rt, dep, env.Now())

@@ -307,8 +307,9 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 }
 
 // reloadRouter re-reads the deployment file: a change of policy, of an
-// operator or of a cell's url takes effect at once; adding or removing a
-// cell needs a restart.
+// operator or of a cell's url takes effect at once, and a cell added (a
+// migration's target, started from the new file) is forwarded to from
+// then on; removing a cell needs a restart.
 func reloadRouter(rt *runtime, path string, log *slog.Logger, now func() time.Time) {
 	dep, err := loadDeployment(path)
 	if err == nil {
@@ -318,8 +319,8 @@ func reloadRouter(rt *runtime, path string, log *slog.Logger, now func() time.Ti
 		log.Error("reload refused", slog.Any("err", err))
 		return
 	}
-	if cellIDs(dep) != cellIDs(rt.dep) {
-		log.Error("reload refused: the set of cells changed; restart to add or remove cells")
+	if err := reloadCells(rt.dep, dep, true); err != nil {
+		log.Error("reload refused", slog.Any("err", err))
 		return
 	}
 	rt.dep = dep
