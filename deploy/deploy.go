@@ -245,8 +245,8 @@ func parseCells(d *domicile.Deployment, v *yaml.Node) error {
 		if c.Store.Kind == "" {
 			c.Store.Kind = "sqlite"
 		}
-		if c.Store.Kind != "sqlite" && c.Store.Kind != "postgres" {
-			return errAt(n, "cell %q: store kind %q (want sqlite or postgres)", c.ID, c.Store.Kind)
+		if c.Store.Kind != "sqlite" && c.Store.Kind != "pebble" && c.Store.Kind != "postgres" {
+			return errAt(n, "cell %q: store kind %q (want sqlite, pebble or postgres)", c.ID, c.Store.Kind)
 		}
 		if c.Custody.Kind == "" {
 			c.Custody.Kind = "file"

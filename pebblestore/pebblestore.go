@@ -46,6 +46,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 	dto "github.com/prometheus/client_model/go"
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -53,6 +55,9 @@ import (
 	"domicile/internal/blobdir"
 	"domicile/internal/hashtile"
 )
+
+// CacheBytes is the size of the block cache of a store.
+const CacheBytes = 64 << 20
 
 // stripes is the number of per-subject locks.
 const stripes = 256
@@ -100,11 +105,22 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pebblestore: %w", err)
 	}
+	cache := pebble.NewCache(CacheBytes)
+	defer cache.Unref()
 	opts := &pebble.Options{
 		// A larger memtable than the default 4 MiB: fewer flushes under a
 		// write load, at a bounded cost in memory.
 		MemTableSize: 32 << 20,
+		Cache:        cache,
 		Logger:       quietLogger{},
+	}
+	for i := range opts.Levels {
+		// Every write first looks up the key it writes (its version), most
+		// often a key that does not exist yet: Bloom filters answer that
+		// without reading data blocks. Bodies are sealed, so compression
+		// would cost CPU for nothing.
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
 	opts.EnsureDefaults()
 	db, err := pebble.Open(filepath.Join(dir, "pebble"), opts)

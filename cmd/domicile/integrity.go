@@ -15,6 +15,7 @@ import (
 
 	"domicile"
 	"domicile/checkpoint"
+	"domicile/pebblestore"
 	"domicile/sqlite"
 	"domicile/tlog"
 )
@@ -30,14 +31,42 @@ type cellCheck struct {
 	Took time.Duration
 }
 
-// openCheckedStore opens the SQLite store of cell cc under dir and checks
+// cellStore is a cell's embedded store: SQLite or Pebble, as the
+// deployment's store kind says, with the checks tlog.Check makes.
+type cellStore interface {
+	domicile.CellStore
+	tlog.CheckStore
+}
+
+// storeFile is the file or directory whose presence says that a cell's
+// embedded store of the given kind exists.
+func storeFile(kind string) string {
+	if kind == "pebble" {
+		return "pebble"
+	}
+	return "cell.db"
+}
+
+// openCellStore opens the embedded store of kind ("sqlite" or "pebble")
+// in a cell's directory.
+func openCellStore(ctx context.Context, kind, cellDir string) (cellStore, error) {
+	switch kind {
+	case "pebble":
+		return pebblestore.Open(ctx, cellDir)
+	case "sqlite":
+		return sqlite.Open(ctx, cellDir)
+	}
+	return nil, fmt.Errorf("store kind %q is not embedded", kind)
+}
+
+// openCheckedStore opens the embedded store of cell cc under dir and checks
 // its log against its last signed checkpoint (tlog.Check), rebuilding
 // tiles that disagree with the events. The outcome is appended to checks.
 // A cell that fails the check is refused: its store is closed and
 // openCheckedStore returns nil and no error, so that the rest of the
 // deployment opens and serves. An error is returned only when the store
 // cannot be opened at all, which fails the whole start as before.
-func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, checks *[]cellCheck) (*sqlite.Store, error) {
+func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, checks *[]cellCheck) (cellStore, error) {
 	t0 := time.Now()
 	ck := cellCheck{Cell: cc.ID}
 	defer func() { ck.Took = time.Since(t0); *checks = append(*checks, ck) }()
@@ -47,13 +76,13 @@ func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, c
 		return nil, nil
 	}
 	cellDir := filepath.Join(dir, cc.ID)
-	if _, err := os.Stat(filepath.Join(cellDir, "cell.db")); errors.Is(err, fs.ErrNotExist) && v != nil {
+	if _, err := os.Stat(filepath.Join(cellDir, storeFile(cc.Store.Kind))); errors.Is(err, fs.ErrNotExist) && v != nil {
 		// A log key exists only once the cell has served: an empty store
 		// now would silently start the log over.
 		ck.Err = &tlog.IntegrityError{Reason: "the cell's database is missing, but its log has a signing key: the cell has served before", Event: -1}
 		return nil, nil
 	}
-	st, err := sqlite.Open(ctx, cellDir)
+	st, err := openCellStore(ctx, cc.Store.Kind, cellDir)
 	if err != nil {
 		return nil, fmt.Errorf("cell %s: %w", cc.ID, err)
 	}

@@ -44,7 +44,7 @@ type runtime struct {
 	dep     *domicile.Deployment
 	control *sqlite.Control
 	cells   []*cell.Cell
-	stores  []*sqlite.Store
+	stores  []cellStore
 	keys    []*sqlite.KeyStore
 	router  *residency.Router
 	now     func() time.Time
@@ -241,8 +241,8 @@ func openRuntimeAt(ctx context.Context, l layout, dep *domicile.Deployment, now 
 		if l.Cell != "" && cc.ID != l.Cell {
 			continue
 		}
-		if cc.Store.Kind != "sqlite" {
-			return nil, fmt.Errorf("cell %s: store %q: this binary serves sqlite cells only; the postgres store is not wired into serve yet (doc/deployment.md#store)", cc.ID, cc.Store.Kind)
+		if cc.Store.Kind != "sqlite" && cc.Store.Kind != "pebble" {
+			return nil, fmt.Errorf("cell %s: store %q: this binary serves sqlite and pebble cells only; the postgres store is not wired into serve yet (doc/deployment.md#store)", cc.ID, cc.Store.Kind)
 		}
 		st, err := openCheckedStore(ctx, dir, cc, &rt.checks)
 		if err != nil {

@@ -84,8 +84,8 @@ func (t *topology) check(fs *flag.FlagSet, depFile string, dep *domicile.Deploym
 	if c == nil {
 		return fmt.Errorf("--cell: %q is not a cell of %s (cells: %s)", truncateFlag(t.cell), depFile, cellIDs(dep))
 	}
-	if c.Store.Kind != "sqlite" {
-		return fmt.Errorf("--cell %s: the cell's store is %s; serve runs sqlite cells only so far", c.ID, c.Store.Kind)
+	if c.Store.Kind != "sqlite" && c.Store.Kind != "pebble" {
+		return fmt.Errorf("--cell %s: the cell's store is %s; serve runs sqlite and pebble cells only so far", c.ID, c.Store.Kind)
 	}
 	if t.control == "" {
 		return fmt.Errorf("--cell needs --control DIR: the router's --data, which holds the control store and the directory key (until a deployment file can name a PostgreSQL control store)")
