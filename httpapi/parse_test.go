@@ -228,10 +228,17 @@ func FuzzCheckJSON(f *testing.F) {
 	for _, s := range []string{`{"a":1,"a":2}`, `{"a":[{"b":"\u00ff"}]}`, "{\"a\":\"\xff\"}", `[1,[2,[3]]]`} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`{"a":"\\\"[[["}`))
+	f.Add([]byte(`{"\u0061":1,"a":2}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := checkJSON(b)
 		if err == nil && json.Valid(b) && !utf8.Valid(b) {
 			t.Fatalf("checkJSON accepted invalid UTF-8: %q", b)
+		}
+		// The fast path decides as the token walk does.
+		walk := checkJSONWalk(b)
+		if (err == nil) != (walk == nil) || (err != nil && err.Error() != walk.Error()) {
+			t.Fatalf("checkJSON(%q) = %v, but the walk says %v", b, err, walk)
 		}
 	})
 }
