@@ -18,8 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -30,8 +30,8 @@ import (
 	"domicile/deploy"
 	"domicile/httpapi"
 	"domicile/kms/filekms"
-	"domicile/residency"
 	"domicile/pebblestore"
+	"domicile/residency"
 	"domicile/sqlite"
 )
 
