@@ -21,6 +21,7 @@ PARTS = [
     ("event and leaf", r"^domicile/leaf\.|^domicile/cell\.Entry$|cell\.\(\*Cell\)\.entries|^domicile\.\(\*Event\)"),
     ("store: group commit (writer)", r"^domicile/(sqlite|pebblestore)\.\(\*Store\)\.(run|writer|checkpointer|commitGroup|apply)"),
     ("store: request's own reads and batch", r"^domicile/(sqlite|pebblestore)\."),
+    ("store: engine in the background (WAL writes and fsyncs, flushes, compactions)", r"^github\.com/cockroachdb/pebble/|^modernc\.org/sqlite"),
     ("purpose and gate", r"cell\.\(\*Access\)\.(allow|gate|purpose)|^domicile/transfer\."),
     ("auth (token)", r"httpapi\.\(\*Server\)\.Authenticate"),
     ("request body check (JSON)", r"httpapi\.checkJSON|httpapi\.readBody|^domicile\.\(\*Kind\)\.Check"),
@@ -32,6 +33,7 @@ PARTS = [
     ("garbage collector (shared with the client)", r"^runtime\.(gcBgMarkWorker|bgsweep|bgscavenge)"),
 ]
 SETUP = re.compile(r"createSubject|newHTTPService|prepareRecords|domicile/(sqlite|pebblestore)\.Open|\.CreateSubject")
+STORE = re.compile(r"^domicile/(sqlite|pebblestore)\.")
 SERVER_EXCLUDED = {"load generator (client)", "garbage collector (shared with the client)", "other"}
 
 
@@ -74,6 +76,10 @@ def main():
             if hit:
                 part = hit
                 break
+        if part.startswith("store: engine") and any(STORE.search(f) for f in frames):
+            # The engine's work inside a request's own call (a read, a
+            # batch applied) is the request's.
+            part = "store: request's own reads and batch"
         counts[part] = counts.get(part, 0) + n
     server = sum(v for k, v in counts.items() if k not in SERVER_EXCLUDED)
     period_us = 10_000  # pprof's default sampling period, 10 ms

@@ -30,8 +30,8 @@ prof() { # name benchmark-regexp requests
 		go tool pprof -raw "$out/bench.test" "$out/$prefix$1.cpu.pprof" 2>/dev/null | python3 "$out/budget.py" $(($3 + 1)) >"$out/$prefix$1.budget.txt"
 	esac
 }
-prof http-put 'HTTPPutRecord$' 20000
-prof http-get 'HTTPGetRecord$' 30000
+prof http-put 'HTTPPutRecord$' ${PUTS:-20000}
+prof http-get 'HTTPGetRecord$' ${GETS:-30000}
 if [ -z "${HTTP_ONLY:-}" ]; then
 	prof cell-put 'CellPutRecord$' 20000
 	prof cell-get 'CellGetRecord$' 30000

@@ -1,7 +1,11 @@
 package domicile
 
+// Tests of the hot path's hand-written encoders and scanners against the
+// reflection-based code they replace.
+
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -52,6 +56,38 @@ func BenchmarkEventJSON(b *testing.B) {
 		buf := make([]byte, 0, 512)
 		for b.Loop() {
 			buf, _ = e.AppendJSON(buf[:0])
+		}
+	})
+}
+
+// TestKindCheckScan holds Kind.Check's byte scan to the decoding it
+// replaces, on bodies of any shape.
+func TestKindCheckScan(t *testing.T) {
+	k := &Kind{Name: "k", Fields: map[string]Category{"a": "x", "b": "x", "é": "x", "a\"b": "x", "": "x"}}
+	name := rapid.SampledFrom([]string{`"a"`, `"b"`, `"é"`, `"\u00e9"`, `"a\"b"`, `""`, `"c"`, `"a\\"`})
+	val := rapid.SampledFrom([]string{`1`, `-2.5e3`, `"s"`, `"}\"]"`, `[1,{"a":[]}]`, `{}`, `null`, `true`, `{"x":"{"}`, ` [ ] `})
+	ws := rapid.SampledFrom([]string{"", " ", "\n\t"})
+	rapid.Check(t, func(t *rapid.T) {
+		var body string
+		switch rapid.IntRange(0, 9).Draw(t, "shape") {
+		case 0:
+			body = val.Draw(t, "scalar")
+		case 1:
+			body = `{"a":1,}`
+		default:
+			body = ws.Draw(t, "w0") + "{"
+			for i := range rapid.IntRange(0, 5).Draw(t, "n") {
+				if i > 0 {
+					body += ","
+				}
+				body += ws.Draw(t, "w1") + name.Draw(t, "name") + ws.Draw(t, "w2") + ":" + ws.Draw(t, "w3") + val.Draw(t, "val") + ws.Draw(t, "w4")
+			}
+			body += "}" + ws.Draw(t, "w5")
+		}
+		got, gerr := k.Check([]byte(body))
+		want, werr := k.checkDecoded([]byte(body))
+		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) || !slices.Equal(got, want) {
+			t.Fatalf("Check(%s) = %q, %v; decoding gives %q, %v", body, got, gerr, want, werr)
 		}
 	})
 }
