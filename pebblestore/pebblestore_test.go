@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,5 +276,49 @@ func TestConcurrentExpectations(t *testing.T) {
 	}
 	if n := len(domiciletest.CheckLog(t, ctx, s)); n != len(seen) {
 		t.Fatalf("log of %d events for %d acknowledged writes", n, len(seen))
+	}
+}
+
+// TestCellSubjects lists subjects with their live records' fields per
+// kind, leaving out deleted records and erased subjects.
+func TestCellSubjects(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, t.TempDir())
+	defer s.Close()
+	a, b, c := domiciletest.Ref("a"), domiciletest.Ref("b"), domiciletest.Ref("c")
+	rec := func(ref domicile.SubjectRef, kind, id string, fields ...string) domicile.Op {
+		return &domicile.PutRecord{Record: domicile.StoredRecord{Ref: ref, Kind: kind, ID: id, Version: 1, Body: []byte{1}, Fields: fields}, Expect: domicile.NoVersion}
+	}
+	var ops []domicile.Op
+	for _, r := range []domicile.SubjectRef{a, b, c} {
+		ops = append(ops, &domicile.PutSubject{Subject: domicile.StoredSubject{Ref: r, Jurisdiction: "CN"}})
+	}
+	ops = append(ops, rec(a, "profile", "main", "name", "phone"), rec(a, "message", "m1", "body"), rec(a, "profile", "alt", "name", "email"), rec(b, "message", "gone", "body"))
+	domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: ops})
+	domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.DeleteRecord{Ref: b, Kind: "message", ID: "gone", Expect: 1}}})
+	domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.EraseSubject{Ref: c}}})
+	got, err := s.CellSubjects(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string][]string{
+		a.String(): {"profile": {"email", "name", "phone"}, "message": {"body"}},
+		b.String(): {},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("CellSubjects = %v, want %d subjects", got, len(want))
+	}
+	for _, si := range got {
+		w, ok := want[si.Ref]
+		if !ok || si.Jurisdiction != "CN" || len(si.Fields) != len(w) {
+			t.Fatalf("subject %s: %v", si.Ref, si)
+		}
+		for kind, fs := range w {
+			g := slices.Clone(si.Fields[kind])
+			slices.Sort(g)
+			if !slices.Equal(g, fs) {
+				t.Errorf("subject %s kind %s: fields %v, want %v", si.Ref, kind, g, fs)
+			}
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"domicile/deploy"
 	"domicile/httpapi"
 	"domicile/notice"
+	"domicile/pebblestore"
 	"domicile/report"
 	"domicile/sqlite/commstore"
 )
@@ -160,7 +161,7 @@ func planFor(ctx context.Context, rt *runtime, cm *comm, from, to *domicile.Depl
 				// subjects' notices.
 				return nil, domicile.Errorf(domicile.ErrorCode(err), "a change plan counts the subjects of every cell it touches: %v", err)
 			}
-			return commstore.CellSubjects(ctx, filepath.Join(rt.dir, cellID))
+			return rt.cellSubjects(ctx, cellID)
 		}),
 		Law: rt.law, Now: rt.now(), TransfersWired: transfers, Ledger: planLedger(rt)})
 	if err != nil {
@@ -205,4 +206,17 @@ func onReload(rt *runtime, next *domicile.Deployment, at time.Time) {
 	if err := cm.notices.PutApplied(context.Background(), lines); err != nil {
 		rt.log.Error("reload: cannot record the change", slog.Any("err", err))
 	}
+}
+
+// cellSubjects lists a served cell's subjects for a change plan: from the
+// SQLite file, or from the open Pebble store (which its process holds
+// locked).
+func (rt *runtime) cellSubjects(ctx context.Context, cellID string) ([]notice.SubjectInfo, error) {
+	dir := filepath.Join(rt.dir, cellID)
+	for _, st := range rt.stores {
+		if ps, ok := st.(*pebblestore.Store); ok && ps.Dir() == dir {
+			return ps.CellSubjects(ctx)
+		}
+	}
+	return commstore.CellSubjects(ctx, dir)
 }
