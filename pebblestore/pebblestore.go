@@ -314,6 +314,13 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 	}
 	pb.Close()
 	s.batches.Add(1)
+	if len(w.erased) > 0 {
+		if err := s.purge(ctx, &w); err != nil {
+			// The erasure is committed; what remains is physical removal,
+			// which the next compaction of those ranges also does.
+			return fmt.Errorf("pebblestore: erase committed, compaction failed: %w", err)
+		}
+	}
 	// Every batch before this one in the log is durable too.
 	for {
 		c := s.committed.Load()
@@ -327,6 +334,29 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 		// harmless, as Open drops tiles beyond the log.
 		s.tail.Flush(s.tiles.Write)
 		s.flushMu.Unlock()
+	}
+	return nil
+}
+
+// purge compacts the key ranges an erasure deleted or rewrote down to
+// the last level, so that the erased rows, the subjects' references and
+// their events' old salts and committed events leave the database files
+// now rather than at some later compaction: an LSM deletes by writing a
+// tombstone, and the old values stay in older tables until a compaction
+// meets both (the SQLite store's secure_delete plays this part there).
+// Compact flushes the memtables the ranges overlap, so the log records
+// holding the old values become obsolete too.
+func (s *Store) purge(ctx context.Context, w *writer) error {
+	for _, ref := range w.erased {
+		for _, t := range []byte{tSubject, tRecord, tObject, tRequest, tSubjEvent} {
+			p := refKey(t, ref)
+			if err := s.db.Compact(ctx, p, prefixEnd(p), false); err != nil {
+				return err
+			}
+		}
+	}
+	if w.evLo < w.evHi {
+		return s.db.Compact(ctx, eventKey(w.evLo), eventKey(w.evHi), true)
 	}
 	return nil
 }
@@ -380,6 +410,9 @@ type writer struct {
 	pending map[string][]byte // nil value: deleted in this batch
 	erased  []domicile.SubjectRef
 	receipt *domicile.StoredReceipt
+	// evLo and evHi bound the indexes of the erased subjects' events
+	// (evHi exclusive; evLo >= evHi when there are none).
+	evLo, evHi int64
 }
 
 func (w *writer) get(key []byte) ([]byte, error) {
@@ -567,6 +600,10 @@ func (w *writer) erase(op *domicile.EraseSubject) error {
 	defer it.Close()
 	for it.First(); it.Valid(); it.Next() {
 		idx := int64(beUint64(it.Key()[len(p):]))
+		if w.evLo >= w.evHi {
+			w.evLo, w.evHi = idx, idx+1
+		}
+		w.evLo, w.evHi = min(w.evLo, idx), max(w.evHi, idx+1)
 		v, err := w.s.get(eventKey(idx))
 		if err != nil {
 			return fmt.Errorf("pebblestore: erase: event %d: %w", idx, err)
