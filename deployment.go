@@ -97,6 +97,22 @@ type Deployment struct {
 	// object downloads may show inline in a browser; every other object
 	// is served as an attachment.
 	InlineTypes []string
+	// NoticeLead, if set, is how long before a migration into this
+	// deployment the notices of the subjects it moves must have been
+	// delivered; nil means DefaultNoticeLead.
+	NoticeLead *time.Duration
+}
+
+// DefaultNoticeLead is the notice lead time of a deployment that sets
+// none: 30 days.
+const DefaultNoticeLead = 30 * 24 * time.Hour
+
+// Lead returns the deployment's notice lead time.
+func (d *Deployment) Lead() time.Duration {
+	if d.NoticeLead == nil {
+		return DefaultNoticeLead
+	}
+	return *d.NoticeLead
 }
 
 // Inline reports whether an object of media type mediaType (lower case,

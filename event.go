@@ -24,6 +24,12 @@ const (
 	ActDisclose  Action = "disclose"
 	// ActRequest files or changes an individual's rights request.
 	ActRequest Action = "request"
+	// ActMigrateOut is a subject's data leaving this cell for another
+	// cell of the deployment in a migration (its copy, then the
+	// crypto-shredding of what stayed behind); ActMigrateIn is its
+	// arrival in the target cell. Both name the migration plan.
+	ActMigrateOut Action = "migrate-out"
+	ActMigrateIn  Action = "migrate-in"
 )
 
 // Outcome is whether an access was allowed.

@@ -152,6 +152,18 @@ type EraseSubject struct {
 	Receipt *StoredReceipt
 }
 
+// ImportRecord writes a record brought by a migration from another cell
+// at the version it had there (sealed again for this cell). It fails
+// with ErrVersionMismatch if the record exists here.
+type ImportRecord struct{ Record StoredRecord }
+
+// ImportObject writes an object brought by a migration at the version it
+// had in its source cell; its blob is written before the batch commits.
+// It fails with ErrVersionMismatch if the object exists here.
+type ImportObject struct{ Object StoredObject }
+
+func (*ImportRecord) isOp() {}
+func (*ImportObject) isOp() {}
 func (*PutSubject) isOp()   {}
 func (*PutRecord) isOp()    {}
 func (*DeleteRecord) isOp() {}

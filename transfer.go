@@ -142,6 +142,9 @@ const (
 	// ChannelPortability is a copy moved to another handler at the
 	// individual's request (PIPL Art. 45(3), GDPR Art. 20).
 	ChannelPortability = "portability"
+	// ChannelMigration is a subject's data moved to a cell in another
+	// jurisdiction by a migration of the deployment.
+	ChannelMigration = "migration"
 )
 
 // TransferRecord is one transfer as the ledger keeps it: the evidence a

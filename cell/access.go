@@ -53,6 +53,9 @@ func (c *Cell) begin(ctx context.Context, a domicile.Actor, s SubjectKey, act do
 	if err := Authorize(a, s, act); err != nil {
 		return nil, x.deny(ctx, err)
 	}
+	if err := c.checkMoved(s.Ref); err != nil {
+		return nil, err
+	}
 	sub, err := c.locate(ctx, s)
 	if err != nil {
 		return nil, err

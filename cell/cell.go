@@ -74,6 +74,9 @@ type Cell struct {
 	// subjects caches subject rows, which never change but by erasure.
 	smu      sync.Mutex
 	subjects map[domicile.SubjectRef]*domicile.StoredSubject
+
+	// mv holds the subjects in flight to another cell (migrate.go).
+	mv moves
 }
 
 // subjectCacheSize bounds the subject cache; past it an arbitrary entry
@@ -280,6 +283,11 @@ func (c *Cell) Categories(kind string, fields []string) []domicile.Category {
 // role rules for act apply, the subject must live here, and the event is
 // durable before Note returns. A refusal is itself logged.
 func (c *Cell) Note(ctx context.Context, a domicile.Actor, s SubjectKey, act domicile.Action, resource, detail string) (*domicile.LogEntry, error) {
+	release, err := c.enterWrite(ctx, s.Ref)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	switch act {
 	case domicile.ActConsent, domicile.ActNotice, domicile.ActTransfer:
 	default:

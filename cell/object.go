@@ -25,6 +25,11 @@ const objectKind = "object"
 // in memory. maxBytes bounds its size. A body that ends early (the client
 // went away) leaves no blob behind and is logged as a denied write.
 func (c *Cell) PutObject(ctx context.Context, a domicile.Actor, s SubjectKey, name, contentType string, body io.Reader, maxBytes, expect int64) (*domicile.Object, error) {
+	release, err := c.enterWrite(ctx, s.Ref)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	x, err := c.begin(ctx, a, s, domicile.ActWrite, objectResource(name))
 	if err != nil {
 		return nil, err
@@ -228,6 +233,11 @@ func (c *Cell) ListObjects(ctx context.Context, a domicile.Actor, s SubjectKey, 
 
 // DeleteObject deletes an object and its blob.
 func (c *Cell) DeleteObject(ctx context.Context, a domicile.Actor, s SubjectKey, name string, expect int64) error {
+	release, err := c.enterWrite(ctx, s.Ref)
+	if err != nil {
+		return err
+	}
+	defer release()
 	x, err := c.begin(ctx, a, s, domicile.ActDelete, objectResource(name))
 	if err != nil {
 		return err
@@ -260,6 +270,11 @@ func (c *Cell) DeleteObject(ctx context.Context, a domicile.Actor, s SubjectKey,
 // leaves become unlinkable while the tree verifies), and returns a
 // receipt. The erase event itself carries no reference.
 func (c *Cell) EraseSubject(ctx context.Context, a domicile.Actor, s SubjectKey) (*domicile.ErasureReceipt, error) {
+	release, err := c.enterWrite(ctx, s.Ref)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	if a.Role != domicile.RoleApp && a.Role != domicile.RoleSubject {
 		x := &Access{c: c, actor: a, sub: s, act: domicile.ActErase, res: "subject"}
 		return nil, x.deny(ctx, domicile.Errorf(domicile.EForbidden, "only the app or the subject itself erases a subject"))

@@ -24,6 +24,11 @@ func recordResource(kind, id string) string { return "record/" + kind + "/" + id
 // is the version an If-Match named, or AnyVersion, NoVersion (it does not
 // exist now) or ExistingVersion (it does).
 func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, kind, id string, body []byte, expect int64) (*domicile.Record, error) {
+	release, err := c.enterWrite(ctx, s.Ref)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	k := c.deployment().Kind(kind)
 	if k == nil {
 		return nil, &domicile.Error{Code: domicile.ENotFound, Field: "kind", Message: "unknown record kind " + quote(kind)}
@@ -271,6 +276,11 @@ func (c *Cell) ListRecords(ctx context.Context, a domicile.Actor, s SubjectKey, 
 // DeleteRecord deletes a record, leaving a tombstone so versions keep
 // increasing.
 func (c *Cell) DeleteRecord(ctx context.Context, a domicile.Actor, s SubjectKey, kind, id string, expect int64) error {
+	release, err := c.enterWrite(ctx, s.Ref)
+	if err != nil {
+		return err
+	}
+	defer release()
 	x, err := c.begin(ctx, a, s, domicile.ActDelete, recordResource(kind, id))
 	if err != nil {
 		return err

@@ -125,8 +125,10 @@ func Parse(data []byte) (*domicile.Deployment, error) {
 			witnessCells, err = parseWitnesses(d, v)
 		case "witness_wait":
 			err = parseWitnessWait(d, v)
+		case "notice_lead":
+			err = parseNoticeLead(d, v)
 		default:
-			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, objects, declarations, mechanisms, rules, witnesses, witness_wait)", k.Value)
+			return nil, errAt(k, "unknown key %q (want name, cells, policy, purposes, kinds, limits, objects, declarations, mechanisms, rules, witnesses, witness_wait, notice_lead)", k.Value)
 		}
 		if err != nil {
 			var le *LineError

@@ -148,3 +148,15 @@ func parseWitnessWait(d *domicile.Deployment, v *yaml.Node) error {
 	d.WitnessWait = t
 	return nil
 }
+
+// parseNoticeLead reads notice_lead: how long before a migration into
+// this deployment its subjects' notices must have gone out (0s: the
+// migration may run as soon as they have).
+func parseNoticeLead(d *domicile.Deployment, v *yaml.Node) error {
+	t, err := time.ParseDuration(v.Value)
+	if v.Kind != yaml.ScalarNode || err != nil || t < 0 || t > 366*24*time.Hour {
+		return errAt(v, "notice_lead must be a duration from 0s to 8784h, such as 720h")
+	}
+	d.NoticeLead = &t
+	return nil
+}

@@ -27,6 +27,9 @@ type Crossing struct {
 	// Reached is true when Value is at or above Threshold: thresholds
 	// read "N or more".
 	Reached bool `json:"reached"`
+	// Headroom is how many more people the year's count can take before
+	// it reaches Threshold: Threshold - Value, and 0 once reached.
+	Headroom int64 `json:"headroom"`
 	// PerDay is the current rate: Value over the days of the year so
 	// far, today included.
 	PerDay float64 `json:"per_day"`
@@ -56,7 +59,7 @@ func Crossings(ths []law.Threshold, today time.Time, pi, spi int64) []Crossing {
 		if day < t.EffectiveFrom || (t.EffectiveUntil != "" && day > t.EffectiveUntil) {
 			continue
 		}
-		c := Crossing{Fact: t.Fact, Threshold: t.Value, Rule: t.Rule, What: t.Crossing, Value: v, Reached: v >= t.Value}
+		c := Crossing{Fact: t.Fact, Threshold: t.Value, Rule: t.Rule, What: t.Crossing, Value: v, Reached: v >= t.Value, Headroom: Headroom(t.Value, v)}
 		d := int64(today.YearDay())
 		c.PerDay = float64(v) / float64(d)
 		if !c.Reached && v > 0 {
@@ -78,6 +81,11 @@ func Crossings(ths []law.Threshold, today time.Time, pi, spi int64) []Crossing {
 	})
 	return out
 }
+
+// Headroom is how many more people a count of value can take before it
+// reaches threshold (thresholds read "N or more"): threshold - value, and
+// 0 when value has reached it.
+func Headroom(threshold, value int64) int64 { return max(threshold-value, 0) }
 
 // Next returns, for each fact, the lowest threshold of cs not yet
 // reached: what the count moves toward.

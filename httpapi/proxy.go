@@ -26,9 +26,12 @@ import (
 // Directory finds a subject's home cell by its id (residency.Router
 // does, by the keyed hash of the id).
 type Directory interface {
-	// Home returns the subject's directory entry; an id that is not
-	// registered is an ENotFound *domicile.Error.
+	// Home returns the subject's directory entry, read afresh; an id
+	// that is not registered is an ENotFound *domicile.Error.
 	Home(ctx context.Context, id string) (domicile.Home, error)
+	// PersonKey returns the keyed hash the directory files id under: the
+	// router's cache of homes is keyed by it, so that it holds no raw id.
+	PersonKey(id string) domicile.SubjectRef
 }
 
 // ProxyConfig configures a Proxy.
@@ -88,8 +91,11 @@ type ProxyConfig struct {
 //   - mechanisms, the ledger, evidence, the live assessment, imports and
 //     the authority request list: any cell that is up (they read and
 //     write only the stores the cells share).
-//   - the transparency report and change notices: refused (501), since
-//     their figures need every cell's subjects or events.
+//   - the transparency report: answered by the router (Own) from every
+//     cell's part, asked with the caller's credential; a cell that cannot
+//     be asked makes it 503, naming the cell.
+//   - change notices: refused (501), since a plan counts every cell's
+//     subjects and delivery is logged in each subject's cell.
 //
 // A cell that cannot be reached is one cell down: its requests get 503
 // with Retry-After, and every other cell's are served.
@@ -108,6 +114,10 @@ type Proxy struct {
 	up       *prometheus.GaugeVec
 
 	// mu guards down and logInfo.
+	// homes caches the directory for forwarding (homeCache says how a
+	// stale entry is made safe).
+	homes *homeCache
+
 	mu sync.Mutex
 	// down holds the cells last seen unreachable, with when.
 	down map[string]time.Time
@@ -149,11 +159,17 @@ func ProxyTargets(d *domicile.Deployment) (map[string]*url.URL, error) {
 // client certificate.
 func ProxyTransport(tc *tls.Config) *http.Transport {
 	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:       tc,
-		ForceAttemptHTTP2:     tc != nil,
-		MaxIdleConns:          512,
-		MaxIdleConnsPerHost:   128,
+		DialContext:       (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:   tc,
+		ForceAttemptHTTP2: tc != nil,
+		// The caller's Accept-Encoding goes to the cell as it came, and
+		// the cell's answer comes back as the cell encoded it.
+		DisableCompression: true,
+		// A connection to a cell is kept for each request in flight up
+		// to this many, so that a burst does not dial and close
+		// connections (each a TCP handshake, with TLS a full one).
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 2 * time.Minute,
@@ -189,18 +205,29 @@ func NewProxy(cfg ProxyConfig) (*Proxy, error) {
 		cfg.Transport = ProxyTransport(nil)
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), transport: cfg.Transport,
-		down: map[string]time.Time{}, logInfo: map[string]*LogInfo{}}
+		homes: newHomeCache(homeCacheSize), down: map[string]time.Time{}, logInfo: map[string]*LogInfo{}}
 	if _, err := p.targetsFor(cfg.Deployment()); err != nil {
 		return nil, err
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:       p.rewrite,
-		Transport:     cfg.Transport,
-		FlushInterval: -1,
+		Rewrite:   p.rewrite,
+		Transport: cfg.Transport,
+		// Answers with a Content-Length are written as the copy buffer
+		// fills and at their end; streamed ones (no Content-Length, or
+		// server-sent events) are flushed at each write by the
+		// ReverseProxy itself. Flushing every answer at once would write
+		// its header and its body in two system calls.
+		FlushInterval: 0,
+		BufferPool:    copyBuffers{},
 		ErrorHandler:  p.proxyError,
-		// A cell that answers is up, whatever the last probe said.
 		ModifyResponse: func(resp *http.Response) error {
+			// A cell that answers is up, whatever the last probe said.
 			p.setUp(cellOf(resp.Request), true)
+			if resp.StatusCode == http.StatusMisdirectedRequest {
+				if s, _ := resp.Request.Context().Value(staleKey{}).(*staleCheck); s != nil {
+					return errStaleHome
+				}
+			}
 			return nil
 		},
 		// The default ErrorLog would print errors that carry the
@@ -291,7 +318,9 @@ func (p *Proxy) routes() {
 		m.HandleFunc(pat, p.anyCell)
 	}
 	m.HandleFunc("/v1/receipts/{rcpid}", p.everyCell)
-	m.HandleFunc("/v1/transparency", p.notHere("the transparency report counts every cell's events, and the router of a deployment of cell processes holds none; ask each cell's operator, or run the report on the embedded runtime"))
+	// The router combines every cell's part with the caller's
+	// credential (withCredential); its Own server serves the report.
+	m.HandleFunc("/v1/transparency", p.withCredential)
 	m.HandleFunc("/v1/notices/{rest...}", p.notHere("change notices are planned from every cell's subjects and logged in each subject's cell; a deployment of cell processes does not plan them through the router yet"))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
@@ -355,6 +384,10 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 // the deployment-wide routes go to another; the error is logged by its
 // cause only (it carries the request's URL).
 func (p *Proxy) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errStaleHome) {
+		p.resend(w, r.Context().Value(staleKey{}).(*staleCheck))
+		return
+	}
 	cell := cellOf(r)
 	if r.Context().Err() != nil {
 		// The client went away: there is no one to answer.
@@ -405,19 +438,96 @@ func (p *Proxy) byCell(w http.ResponseWriter, r *http.Request) {
 	p.forward(w, r, r.PathValue("cell"))
 }
 
-// bySubject forwards to the subject's home cell. An id the directory does
-// not know, or refuses, goes to any cell: the cell's answer (404 for the
-// app, 403 for an actor who could not reach it anyway, 400 for a
-// malformed id) is the one the embedded runtime gives.
+// bySubject forwards to the subject's home cell: from the router's cache
+// of homes, or else from the directory. An id the directory does not know,
+// or refuses, goes to any cell: the cell's answer (404 for the app, 403
+// for an actor who could not reach it anyway, 400 for a malformed id) is
+// the one the embedded runtime gives.
+//
+// A cached home may be stale (homeCache): the request then carries a
+// staleCheck, and if the cell answers 421 the router drops the entry and
+// sends the request once more, to the cell the directory names now.
 func (p *Proxy) bySubject(w http.ResponseWriter, r *http.Request) {
+	key := p.cfg.Directory.PersonKey(r.PathValue("id"))
+	cell := p.homes.get(key)
+	if cell == "" || p.target(cell) == nil {
+		p.bySubjectFresh(w, r, key)
+		return
+	}
+	s := &staleCheck{in: r, key: key, cell: cell}
+	out := r.WithContext(context.WithValue(r.Context(), staleKey{}, s))
+	if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+		s.body = &replayBody{src: r.Body}
+		out.Body = s.body
+	}
+	p.forward(w, out, cell)
+}
+
+// bySubjectFresh forwards to the home cell the directory names now, and
+// caches it.
+func (p *Proxy) bySubjectFresh(w http.ResponseWriter, r *http.Request, key domicile.SubjectRef) {
 	h, err := p.cfg.Directory.Home(r.Context(), r.PathValue("id"))
 	switch code := domicile.ErrorCode(err); {
 	case err == nil:
+		p.homes.put(key, h.Cell)
 		p.forward(w, r, h.Cell)
 	case code == domicile.ENotFound || code == domicile.EInvalid:
 		p.anyCell(w, r)
 	default:
 		p.fail(w, r, err)
+	}
+}
+
+// staleKey is the context key of a request forwarded on a cached home.
+type staleKey struct{}
+
+// staleCheck is what the router keeps of a request it forwarded on a
+// cached home, to send it once more if that home was stale.
+type staleCheck struct {
+	in   *http.Request // the inbound request
+	key  domicile.SubjectRef
+	cell string
+	body *replayBody // nil for a request without a body
+}
+
+// errStaleHome is ModifyResponse's signal that a cell answered 421 to a
+// request forwarded on a cached home.
+var errStaleHome = errors.New("httpapi: the cell no longer holds the subject")
+
+// resend answers a request whose cached home answered 421: the cell did
+// not act on it, so it is sent once more to the cell the directory names
+// now, with its body as it came. A body too large to have been kept is
+// answered 503 instead, the entry dropped: nothing was done, and the same
+// request sent again goes to the right cell.
+func (p *Proxy) resend(w http.ResponseWriter, s *staleCheck) {
+	p.homes.drop(s.key, s.cell)
+	in := s.in
+	if s.body != nil {
+		body, ok := s.body.replay()
+		if !ok {
+			p.fail(w, in, &domicile.Error{Code: domicile.EUnavailable, RetryAfter: 1,
+				Message: fmt.Sprintf("the subject is no longer in cell %s, and nothing was done there: send the request again", s.cell)})
+			return
+		}
+		in = in.WithContext(in.Context())
+		in.Body = body
+	}
+	p.bySubjectFresh(w, in, s.key)
+}
+
+// copyBuffers lends the ReverseProxy its copy buffers, so that each
+// answer does not allocate 32 KiB.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+// Get returns a 32 KiB buffer.
+func (copyBuffers) Get() []byte { return copyBufferPool.Get().(*[32 << 10]byte)[:] }
+
+// Put returns a buffer from Get.
+func (copyBuffers) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		copyBufferPool.Put((*[32 << 10]byte)(b[:32<<10]))
 	}
 }
 

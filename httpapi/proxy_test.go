@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -102,6 +103,8 @@ func (d dirMap) Home(_ context.Context, id string) (domicile.Home, error) {
 	}
 	return domicile.Home{}, domicile.Errorf(domicile.ENotFound, "no such subject")
 }
+
+func (dirMap) PersonKey(id string) domicile.SubjectRef { return sha256.Sum256([]byte(id)) }
 
 // echoCell answers every request with what it received: its name, the
 // method, the escaped path, the query, the headers that matter, and the

@@ -44,6 +44,7 @@ func (s *Server) reportRoutes(rp Reports) {
 	h := &reportHandlers{s: s, rp: rp}
 	s.handleFunc("GET /v1/subjects/{id}/statement", s.auth(h.statement))
 	s.handleFunc("GET /v1/transparency", s.auth(h.transparency))
+	s.handleFunc("GET /v1/cells/{cell}/transparency", s.auth(h.cellTransparency))
 	s.handleFunc("POST /v1/authority/requests", s.auth(h.recordRequest))
 	s.handleFunc("GET /v1/authority/requests", s.auth(h.listRequests))
 	s.handleFunc("GET /v1/authority/requests/{rid}", s.auth(h.getRequest))
@@ -166,16 +167,9 @@ func (h *reportHandlers) transparency(w http.ResponseWriter, r *http.Request, a 
 	if err != nil {
 		return err
 	}
-	p, err := parsePeriod(r)
+	p, err := h.transparencyPeriod(r)
 	if err != nil {
 		return err
-	}
-	now := h.rp.Now().UTC()
-	if p.To.IsZero() {
-		p.To = now.Add(time.Second)
-	}
-	if p.From.IsZero() {
-		p.From = time.Date(now.Year(), 1, 1, 0, 0, 0, 0, time.UTC)
 	}
 	t, err := h.rp.Sources.Transparency(r.Context(), p, lang)
 	if err != nil {

@@ -5,6 +5,7 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"domicile/migrate"
 	_ "embed"
 	"encoding/json"
 	"log/slog"
@@ -85,6 +86,18 @@ type Config struct {
 	// Rights serves individuals' rights requests, their copy bundles and
 	// erasure receipts.
 	Rights *rights.Service
+	// Migrations plans and runs migrations of subjects between cells.
+	Migrations *migrate.Runner
+	// MigrationPlanner makes a migration plan from the next deployment
+	// file (name and bytes) for actor a; the composition root builds it.
+	MigrationPlanner func(ctx context.Context, a domicile.Actor, name string, data []byte) (*migrate.Plan, error)
+	// MigrationKey is the verifier key of the migration reports'
+	// signatures.
+	MigrationKey string
+	// ConsolePage serves the console and its assets under
+	// ConsolePagePath (package web's Console.Serve); nil means no
+	// console. The console's own API routes come with the router.
+	ConsolePage func(w http.ResponseWriter, r *http.Request) error
 
 	// The edge.
 
@@ -170,6 +183,7 @@ func New(cfg Config) *Server {
 	if s.router != nil {
 		s.registerKeys()
 		s.registerStoreMetrics()
+		s.consoleRoutes()
 	}
 	if cfg.Logs != nil {
 		s.logRoutes()
@@ -191,6 +205,12 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Rights != nil {
 		s.rightsRoutes(cfg.Rights)
+	}
+	if cfg.Migrations != nil {
+		s.migrationRoutes(cfg)
+	}
+	if cfg.ConsolePage != nil {
+		s.handleFunc("GET "+ConsolePagePath, s.public(cfg.ConsolePage))
 	}
 	s.mux.HandleFunc("/", s.public(func(w http.ResponseWriter, r *http.Request) error {
 		return domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128))
@@ -397,7 +417,7 @@ func (s *Server) auth(h Handler) http.HandlerFunc {
 			rec.role = a.Role
 		}
 		if err == nil {
-			err = h(w, r, a)
+			err = againIfMoved(h, w, r, a)
 		}
 		s.answer(w, r, err)
 	}

@@ -32,7 +32,7 @@ var Langs = []Lang{EN, ZH}
 
 var (
 	// messages is every message: the documents' and the pages'.
-	messages = union(coreMessages, pageMessages)
+	messages = union(coreMessages, pageMessages, consoleMessages)
 	tags     = []language.Tag{language.English, language.SimplifiedChinese}
 	matcher  = language.NewMatcher(tags)
 	cat      = build()

@@ -101,6 +101,8 @@ var coreMessages = map[string][2]string{
 	"action.notice":              {"notice", "通知"},
 	"action.disclose":            {"disclosed", "披露"},
 	"action.request":             {"rights request", "权利请求"},
+	"action.migrate-out":         {"moved out to another cell", "迁出至另一单元"},
+	"action.migrate-in":          {"moved in from another cell", "自另一单元迁入"},
 	"role.app":                   {"the app", "应用"},
 	"role.subject":               {"you", "您本人"},
 	"role.operator":              {"operator staff", "运营方员工"},

@@ -347,3 +347,72 @@ func (k *Keyring) RetireUnused(ctx context.Context) ([]uint32, error) {
 	}
 	return retired, nil
 }
+
+// Adopt stores dk, a data key of generation gen that ref brought from
+// another cell, wrapped under this cell's KEK: the key keeps its
+// fingerprint, so what was sealed under it opens here. Adopting the same
+// key again is not an error; a different key under (ref, gen) is.
+func (k *Keyring) Adopt(ctx context.Context, ref domicile.SubjectRef, gen uint8, dk []byte) error {
+	if len(dk) != envelope.KeySize {
+		return errors.New("keyring: adopt: malformed data key")
+	}
+	fp := envelope.Fingerprint(dk)
+	if w, err := k.cfg.Store.Key(ctx, ref, gen); err == nil {
+		if w.Fingerprint != fp {
+			return fmt.Errorf("keyring: adopt: subject already holds another key of generation %d", gen)
+		}
+		return nil
+	} else if !errors.Is(err, domicile.ErrNotFound) {
+		return err
+	}
+	v, ct, err := k.cfg.KEK.Wrap(ctx, dk, k.aad(ref, gen))
+	if err != nil {
+		return k.custodyError(ctx, "wrap", err)
+	}
+	w := domicile.WrappedKey{Ref: ref, Gen: gen, KEKVersion: v, Wrapped: ct, Fingerprint: fp, Created: k.cfg.Now()}
+	if err := k.cfg.Store.PutKey(ctx, w); err != nil {
+		if w2, err2 := k.cfg.Store.Key(ctx, ref, gen); err2 == nil && w2.Fingerprint == fp {
+			return nil // adopted concurrently
+		}
+		return err
+	}
+	return nil
+}
+
+// Has reports whether custody holds any data key of ref up to
+// generation maxGen.
+func (k *Keyring) Has(ctx context.Context, ref domicile.SubjectRef, maxGen uint8) (bool, error) {
+	for g := 0; g <= int(maxGen); g++ {
+		_, err := k.cfg.Store.Key(ctx, ref, uint8(g))
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, domicile.ErrNotFound) {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// WrapSecret wraps a small secret of the cell (not a subject's data key)
+// under the KEK, bound to label; UnwrapSecret opens it for access a.
+func (k *Keyring) WrapSecret(ctx context.Context, label string, secret []byte) (uint32, []byte, error) {
+	v, ct, err := k.cfg.KEK.Wrap(ctx, secret, k.secretAAD(label))
+	if err != nil {
+		return 0, nil, k.custodyError(ctx, "wrap", err)
+	}
+	return v, ct, nil
+}
+
+// UnwrapSecret opens a secret WrapSecret wrapped.
+func (k *Keyring) UnwrapSecret(ctx context.Context, a kms.Access, label string, version uint32, ct []byte) ([]byte, error) {
+	pt, err := k.cfg.KEK.Unwrap(ctx, a, version, ct, k.secretAAD(label))
+	if err != nil {
+		return nil, k.custodyError(ctx, "unwrap", err)
+	}
+	return pt, nil
+}
+
+func (k *Keyring) secretAAD(label string) []byte {
+	return []byte("domicile/cell-secret/v1\x00" + k.cfg.Cell + "\x00" + label)
+}

@@ -57,6 +57,10 @@ const (
 	ReasonEmergency             = "emergency"
 	ReasonSubjectRequest        = "subject-request"
 	ReasonRewrap                = "rewrap"
+	// ReasonMigration is a data key unwrapped to move a subject to
+	// another cell of the deployment (re-wrapped to the target cell's
+	// key, never stored in the clear); Reference names the plan.
+	ReasonMigration = "migration"
 )
 
 // ServiceReasonPrefix starts the reason of every [RoleApp] access:
@@ -68,7 +72,7 @@ var Roles = []string{RoleApp, RoleSubject, RoleOperator, RoleAuthority, RoleAudi
 
 // Reasons lists every valid reason for roles other than [RoleApp], in a stable order.
 var Reasons = []string{ReasonSupport, ReasonMaintenance, ReasonLawfulRequestDomestic,
-	ReasonLawfulRequestForeign, ReasonEmergency, ReasonSubjectRequest, ReasonRewrap}
+	ReasonLawfulRequestForeign, ReasonEmergency, ReasonSubjectRequest, ReasonRewrap, ReasonMigration}
 
 // Access says who asks and why. It is carried with every unwrap so that
 // custodians can rule on it and both sides can log it. It holds no personal

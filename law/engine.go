@@ -164,6 +164,20 @@ func (e *Engine) compile(expr string) (*cel.Ast, cel.Program, error) {
 // must not modify it.
 func (e *Engine) Vocabulary() *Vocabulary { return e.vocab }
 
+// Thresholds returns the vocabulary's volume thresholds that bind data
+// leaving jurisdiction (a source_jurisdiction value: "CN", "EU"): those
+// whose rule is that jurisdiction's. A threshold whose rule is not in the
+// rule set binds no one.
+func (e *Engine) Thresholds(jurisdiction string) []Threshold {
+	var out []Threshold
+	for _, t := range e.vocab.Thresholds {
+		if r, ok := e.byID[t.Rule]; ok && r.Jurisdiction == jurisdiction {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // Rules returns a copy of every rule, in document order.
 func (e *Engine) Rules() []Rule {
 	out := make([]Rule, len(e.rules))

@@ -80,7 +80,7 @@ const (
 const SaltSize = 32
 
 // Actions lists the valid actions, in no particular order.
-var Actions = []string{"write", "read", "list", "delete", "erase", "export", "key-unwrap", "transfer", "consent", "notice", "disclose", "request"}
+var Actions = []string{"write", "read", "list", "delete", "erase", "export", "key-unwrap", "transfer", "consent", "notice", "disclose", "request", "migrate-out", "migrate-in"}
 
 // Roles lists the valid actor roles.
 var Roles = []string{"app", "subject", "operator", "authority", "auditor", "admin", "system"}

@@ -40,6 +40,12 @@ type Sources struct {
 	Transfers Transfers
 	Law       *law.Engine
 	Now       func() time.Time
+	// Remote, when set, gives the log figures of a cell of the deployment
+	// that runs as its own process elsewhere (a router's, or a cell
+	// process's view of its siblings): that cell counts them itself
+	// ([Sources.CellFigures]) and answers through the network. Nil: such
+	// a cell makes a deployment-wide figure unavailable here.
+	Remote func(ctx context.Context, cell string, period Period) (*CellFigures, error)
 }
 
 // Statement gathers and builds the statement of subject id for actor a:
@@ -119,30 +125,28 @@ func (s *Sources) Statement(ctx context.Context, a domicile.Actor, id string, pe
 // Transparency gathers and builds the transparency report of a period:
 // each cell's log figures counted over its leaves up to its latest signed
 // checkpoint, the authority register's requests, and the ledger's
-// figures. Its figures are the deployment's: if a cell of the deployment
-// is not served here (it refuses to serve, or runs as its own process),
-// the report is refused with that cell's error rather than counted
-// without it.
+// figures. Its figures are the deployment's: a cell not served here is
+// asked through Remote, and if it cannot be (no Remote, a cell that
+// refuses to serve, a cell that cannot be reached) the report is refused
+// with that cell's error rather than counted without it.
 func (s *Sources) Transparency(ctx context.Context, period Period, lang i18n.Lang) (*Transparency, error) {
 	in := TransparencyInput{Now: s.Now().UTC(), Period: period, Deployment: s.Router.Deployment()}
 	for _, cc := range in.Deployment.Cells {
-		if err := s.Router.Serves(cc.ID); err != nil {
+		var part *CellFigures
+		err := s.Router.Serves(cc.ID)
+		switch {
+		case err == nil:
+			part, err = s.CellFigures(ctx, cc.ID, period)
+		case domicile.ErrorCode(err) == domicile.EMisdirected && s.Remote != nil:
+			part, err = s.Remote(ctx, cc.ID, period)
+		}
+		if err != nil {
 			return nil, domicile.Errorf(domicile.ErrorCode(err), "the transparency report counts every cell of the deployment: %v", err)
 		}
-		c := s.Router.CellByID(cc.ID)
-		l := s.Logs(c.ID())
-		if l == nil {
-			return nil, domicile.Errorf(domicile.EUnavailable, "the transparency report counts every cell of the deployment, and cell %s has no running log", c.ID())
+		if part.Cell != cc.ID {
+			return nil, domicile.Errorf(domicile.EUnavailable, "the transparency report counts every cell of the deployment, and cell %s answered for %q", cc.ID, truncate(part.Cell, 32))
 		}
-		head, err := l.Latest(ctx)
-		if err != nil {
-			return nil, err
-		}
-		cl := CellLog{Cell: c.Config(), Log: logRef(c.ID(), l, head)}
-		if cl.Figures, err = figures.CountLog(ctx, c.PublicLog(), head.Size, period.From, period.To); err != nil {
-			return nil, err
-		}
-		in.Cells = append(in.Cells, cl)
+		in.Cells = append(in.Cells, CellLog{Cell: cc, Log: part.Log, Figures: part.Figures})
 	}
 	if s.Authority != nil {
 		var err error
@@ -158,6 +162,31 @@ func (s *Sources) Transparency(ctx context.Context, period Period, lang i18n.Lan
 		}
 	}
 	return BuildTransparency(i18n.NewPrinter(lang), in), nil
+}
+
+// CellFigures counts the log figures of the period of cell, a cell served
+// here, over the leaves up to its latest signed checkpoint
+// (figures.CountLog): one cell's part of the transparency report, which a
+// cell process answers its router with.
+func (s *Sources) CellFigures(ctx context.Context, cellID string, period Period) (*CellFigures, error) {
+	if err := s.Router.Serves(cellID); err != nil {
+		return nil, err
+	}
+	c := s.Router.CellByID(cellID)
+	l := s.Logs(cellID)
+	if l == nil {
+		return nil, domicile.Errorf(domicile.EUnavailable, "cell %s has no running log", cellID)
+	}
+	head, err := l.Latest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cc := c.Config()
+	part := &CellFigures{Cell: cellID, Jurisdiction: cc.Jurisdiction, Operator: cc.Operator, Log: logRef(cellID, l, head)}
+	if part.Figures, err = figures.CountLog(ctx, c.PublicLog(), head.Size, period.From, period.To); err != nil {
+		return nil, err
+	}
+	return part, nil
 }
 
 // logRef names a cell's log and its checkpoint head.

@@ -354,3 +354,14 @@ func (r *Router) Erase(ctx context.Context, a domicile.Actor, id string) (*domic
 	}
 	return rec, nil
 }
+
+// Moved tells the router that a migration switched subject key's
+// directory entry to h: the cached entry, if any, is replaced.
+func (r *Router) Moved(key domicile.SubjectRef, h domicile.Home) {
+	r.hmu.Lock()
+	delete(r.homes, key)
+	r.hmu.Unlock()
+	if r.cells[h.Cell] != nil {
+		r.cacheHome(key, h)
+	}
+}

@@ -41,7 +41,7 @@ func OpenControl(ctx context.Context, dir string) (*Control, error) {
 		CREATE TABLE IF NOT EXISTS control_log(seq INTEGER PRIMARY KEY, time INTEGER NOT NULL, action TEXT NOT NULL,
 			token TEXT NOT NULL, role TEXT NOT NULL, jurisdiction TEXT NOT NULL, expires INTEGER, replaces TEXT NOT NULL,
 			count INTEGER NOT NULL, actor TEXT NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL);
-		CREATE INDEX IF NOT EXISTS control_log_revocations ON control_log(seq) WHERE action <> 'mint';`); err != nil {
+		CREATE INDEX IF NOT EXISTS control_log_revocations ON control_log(seq) WHERE action <> 'mint';`+migrationSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: control schema: %w", err)
 	}

@@ -22,7 +22,10 @@ import (
 // file (transfers.db): the distinct counts and their members (keyed by
 // subject reference, never by raw id), transfer records, registered
 // mechanisms and subjects' consents. It is safe for concurrent use.
-type Ledger struct{ db *sql.DB }
+type Ledger struct {
+	db  *sql.DB
+	dir string // holds transfers.db and transfers.lock
+}
 
 const ledgerSchema = `
 CREATE TABLE IF NOT EXISTS counts(id INTEGER PRIMARY KEY, entity TEXT NOT NULL, year INTEGER NOT NULL,
@@ -57,7 +60,7 @@ func OpenLedger(ctx context.Context, dir string) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: ledger schema: %w", err)
 	}
-	return &Ledger{db: db}, nil
+	return &Ledger{db: db, dir: dir}, nil
 }
 
 // Close closes the store.

@@ -557,6 +557,26 @@ func (s *Store) applyOp(ctx context.Context, tx *sql.Tx, op domicile.Op) error {
 		if err := oneRow(res, err); err != nil {
 			return fmt.Errorf("sqlite: put request: %w", err)
 		}
+	case *domicile.ImportRecord:
+		r := op.Record
+		if r.Version < 1 {
+			return domicile.ErrVersionMismatch
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO records(ref, kind, id, version, body, fields, updated) VALUES(?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+			r.Ref[:], r.Kind, r.ID, r.Version, r.Body, strings.Join(r.Fields, ","), r.Updated.UnixNano())
+		if err := oneRow(res, err); err != nil {
+			return fmt.Errorf("sqlite: import record: %w", err)
+		}
+	case *domicile.ImportObject:
+		o := op.Object
+		if o.Version < 1 {
+			return domicile.ErrVersionMismatch
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO objects(ref, name, version, content_type, size, sha256, blob, key_gen, updated) VALUES(?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING`,
+			o.Ref[:], o.Name, o.Version, o.ContentType, o.Size, o.SHA256, o.Blob, int(o.KeyGen), o.Updated.UnixNano())
+		if err := oneRow(res, err); err != nil {
+			return fmt.Errorf("sqlite: import object: %w", err)
+		}
 	case *domicile.EraseSubject:
 		if rc := op.Receipt; rc != nil {
 			// The erase event is the batch's first, appended after the

@@ -474,11 +474,8 @@ func (g *Gateway) minimise(p *plan, d *Decision) {
 
 // warnings lists the counts at 80% or 90% of the next threshold in force.
 func (g *Gateway) warnings(p *plan, pi, spi int64) []Warning {
-	if sourceFact(p.src) != "CN" {
-		return nil
-	}
 	var out []Warning
-	for _, c := range figures.Next(figures.Crossings(g.cfg.Engine.Vocabulary().Thresholds, p.asOf, pi, spi)) {
+	for _, c := range figures.Next(figures.Crossings(g.cfg.Engine.Thresholds(sourceFact(p.src)), p.asOf, pi, spi)) {
 		pct := 0
 		switch {
 		case c.Value*10 >= c.Threshold*9:
@@ -505,7 +502,10 @@ func (g *Gateway) Decide(ctx context.Context, a domicile.Actor, req *Request) (*
 	if err != nil {
 		return nil, err
 	}
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	d, _, err := g.evaluate(ctx, p)
 	if err != nil {

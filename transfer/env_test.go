@@ -51,6 +51,8 @@ type env struct {
 	app    domicile.Actor // acting from the US
 	appCN  domicile.Actor
 	admin  domicile.Actor
+	// dir holds the deployment's stores (the ledger under control/).
+	dir string
 }
 
 var (
@@ -110,7 +112,7 @@ func newEnv(tb testing.TB, now time.Time) *env {
 		tb.Fatal(err)
 	}
 	gr.g = g
-	return &env{t: tb, clock: clk, router: router, store: led, g: g,
+	return &env{t: tb, clock: clk, router: router, store: led, g: g, dir: dir,
 		app:   domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "US", Purpose: "support", TokenID: "tok_us"},
 		appCN: domicile.Actor{Role: domicile.RoleApp, Jurisdiction: "CN", Purpose: "support", TokenID: "tok_cn"},
 		admin: domicile.Actor{Role: domicile.RoleAdmin, Jurisdiction: "CN", TokenID: "tok_admin"}}

@@ -156,7 +156,7 @@ func AssessCounts(e *law.Engine, dep *domicile.Deployment, src domicile.Jurisdic
 		return nil, err
 	}
 	return &Assessment{Entity: dep.LegalEntity(), Year: year, Source: sf, PIYTD: pi, SensitivePIYTD: spi, Facts: f, Report: rep,
-		Crossings: figures.Crossings(e.Vocabulary().Thresholds, asOf, pi, spi), src: src, asOf: asOf}, nil
+		Crossings: figures.Crossings(e.Thresholds(sf), asOf, pi, spi), src: src, asOf: asOf}, nil
 }
 
 // Outlook returns the assessment's figures as a change plan shows them.

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 
 	"domicile"
@@ -30,7 +29,10 @@ func (g *Gateway) Transfer(ctx context.Context, a domicile.Actor, req *Request, 
 	if err != nil {
 		return nil, err
 	}
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {
 		unlock()
@@ -97,28 +99,14 @@ func (g *Gateway) RemoteAccess(ctx context.Context, r cell.RemoteRead) (*cell.Re
 	}
 	p := &plan{channel: domicile.ChannelRemote, actor: a, src: r.Cell.Jurisdiction, dest: a.Jurisdiction, recipient: "remote:" + string(a.Role),
 		purpose: purpose, ground: "general", basis: "consent",
-		subjects: []subj{{id: r.Subject.ID, key: r.Subject, cell: c, person: g.person(r.Subject)}},
-		fields:   map[string][]string{}, fieldCat: map[string]domicile.Category{}, excludedSet: map[int]bool{}}
-	seen := map[domicile.Category]bool{}
-	for kind, fs := range r.Fields {
-		for _, f := range fs {
-			cat, ok := r.Categories[kind+"."+f]
-			if !ok {
-				cat = domicile.Personal
-			}
-			p.fields[kind] = append(p.fields[kind], f)
-			p.fieldCat[kind+"."+f] = cat
-			if !seen[cat] {
-				seen[cat] = true
-				p.cats = append(p.cats, cat)
-			}
-		}
-		sort.Strings(p.fields[kind])
-	}
-	sort.Slice(p.cats, func(i, j int) bool { return p.cats[i] < p.cats[j] })
-	p.hasPI, p.hasSPI, p.hasImpData = catsInfo(p.cats)
+		subjects:    []subj{{id: r.Subject.ID, key: r.Subject, cell: c, person: g.person(r.Subject)}},
+		excludedSet: map[int]bool{}}
+	p.setFields(r.Fields, r.Categories)
 	g.dates(p)
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {

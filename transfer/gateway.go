@@ -122,11 +122,23 @@ func (g *Gateway) refresh(ctx context.Context) error {
 // Calendar returns the working-day calendar in use.
 func (g *Gateway) Calendar() *Calendar { return g.cfg.Calendar }
 
-func (g *Gateway) lock(entity string) func() {
+// lock holds the right to decide and record entity's transfers: in this
+// process, and, when the store is shared with other processes
+// (EntityLocker), in all of them.
+func (g *Gateway) lock(ctx context.Context, entity string) (func(), error) {
 	m, _ := g.locks.LoadOrStore(entity, new(sync.Mutex))
 	mu := m.(*sync.Mutex)
 	mu.Lock()
-	return mu.Unlock
+	l, ok := g.cfg.Store.(EntityLocker)
+	if !ok {
+		return mu.Unlock, nil
+	}
+	unlock, err := l.LockEntity(ctx, entity)
+	if err != nil {
+		mu.Unlock()
+		return nil, err
+	}
+	return func() { unlock(); mu.Unlock() }, nil
 }
 
 // Entity returns the legal entity the deployment declares (its name by

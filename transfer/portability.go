@@ -32,28 +32,14 @@ func (g *Gateway) Portability(ctx context.Context, a domicile.Actor, c *cell.Cel
 	}
 	p := &plan{channel: domicile.ChannelPortability, actor: a, src: c.Config().Jurisdiction, dest: dest, recipient: recipient,
 		purpose: PortabilityPurpose, ground: "general", basis: "consent",
-		subjects: []subj{{id: s.ID, key: s, cell: c, person: g.person(s)}},
-		fields:   map[string][]string{}, fieldCat: map[string]domicile.Category{}, excludedSet: map[int]bool{}}
-	seen := map[domicile.Category]bool{}
-	for kind, fs := range fields {
-		for _, f := range fs {
-			cat, ok := cats[kind+"."+f]
-			if !ok {
-				cat = domicile.Personal
-			}
-			p.fields[kind] = append(p.fields[kind], f)
-			p.fieldCat[kind+"."+f] = cat
-			if !seen[cat] {
-				seen[cat] = true
-				p.cats = append(p.cats, cat)
-			}
-		}
-		sort.Strings(p.fields[kind])
-	}
-	sort.Slice(p.cats, func(i, j int) bool { return p.cats[i] < p.cats[j] })
-	p.hasPI, p.hasSPI, p.hasImpData = catsInfo(p.cats)
+		subjects:    []subj{{id: s.ID, key: s, cell: c, person: g.person(s)}},
+		excludedSet: map[int]bool{}}
+	p.setFields(fields, cats)
 	g.dates(p)
-	unlock := g.lock(p.entity)
+	unlock, err := g.lock(ctx, p.entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	d, included, err := g.evaluate(ctx, p)
 	if err != nil {
@@ -107,4 +93,29 @@ func (g *Gateway) ConsentsOf(ctx context.Context, ref domicile.SubjectRef) ([]do
 		}
 	}
 	return out, nil
+}
+
+// setFields gives a one-subject plan (a remote read, a portable copy) the
+// fields it carries, each with its category (Personal when cats does not
+// name it), and the categories they make up.
+func (p *plan) setFields(fields map[string][]string, cats map[string]domicile.Category) {
+	p.fields, p.fieldCat = map[string][]string{}, map[string]domicile.Category{}
+	seen := map[domicile.Category]bool{}
+	for kind, fs := range fields {
+		for _, f := range fs {
+			cat, ok := cats[kind+"."+f]
+			if !ok {
+				cat = domicile.Personal
+			}
+			p.fields[kind] = append(p.fields[kind], f)
+			p.fieldCat[kind+"."+f] = cat
+			if !seen[cat] {
+				seen[cat] = true
+				p.cats = append(p.cats, cat)
+			}
+		}
+		sort.Strings(p.fields[kind])
+	}
+	sort.Slice(p.cats, func(i, j int) bool { return p.cats[i] < p.cats[j] })
+	p.hasPI, p.hasSPI, p.hasImpData = catsInfo(p.cats)
 }

@@ -180,7 +180,10 @@ func (g *Gateway) Import(ctx context.Context, a domicile.Actor, src domicile.Jur
 		return nil, domicile.FieldErrorf("source", "must be a jurisdiction code such as CN")
 	}
 	entity := g.Entity()
-	unlock := g.lock(entity)
+	unlock, err := g.lock(ctx, entity)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	ir, err := NewImportReader(r)
 	if err != nil {

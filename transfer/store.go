@@ -55,3 +55,15 @@ type Store interface {
 	Registry
 	Consents
 }
+
+// EntityLocker is implemented by a Store that several processes share
+// (the cell processes of one deployment all decide transfers on the same
+// ledger). LockEntity holds, across every process, the right to decide
+// and record the transfers of one legal entity, until the returned
+// function is called: a decision reads the entity's counts, and without
+// it two processes could both pass on the same counts, together past a
+// threshold that should have stopped the second. It waits for the lock
+// until ctx ends.
+type EntityLocker interface {
+	LockEntity(ctx context.Context, entity string) (unlock func(), err error)
+}

@@ -65,7 +65,11 @@ type Config struct {
 type Witness struct {
 	cosigner *checkpoint.Cosigner
 	state    State
-	logs     map[string]note.Verifier // by origin
+	// lmu guards logs, which AddLog may extend while the witness serves.
+	lmu  sync.RWMutex
+	logs map[string]note.Verifier // by origin
+	// added are the keys AddLog added, by origin.
+	added map[string]string
 
 	// mu serializes Cosign so that load, check and store are atomic.
 	mu sync.Mutex
@@ -90,6 +94,39 @@ func New(cfg Config) (*Witness, error) {
 	return w, nil
 }
 
+// log returns the verifier of the log with origin, if the witness
+// cosigns it.
+func (w *Witness) log(origin string) (note.Verifier, bool) {
+	w.lmu.RLock()
+	defer w.lmu.RUnlock()
+	v, ok := w.logs[origin]
+	return v, ok
+}
+
+// AddLog adds a log the witness cosigns, by its verifier key, while it
+// serves: a cell process learns its sibling cells' log keys when it first
+// reaches them. A key for a log the witness already cosigns under another
+// key is refused: a log's key is pinned for the witness's life.
+func (w *Witness) AddLog(key string) error {
+	v, err := checkpoint.NewVerifier(key)
+	if err != nil {
+		return fmt.Errorf("witness: log key: %w", err)
+	}
+	w.lmu.Lock()
+	defer w.lmu.Unlock()
+	if _, ok := w.logs[v.Name()]; ok {
+		if w.added[v.Name()] != key {
+			return fmt.Errorf("witness: log %s already has another key", v.Name())
+		}
+		return nil
+	}
+	if w.added == nil {
+		w.added = map[string]string{}
+	}
+	w.logs[v.Name()], w.added[v.Name()] = v, key
+	return nil
+}
+
 // Verifier returns the witness's cosignature verifier key.
 func (w *Witness) Verifier() string { return w.cosigner.Verifier() }
 
@@ -98,7 +135,7 @@ func (w *Witness) Verifier() string { return w.cosigner.Verifier() }
 // must start from. A transport can return it to a log whose proof started
 // elsewhere (tlog-witness answers 409 Conflict with it).
 func (w *Witness) LastSize(ctx context.Context, origin string) (size int64, ok bool, err error) {
-	if _, known := w.logs[origin]; !known {
+	if _, known := w.log(origin); !known {
 		return 0, false, ErrUnknownLog
 	}
 	st, ok, err := w.state.Load(ctx, origin)
@@ -218,7 +255,7 @@ func (w *Witness) add(ctx context.Context, old int64, signed []byte, proof [][]b
 		return nil, ErrMalformed
 	}
 	origin, _, _ := bytes.Cut(body, []byte("\n"))
-	v, ok := w.logs[string(origin)]
+	v, ok := w.log(string(origin))
 	if !ok {
 		return nil, ErrUnknownLog
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"domicile/client"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"domicile/client"
 	"domicile/httpapi"
 )
 
@@ -421,4 +421,44 @@ func objectDelete(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	return c.DeleteObject(ctx, of.id, of.name, ifMatch)
+}
+
+// A clientCall is what a client subcommand does once its flags are
+// parsed: check the flags it requires, then make one call of the service.
+type clientCall[T any] struct {
+	// check reports a missing or malformed flag by name; nil checks
+	// nothing.
+	check func() error
+	call  func(context.Context, *httpapi.Client) (T, error)
+}
+
+// jsonCommand is the usual client subcommand: it declares the client
+// flags and, with flags, its own; once they are parsed it checks them
+// (before it looks for a token, so a missing flag is named first), makes
+// its one call and prints the answer as JSON. admin defaults the token to
+// the data directory's admin.token.
+func jsonCommand[T any](name string, admin bool, flags func(*flag.FlagSet) clientCall[T]) func(context.Context, *cmdEnv, []string) error {
+	return func(ctx context.Context, env *cmdEnv, args []string) error {
+		fs := newFlagSet(env, name)
+		var cf clientFlags
+		cf.register(fs)
+		cc := flags(fs)
+		if err := parseFlags(fs, args); err != nil {
+			return err
+		}
+		if cc.check != nil {
+			if err := cc.check(); err != nil {
+				return err
+			}
+		}
+		c, err := cf.client(env, admin)
+		if err != nil {
+			return err
+		}
+		v, err := cc.call(ctx, c)
+		if err != nil {
+			return err
+		}
+		return printJSON(env.Stdout, v)
+	}
 }

@@ -106,6 +106,12 @@ type figureWorld struct {
 func newFigureWorld(t *testing.T, seed uint64) *figureWorld {
 	clk := &clock{}
 	url, _, adminTok := inProcess(t, clk.Now)
+	return newFigureWorldAt(t, seed, url, adminTok, clk.Now)
+}
+
+// newFigureWorldAt is a figure world on the deployment served at url
+// (the demo deployment's cells and policy), whose clock is now.
+func newFigureWorldAt(t *testing.T, seed uint64, url, adminTok string, now func() time.Time) *figureWorld {
 	w := &figureWorld{t: t, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), ctx: context.Background(), url: url,
 		app: map[domicile.Jurisdiction]*httpapi.Client{}, cells: map[string]*cellModel{}, requests: map[string]int{}, ops: map[string]int{}}
 	w.admin = &httpapi.Client{Client: client.Client{BaseURL: url, Token: adminTok}}
@@ -117,7 +123,7 @@ func newFigureWorld(t *testing.T, seed uint64) *figureWorld {
 	// The mechanisms the exports may rest on: a filed standard contract
 	// (needed once sensitive data has left, or past 100,000), an HR
 	// exemption, and SCCs for EU data.
-	signed := clk.Now().In(time.FixedZone("CST", 8*3600)).AddDate(0, 0, -30).Format(time.DateOnly)
+	signed := now().In(time.FixedZone("CST", 8*3600)).AddDate(0, 0, -30).Format(time.DateOnly)
 	for _, m := range []transfer.Mechanism{
 		{ID: "sc-1", Kind: domicile.MechStandardContract, Source: "CN", Reference: "SC-1", Signed: signed, Filed: signed, FilingReference: "粤网信备-1",
 			Scope: transfer.Scope{Destinations: []domicile.Jurisdiction{"US"}, Recipients: []string{"Acme Support Inc.", "remote:app"}, Purposes: []string{"support"},

@@ -140,6 +140,13 @@ func startLogs(ctx context.Context, rt *runtime, log *slog.Logger) (*logs, error
 		go func() { defer ls.wg.Done(); co.Run(wctx) }()
 		rt.witnesses[c.ID()] = w
 	}
+	if rt.shared && len(rt.cells) == 1 {
+		// A cell process: its siblings are other processes (siblings.go).
+		if err := ls.witnessSiblings(wctx, rt, log, hc); err != nil {
+			ls.Close()
+			return nil, err
+		}
+	}
 	return ls, nil
 }
 

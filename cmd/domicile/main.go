@@ -48,6 +48,7 @@ var commandList = []command{
 	mechanismCommand, consentCommand, transferCommand,
 	requestCommand,
 	noticeCommand, statementCommand, transparencyCommand,
+	migrateCommand,
 	benchCommand,
 }
 

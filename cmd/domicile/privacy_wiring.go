@@ -11,6 +11,16 @@ import (
 // witnesses, which cosign that log, and those of the stand-alone
 // witnesses the deployment requires for it.
 func privacyPage(rt *runtime, lg *logs) (*web.Privacy, error) {
+	p, err := web.NewPrivacy(web.PrivacyConfig{Logs: pinnedLogs(rt, lg)})
+	if err != nil {
+		return nil, fmt.Errorf("privacy page: %w", err)
+	}
+	return p, nil
+}
+
+// pinnedLogs are the keys the pages pin for each cell's log (see
+// privacyPage).
+func pinnedLogs(rt *runtime, lg *logs) []web.PinnedLog {
 	var pins []web.PinnedLog
 	for _, c := range rt.cells {
 		l := lg.byCell[c.ID()]
@@ -30,9 +40,5 @@ func privacyPage(rt *runtime, lg *logs) (*web.Privacy, error) {
 		}
 		pins = append(pins, pin)
 	}
-	p, err := web.NewPrivacy(web.PrivacyConfig{Logs: pins})
-	if err != nil {
-		return nil, fmt.Errorf("privacy page: %w", err)
-	}
-	return p, nil
+	return pins
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"domicile"
+	"domicile/httpapi"
 	"domicile/rights"
 )
 
@@ -60,79 +62,41 @@ func requestCreate(ctx context.Context, env *cmdEnv, args []string) error {
 	return printJSON(env.Stdout, r)
 }
 
-func requestList(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "request list")
-	var cf clientFlags
-	cf.register(fs)
+var requestList = jsonCommand("request list", false, func(fs *flag.FlagSet) clientCall[[]rights.Request] {
 	subject := fs.String("subject", "", "the subject's id")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := need("subject", *subject); err != nil {
-		return err
-	}
-	c, err := cf.client(env, false)
-	if err != nil {
-		return err
-	}
-	rs, err := c.Requests(ctx, *subject)
-	if err != nil {
-		return err
-	}
-	if rs == nil {
-		rs = []rights.Request{}
-	}
-	return printJSON(env.Stdout, rs)
-}
+	return clientCall[[]rights.Request]{
+		check: func() error { return need("subject", *subject) },
+		call: func(ctx context.Context, c *httpapi.Client) ([]rights.Request, error) {
+			rs, err := c.Requests(ctx, *subject)
+			if rs == nil && err == nil {
+				rs = []rights.Request{}
+			}
+			return rs, err
+		}}
+})
 
-func requestShow(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "request show")
-	var cf clientFlags
-	cf.register(fs)
+var requestShow = jsonCommand("request show", false, func(fs *flag.FlagSet) clientCall[*rights.Request] {
 	subject := fs.String("subject", "", "the subject's id")
 	id := fs.String("id", "", "the request's id (rq_…)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := errors.Join(need("subject", *subject), need("id", *id)); err != nil {
-		return err
-	}
-	c, err := cf.client(env, false)
-	if err != nil {
-		return err
-	}
-	r, err := c.Request(ctx, *subject, *id)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, r)
-}
+	return clientCall[*rights.Request]{
+		check: func() error { return errors.Join(need("subject", *subject), need("id", *id)) },
+		call: func(ctx context.Context, c *httpapi.Client) (*rights.Request, error) {
+			return c.Request(ctx, *subject, *id)
+		}}
+})
 
-func requestUpdate(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "request update")
-	var cf clientFlags
-	cf.register(fs)
+var requestUpdate = jsonCommand("request update", false, func(fs *flag.FlagSet) clientCall[*rights.Request] {
 	subject := fs.String("subject", "", "the subject's id")
 	id := fs.String("id", "", "the request's id (rq_…)")
 	state := fs.String("state", "", "in-progress, completed or refused")
 	reason := fs.String("reason", "", "why the request is refused (required with --state refused)")
 	note := fs.String("note", "", "what was done, for the subject")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := errors.Join(need("subject", *subject), need("id", *id), need("state", *state)); err != nil {
-		return err
-	}
-	c, err := cf.client(env, false)
-	if err != nil {
-		return err
-	}
-	r, err := c.UpdateRequest(ctx, *subject, *id, rights.Update{State: rights.State(*state), Reason: *reason, Note: *note})
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, r)
-}
+	return clientCall[*rights.Request]{
+		check: func() error { return errors.Join(need("subject", *subject), need("id", *id), need("state", *state)) },
+		call: func(ctx context.Context, c *httpapi.Client) (*rights.Request, error) {
+			return c.UpdateRequest(ctx, *subject, *id, rights.Update{State: rights.State(*state), Reason: *reason, Note: *note})
+		}}
+})
 
 func requestBundle(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "request bundle")

@@ -9,7 +9,9 @@ import (
 	"syscall"
 	"time"
 
+	"domicile"
 	"domicile/httpapi"
+	"domicile/migrate"
 )
 
 // serveCommand is `domicile serve`.
@@ -109,6 +111,10 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 	if err != nil {
 		return nil, err
 	}
+	console, err := consolePage(rt, lg)
+	if err != nil {
+		return nil, err
+	}
 	cfg := httpapi.Config{
 		Router:      rt.router,
 		Control:     rt.control,
@@ -122,6 +128,18 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 		Transfers:   rt.gateway,
 		Rights:      rightsService(rt, lg),
 		PrivacyPage: page.Serve,
+		ConsolePage: console.Serve,
+	}
+	if !rt.shared {
+		// Migrations move subjects between cells this process serves.
+		mg, err := startMigrations(context.Background(), rt, lg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Migrations, cfg.MigrationKey = mg.runner, mg.verifier
+		cfg.MigrationPlanner = func(ctx context.Context, a domicile.Actor, name string, data []byte) (*migrate.Plan, error) {
+			return planMigration(ctx, rt, mg, name, data)
+		}
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
-	"domicile/client"
 	"errors"
+	"flag"
 	"fmt"
 
 	"domicile"
+	"domicile/client"
+	"domicile/httpapi"
 )
 
 // tokenCommand is `domicile token`.
@@ -15,99 +17,48 @@ var tokenCommand = command{name: "token", summary: "create, list, revoke and rot
 		"create": tokenCreate, "list": tokenList, "revoke": tokenRevoke, "rotate": tokenRotate, "log": tokenLog})
 }}
 
-func tokenCreate(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "token create")
-	var cf clientFlags
-	cf.register(fs)
+var tokenCreate = jsonCommand("token create", true, func(fs *flag.FlagSet) clientCall[*client.TokenResponse] {
 	role := fs.String("role", "", "app, subject, operator, authority, auditor or admin")
 	jur := fs.String("jurisdiction", "", "where the holder acts from (ISO 3166-1 alpha-2 or EU)")
 	subject := fs.String("subject", "", "the subject a subject token reaches")
 	ttl := fs.String("ttl", "", "lifetime, a Go duration such as 24h or 2160h (default: 24h for subject tokens, 90 days for the others)")
 	note := fs.String("note", "", "what the token is for (no personal data; at most 256 bytes)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := errors.Join(need("role", *role), need("jurisdiction", *jur)); err != nil {
-		return err
-	}
-	c, err := cf.client(env, true)
-	if err != nil {
-		return err
-	}
-	t, err := c.CreateToken(ctx, client.TokenRequest{Role: *role, Jurisdiction: *jur, Subject: *subject, TTL: *ttl, Note: *note})
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, t)
-}
+	return clientCall[*client.TokenResponse]{
+		check: func() error { return errors.Join(need("role", *role), need("jurisdiction", *jur)) },
+		call: func(ctx context.Context, c *httpapi.Client) (*client.TokenResponse, error) {
+			return c.CreateToken(ctx, client.TokenRequest{Role: *role, Jurisdiction: *jur, Subject: *subject, TTL: *ttl, Note: *note})
+		}}
+})
 
-func tokenList(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "token list")
-	var cf clientFlags
-	cf.register(fs)
+var tokenList = jsonCommand("token list", true, func(fs *flag.FlagSet) clientCall[*client.TokenPage] {
 	var o client.TokenListOptions
 	fs.StringVar(&o.Role, "role", "", "only tokens of this role")
 	fs.BoolVar(&o.Active, "active", false, "only tokens neither revoked nor expired")
 	fs.IntVar(&o.Limit, "limit", 0, "page size (1-1000)")
 	fs.StringVar(&o.Cursor, "cursor", "", "cursor from a previous page's next")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client(env, true)
-	if err != nil {
-		return err
-	}
-	p, err := c.ListTokens(ctx, o)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, p)
-}
+	return clientCall[*client.TokenPage]{call: func(ctx context.Context, c *httpapi.Client) (*client.TokenPage, error) {
+		return c.ListTokens(ctx, o)
+	}}
+})
 
-func tokenRevoke(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "token revoke")
-	var cf clientFlags
-	cf.register(fs)
+var tokenRevoke = jsonCommand("token revoke", true, func(fs *flag.FlagSet) clientCall[*domicile.Token] {
 	id := fs.String("id", "", "the token's id (tok_...), not its secret")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := need("id", *id); err != nil {
-		return err
-	}
-	c, err := cf.client(env, true)
-	if err != nil {
-		return err
-	}
-	t, err := c.RevokeToken(ctx, *id)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, t)
-}
+	return clientCall[*domicile.Token]{
+		check: func() error { return need("id", *id) },
+		call: func(ctx context.Context, c *httpapi.Client) (*domicile.Token, error) {
+			return c.RevokeToken(ctx, *id)
+		}}
+})
 
-func tokenRotate(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "token rotate")
-	var cf clientFlags
-	cf.register(fs)
+var tokenRotate = jsonCommand("token rotate", true, func(fs *flag.FlagSet) clientCall[*client.TokenResponse] {
 	id := fs.String("id", "", "the token's id (tok_...), not its secret")
 	ttl := fs.String("ttl", "", "lifetime of the new token (default: the old token's)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := need("id", *id); err != nil {
-		return err
-	}
-	c, err := cf.client(env, true)
-	if err != nil {
-		return err
-	}
-	t, err := c.RotateToken(ctx, *id, *ttl)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, t)
-}
+	return clientCall[*client.TokenResponse]{
+		check: func() error { return need("id", *id) },
+		call: func(ctx context.Context, c *httpapi.Client) (*client.TokenResponse, error) {
+			return c.RotateToken(ctx, *id, *ttl)
+		}}
+})
 
 // tokenLog is `domicile token log`: a page of the control log, or with
 // --verify the whole log, its hash chain checked.

@@ -25,9 +25,9 @@ import (
 	"domicile"
 	"domicile/httpapi"
 	"domicile/law"
+	"domicile/report"
 	"domicile/residency"
 	"domicile/sqlite"
-	"domicile/sqlite/commstore"
 	"domicile/web"
 	"domicile/witness"
 )
@@ -186,6 +186,15 @@ func openRouterRuntime(ctx context.Context, dir string, dep *domicile.Deployment
 		return nil, err
 	}
 	rt.router = residency.New(dep, nil, rt.control, dirKey)
+	// The deployment-wide stores the cells share: the router reads the
+	// authority register and the transfer ledger for the transparency
+	// report, and an authority request's cell to forward to.
+	if rt.gateway, err = openGateway(ctx, rt); err != nil {
+		return nil, fmt.Errorf("transfer ledger: %w", err)
+	}
+	if rt.comm, err = openComm(ctx, rt); err != nil {
+		return nil, fmt.Errorf("notices and authority requests: %w", err)
+	}
 	return rt, nil
 }
 
@@ -200,18 +209,17 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 	if err := ensureAdminToken(ctx, env, rt); err != nil {
 		return err
 	}
-	// The authority requests are the deployment's, kept beside the
-	// control store; the router reads a request's cell to forward its
-	// outcome and disclosure there.
-	reqs, err := commstore.OpenAuthority(ctx, filepath.Join(data, "control"))
-	if err != nil {
-		return err
-	}
-	defer reqs.Close()
+	reqs := rt.comm.reqs
 	reg := prometheus.NewRegistry()
 	var px *httpapi.Proxy
 	page := &routerPrivacy{dep: rt.router.Deployment, logs: func(ctx context.Context) map[string]*httpapi.LogInfo { return px.LogInfos(ctx) }}
-	ownCfg := httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve}
+	// The router's own reports combine every cell's part, asked through
+	// the proxy with the caller's credential.
+	rp := reports(rt)
+	rp.Sources.Remote = func(ctx context.Context, cell string, p report.Period) (*report.CellFigures, error) {
+		return px.CellFigures(ctx, cell, p)
+	}
+	ownCfg := httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve, Reports: rp}
 	edge.apiConfig(&ownCfg)
 	own := httpapi.New(ownCfg)
 	tc, err := top.cellTLS()

@@ -526,7 +526,9 @@ func TestProxyRoutes(t *testing.T) {
 		status                    int
 		code                      string
 	}{
-		{"transparency refused", "GET", "/v1/transparency", admin, nil, "", 501, "not-implemented"},
+		{"transparency from every cell", "GET", "/v1/transparency", admin, nil, "", 200, ""},
+		{"transparency for an app: refused", "GET", "/v1/transparency", appCN.Token, map[string]string{"Domicile-Purpose": "service"}, "", 403, "forbidden"},
+		{"a cell's part", "GET", "/v1/cells/us-east1/transparency", admin, nil, "", 200, ""},
 		{"notice plan refused", "POST", "/v1/notices/plans", admin, map[string]string{"Content-Type": "application/json"}, "{}", 501, "not-implemented"},
 		{"unknown route", "GET", "/v2/nothing", "", nil, "", 404, "not-found"},
 		{"unknown cell's log", "GET", "/log/mars-1/checkpoint", "", nil, "", 404, "not-found"},

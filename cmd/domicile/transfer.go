@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"domicile"
 	"domicile/httpapi"
 	"domicile/sqlite"
 	"domicile/transfer"
@@ -31,9 +33,7 @@ var mechanismCommand = command{name: "mechanism", summary: "register and list tr
 // consentCommand is `domicile consent`.
 var consentCommand = command{name: "consent", summary: "record subjects' consents to transfer and to sensitive processing", run: func(ctx context.Context, env *cmdEnv, args []string) error {
 	return sub(ctx, env, "consent", args, map[string]func(context.Context, *cmdEnv, []string) error{
-		"grant":    func(ctx context.Context, env *cmdEnv, args []string) error { return consentSet(ctx, env, args, true) },
-		"withdraw": func(ctx context.Context, env *cmdEnv, args []string) error { return consentSet(ctx, env, args, false) },
-		"list":     consentList})
+		"grant": consentSet(true), "withdraw": consentSet(false), "list": consentList})
 }}
 
 // transferCommand is `domicile transfer`.
@@ -151,73 +151,37 @@ func mechanismList(ctx context.Context, env *cmdEnv, args []string) error {
 	return nil
 }
 
-func mechanismShow(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "mechanism show")
-	var cf clientFlags
-	cf.register(fs)
+var mechanismShow = jsonCommand("mechanism show", true, func(fs *flag.FlagSet) clientCall[*transfer.MechanismView] {
 	id := fs.String("id", "", "mechanism id")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := need("id", *id); err != nil {
-		return err
-	}
-	c, err := cf.client(env, true)
-	if err != nil {
-		return err
-	}
-	m, err := c.Mechanism(ctx, *id)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, m)
+	return clientCall[*transfer.MechanismView]{
+		check: func() error { return need("id", *id) },
+		call: func(ctx context.Context, c *httpapi.Client) (*transfer.MechanismView, error) {
+			return c.Mechanism(ctx, *id)
+		}}
+})
+
+// consentSet is `domicile consent grant` (granted) or `withdraw`.
+func consentSet(granted bool) func(context.Context, *cmdEnv, []string) error {
+	return jsonCommand("consent", false, func(fs *flag.FlagSet) clientCall[*domicile.Consent] {
+		id := fs.String("subject", "", "the subject's id")
+		kind := fs.String("kind", "cross-border", "cross-border (PIPL Art. 39) or sensitive (Art. 29)")
+		version := fs.String("text-version", "", "version of the consent text the app showed")
+		return clientCall[*domicile.Consent]{
+			check: func() error { return errors.Join(need("subject", *id), need("text-version", *version)) },
+			call: func(ctx context.Context, c *httpapi.Client) (*domicile.Consent, error) {
+				return c.SetConsent(ctx, *id, *kind, *version, granted)
+			}}
+	})
 }
 
-func consentSet(ctx context.Context, env *cmdEnv, args []string, granted bool) error {
-	fs := newFlagSet(env, "consent")
-	var cf clientFlags
-	cf.register(fs)
+var consentList = jsonCommand("consent list", false, func(fs *flag.FlagSet) clientCall[[]domicile.Consent] {
 	id := fs.String("subject", "", "the subject's id")
-	kind := fs.String("kind", "cross-border", "cross-border (PIPL Art. 39) or sensitive (Art. 29)")
-	version := fs.String("text-version", "", "version of the consent text the app showed")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := errors.Join(need("subject", *id), need("text-version", *version)); err != nil {
-		return err
-	}
-	c, err := cf.client(env, false)
-	if err != nil {
-		return err
-	}
-	con, err := c.SetConsent(ctx, *id, *kind, *version, granted)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, con)
-}
-
-func consentList(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "consent list")
-	var cf clientFlags
-	cf.register(fs)
-	id := fs.String("subject", "", "the subject's id")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if err := need("subject", *id); err != nil {
-		return err
-	}
-	c, err := cf.client(env, false)
-	if err != nil {
-		return err
-	}
-	cs, err := c.Consents(ctx, *id)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, cs)
-}
+	return clientCall[[]domicile.Consent]{
+		check: func() error { return need("subject", *id) },
+		call: func(ctx context.Context, c *httpapi.Client) ([]domicile.Consent, error) {
+			return c.Consents(ctx, *id)
+		}}
+})
 
 func transferRequest(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "transfer request")
@@ -308,24 +272,12 @@ func transferImport(ctx context.Context, env *cmdEnv, args []string) error {
 	return printJSON(env.Stdout, res)
 }
 
-func transferLedger(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlagSet(env, "transfer ledger")
-	var cf clientFlags
-	cf.register(fs)
+var transferLedger = jsonCommand("transfer ledger", true, func(fs *flag.FlagSet) clientCall[*transfer.LedgerView] {
 	year := fs.Int("year", 0, "calendar year (default: this year)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := cf.client(env, true)
-	if err != nil {
-		return err
-	}
-	v, err := c.Ledger(ctx, *year)
-	if err != nil {
-		return err
-	}
-	return printJSON(env.Stdout, v)
-}
+	return clientCall[*transfer.LedgerView]{call: func(ctx context.Context, c *httpapi.Client) (*transfer.LedgerView, error) {
+		return c.Ledger(ctx, *year)
+	}}
+})
 
 func transferEvidence(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "transfer evidence")

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"domicile/checkpoint"
+	"domicile/httpapi"
+	"domicile/tlog"
+	"domicile/witness"
+)
+
+// siblingProbe is how often a cell process asks the sibling cells it has
+// not reached yet for their keys.
+const siblingProbe = 2 * time.Second
+
+// witnessSiblings makes the cells of a deployment of cell processes
+// witness each other over the network, as the cells of the embedded
+// runtime do in one process. This process's cell runs a witness (its
+// witness.key, served at /witness/<cell>/add-checkpoint and published in
+// /v1/cells), and a loop asks each sibling cell, at its url, for its log
+// key and its witness key (GET /v1/cells): from the first answer on, the
+// witness cosigns that sibling's checkpoints (the key is then pinned for
+// the process's life), and this cell submits its own checkpoints to the
+// sibling's witness (C2SP tlog-witness add-checkpoint), attaching the
+// cosignatures to the checkpoints it serves. `domicile verify
+// --witness-key K ... --witnesses N` then counts the sibling cells among
+// the witnesses. A sibling that is down is asked again every
+// siblingProbe.
+func (ls *logs) witnessSiblings(ctx context.Context, rt *runtime, log *slog.Logger, hc *http.Client) error {
+	c := rt.cells[0]
+	name := "witness/" + c.ID()
+	skey, _, err := keyFile(filepath.Join(rt.dir, "custody", c.ID(), "witness.key"), func() (string, string, error) { return checkpoint.GenerateCosignerKey(rand.Reader, name) })
+	if err != nil {
+		return err
+	}
+	cos, err := checkpoint.NewCosigner(skey, rt.now)
+	if err != nil {
+		return err
+	}
+	w, err := witness.New(witness.Config{Cosigner: cos, State: witness.NewFileState(filepath.Join(rt.dir, c.ID(), "witness.state"))})
+	if err != nil {
+		return err
+	}
+	rt.witnesses[c.ID()] = w
+	pending := map[string]string{} // sibling -> url
+	for _, cc := range rt.dep.Cells {
+		if cc.ID != c.ID() && cc.URL != "" {
+			pending[cc.ID] = strings.TrimSuffix(cc.URL, "/")
+		}
+	}
+	own := ls.byCell[c.ID()]
+	ls.wg.Add(1)
+	go func() {
+		defer ls.wg.Done()
+		t := time.NewTicker(siblingProbe)
+		defer t.Stop()
+		for len(pending) > 0 {
+			for id, base := range pending {
+				info := siblingLog(ctx, hc, base, id)
+				if info == nil || info.WitnessKey == "" {
+					continue
+				}
+				if err := w.AddLog(info.VerifierKey); err != nil {
+					log.Error("sibling cell's log key refused", slog.String("cell", id), slog.Any("err", err))
+					delete(pending, id)
+					continue
+				}
+				key, err := checkpoint.NewCosignatureVerifier(info.WitnessKey)
+				if err == nil {
+					var wc *httpapi.WitnessClient
+					if wc, err = httpapi.NewWitnessClient(base+"/witness/"+id, hc); err == nil {
+						sub := &tlog.Witnessing{Log: own, Witnesses: []tlog.RemoteWitness{{Name: "witness/" + id, Key: key, Witness: wc}}, Logger: log}
+						ls.wg.Add(1)
+						go func() { defer ls.wg.Done(); sub.Run(ctx) }()
+					}
+				}
+				if err != nil {
+					log.Error("sibling cell's witness refused", slog.String("cell", id), slog.Any("err", err))
+				} else {
+					log.Info("witnessing with sibling cell", slog.String("cell", id))
+				}
+				delete(pending, id)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
+}
+
+// maxSiblingList bounds a sibling's answer to GET /v1/cells.
+const maxSiblingList = 1 << 20
+
+// siblingLog asks the cell process at base for its log keys, or nil.
+func siblingLog(ctx context.Context, hc *http.Client, base, id string) *httpapi.LogInfo {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/cells", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Cells []struct {
+			ID  string           `json:"id"`
+			Log *httpapi.LogInfo `json:"log"`
+		} `json:"cells"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, maxSiblingList)).Decode(&list) != nil {
+		return nil
+	}
+	for _, c := range list.Cells {
+		if c.ID == id && c.Log != nil {
+			return c.Log
+		}
+	}
+	return nil
+}
