@@ -76,10 +76,14 @@ def main():
             if hit:
                 part = hit
                 break
-        if part.startswith("store: engine") and any(STORE.search(f) for f in frames):
-            # The engine's work inside a request's own call (a read, a
-            # batch applied) is the request's.
-            part = "store: request's own reads and batch"
+        if part.startswith("store: engine"):
+            # The engine's work inside a store call is that call's: the
+            # single writer's group commit, or a request's own read or
+            # batch.
+            for f in frames:
+                if STORE.search(f):
+                    part = next(p for p, r in pats if r.search(f))
+                    break
         counts[part] = counts.get(part, 0) + n
     server = sum(v for k, v in counts.items() if k not in SERVER_EXCLUDED)
     period_us = 10_000  # pprof's default sampling period, 10 ms
