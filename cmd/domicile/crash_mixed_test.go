@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,12 @@ func TestCrashMixedLoad(t *testing.T) {
 				}
 			}
 			t.Logf("%s: %d writes and %d reads answered before SIGKILL; every one found after restart", kind, nw, nr)
+			// Stopped, the cells pass domicile check on their own store kind.
+			s2.Stop()
+			out, err := runBin(t, nil, "check", "--deployment", dep, "--data", data)
+			if err != nil || !strings.Contains(out, "cn-gz1: ok") {
+				t.Fatalf("check after the crash and restart: %v\n%s", err, out)
+			}
 		})
 	}
 }
