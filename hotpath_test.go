@@ -6,6 +6,7 @@ package domicile
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,6 +89,21 @@ func TestKindCheckScan(t *testing.T) {
 		want, werr := k.checkDecoded([]byte(body))
 		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) || !slices.Equal(got, want) {
 			t.Fatalf("Check(%s) = %q, %v; decoding gives %q, %v", body, got, gerr, want, werr)
+		}
+	})
+}
+
+func BenchmarkKindCheck(b *testing.B) {
+	k := &Kind{Name: "message", Fields: map[string]Category{"body": "x", "from": "x", "to": "x"}}
+	body := []byte(`{"body":"` + strings.Repeat("a", 1000) + `","from":"li","to":"wei"}`)
+	b.Run("Scan", func(b *testing.B) {
+		for b.Loop() {
+			k.Check(body)
+		}
+	})
+	b.Run("Decode", func(b *testing.B) {
+		for b.Loop() {
+			k.checkDecoded(body)
 		}
 	})
 }
