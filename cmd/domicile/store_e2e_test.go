@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"domicile/httpapi"
+	"domicile/report"
 )
 
 // TestCrashMixedLoad kills the server with SIGKILL during a mixed load of
@@ -160,5 +162,59 @@ func trailCounts(t *testing.T, s *server, subject string) map[string]int {
 		if p.Next == "" {
 			return out
 		}
+	}
+}
+
+// TestChangePlanOnPebble makes a change plan over cells on Pebble: the
+// service counts a cell's subjects from its open store, and the offline
+// plan (notice plan --data) from the stopped one, and both name exactly
+// the subjects the change concerns.
+func TestChangePlanOnPebble(t *testing.T) {
+	dir := t.TempDir()
+	cur := filepath.Join(dir, "deployment.yaml")
+	next := filepath.Join(dir, "next.yaml")
+	base := string(benchDeploymentYAML("pebble")) + "declarations:\n  entity: \"Demo Shop Ltd.\"\n  contact: \"privacy@shop.example\"\n"
+	if !strings.Contains(base, oldOperator) {
+		t.Fatalf("the demo deployment no longer names %q", oldOperator)
+	}
+	nextYAML := []byte(strings.Replace(base, oldOperator, newOperator, 1))
+	os.WriteFile(cur, []byte(base), 0o644)
+	os.WriteFile(next, nextYAML, 0o644)
+	s := startServer(t, "", "--deployment", cur)
+	ctx := context.Background()
+	c := s.client(s.token("app", "CN", ""), app, "")
+	for id, j := range map[string]string{"cn-a": "CN", "cn-b": "CN", "de-a": "DE", "us-a": "US"} {
+		if _, err := c.CreateSubject(ctx, id, j, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.PutRecord(ctx, "cn-a", "profile", "main", map[string]string{"name": "李伟"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{subjectRef(t, s.Data, "cn-a"), subjectRef(t, s.Data, "cn-b")}
+	slices.Sort(want)
+	pv, err := s.client(s.Admin, "", "").MakePlan(ctx, "next.yaml", nextYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var planned []string
+	for _, n := range pv.Notices {
+		planned = append(planned, n.Notice.SubjectRef)
+	}
+	slices.Sort(planned)
+	if !slices.Equal(planned, want) {
+		t.Fatalf("the service's plan names %v, want the CN subjects %v", planned, want)
+	}
+	s.Stop()
+	out, err := runBin(t, nil, "notice", "plan", "--from", cur, "--to", next, "--data", s.Data, "--format", "json")
+	if err != nil {
+		t.Fatalf("notice plan: %v\n%s", err, out)
+	}
+	var offline report.ImpactReport
+	if err := json.Unmarshal([]byte(out), &offline); err != nil {
+		t.Fatalf("notice plan output: %v\n%s", err, out)
+	}
+	if !slices.Equal(offline.SubjectRefs, want) {
+		t.Errorf("the offline plan names %v, want %v", offline.SubjectRefs, want)
 	}
 }
