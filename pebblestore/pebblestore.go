@@ -266,8 +266,8 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 		hashes[i] = tlog.RecordHash(e.Leaf)
 	}
 
-	t0 := time.Now()
 	s.logMu.Lock()
+	t0 := time.Now()
 	first := s.size
 	if w.receipt != nil {
 		// A receipt id is unique. Receipts are written only here, under

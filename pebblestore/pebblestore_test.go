@@ -215,6 +215,8 @@ func BenchmarkCommit1KParallel(b *testing.B) {
 	s := mustOpen(b, b.TempDir())
 	defer s.Close()
 	domiciletest.BenchCommit1KParallel(b, s)
+	// How much of the time the one serial part of a commit was held.
+	b.ReportMetric(float64(s.critical.Load())/float64(b.Elapsed()), "critical-section-busy")
 }
 
 // TestConcurrentExpectations races writers on one record, each reading
