@@ -113,6 +113,13 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		MemTableSize: 32 << 20,
 		Cache:        cache,
 		Logger:       quietLogger{},
+		// Pebble keeps obsolete write-ahead logs to recycle them, with
+		// their old records, unless its cleaner wants the files: the
+		// archive cleaner moves every obsolete file to pebble/archive,
+		// which the store empties (dropArchive). So no old log outlives
+		// its memtable's flush by more than a tick, and an erasure's
+		// compaction leaves nothing behind in any file.
+		Cleaner: pebble.ArchiveCleaner{},
 	}
 	for i := range opts.Levels {
 		// Every write first looks up the key it writes (its version), most
@@ -128,6 +135,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("pebblestore: open: %w", err)
 	}
 	s := &Store{dir: dir, db: db, stop: make(chan struct{}), syncStart: time.Now()}
+	s.dropArchive()
 	fail := func(err error) (*Store, error) {
 		if s.tiles != nil {
 			s.tiles.Close()
@@ -185,6 +193,7 @@ func (s *Store) syncTiles() {
 			s.flushMu.Lock()
 			s.tiles.Sync()
 			s.flushMu.Unlock()
+			s.dropArchive()
 		}
 	}
 }
@@ -204,7 +213,23 @@ func (s *Store) Close() error {
 	s.flushMu.Lock()
 	ferr := s.tail.Flush(s.tiles.Write)
 	s.flushMu.Unlock()
-	return errors.Join(ferr, s.tiles.Close(), s.db.Close())
+	err := errors.Join(ferr, s.tiles.Close(), s.db.Close())
+	// Closing waits for Pebble's last obsolete files to reach the archive.
+	s.dropArchive()
+	return err
+}
+
+// dropArchive removes the files Pebble's cleaner moved to its archive:
+// obsolete by definition (flushed logs, compacted tables, old manifests).
+func (s *Store) dropArchive() {
+	dir := filepath.Join(s.dir, "pebble", "archive")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
 }
 
 // Dir returns the store's directory.
@@ -344,8 +369,9 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 // now rather than at some later compaction: an LSM deletes by writing a
 // tombstone, and the old values stay in older tables until a compaction
 // meets both (the SQLite store's secure_delete plays this part there).
-// Compact flushes the memtables the ranges overlap, so the log records
-// holding the old values become obsolete too.
+// Compact flushes the memtables the ranges overlap, and a last flush the
+// one holding the erasure itself, so the write-ahead logs holding the old
+// values become obsolete and are removed too (see Open's Cleaner).
 func (s *Store) purge(ctx context.Context, w *writer) error {
 	for _, ref := range w.erased {
 		for _, t := range []byte{tSubject, tRecord, tObject, tRequest, tSubjEvent} {
@@ -356,9 +382,14 @@ func (s *Store) purge(ctx context.Context, w *writer) error {
 		}
 	}
 	if w.evLo < w.evHi {
-		return s.db.Compact(ctx, eventKey(w.evLo), eventKey(w.evHi), true)
+		if err := s.db.Compact(ctx, eventKey(w.evLo), eventKey(w.evHi), true); err != nil {
+			return err
+		}
 	}
-	return nil
+	// The erasure's own batch names the subject (its tombstones): flush
+	// the memtable, so the log holding it becomes obsolete and goes the
+	// way of the others (dropArchive).
+	return s.db.Flush()
 }
 
 // lockSubjects locks, in order, the stripes of every subject b names.
