@@ -117,8 +117,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		// their old records, unless its cleaner wants the files: the
 		// archive cleaner moves every obsolete file to pebble/archive,
 		// which the store empties (dropArchive). So no old log outlives
-		// its memtable's flush by more than a tick, and an erasure's
-		// compaction leaves nothing behind in any file.
+		// its memtable's flush by more than a tick. (The manifest is the
+		// one file an erasure cannot clean at once: see purge.)
 		Cleaner: pebble.ArchiveCleaner{},
 	}
 	for i := range opts.Levels {
@@ -372,6 +372,12 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 // Compact flushes the memtables the ranges overlap, and a last flush the
 // one holding the erasure itself, so the write-ahead logs holding the old
 // values become obsolete and are removed too (see Open's Cleaner).
+//
+// What this does not reach: Pebble's manifest, a log of version edits
+// that names the smallest and largest key of every table it adds, keeps
+// those of dropped tables until it rolls over to a new file. A key of the
+// subject that bounded a table (its reference, and for an event index key
+// the event's index) can stay there, though no value of the subject does.
 func (s *Store) purge(ctx context.Context, w *writer) error {
 	for _, ref := range w.erased {
 		for _, t := range []byte{tSubject, tRecord, tObject, tRequest, tSubjEvent} {
