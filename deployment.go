@@ -30,7 +30,8 @@ type CellConfig struct {
 // StoreConfig chooses a cell's storage engine (a cell's `store:`), or
 // the deployment's control store (`control:`).
 type StoreConfig struct {
-	// Kind is "sqlite" (embedded, the default) or "postgres".
+	// Kind is "sqlite" (embedded, the default), "pebble" (embedded, on
+	// Pebble: commits grouped without a single writer) or "postgres".
 	Kind string `yaml:"kind"`
 	// DSNEnv names the environment variable holding a PostgreSQL
 	// connection string, so that no credential sits in the file.

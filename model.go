@@ -69,6 +69,110 @@ func (k *Kind) Validate(body []byte) error {
 // Check validates body as Validate does and returns the names of the
 // fields it holds, sorted.
 func (k *Kind) Check(body []byte) ([]string, error) {
+	fields, ok := topLevelNames(body)
+	if !ok {
+		return k.checkDecoded(body)
+	}
+	for _, f := range fields {
+		if _, ok := k.Fields[f]; !ok {
+			return nil, &Error{Code: EInvalid, Field: f, Message: fmt.Sprintf("field %q is not declared for kind %q", truncate(f, 64), k.Name)}
+		}
+	}
+	return fields, nil
+}
+
+// topLevelNames returns the sorted, distinct names of a valid JSON
+// object's members, scanning the bytes without decoding the values. It
+// returns false for anything else (not valid JSON, not an object, a name
+// with an escape), which checkDecoded then answers: every record write
+// runs this, and decoding into a map was most of its cost.
+func topLevelNames(body []byte) ([]string, bool) {
+	if !json.Valid(body) {
+		return nil, false
+	}
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return nil, false
+	}
+	var names []string
+	i = skipSpace(body, i+1)
+	if i < len(body) && body[i] == '}' {
+		return []string{}, true
+	}
+	for i < len(body) {
+		// A member: "name" : value , or }
+		if body[i] != '"' {
+			return nil, false
+		}
+		j := i + 1
+		for j < len(body) && body[j] != '"' {
+			if body[j] == '\\' {
+				return nil, false
+			}
+			j++
+		}
+		names = append(names, string(body[i+1:j]))
+		i = skipSpace(body, j+1) // at ':'
+		i = skipValue(body, skipSpace(body, i+1))
+		i = skipSpace(body, i)
+		if i >= len(body) {
+			return nil, false
+		}
+		if body[i] == '}' {
+			break
+		}
+		i = skipSpace(body, i+1) // past ','
+	}
+	slices.Sort(names)
+	return slices.Compact(names), true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just past the valid JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; i < len(b) && b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		case ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
+}
+
+// checkDecoded is Check by decoding body into a map.
+func (k *Kind) checkDecoded(body []byte) ([]string, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
 		return nil, Errorf(EInvalid, "record body must be a JSON object")

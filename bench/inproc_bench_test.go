@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -29,9 +30,27 @@ import (
 	"domicile/deploy"
 	"domicile/httpapi"
 	"domicile/kms/filekms"
+	"domicile/pebblestore"
 	"domicile/residency"
 	"domicile/sqlite"
 )
+
+// openCellStore opens the cell store the benchmarks run on: SQLite, or
+// Pebble when DOMICILE_BENCH_STORE=pebble.
+func openCellStore(b *testing.B, dir string) domicile.CellStore {
+	b.Helper()
+	var st domicile.CellStore
+	var err error
+	if os.Getenv("DOMICILE_BENCH_STORE") == "pebble" {
+		st, err = pebblestore.Open(context.Background(), dir)
+	} else {
+		st, err = sqlite.Open(context.Background(), dir)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st
+}
 
 const benchSubjects = 256
 
@@ -48,16 +67,13 @@ func subjectKey(i int) cell.SubjectKey {
 
 // newBenchCell builds a cell as cmd/domicile's runtime does: SQLite store,
 // SQLite custody store, file KEK.
-func newBenchCell(b *testing.B) (*cell.Cell, *sqlite.Store) {
+func newBenchCell(b *testing.B) (*cell.Cell, domicile.CellStore) {
 	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()
 	dep := deploy.Default()
 	cc := dep.Cells[0]
-	st, err := sqlite.Open(ctx, filepath.Join(dir, cc.ID))
-	if err != nil {
-		b.Fatal(err)
-	}
+	st := openCellStore(b, filepath.Join(dir, cc.ID))
 	ks, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "custody"))
 	if err != nil {
 		b.Fatal(err)
@@ -208,10 +224,7 @@ func newHTTPService(b *testing.B) (*httpapi.Client, []string) {
 	}
 	var cells []*cell.Cell
 	for _, cc := range dep.Cells {
-		st, err := sqlite.Open(ctx, filepath.Join(dir, cc.ID))
-		if err != nil {
-			b.Fatal(err)
-		}
+		st := openCellStore(b, filepath.Join(dir, cc.ID))
 		ks, err := sqlite.OpenKeyStore(ctx, filepath.Join(dir, "custody", cc.ID))
 		if err != nil {
 			b.Fatal(err)

@@ -73,16 +73,25 @@ func parseStore(v *yaml.Node, section string) (domicile.StoreConfig, error) {
 		c.Kind = "sqlite"
 	}
 	switch c.Kind {
+	case "pebble":
+		if section != "store" {
+			return c, errAt(at("kind"), "%s.kind pebble: only a cell's store can be pebble (want sqlite or postgres)", section)
+		}
+		fallthrough
 	case "sqlite":
 		for _, k := range []string{"dsn_env", "schema", "max_conns", "statement_timeout", "connect_timeout", "serialization_retries"} {
 			if n := at(k); n != v {
-				return c, errAt(n, "%s.%s is for kind postgres, and this %s is sqlite", section, k, section)
+				return c, errAt(n, "%s.%s is for kind postgres, and this %s is %s", section, k, section, c.Kind)
 			}
 		}
 		return c, nil
 	case "postgres":
 	default:
-		return c, errAt(at("kind"), "%s.kind %q (want sqlite or postgres)", section, trunc(c.Kind, 32))
+		want := "sqlite or postgres"
+		if section == "store" {
+			want = "sqlite, pebble or postgres"
+		}
+		return c, errAt(at("kind"), "%s.kind %q (want %s)", section, trunc(c.Kind, 32), want)
 	}
 	switch {
 	case c.DSNEnv == "":

@@ -58,6 +58,13 @@ func TestCensus(t *testing.T, open func(t *testing.T) domicile.CellStore) {
 	if d := cmp.Diff(want, census()); d != "" {
 		t.Errorf("Census after a record's deletion (-want +got):\n%s", d)
 	}
+	// So does a deleted object (its row stays, without a blob).
+	MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.DeleteObject{Ref: bob, Name: "photo.jpg", Expect: 1}},
+		Events: []*domicile.LogEntry{NewEntry(bob)}})
+	want.Objects, want.ObjectBytes = 0, 0
+	if d := cmp.Diff(want, census()); d != "" {
+		t.Errorf("Census after an object's deletion (-want +got):\n%s", d)
+	}
 
 	// Pending requests: by deadline, final states left out.
 	put := func(ref domicile.SubjectRef, id, state string, deadline time.Duration) {

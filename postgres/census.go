@@ -15,7 +15,7 @@ func (s *Store) Census(ctx context.Context) (domicile.Census, error) {
 		(SELECT COUNT(*) FROM subjects),
 		(SELECT COUNT(*) FROM records WHERE body IS NOT NULL),
 		(SELECT COALESCE(SUM(LENGTH(body)), 0)::BIGINT FROM records WHERE body IS NOT NULL),
-		(SELECT COUNT(*) FROM objects),
+		(SELECT COUNT(*) FROM objects WHERE blob IS NOT NULL),
 		(SELECT COALESCE(SUM(size), 0)::BIGINT FROM objects)`).Scan(&c.Subjects, &c.Records, &c.RecordBytes, &c.Objects, &c.ObjectBytes)
 	if err != nil {
 		return c, fmt.Errorf("postgres: census: %w", err)

@@ -63,6 +63,7 @@ type benchFlags struct {
 	growthLog    string
 	growthDir    string
 	plots        string
+	store        string
 }
 
 // runBench is domicile bench. With "baseline-server" as its first
@@ -94,6 +95,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.StringVar(&f.growthLog, "growth-log", "1000000,2500000,5000000,10000000", "log sizes for --growth (0 to skip)")
 	fs.StringVar(&f.growthDir, "growth-dir", "", "data directory for --growth (default: a temporary one)")
 	fs.StringVar(&f.plots, "plots", "doc", "directory for --growth's SVG plots")
+	fs.StringVar(&f.store, "store", "", "store kind of the local deployment's cells: sqlite or pebble (default: the embedded deployment's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -104,6 +106,14 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 			return errUsage
 		}
 		f.rate = r
+	}
+	if f.store != "" && f.store != "sqlite" && f.store != "pebble" {
+		fmt.Fprintf(env.Stderr, "domicile bench: --store %q: want sqlite or pebble\n", f.store)
+		return errUsage
+	}
+	if f.store != "" && f.server != "" {
+		fmt.Fprintln(env.Stderr, "domicile bench: --store chooses the store of a local deployment; --server's is its own")
+		return errUsage
 	}
 	if _, ok := bench.Mixes[f.mix]; !ok && !f.growth {
 		fmt.Fprintf(env.Stderr, "domicile bench: unknown mix %q; one of %s\n", f.mix, strings.Join(bench.MixNames(), ", "))
@@ -166,6 +176,9 @@ func runLoad(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Report)
 		}
 	}
 	runs = append(runs, func() (*target, error) { return startDomicileTarget(ctx, env, f) })
+	if f.store != "" {
+		rep.Notes = append(rep.Notes, "domicile's cells on the "+f.store+" store (--store); the baseline on SQLite, as always")
+	}
 	runID := randomHex(4)
 	for _, start := range runs {
 		t, err := start()
@@ -290,7 +303,15 @@ func startDomicileTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*targ
 // serveDomicile starts domicile serve on data directory dir and makes an
 // app token from its admin token.
 func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, hc *http.Client) (*target, error) {
-	p, err := startChild(ctx, f.binary, "domicile: listening on ", "serve", "--addr", "127.0.0.1:0", "--data", dir)
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir}
+	if f.store != "" {
+		path := filepath.Join(dir, "bench-deployment.yaml")
+		if err := os.WriteFile(path, benchDeploymentYAML(f.store), 0o600); err != nil {
+			return nil, err
+		}
+		args = append(args, "--deployment", path)
+	}
+	p, err := startChild(ctx, f.binary, "domicile: listening on ", args...)
 	if err != nil {
 		return nil, fmt.Errorf("start domicile serve: %w", err)
 	}
@@ -312,6 +333,33 @@ func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, 
 		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid, Metrics: p.url + "/metrics", HTTP: hc},
 		stop:    p.stop,
 	}, nil
+}
+
+// benchDeploymentYAML is the embedded demo deployment with every cell's
+// store of the given kind.
+func benchDeploymentYAML(kind string) []byte {
+	var out []byte
+	cells := false
+	for line := range strings.Lines(string(deploy.DefaultYAML())) {
+		out = append(out, line...)
+		switch {
+		case strings.HasPrefix(line, "cells:"):
+			cells = true
+		case cells && strings.HasPrefix(line, "  - id: "):
+			out = append(out, "    store: {kind: "+kind+"}\n"...)
+		case len(line) > 0 && line[0] != ' ' && line[0] != '#' && line[0] != '\n':
+			cells = false
+		}
+	}
+	return out
+}
+
+// benchDeployment is the deployment a local bench serves.
+func benchDeployment(f *benchFlags) (*domicile.Deployment, error) {
+	if f.store == "" {
+		return deploy.Default(), nil
+	}
+	return deploy.Parse(benchDeploymentYAML(f.store))
 }
 
 // startBaselineTarget starts the raw baseline server as a child process.
@@ -509,7 +557,7 @@ func runGrowth(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Repor
 			continue
 		}
 		t0 := time.Now()
-		if err := preloadSubjects(ctx, quiet, dir, subjects, n); err != nil {
+		if err := preloadSubjects(ctx, quiet, f, dir, subjects, n); err != nil {
 			return fmt.Errorf("preload subjects: %w", err)
 		}
 		fmt.Fprintf(env.Stderr, "bench growth: preloaded subjects %d → %d in %s\n", subjects, n, time.Since(t0).Round(time.Second))
@@ -524,7 +572,7 @@ func runGrowth(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Repor
 	}
 	for _, n := range logPts {
 		t0 := time.Now()
-		size, err := preloadLog(ctx, quiet, dir, n)
+		size, err := preloadLog(ctx, quiet, f, dir, n)
 		if err != nil {
 			return fmt.Errorf("preload log: %w", err)
 		}
@@ -559,8 +607,12 @@ func parseCounts(s string) ([]int64, error) {
 func growthID(i int64) string { return "g-" + strconv.FormatInt(i, 10) }
 
 // openGrowthRuntime opens the deployment in dir as domicile serve does.
-func openGrowthRuntime(ctx context.Context, env *cmdEnv, dir string) (*runtime, *cell.Cell, error) {
-	rt, err := openRuntime(ctx, dir, deploy.Default(), time.Now, nil, slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+func openGrowthRuntime(ctx context.Context, env *cmdEnv, f *benchFlags, dir string) (*runtime, *cell.Cell, error) {
+	dep, err := benchDeployment(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := openRuntime(ctx, dir, dep, time.Now, nil, slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -581,8 +633,8 @@ func openGrowthRuntime(ctx context.Context, env *cmdEnv, dir string) (*runtime, 
 // concurrently), then in batches of preloadBatch subjects per Commit its
 // cell row, two sealed 1 KiB records (r0, r1: what the read mix reads)
 // and the three log events those writes would have logged.
-func preloadSubjects(ctx context.Context, env *cmdEnv, dir string, from, to int64) error {
-	rt, c, err := openGrowthRuntime(ctx, env, dir)
+func preloadSubjects(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, from, to int64) error {
+	rt, c, err := openGrowthRuntime(ctx, env, f, dir)
 	if err != nil {
 		return err
 	}
@@ -684,8 +736,8 @@ func growthStore(ctx context.Context, rt *runtime, c *cell.Cell) (growthWriter, 
 // preloadLog appends log entries offline (events of preloaded subjects,
 // as reads would log them) until the log holds n, and returns its size
 // before.
-func preloadLog(ctx context.Context, env *cmdEnv, dir string, n int64) (int64, error) {
-	rt, c, err := openGrowthRuntime(ctx, env, dir)
+func preloadLog(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, n int64) (int64, error) {
+	rt, c, err := openGrowthRuntime(ctx, env, f, dir)
 	if err != nil {
 		return 0, err
 	}
@@ -729,7 +781,7 @@ func measureGrowthPoint(ctx context.Context, env *cmdEnv, f *benchFlags, dir str
 	pt := &bench.GrowthPt{Subjects: subjects}
 	{
 		quiet := &cmdEnv{Stdout: io.Discard, Stderr: env.Stderr, Getenv: env.Getenv, Now: env.Now}
-		rt, c, err := openGrowthRuntime(ctx, quiet, dir)
+		rt, c, err := openGrowthRuntime(ctx, quiet, f, dir)
 		if err != nil {
 			return nil, err
 		}

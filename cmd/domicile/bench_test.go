@@ -72,6 +72,8 @@ func TestBenchUsage(t *testing.T) {
 		{"bad rate", []string{"--rate", "fast"}},
 		{"zero workers", []string{"--workers", "0"}},
 		{"remote without token", []string{"--server", "http://127.0.0.1:1", "--duration", "1s"}},
+		{"unknown store", []string{"--store", "mongo"}},
+		{"store of a remote server", []string{"--store", "pebble", "--server", "http://127.0.0.1:1", "--token", "t"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,5 +83,42 @@ func TestBenchUsage(t *testing.T) {
 				t.Errorf("bench %v = exit %d, want 2; stderr:\n%s", tt.args, code, errb.String())
 			}
 		})
+	}
+}
+
+// TestBenchStorePebble runs the local benchmark with the cells on Pebble:
+// the deployment it serves says so, the report says so, and the store's
+// commit counters reach the report.
+func TestBenchStorePebble(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server")
+	}
+	out := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(binary, "bench", "--store", "pebble", "--duration", "1s", "--warmup", "200ms",
+		"--workers", "4", "--subjects", "20", "--mix", "write", "--json", out)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("domicile bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report JSON: %v\n%s", err, b)
+	}
+	if len(rep.Runs) != 1 || rep.Runs[0].Ops == 0 || len(rep.Runs[0].Errors) != 0 {
+		t.Fatalf("runs = %+v", rep.Runs)
+	}
+	if st := rep.Runs[0].Server.Store; st == nil || st.Commits == 0 {
+		t.Errorf("no commit counters from the Pebble store: %+v", rep.Runs[0].Server)
+	}
+	if !strings.Contains(strings.Join(rep.Notes, "\n"), "pebble store") {
+		t.Errorf("the report does not say the cells ran on Pebble: %q", rep.Notes)
+	}
+	if got := string(benchDeploymentYAML("pebble")); strings.Count(got, "store: {kind: pebble}") != 3 {
+		t.Errorf("bench deployment does not put the three demo cells on Pebble:\n%s", got)
 	}
 }

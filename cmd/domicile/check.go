@@ -55,7 +55,7 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 		if *only != "" && cc.ID != *only {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(*data, cc.ID, "cell.db")); err != nil {
+		if _, err := os.Stat(filepath.Join(*data, cc.ID, storeFile(cc.Store.Kind))); err != nil {
 			if v, verr := logVerifier(*data, cc.ID); verr == nil && v == nil {
 				fmt.Fprintf(env.Stdout, "%s: no store yet (never started)\n", cc.ID)
 				continue

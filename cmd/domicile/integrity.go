@@ -29,9 +29,18 @@ type cellCheck struct {
 	Took time.Duration
 }
 
-// openCheckedStore opens the store of cell cc under dir (SQLite, or the
-// PostgreSQL schema its store section names) and checks its log against
-// its last signed checkpoint (tlog.Check), rebuilding tiles that
+// storeFile is the file or directory whose presence says that a cell's
+// embedded store of the given kind exists.
+func storeFile(kind string) string {
+	if kind == "pebble" {
+		return "pebble"
+	}
+	return "cell.db"
+}
+
+// openCheckedStore opens the store of cell cc under dir (SQLite or Pebble,
+// or the PostgreSQL schema its store section names) and checks its log
+// against its last signed checkpoint (tlog.Check), rebuilding tiles that
 // disagree with the events. The outcome is appended to checks. A cell
 // that fails the check is refused: its store is closed and
 // openCheckedStore returns nil and no error, so that the rest of the
@@ -47,7 +56,7 @@ func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, c
 		return nil, nil
 	}
 	missing := &tlog.IntegrityError{Reason: "the cell's database is missing, but its log has a signing key: the cell has served before", Event: -1}
-	if _, err := os.Stat(filepath.Join(dir, cc.ID, "cell.db")); cc.Store.Kind == "sqlite" && errors.Is(err, fs.ErrNotExist) && v != nil {
+	if _, err := os.Stat(filepath.Join(dir, cc.ID, storeFile(cc.Store.Kind))); cc.Store.Kind != "postgres" && errors.Is(err, fs.ErrNotExist) && v != nil {
 		// A log key exists only once the cell has served: an empty store
 		// now would silently start the log over.
 		ck.Err = missing

@@ -9,6 +9,7 @@ import (
 
 	"domicile/deploy"
 	"domicile/notice"
+	"domicile/pebblestore"
 	"domicile/report"
 	"domicile/sqlite/commstore"
 )
@@ -72,6 +73,14 @@ func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 	if *data != "" {
 		in.Subjects = notice.SubjectsFunc(func(ctx context.Context, cell string) ([]notice.SubjectInfo, error) {
 			dir := filepath.Join(*data, cell)
+			if _, err := os.Stat(filepath.Join(dir, storeFile("pebble"))); err == nil {
+				st, err := pebblestore.Open(ctx, dir)
+				if err != nil {
+					return nil, fmt.Errorf("cell %s: %w (stop the cell's process, or plan through its API)", cell, err)
+				}
+				defer st.Close()
+				return st.CellSubjects(ctx)
+			}
 			if _, err := os.Stat(filepath.Join(dir, "cell.db")); err != nil {
 				return nil, nil // a cell without data has no subjects
 			}

@@ -11,6 +11,7 @@ import (
 	"domicile/authority"
 	"domicile/deploy"
 	"domicile/notice"
+	"domicile/pebblestore"
 	"domicile/postgres"
 	"domicile/sqlite"
 	"domicile/sqlite/commstore"
@@ -49,7 +50,11 @@ func pgConfig(what string, sc domicile.StoreConfig, schema string) (postgres.Con
 // <dir>/<cell>/blobs/.
 func openCellStore(ctx context.Context, dir string, cc domicile.CellConfig) (cellStore, error) {
 	cellDir := filepath.Join(dir, cc.ID)
-	if cc.Store.Kind != "postgres" {
+	switch cc.Store.Kind {
+	case "pebble":
+		return pebblestore.Open(ctx, cellDir)
+	case "postgres":
+	default:
 		return sqlite.Open(ctx, cellDir)
 	}
 	cfg, err := pgConfig("cell "+cc.ID+" store", cc.Store, cc.Store.Schema)

@@ -1,0 +1,726 @@
+// Package pebblestore is a domicile cell store on Pebble, the LSM engine
+// under CockroachDB (pure Go): records, objects' metadata, events,
+// checkpoints, meta, rights requests and erasure receipts in one Pebble
+// database per cell, the log's Merkle hashes as tiles beside it (package
+// internal/hashtile, as the SQLite store keeps them) and object contents
+// in a directory of blobs.
+//
+// # Commits
+//
+// There is no single writer. Each Commit builds its own Pebble batch on
+// its caller's goroutine, and Pebble's commit pipeline writes the batches
+// that arrive together to its write-ahead log with one write and one
+// fsync (group commit). What must be serialised is serialised briefly:
+//
+//   - Version expectations. A commit locks the stripes (one of 256
+//     mutexes, chosen by the first byte of the subject reference) of every
+//     subject its operations and events name, in order, reads the current
+//     versions and builds its operations, and holds the stripes until its
+//     batch is applied. Two writes to one subject therefore check and
+//     apply one after the other; writes to different subjects do not wait
+//     for each other. An expectation that fails changes nothing.
+//   - Log indexes. Under one short critical section a commit takes the
+//     next indexes, appends its events to the batch and its leaves' hashes
+//     to the Merkle tail, and hands the batch to Pebble
+//     (DB.ApplyNoSyncWait). Pebble writes batches to its log in the order
+//     they enter its pipeline, so log order is index order: a crash keeps
+//     a prefix of the log, never a log with a gap. The fsync is waited for
+//     outside the section (Batch.SyncWait).
+//
+// A batch is visible to readers once applied, before its fsync, as in
+// Pebble generally. Nothing read from such a batch outlives a crash
+// without it: a read's own event enters the log after what it read and is
+// durable before the read returns, and LogSize (hence proofs and signed
+// checkpoints) counts only events whose fsync completed.
+package pebblestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"domicile"
+	"domicile/internal/blobdir"
+	"domicile/internal/hashtile"
+)
+
+// CacheBytes is the size of the block cache of a store.
+const CacheBytes = 64 << 20
+
+// stripes is the number of per-subject locks.
+const stripes = 256
+
+// Store is a cell store on Pebble. It is safe for concurrent use.
+type Store struct {
+	dir   string
+	db    *pebble.DB
+	blobs *blobdir.Dir
+	tiles *hashtile.Files
+
+	// closeMu is held for reading by every Commit from start to end and
+	// for writing by Close, so that Close waits for commits in flight and
+	// no commit starts after it.
+	closeMu sync.RWMutex
+	closed  bool
+
+	locks [stripes]sync.Mutex
+
+	// logMu is the log's critical section: it guards size and the tail's
+	// appends, and orders batches into Pebble's pipeline.
+	logMu sync.Mutex
+	size  int64
+	tail  *hashtile.Tail
+	// committed is the log size whose every event is durable.
+	committed atomic.Int64
+
+	// flushMu serialises writing completed tiles to their files.
+	flushMu sync.Mutex
+
+	batches   atomic.Uint64
+	critical  atomic.Int64 // ns spent in logMu's section
+	syncStart time.Time
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+var errClosed = errors.New("pebblestore: store closed")
+
+var syncWrite = pebble.Sync
+
+// Open opens (creating if needed) the cell store in dir.
+func Open(ctx context.Context, dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("pebblestore: %w", err)
+	}
+	cache := pebble.NewCache(CacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		// A larger memtable than the default 4 MiB: fewer flushes under a
+		// write load, at a bounded cost in memory.
+		MemTableSize: 32 << 20,
+		Cache:        cache,
+		Logger:       quietLogger{},
+		// Pebble keeps obsolete write-ahead logs to recycle them, with
+		// their old records, unless its cleaner wants the files: the
+		// archive cleaner moves every obsolete file to pebble/archive,
+		// which the store empties (dropArchive). So no old log outlives
+		// its memtable's flush by more than a tick. (The manifest is the
+		// one file an erasure cannot clean at once: see purge.)
+		Cleaner: pebble.ArchiveCleaner{},
+	}
+	for i := range opts.Levels {
+		// Every write first looks up the key it writes (its version), most
+		// often a key that does not exist yet: Bloom filters answer that
+		// without reading data blocks. Bodies are sealed, so compression
+		// would cost CPU for nothing.
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	}
+	opts.EnsureDefaults()
+	db, err := pebble.Open(filepath.Join(dir, "pebble"), opts)
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: open: %w", err)
+	}
+	s := &Store{dir: dir, db: db, stop: make(chan struct{}), syncStart: time.Now()}
+	s.dropArchive()
+	fail := func(err error) (*Store, error) {
+		if s.tiles != nil {
+			s.tiles.Close()
+		}
+		db.Close()
+		return nil, err
+	}
+	if s.blobs, err = blobdir.Open(filepath.Join(dir, "blobs")); err != nil {
+		return fail(err)
+	}
+	if s.size, err = s.lastEvent(); err != nil {
+		return fail(err)
+	}
+	if s.tail, err = s.loadTail(); err != nil {
+		return fail(err)
+	}
+	if err := s.gcBlobs(); err != nil {
+		return fail(err)
+	}
+	s.committed.Store(s.size)
+	s.wg.Add(1)
+	go s.syncTiles()
+	return s, nil
+}
+
+// lastEvent returns the log size: one past the largest event index.
+func (s *Store) lastEvent() (int64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tEvent}, UpperBound: []byte{tEvent + 1}})
+	if err != nil {
+		return 0, fmt.Errorf("pebblestore: log size: %w", err)
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, it.Error()
+	}
+	k := it.Key()
+	if len(k) != 9 {
+		return 0, fmt.Errorf("pebblestore: log size: malformed event key")
+	}
+	return int64(beUint64(k[1:])) + 1, nil
+}
+
+// syncTiles makes the tiles written so far durable every 250 ms: tiles are
+// derived from committed events, so syncing them bounds only what Open
+// recomputes after a crash.
+func (s *Store) syncTiles() {
+	defer s.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.flushMu.Lock()
+			s.tiles.Sync()
+			s.flushMu.Unlock()
+			s.dropArchive()
+		}
+	}
+}
+
+// Close waits for the commits in flight, then closes the database. Commits
+// after Close fail at once.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	close(s.stop)
+	s.wg.Wait()
+	s.flushMu.Lock()
+	ferr := s.tail.Flush(s.tiles.Write)
+	s.flushMu.Unlock()
+	err := errors.Join(ferr, s.tiles.Close(), s.db.Close())
+	// Closing waits for Pebble's last obsolete files to reach the archive.
+	s.dropArchive()
+	return err
+}
+
+// dropArchive removes the files Pebble's cleaner moved to its archive:
+// obsolete by definition (flushed logs, compacted tables, old manifests).
+func (s *Store) dropArchive() {
+	dir := filepath.Join(s.dir, "pebble", "archive")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Blobs returns the store's blob directory.
+func (s *Store) Blobs() domicile.BlobStore { return s.blobs }
+
+// CommitStats reports the store's commits. Pebble has no single writer:
+// Groups is the number of WAL fsyncs, Batches the batches committed, Busy
+// the time spent in the one serial part of a commit (the log's critical
+// section) and Commit the time spent in the fsyncs.
+func (s *Store) CommitStats() domicile.CommitStats {
+	st := domicile.CommitStats{Batches: s.batches.Load(), Busy: time.Duration(s.critical.Load())}
+	if h := s.db.Metrics().LogWriter.FsyncLatency; h != nil {
+		var m dto.Metric
+		if h.Write(&m) == nil && m.Histogram != nil {
+			st.Groups = m.Histogram.GetSampleCount()
+			// Pebble records fsync latencies in nanoseconds.
+			st.Commit = time.Duration(m.Histogram.GetSampleSum())
+		}
+	}
+	return st
+}
+
+// Commit applies b atomically and durably; see the package documentation
+// for how concurrent commits are ordered.
+func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return errClosed
+	}
+	held := s.lockSubjects(b)
+	pb := s.db.NewBatch()
+	unlock := func() {
+		for _, i := range held {
+			s.locks[i].Unlock()
+		}
+	}
+	w := writer{s: s, pb: pb}
+	for _, op := range b.Ops {
+		if err := w.apply(op); err != nil {
+			unlock()
+			pb.Close()
+			return err
+		}
+	}
+	// Events, pre-encoded outside the critical section but for their keys.
+	vals := make([][]byte, len(b.Events))
+	for i, e := range b.Events {
+		vals[i] = encEvent(e.Ref, e.Time, e.Leaf, e.Committed, e.Salt)
+	}
+	hashes := make([]tlog.Hash, len(b.Events))
+	for i, e := range b.Events {
+		hashes[i] = tlog.RecordHash(e.Leaf)
+	}
+
+	s.logMu.Lock()
+	t0 := time.Now()
+	first := s.size
+	if w.receipt != nil {
+		// A receipt id is unique. Receipts are written only here, under
+		// logMu, so the check cannot race with another erasure.
+		if _, err := s.get(receiptKey(w.receipt.ID)); err == nil {
+			s.logMu.Unlock()
+			unlock()
+			pb.Close()
+			return fmt.Errorf("pebblestore: erase: receipt id %q already stored", w.receipt.ID)
+		}
+		// The erase event is the batch's first: its index is the log's
+		// size now.
+		w.receipt.LogIndex = first
+		pb.Set(receiptKey(w.receipt.ID), encReceipt(w.receipt), nil)
+	}
+	for i, e := range b.Events {
+		idx := first + int64(i)
+		pb.Set(eventKey(idx), vals[i], nil)
+		if !e.Ref.IsZero() {
+			pb.Set(subjEventKey(e.Ref, idx), nil, nil)
+		}
+	}
+	err := s.db.ApplyNoSyncWait(pb, syncWrite)
+	if err == nil {
+		for i, e := range b.Events {
+			e.Index = first + int64(i)
+			s.tail.Append(hashes[i])
+		}
+		s.size = first + int64(len(b.Events))
+	}
+	end := s.size
+	s.logMu.Unlock()
+	s.critical.Add(int64(time.Since(t0)))
+	unlock()
+	if err != nil {
+		pb.Close()
+		return fmt.Errorf("pebblestore: commit: %w", err)
+	}
+	if err := pb.SyncWait(); err != nil {
+		// Pebble treats a failed WAL write or sync as fatal; this is not
+		// reached in practice.
+		pb.Close()
+		return fmt.Errorf("pebblestore: commit: %w", err)
+	}
+	pb.Close()
+	s.batches.Add(1)
+	if len(w.erased) > 0 {
+		if err := s.purge(ctx, &w); err != nil {
+			// The erasure is committed; what remains is physical removal,
+			// which the next compaction of those ranges also does.
+			return fmt.Errorf("pebblestore: erase committed, compaction failed: %w", err)
+		}
+	}
+	// Every batch before this one in the log is durable too.
+	for {
+		c := s.committed.Load()
+		if c >= end || s.committed.CompareAndSwap(c, end) {
+			break
+		}
+	}
+	if len(b.Events) > 0 && s.flushMu.TryLock() {
+		// Tiles go to their files once their leaves are durable; a tile
+		// written early (covering leaves of a batch still in flight) is
+		// harmless, as Open drops tiles beyond the log.
+		s.tail.Flush(s.tiles.Write)
+		s.flushMu.Unlock()
+	}
+	return nil
+}
+
+// purge compacts the key ranges an erasure deleted or rewrote down to
+// the last level, so that the erased rows, the subjects' references and
+// their events' old salts and committed events leave the database files
+// now rather than at some later compaction: an LSM deletes by writing a
+// tombstone, and the old values stay in older tables until a compaction
+// meets both (the SQLite store's secure_delete plays this part there).
+// Compact flushes the memtables the ranges overlap, and a last flush the
+// one holding the erasure itself, so the write-ahead logs holding the old
+// values become obsolete and are removed too (see Open's Cleaner).
+//
+// What this does not reach: Pebble's manifest, a log of version edits
+// that names the smallest and largest key of every table it adds, keeps
+// those of dropped tables until it rolls over to a new file. A key of the
+// subject that bounded a table (its reference, and for an event index key
+// the event's index) can stay there, though no value of the subject does.
+func (s *Store) purge(ctx context.Context, w *writer) error {
+	for _, ref := range w.erased {
+		for _, t := range []byte{tSubject, tRecord, tObject, tRequest, tSubjEvent} {
+			p := refKey(t, ref)
+			if err := s.db.Compact(ctx, p, prefixEnd(p), false); err != nil {
+				return err
+			}
+		}
+	}
+	if w.evLo < w.evHi {
+		if err := s.db.Compact(ctx, eventKey(w.evLo), eventKey(w.evHi), true); err != nil {
+			return err
+		}
+	}
+	// The erasure's own batch names the subject (its tombstones): flush
+	// the memtable, so the log holding it becomes obsolete and goes the
+	// way of the others (dropArchive).
+	return s.db.Flush()
+}
+
+// lockSubjects locks, in order, the stripes of every subject b names.
+func (s *Store) lockSubjects(b *domicile.Batch) []int {
+	var buf [8]int
+	held := buf[:0]
+	add := func(ref domicile.SubjectRef) {
+		if ref.IsZero() {
+			return
+		}
+		i := int(ref[0])
+		if !slices.Contains(held, i) {
+			held = append(held, i)
+		}
+	}
+	for _, op := range b.Ops {
+		switch op := op.(type) {
+		case *domicile.PutSubject:
+			add(op.Subject.Ref)
+		case *domicile.PutRecord:
+			add(op.Record.Ref)
+		case *domicile.DeleteRecord:
+			add(op.Ref)
+		case *domicile.PutObject:
+			add(op.Object.Ref)
+		case *domicile.ImportRecord:
+			add(op.Record.Ref)
+		case *domicile.ImportObject:
+			add(op.Object.Ref)
+		case *domicile.DeleteObject:
+			add(op.Ref)
+		case *domicile.PutRequest:
+			add(op.Request.Ref)
+		case *domicile.EraseSubject:
+			add(op.Ref)
+		}
+	}
+	for _, e := range b.Events {
+		add(e.Ref)
+	}
+	slices.Sort(held)
+	for _, i := range held {
+		s.locks[i].Lock()
+	}
+	return held
+}
+
+// writer builds one commit's batch. Reads see the batch's own earlier
+// writes (pending), then the database.
+type writer struct {
+	s       *Store
+	pb      *pebble.Batch
+	pending map[string][]byte // nil value: deleted in this batch
+	erased  []domicile.SubjectRef
+	receipt *domicile.StoredReceipt
+	// evLo and evHi bound the indexes of the erased subjects' events
+	// (evHi exclusive; evLo >= evHi when there are none).
+	evLo, evHi int64
+}
+
+func (w *writer) get(key []byte) ([]byte, error) {
+	if v, ok := w.pending[string(key)]; ok {
+		if v == nil {
+			return nil, domicile.ErrNotFound
+		}
+		return v, nil
+	}
+	if len(key) > 32 && key[0] != tEvent {
+		for _, r := range w.erased {
+			if string(key[1:33]) == string(r[:]) {
+				return nil, domicile.ErrNotFound
+			}
+		}
+	}
+	return w.s.get(key)
+}
+
+func (w *writer) set(key, v []byte) {
+	if w.pending == nil {
+		w.pending = map[string][]byte{}
+	}
+	w.pending[string(key)] = v
+	w.pb.Set(key, v, nil)
+}
+
+func (w *writer) del(key []byte) {
+	if w.pending == nil {
+		w.pending = map[string][]byte{}
+	}
+	w.pending[string(key)] = nil
+	w.pb.Delete(key, nil)
+}
+
+// current returns the stored version of a record (tombstones included)
+// or object, 0 when there is none, and whether it is live.
+func (w *writer) current(key []byte, object bool) (int64, bool, error) {
+	v, err := w.get(key)
+	if errors.Is(err, domicile.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if object {
+		var o domicile.StoredObject
+		if err := decObject(&o, v); err != nil {
+			return 0, false, err
+		}
+		return o.Version, o.Blob != "", nil
+	}
+	return recordVersion(v)
+}
+
+// checkNext checks a put of version v against what the caller expects
+// the current version to be, and against the current version cur: the put
+// must be cur+1.
+func checkNext(expect, v, cur int64) error {
+	if v < 1 || (expect != domicile.AnyVersion && v != expect+1) || v != cur+1 {
+		return domicile.ErrVersionMismatch
+	}
+	return nil
+}
+
+func check(expect, cur int64) error {
+	if expect != domicile.AnyVersion && expect != cur {
+		return domicile.ErrVersionMismatch
+	}
+	return nil
+}
+
+func (w *writer) apply(op domicile.Op) error {
+	switch op := op.(type) {
+	case *domicile.PutSubject:
+		k := subjectKey(op.Subject.Ref)
+		if _, err := w.get(k); err == nil {
+			return domicile.ErrVersionMismatch
+		} else if !errors.Is(err, domicile.ErrNotFound) {
+			return err
+		}
+		w.set(k, encSubject(&op.Subject))
+	case *domicile.PutRecord:
+		r := &op.Record
+		k := recordKey(r.Ref, r.Kind, r.ID)
+		cur, _, err := w.current(k, false)
+		if err != nil {
+			return err
+		}
+		if err := checkNext(op.Expect, r.Version, cur); err != nil {
+			return err
+		}
+		w.set(k, encRecord(r))
+	case *domicile.DeleteRecord:
+		k := recordKey(op.Ref, op.Kind, op.ID)
+		cur, live, err := w.current(k, false)
+		if err != nil {
+			return err
+		}
+		if !live {
+			return domicile.ErrNotFound
+		}
+		if err := check(op.Expect, cur); err != nil {
+			return err
+		}
+		op.Version = cur + 1
+		w.set(k, encRecord(&domicile.StoredRecord{Version: cur + 1, Updated: op.Updated}))
+	case *domicile.PutObject:
+		o := &op.Object
+		k := objectKey(o.Ref, o.Name)
+		cur, _, err := w.current(k, true)
+		if err != nil {
+			return err
+		}
+		if err := checkNext(op.Expect, o.Version, cur); err != nil {
+			return err
+		}
+		w.set(k, encObject(o))
+	case *domicile.DeleteObject:
+		k := objectKey(op.Ref, op.Name)
+		v, err := w.get(k)
+		if err != nil {
+			return err // ErrNotFound for a missing object
+		}
+		var o domicile.StoredObject
+		if err := decObject(&o, v); err != nil {
+			return err
+		}
+		if o.Blob == "" {
+			return domicile.ErrNotFound
+		}
+		if err := check(op.Expect, o.Version); err != nil {
+			return err
+		}
+		o.Version++
+		o.Blob, o.Size, o.SHA256 = "", 0, ""
+		w.set(k, encObject(&o))
+	case *domicile.PutRequest:
+		r := &op.Request
+		k := requestKey(r.Ref, r.ID)
+		var cur int64
+		if v, err := w.get(k); err == nil {
+			var old domicile.StoredRequest
+			if err := decRequest(&old, v); err != nil {
+				return err
+			}
+			cur = old.Version
+		} else if !errors.Is(err, domicile.ErrNotFound) {
+			return err
+		}
+		if err := checkNext(op.Expect, r.Version, cur); err != nil {
+			return err
+		}
+		w.set(k, encRequest(r))
+	case *domicile.ImportRecord:
+		// A migration's record, at the version it had in its source cell:
+		// only where this cell never held it.
+		r := &op.Record
+		k := recordKey(r.Ref, r.Kind, r.ID)
+		if r.Version < 1 {
+			return domicile.ErrVersionMismatch
+		}
+		if _, err := w.get(k); err == nil {
+			return domicile.ErrVersionMismatch
+		} else if !errors.Is(err, domicile.ErrNotFound) {
+			return err
+		}
+		w.set(k, encRecord(r))
+	case *domicile.ImportObject:
+		o := &op.Object
+		k := objectKey(o.Ref, o.Name)
+		if o.Version < 1 {
+			return domicile.ErrVersionMismatch
+		}
+		if _, err := w.get(k); err == nil {
+			return domicile.ErrVersionMismatch
+		} else if !errors.Is(err, domicile.ErrNotFound) {
+			return err
+		}
+		w.set(k, encObject(o))
+	case *domicile.EraseSubject:
+		return w.erase(op)
+	default:
+		return fmt.Errorf("pebblestore: unknown operation %T", op)
+	}
+	return nil
+}
+
+// erase deletes a subject's rows and unlinks its events: their salt,
+// committed event and reference go, their leaves stay.
+func (w *writer) erase(op *domicile.EraseSubject) error {
+	ref := op.Ref
+	for _, t := range []byte{tRequest, tRecord, tObject} {
+		p := refKey(t, ref)
+		if err := w.pb.DeleteRange(p, prefixEnd(p), nil); err != nil {
+			return fmt.Errorf("pebblestore: erase: %w", err)
+		}
+	}
+	w.del(subjectKey(ref))
+	for k := range w.pending {
+		if len(k) > 32 && k[0] != tEvent && k[1:33] == string(ref[:]) {
+			delete(w.pending, k)
+		}
+	}
+	w.erased = append(w.erased, ref)
+	p := refKey(tSubjEvent, ref)
+	it, err := w.s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
+	if err != nil {
+		return fmt.Errorf("pebblestore: erase: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		idx := int64(beUint64(it.Key()[len(p):]))
+		if w.evLo >= w.evHi {
+			w.evLo, w.evHi = idx, idx+1
+		}
+		w.evLo, w.evHi = min(w.evLo, idx), max(w.evHi, idx+1)
+		v, err := w.s.get(eventKey(idx))
+		if err != nil {
+			return fmt.Errorf("pebblestore: erase: event %d: %w", idx, err)
+		}
+		ev, err := decEvent(idx, v)
+		if err != nil {
+			return err
+		}
+		w.pb.Set(eventKey(idx), encEvent(domicile.SubjectRef{}, ev.Time, ev.Leaf, nil, nil), nil)
+		w.pb.Delete(slices.Clone(it.Key()), nil)
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("pebblestore: erase: %w", err)
+	}
+	w.receipt = op.Receipt
+	return nil
+}
+
+// get returns a copy of the value at key, or ErrNotFound.
+func (s *Store) get(key []byte) ([]byte, error) {
+	v, c, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, domicile.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pebblestore: get: %w", err)
+	}
+	out := slices.Clone(v)
+	c.Close()
+	return out, nil
+}
+
+func beUint64(b []byte) uint64 {
+	_ = b[7]
+	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+}
+
+// quietLogger drops Pebble's informational messages (the server log holds
+// only what an operator acts on) and keeps its errors on stderr.
+type quietLogger struct{}
+
+func (quietLogger) Infof(format string, args ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	// Pebble calls Fatalf for a state it cannot continue from, and expects
+	// it not to return.
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+var _ domicile.CellStore = (*Store)(nil)
