@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"domicile"
 	"domicile/cell"
@@ -243,7 +244,33 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 		// names them too ("withheld").
 		w.Header().Set("Domicile-Withheld", strings.Join(rec.Withheld, ","))
 	}
-	writeJSON(w, http.StatusOK, rec)
+	return writeRecord(w, rec)
+}
+
+// recordBufs are the buffers records are answered from.
+var recordBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// writeRecord answers a record as writeJSON would, from one buffer,
+// without encoding/json's rewriting of its body (Record.AppendJSON).
+func writeRecord(w http.ResponseWriter, rec *domicile.Record) error {
+	bp := recordBufs.Get().(*[]byte)
+	b, err := rec.AppendJSON((*bp)[:0])
+	defer func() {
+		if cap(b) <= 64<<10 { // keep no large record's buffer
+			*bp = b[:0]
+			recordBufs.Put(bp)
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
 	return nil
 }
 
