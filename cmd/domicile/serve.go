@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -63,7 +64,25 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer lg.Close()
-	srv, err := newServer(rt, lg, log, edge.apiConfig)
+	opts := []func(*httpapi.Config){edge.apiConfig}
+	if top.cell != "" {
+		// The runner of the moves of this cell's subjects, which reaches
+		// the target cells' processes with this cell's token.
+		tc, err := top.cellTLS()
+		if err != nil {
+			return err
+		}
+		var hc *http.Client
+		if tc != nil {
+			hc = &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+		}
+		o, err := cellMigrations(ctx, rt, lg, top.cell, hc)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, o)
+	}
+	srv, err := newServer(rt, lg, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -133,13 +152,13 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 	if !rt.shared {
 		// Migrations move subjects between cells this process serves;
 		// both control stores (SQLite, PostgreSQL) keep their state.
-		mg, err := startMigrations(context.Background(), rt, lg)
+		mg, err := startMigrations(context.Background(), rt, lg, nil)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Migrations, cfg.MigrationKey = mg.runner, mg.verifier
 		cfg.MigrationPlanner = func(ctx context.Context, a domicile.Actor, name string, data []byte) (*migrate.Plan, error) {
-			return planMigration(ctx, rt, mg, a, name, data)
+			return planMigration(ctx, rt, mg, servedSources(rt, a), name, data)
 		}
 	}
 	if ms, ok := rt.control.(domicile.MigrationStore); ok {
