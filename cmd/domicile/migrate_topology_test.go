@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -162,9 +163,25 @@ func TestMigrateTopologyPostgres(t *testing.T) {
 		t.Fatalf("migrate verify: %d\n%s\n%s", code, out, errb)
 	}
 
+	// Asked directly, the source's process sends a moved subject to its
+	// new home (421), which the router's home cache follows.
+	_, err = tp.cells["cn-gz1"].client(f.app.Token, "service", "").GetSubject(ctx, f.ids[0])
+	var pe *client.ProblemError
+	if !errors.As(err, &pe) || pe.Status != http.StatusMisdirectedRequest {
+		t.Errorf("cn-gz1 asked for a moved subject: %v, want 421", err)
+	}
+	// The source ran the moves with its own cell token.
+	if _, err := os.Stat(filepath.Join(tp.dirs["cn-gz1"], cellTokenFile)); err != nil {
+		t.Errorf("cn-gz1's cell token: %v", err)
+	}
+
 	// cn-gz1's custody holds no key of the moved subjects.
 	tp.cells["cn-gz1"].Stop()
-	ks, err := sqlite.OpenKeyStore(ctx, filepath.Join(tp.dirs["cn-gz1"], "custody", "cn-gz1"))
+	custody := filepath.Join(tp.dirs["cn-gz1"], "custody", "cn-gz1")
+	if _, err := os.Stat(custody); err != nil {
+		t.Fatalf("cn-gz1's custody: %v", err)
+	}
+	ks, err := sqlite.OpenKeyStore(ctx, custody)
 	if err != nil {
 		t.Fatal(err)
 	}
