@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,22 +17,20 @@ import (
 	"testing"
 	"time"
 
+	"domicile"
 	"domicile/client"
+	"domicile/migrate"
 	"domicile/sqlite"
 )
 
-// TestMigrateTopologyPostgres moves the CN subjects from cn-gz1 to a
-// cn-gz2 added as a process of its own (as TestTopologyAddCell adds it),
-// every cell and the control store on PostgreSQL, through the router:
-// the router plans (each cell counting its subjects' sizes), the notices
-// go out, the run is forwarded to cn-gz1's process, which copies each
-// subject to cn-gz2's process over the cell-to-cell routes with its cell
-// token, while a load loop writes and reads through the router without
-// an error. Afterwards the subjects' home is cn-gz2, every record and
-// object reads back identical through the router, cn-gz1's custody holds
-// no key of them, migrate verify accepts the report, and a subject's
-// statement shows the move.
-func TestMigrateTopologyPostgres(t *testing.T) {
+// migrateTopology starts cn-gz1, eu-fra1, us-east1 and a router on
+// PostgreSQL with a PostgreSQL control store, creates n CN subjects with
+// records and an object each through the router, plans their move to a
+// cn-gz2 added by the next deployment file through the router, sends the
+// notices, and then deploys the file: it starts cn-gz2's process and
+// sends SIGHUP to the others.
+func migrateTopology(t *testing.T, n int) (*topo, *migrationFixture, *migrate.Plan) {
+	t.Helper()
 	admin := pgTestDSN(t)
 	ctx := context.Background()
 	cells := []string{"cn-gz1", "eu-fra1", "us-east1", "cn-gz2"}
@@ -49,7 +48,6 @@ func TestMigrateTopologyPostgres(t *testing.T) {
 	f.app = r.client(r.token("app", "CN", ""), "service", "")
 	f.webhook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
 	t.Cleanup(f.webhook.Close)
-	const n = 6
 	for i := range n {
 		id := fmt.Sprintf("user-%02d", i)
 		if sub, err := f.app.CreateSubject(ctx, id, "CN", ""); err != nil || sub.Cell != "cn-gz1" {
@@ -96,6 +94,25 @@ func TestMigrateTopologyPostgres(t *testing.T) {
 	for _, s := range []*server{r, tp.cells["cn-gz1"], tp.cells["eu-fra1"], tp.cells["us-east1"]} {
 		waitFor(t, 10*time.Second, "the reload", func() bool { return strings.Contains(s.out.String(), "deployment reloaded") })
 	}
+	return tp, f, p
+}
+
+// TestMigrateTopologyPostgres moves the CN subjects from cn-gz1 to a
+// cn-gz2 added as a process of its own (as TestTopologyAddCell adds it),
+// every cell and the control store on PostgreSQL, through the router:
+// the router plans (each cell counting its subjects' sizes), the notices
+// go out, the run is forwarded to cn-gz1's process, which copies each
+// subject to cn-gz2's process over the cell-to-cell routes with its cell
+// token, while a load loop writes and reads through the router without
+// an error. Afterwards the subjects' home is cn-gz2, every record and
+// object reads back identical through the router, cn-gz1's custody holds
+// no key of them, migrate verify accepts the report, and a subject's
+// statement shows the move.
+func TestMigrateTopologyPostgres(t *testing.T) {
+	ctx := context.Background()
+	const n = 6
+	tp, f, p := migrateTopology(t, n)
+	r := tp.router
 
 	// The load through the router, throughout the move.
 	lctx, stop := context.WithCancel(ctx)
@@ -194,5 +211,60 @@ func TestMigrateTopologyPostgres(t *testing.T) {
 		if k != 0 {
 			t.Errorf("cn-gz1 custody still holds %d keys under KEK version %d", k, v)
 		}
+	}
+}
+
+// TestMigrateTopologyKilledPostgres is the move between cell processes
+// with the source cell's process SIGKILLed at random points of the run
+// and started again: the runner in it resumes from the control store,
+// and the run ends with every subject in cn-gz2 and none lost or
+// doubled, the data reading back identical through the router, and a
+// report that migrate verify accepts.
+func TestMigrateTopologyKilledPostgres(t *testing.T) {
+	ctx := context.Background()
+	const n = 8
+	tp, f, p := migrateTopology(t, n)
+	r := tp.router
+	code, out, errb := runCLI(t, "", "migrate", "run", p.ID, "--retention", "0s", "--rate", "8/s", "--server", r.URL, "--token", r.Admin)
+	if code != 0 {
+		t.Fatalf("migrate run: %d %s %s", code, out, errb)
+	}
+	admin := r.client(r.Admin, "", "")
+	status := func() *migrate.Status {
+		var st migrate.Status
+		if _, err := admin.Call(ctx, http.MethodGet, "/v1/migrations/"+p.ID, nil, &st); err != nil {
+			t.Fatalf("status through the router: %v", err)
+		}
+		return &st
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	kills := 0
+	for kills < 3 && status().State != migrate.StateDone {
+		time.Sleep(time.Duration(50+rng.IntN(300)) * time.Millisecond)
+		tp.cells["cn-gz1"].Kill()
+		kills++
+		st := status()
+		t.Logf("kill %d of cn-gz1's process: %s, %v", kills, st.State, st.States)
+		tp.startCell("cn-gz1")
+	}
+	waitFor(t, 2*time.Minute, "the run's end", func() bool { return status().State == migrate.StateDone })
+	st := status()
+	if st.States[domicile.MoveShredded] != n || st.Subjects != n {
+		t.Fatalf("after %d kills: %+v, want %d subjects shredded at the source", kills, st.States, n)
+	}
+	for _, id := range f.ids {
+		sub, err := f.app.GetSubject(ctx, id)
+		if err != nil || sub.Cell != "cn-gz2" {
+			t.Errorf("subject %s: %+v %v, want home cn-gz2", id, sub, err)
+		}
+	}
+	f.check(ctx)
+	code, rep, errb := runCLI(t, "", "migrate", "report", p.ID, "--server", r.URL, "--token", r.Admin)
+	if code != 0 {
+		t.Fatalf("migrate report: %d %s", code, errb)
+	}
+	code, out, errb = runCLI(t, "", "migrate", "verify", writeTemp(t, rep), "--server", r.URL)
+	if code != 0 || !strings.Contains(out, "OK: the report matches") || !strings.Contains(out, fmt.Sprintf("counts: %d subjects", n)) {
+		t.Fatalf("migrate verify after %d kills: %d\n%s\n%s", kills, code, out, errb)
 	}
 }
