@@ -268,3 +268,87 @@ func TestMigrateTopologyKilledPostgres(t *testing.T) {
 		t.Fatalf("migrate verify after %d kills: %d\n%s\n%s", kills, code, out, errb)
 	}
 }
+
+// TestMigrateTopologyCrossBorder is the CN -> US move between cell
+// processes (on SQLite): run through the router, the source cell's
+// process asks the transfer gate, which refuses it without a mechanism
+// (the run stops, nothing moves, the ledger counts no one); with the
+// separate consents the law asks for, the run started again moves the
+// subjects to us-east1 and the shared ledger counts each person once.
+func TestMigrateTopologyCrossBorder(t *testing.T) {
+	ctx := context.Background()
+	tp := startTopology(t)
+	r := tp.router
+	f := &migrationFixture{t: t, s: r, want: map[string]string{}}
+	f.app = r.client(r.token("app", "CN", ""), "service", "")
+	f.webhook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	t.Cleanup(f.webhook.Close)
+	for i := range 2 {
+		id := fmt.Sprintf("user-%02d", i)
+		if _, err := f.app.CreateSubject(ctx, id, "CN", ""); err != nil {
+			t.Fatal(err)
+		}
+		f.ids = append(f.ids, id)
+		if err := f.putRecord(ctx, id, "message", "m0", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dep := readFile(t, tp.depFile)
+	next := strings.Replace(dep, "  CN: [cn-gz1]\n", "  CN: [us-east1, cn-gz1]\n", 1) + "notice_lead: 0s\n"
+	if !strings.Contains(next, "CN: [us-east1, cn-gz1]") {
+		t.Fatal("the topology example changed; update the test")
+	}
+	nextFile := writeTemp(t, next)
+	p := f.plan(nextFile)
+	if !p.CrossBorder() || len(p.Moves) != 1 || p.Moves[0].To != "us-east1" || p.Subjects != 2 {
+		t.Fatalf("plan to US: %+v", p)
+	}
+	f.sendNotices(p)
+	if err := os.WriteFile(tp.depFile, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	procs := []*server{r, tp.cells["cn-gz1"], tp.cells["eu-fra1"], tp.cells["us-east1"]}
+	for _, s := range procs {
+		s.cmd.Process.Signal(syscall.SIGHUP)
+	}
+	for _, s := range procs {
+		waitFor(t, 10*time.Second, "the reload", func() bool { return strings.Contains(s.out.String(), "deployment reloaded") })
+	}
+
+	code, _, errb := runCLI(t, "", "migrate", "run", p.ID, "--wait", "--server", r.URL, "--token", r.Admin)
+	if code == 0 || !strings.Contains(errb, "transfer gate refused") {
+		t.Fatalf("a cross-border run without a mechanism: %d %s", code, errb)
+	}
+	for _, id := range f.ids {
+		if sub, err := f.app.GetSubject(ctx, id); err != nil || sub.Cell != "cn-gz1" {
+			t.Errorf("after the refusal, %s: %+v %v, want home cn-gz1", id, sub, err)
+		}
+	}
+	admin := r.client(r.Admin, "", "")
+	if pi, _ := ledgerCounts(t, admin); pi != 0 {
+		t.Errorf("a refused move counted %d people in the ledger", pi)
+	}
+
+	for _, id := range f.ids {
+		if _, err := f.app.SetConsent(ctx, id, "cross-border", "v1", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, errb := runCLI(t, "", "migrate", "run", p.ID, "--retention", "0s", "--wait", "--server", r.URL, "--token", r.Admin)
+	if code != 0 {
+		t.Fatalf("the cross-border run with consents: %d %s %s\ncn-gz1:\n%s", code, out, errb, tp.cells["cn-gz1"].Log())
+	}
+	if pi, _ := ledgerCounts(t, admin); pi != int64(len(f.ids)) {
+		t.Errorf("after the cross-border move the ledger counts %d people, want %d", pi, len(f.ids))
+	}
+	for _, id := range f.ids {
+		if sub, err := f.app.GetSubject(ctx, id); err != nil || sub.Cell != "us-east1" {
+			t.Errorf("after the move, %s: %+v %v, want home us-east1", id, sub, err)
+		}
+	}
+	f.check(ctx)
+	code, rep, _ := runCLI(t, "", "migrate", "report", p.ID, "--server", r.URL, "--token", r.Admin)
+	if code != 0 || !strings.Contains(rep, `"transfers":["trf_`) {
+		t.Errorf("the report does not list the ledger's transfers: %s", rep)
+	}
+}
