@@ -20,7 +20,7 @@ import (
 	"domicile"
 	"domicile/client"
 	"domicile/migrate"
-	"domicile/sqlite"
+	"domicile/postgres"
 )
 
 // migrateTopology starts cn-gz1, eu-fra1, us-east1 and a router on
@@ -192,25 +192,38 @@ func TestMigrateTopologyPostgres(t *testing.T) {
 		t.Errorf("cn-gz1's cell token: %v", err)
 	}
 
-	// cn-gz1's custody holds no key of the moved subjects.
+	// cn-gz1's custody holds no key of the moved subjects; cn-gz2's holds
+	// them (each cell's custody is a schema of its own database).
 	tp.cells["cn-gz1"].Stop()
-	custody := filepath.Join(tp.dirs["cn-gz1"], "custody", "cn-gz1")
-	if _, err := os.Stat(custody); err != nil {
-		t.Fatalf("cn-gz1's custody: %v", err)
-	}
-	ks, err := sqlite.OpenKeyStore(ctx, custody)
+	d, err := loadDeployment(tp.depFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ks.Close()
-	counts, err := ks.CountByVersion(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for v, k := range counts {
-		if k != 0 {
-			t.Errorf("cn-gz1 custody still holds %d keys under KEK version %d", k, v)
+	keys := func(c string) int {
+		cc := d.Cell(c)
+		if cc == nil || cc.Store.Kind != "postgres" {
+			t.Fatalf("cell %s is not on PostgreSQL", c)
 		}
+		ks, err := postgres.OpenKeyStore(ctx, tp.dbs[c], cc.Store.Schema+"_keys")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ks.Close()
+		counts, err := ks.CountByVersion(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, k := range counts {
+			n += int(k)
+		}
+		return n
+	}
+	if k := keys("cn-gz1"); k != 0 {
+		t.Errorf("cn-gz1's custody still holds %d keys", k)
+	}
+	if k := keys("cn-gz2"); k < n {
+		t.Errorf("cn-gz2's custody holds %d keys, want at least one per moved subject (%d)", k, n)
 	}
 }
 
