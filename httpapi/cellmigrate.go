@@ -124,6 +124,7 @@ func (m *moveAuth) allow(ctx context.Context, a domicile.Actor, plan string, ref
 // processes.
 func (s *Server) cellMigrationRoutes(store domicile.MigrationStore) {
 	ma := &moveAuth{store: store}
+	s.cellSizesRoute()
 	target := func(r *http.Request, a domicile.Actor) (*cell.Cell, error) {
 		if a.Role != domicile.RoleCell {
 			return nil, domicile.Errorf(domicile.EForbidden, "the cell-to-cell migration routes are for cell tokens")

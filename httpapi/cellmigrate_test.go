@@ -244,4 +244,39 @@ func TestCellMigrationRoutes(t *testing.T) {
 	if d, _, err := target(gz1).MigrateIn(ctx, p2, ""); err != nil || d != p2.Digest {
 		t.Fatalf("after the discard: %s %v, want %s", d, err, p2.Digest)
 	}
+
+	// The sizes a router plans from: the admin's, of a cell served here.
+	sizes := func(tok, cellID string, refs []domicile.SubjectRef) (*httpapi.CellSizes, int) {
+		var out httpapi.CellSizes
+		c := client.Client{BaseURL: hs.URL, Token: tok}
+		_, err := c.Call(ctx, http.MethodPost, "/v1/cells/"+cellID+"/migration/sizes", httpapi.CellSizesRequest{Refs: refs}, &out)
+		var pe *client.ProblemError
+		if errors.As(err, &pe) {
+			return nil, pe.Status
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &out, http.StatusOK
+	}
+	got, code := sizes(admin, "cn-gz2", []domicile.SubjectRef{k.Ref, other.Ref})
+	if code != http.StatusOK || len(got.Subjects) != 2 || !got.Subjects[0].Found || got.Subjects[0].Jurisdiction != "CN" ||
+		got.Subjects[0].Records != 2 || got.Subjects[0].Objects != 1 || got.Subjects[0].Bytes == 0 || got.Subjects[1].Found {
+		t.Errorf("sizes = %+v (%d), want the moved subject's 2 records and 1 object, and the other not found", got, code)
+	}
+	for _, c := range []struct {
+		tok, cell string
+		refs      int
+		want      int
+	}{
+		{"", "cn-gz2", 1, http.StatusUnauthorized},
+		{gz1, "cn-gz2", 1, http.StatusForbidden},
+		{admin, "cn-gz1", 1, http.StatusMisdirectedRequest}, // a cell of another process
+		{admin, "xx-none", 1, http.StatusNotFound},
+		{admin, "cn-gz2", 1001, http.StatusBadRequest},
+	} {
+		if _, code := sizes(c.tok, c.cell, make([]domicile.SubjectRef, c.refs)); code != c.want {
+			t.Errorf("sizes of %s with %d refs: %d, want %d", c.cell, c.refs, code, c.want)
+		}
+	}
 }

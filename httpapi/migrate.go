@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -42,6 +43,9 @@ func (s *Server) migrationRoutes(cfg Config) {
 		}
 		if in.Name == "" {
 			in.Name = "deployment.yaml"
+		}
+		if cfg.MigrationPlanner == nil {
+			return domicile.Errorf(domicile.EConflict, "migrations are planned by the deployment's router, not by a cell's process")
 		}
 		p, err := cfg.MigrationPlanner(r.Context(), a, in.Name, []byte(in.Deployment))
 		if err != nil {
@@ -86,7 +90,13 @@ func (s *Server) migrationRoutes(cfg Config) {
 			return domicile.FieldErrorf("rate", "subjects per second, from 0 (no bound) to 1000000")
 		}
 		opts.Rate = in.Rate
-		if err := m.Start(r.Context(), r.PathValue("pid"), opts); err != nil {
+		start := m.Start
+		if cfg.MigrationStart != nil {
+			start = func(ctx context.Context, id string, opts migrate.Options) error {
+				return cfg.MigrationStart(ctx, id, in, opts)
+			}
+		}
+		if err := start(r.Context(), r.PathValue("pid"), opts); err != nil {
 			return err
 		}
 		st, err := m.Status(r.Context(), r.PathValue("pid"))

@@ -345,6 +345,10 @@ func (p *Proxy) routes() {
 	// The console's data map and open requests: every cell's part.
 	m.HandleFunc("/v1/census", p.withCredential)
 	m.HandleFunc("/v1/requests/open", p.withCredential)
+	// A migration is planned by the router from the cells' sizes, run by
+	// the source cells' processes, and followed from the control store.
+	m.HandleFunc("/v1/migrations", p.withCredential)
+	m.HandleFunc("/v1/migrations/{rest...}", p.withCredential)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, domicile.Errorf(domicile.ENotFound, "no route %s %s", r.Method, truncate(r.URL.Path, 128)))
 	})

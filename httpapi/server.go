@@ -91,6 +91,9 @@ type Config struct {
 	// MigrationPlanner makes a migration plan from the next deployment
 	// file (name and bytes) for actor a; the composition root builds it.
 	MigrationPlanner func(ctx context.Context, a domicile.Actor, name string, data []byte) (*migrate.Plan, error)
+	// MigrationStart, if set, starts a run instead of Migrations.Start:
+	// the router forwards it to the source cells' processes.
+	MigrationStart func(ctx context.Context, id string, in MigrationRunRequest, opts migrate.Options) error
 	// MigrationTargets, if set, lets the cells this process serves be a
 	// migration's target for cells of other processes
 	// (/v1/cells/{cell}/migration/…): the migrations the control store

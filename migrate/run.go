@@ -83,6 +83,11 @@ type Config struct {
 	Signer note.Signer
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Local makes the runner a cell process's: it checks and moves only
+	// the subjects whose source cell Hooks.Cell serves, leaves the
+	// others to their cells' processes, and writes the report only when
+	// every subject of the plan is moved (the last source to finish).
+	Local bool
 }
 
 // Runner runs migrations in the service. It is safe for concurrent use.
@@ -172,6 +177,9 @@ func (r *Runner) migration(ctx context.Context, id string) (*domicile.Migration,
 func (r *Runner) Check(ctx context.Context, p *Plan) error {
 	dep := r.cfg.Hooks.Deployment()
 	for _, m := range p.Moves {
+		if r.cfg.Local && r.cfg.Hooks.Cell(m.From) == nil {
+			continue
+		}
 		if r.target(m.To) == nil || r.cfg.Hooks.Cell(m.From) == nil {
 			missing := m.To
 			if r.cfg.Hooks.Cell(m.From) == nil {
@@ -382,6 +390,9 @@ func (r *Runner) run(ctx context.Context, id string) error {
 	for {
 		var next time.Time
 		err := r.each(ctx, id, func(s domicile.MigrationSubject) error {
+			if !r.ours(s) {
+				return nil
+			}
 			start := time.Now()
 			if s.State == domicile.MovePlanned || s.State == domicile.MoveCopied {
 				var err error
@@ -420,7 +431,35 @@ func (r *Runner) run(ctx context.Context, id string) error {
 		case <-time.After(min(time.Until(next)+10*time.Millisecond, time.Minute)):
 		}
 	}
+	if r.cfg.Local {
+		left := 0
+		if err := r.each(ctx, id, func(s domicile.MigrationSubject) error {
+			if s.State != domicile.MoveShredded && s.State != domicile.MoveGone {
+				left++
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if left > 0 {
+			// Another source cell's process still moves its subjects;
+			// the last to finish writes the report.
+			return nil
+		}
+		if m, err = r.cfg.Store.Migration(ctx, id); err != nil {
+			return err
+		}
+		if m.State == StateDone {
+			return nil
+		}
+	}
 	return r.finish(ctx, m, p, o)
+}
+
+// ours reports whether this runner moves subject s: every subject, or
+// with Config.Local only those whose source cell it serves.
+func (r *Runner) ours(s domicile.MigrationSubject) bool {
+	return !r.cfg.Local || r.cfg.Hooks.Cell(s.From) != nil
 }
 
 // move copies subject s, checks the digests and switches its home.

@@ -15,6 +15,7 @@ import (
 	"domicile/cell"
 	"domicile/checkpoint"
 	"domicile/deploy"
+	"domicile/httpapi"
 	"domicile/migrate"
 	"domicile/notice"
 	"domicile/transfer"
@@ -28,28 +29,52 @@ type migrations struct {
 	verifier string
 }
 
-// startMigrations builds the migration runner of rt (whose logs are lg),
-// resumes the runs a restart interrupted, and stops them when rt
-// closes. The reports' signing key is kept with the control store.
-func startMigrations(ctx context.Context, rt *runtime, lg *logs) (*migrations, error) {
+// migrationKey returns the signer and the verifier key of the migration
+// reports, kept with the control store (every process of a deployment
+// reads the same file: the router publishes the key, the source cells'
+// processes sign).
+func migrationKey(rt *runtime) (note.Signer, string, error) {
 	name := logOrigin(rt.dep, "migrations")
 	skey, vkey, err := keyFile(filepath.Join(rt.controlDir, "control", "migration.key"), func() (string, string, error) {
 		return checkpoint.GenerateKey(rand.Reader, name)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("migration report key: %w", err)
+		return nil, "", fmt.Errorf("migration report key: %w", err)
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
-		return nil, fmt.Errorf("migration report key: %w", err)
+		return nil, "", fmt.Errorf("migration report key: %w", err)
+	}
+	return signer, vkey, nil
+}
+
+// startMigrations builds the migration runner of rt (whose logs are lg),
+// resumes the runs a restart interrupted, and stops them when rt
+// closes. With remote (a cell process), the runner moves only the
+// subjects of the cells rt serves, and reaches the other cells through
+// remote.
+func startMigrations(ctx context.Context, rt *runtime, lg *logs, remote *remoteCells) (*migrations, error) {
+	signer, vkey, err := migrationKey(rt)
+	if err != nil {
+		return nil, err
 	}
 	cm := rt.comm
 	ms, ok := rt.control.(domicile.MigrationStore)
 	if !ok {
 		return nil, fmt.Errorf("the control store %T keeps no migrations", rt.control)
 	}
-	r := migrate.New(migrate.Config{Store: ms, Signer: signer, Now: rt.now, Logger: rt.log, Hooks: migrate.Hooks{
+	var target func(id string) migrate.Target
+	if remote != nil {
+		target = func(id string) migrate.Target {
+			if c := rt.router.CellByID(id); c != nil {
+				return c
+			}
+			return remote.target(id)
+		}
+	}
+	r := migrate.New(migrate.Config{Store: ms, Signer: signer, Now: rt.now, Logger: rt.log, Local: remote != nil, Hooks: migrate.Hooks{
 		Cell:       rt.router.CellByID,
+		Target:     target,
 		Deployment: rt.router.Deployment,
 		Moved:      rt.router.Moved,
 		Notices: func(ctx context.Context, plan string) (int, time.Time, error) {
@@ -99,6 +124,9 @@ func startMigrations(ctx context.Context, rt *runtime, lg *logs) (*migrations, e
 		},
 		Checkpoint: func(ctx context.Context, cellID string) (migrate.LogRef, error) {
 			l := lg.byCell[cellID]
+			if l == nil && remote != nil {
+				return remote.checkpoint(ctx, cellID)
+			}
 			if l == nil {
 				return migrate.LogRef{}, fmt.Errorf("cell %s has no log here", cellID)
 			}
@@ -115,6 +143,10 @@ func startMigrations(ctx context.Context, rt *runtime, lg *logs) (*migrations, e
 	}
 	return &migrations{runner: r, verifier: vkey}, nil
 }
+
+// maxSizesPage is how many subjects a plan asks a cell's sizes of at
+// once (the cell route's bound).
+const maxSizesPage = 1000
 
 // subjectFields returns the fields of a subject's records per kind and
 // their categories, for the gate. The cell lists them on its access path
@@ -141,17 +173,46 @@ func subjectFields(ctx context.Context, rt *runtime, c *cell.Cell, plan string, 
 	return fields, cats, nil
 }
 
+// planSources are where a migration plan reads the subjects: the
+// notices' subjects per cell (the change plan), and each cell's sizes of
+// the subjects the directory places in it (httpapi.SizeOf, asked of the
+// cell's process by a router).
+type planSources struct {
+	subjects notice.Subjects
+	sizes    func(ctx context.Context, cell string, refs []domicile.SubjectRef) ([]httpapi.SubjectSize, error)
+}
+
+// servedSources are the plan's sources of a process that serves every
+// cell (the embedded runtime).
+func servedSources(rt *runtime, a domicile.Actor) planSources {
+	return planSources{subjects: servedSubjects(rt, a), sizes: func(ctx context.Context, cellID string, refs []domicile.SubjectRef) ([]httpapi.SubjectSize, error) {
+		c := rt.router.CellByID(cellID)
+		if c == nil {
+			return nil, domicile.Errorf(domicile.EUnavailable, "cell %s is not served here", cellID)
+		}
+		out := make([]httpapi.SubjectSize, 0, len(refs))
+		for _, ref := range refs {
+			sz, err := httpapi.SizeOf(ctx, c, ref)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sz)
+		}
+		return out, nil
+	}}
+}
+
 // planMigration makes, stores and returns the migration plan from the
 // deployment in force to the next one (name, data): the change plan
 // (its notices) first, then every subject whose home cell is not the
 // next deployment's default home for its jurisdiction.
-func planMigration(ctx context.Context, rt *runtime, mg *migrations, a domicile.Actor, name string, data []byte) (*migrate.Plan, error) {
+func planMigration(ctx context.Context, rt *runtime, mg *migrations, src planSources, name string, data []byte) (*migrate.Plan, error) {
 	next, err := deploy.Parse(data)
 	if err != nil {
 		return nil, &domicile.Error{Code: domicile.EInvalid, Field: "deployment", Message: fmt.Sprintf("deployment %s: %v", name, err)}
 	}
 	cur := rt.router.Deployment()
-	np, err := planFor(ctx, rt, rt.comm, cur, next, name, data, true, servedSubjects(rt, a))
+	np, err := planFor(ctx, rt, rt.comm, cur, next, name, data, true, src.subjects)
 	if err != nil {
 		return nil, err
 	}
@@ -164,54 +225,56 @@ func planMigration(ctx context.Context, rt *runtime, mg *migrations, a domicile.
 	moves := map[[3]string]*migrate.Move{}
 	var subjects []domicile.MigrationSubject
 	now := rt.now().UTC()
-	for _, c := range rt.router.Cells() {
+	for _, fc := range cur.Cells {
 		var after domicile.SubjectRef
 		for {
-			hs, err := rt.control.(domicile.MigrationStore).HomesIn(ctx, c.ID(), after, 1000)
+			hs, err := rt.control.(domicile.MigrationStore).HomesIn(ctx, fc.ID, after, maxSizesPage)
 			if err != nil {
 				return nil, err
 			}
-			for _, h := range hs {
-				after = h.Key
-				row, err := c.SubjectRow(ctx, h.Home.Ref)
-				if errors.Is(err, domicile.ErrNotFound) {
-					continue
-				}
-				if err != nil {
+			refs := make([]domicile.SubjectRef, len(hs))
+			for i, h := range hs {
+				refs[i] = h.Home.Ref
+			}
+			var sizes []httpapi.SubjectSize
+			if len(refs) > 0 {
+				if sizes, err = src.sizes(ctx, fc.ID, refs); err != nil {
 					return nil, err
 				}
-				cells := next.PermittedCells(row.Jurisdiction)
+			}
+			for i, h := range hs {
+				after = h.Key
+				sz := sizes[i]
+				if !sz.Found {
+					continue
+				}
+				cells := next.PermittedCells(sz.Jurisdiction)
 				if len(cells) == 0 {
-					return nil, domicile.Errorf(domicile.EResidency, "refused: the next deployment places no cell for subjects of %s, and %s holds some", row.Jurisdiction, c.ID())
+					return nil, domicile.Errorf(domicile.EResidency, "refused: the next deployment places no cell for subjects of %s, and %s holds some", sz.Jurisdiction, fc.ID)
 				}
 				to := cells[0]
-				if to == c.ID() {
+				if to == fc.ID {
 					continue
 				}
 				tc := next.Cell(to)
 				if tc == nil {
 					return nil, domicile.Errorf(domicile.EInvalid, "the next deployment's policy names cell %s, which it does not declare", to)
 				}
-				nr, no, nb, err := c.Sizes(ctx, h.Home.Ref)
-				if err != nil {
-					return nil, err
-				}
-				k := [3]string{string(row.Jurisdiction), c.ID(), to}
+				k := [3]string{string(sz.Jurisdiction), fc.ID, to}
 				m := moves[k]
 				if m == nil {
-					fc := c.Config()
-					m = &migrate.Move{Jurisdiction: row.Jurisdiction, From: c.ID(), To: to, FromJurisdiction: fc.Jurisdiction, ToJurisdiction: tc.Jurisdiction,
+					m = &migrate.Move{Jurisdiction: sz.Jurisdiction, From: fc.ID, To: to, FromJurisdiction: fc.Jurisdiction, ToJurisdiction: tc.Jurisdiction,
 						FromOperator: fc.Operator, ToOperator: tc.Operator, CrossBorder: fc.Jurisdiction != tc.Jurisdiction}
 					moves[k] = m
 				}
 				m.Subjects++
-				m.Records += nr
-				m.Objects += no
-				m.Bytes += nb
-				subjects = append(subjects, domicile.MigrationSubject{Plan: p.ID, Key: h.Key, Ref: h.Home.Ref, From: c.ID(), To: to,
-					Jurisdiction: row.Jurisdiction, State: domicile.MovePlanned, OutIndex: -1, InIndex: -1, Updated: now})
+				m.Records += sz.Records
+				m.Objects += sz.Objects
+				m.Bytes += sz.Bytes
+				subjects = append(subjects, domicile.MigrationSubject{Plan: p.ID, Key: h.Key, Ref: h.Home.Ref, From: fc.ID, To: to,
+					Jurisdiction: sz.Jurisdiction, State: domicile.MovePlanned, OutIndex: -1, InIndex: -1, Updated: now})
 			}
-			if len(hs) < 1000 {
+			if len(hs) < maxSizesPage {
 				break
 			}
 		}

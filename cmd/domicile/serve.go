@@ -63,7 +63,19 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer lg.Close()
-	srv, err := newServer(rt, lg, log, edge.apiConfig)
+	opts := []func(*httpapi.Config){edge.apiConfig}
+	if top.cell != "" {
+		// The runner of the moves of this cell's subjects, which reaches
+		// the target cells' processes with this cell's token.
+		// (The cell-to-cell client presents no certificate: mutual TLS
+		// between cell processes is not built, doc/migration.md.)
+		o, err := cellMigrations(ctx, rt, lg, top.cell, nil)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, o)
+	}
+	srv, err := newServer(rt, lg, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -133,13 +145,13 @@ func newServer(rt *runtime, lg *logs, log *slog.Logger, opts ...func(*httpapi.Co
 	if !rt.shared {
 		// Migrations move subjects between cells this process serves;
 		// both control stores (SQLite, PostgreSQL) keep their state.
-		mg, err := startMigrations(context.Background(), rt, lg)
+		mg, err := startMigrations(context.Background(), rt, lg, nil)
 		if err != nil {
 			return nil, err
 		}
 		cfg.Migrations, cfg.MigrationKey = mg.runner, mg.verifier
 		cfg.MigrationPlanner = func(ctx context.Context, a domicile.Actor, name string, data []byte) (*migrate.Plan, error) {
-			return planMigration(ctx, rt, mg, a, name, data)
+			return planMigration(ctx, rt, mg, servedSources(rt, a), name, data)
 		}
 	}
 	if ms, ok := rt.control.(domicile.MigrationStore); ok {

@@ -237,6 +237,9 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 	console := &routerConsole{dep: rt.router.Deployment, sources: consoleSources(rt), logs: page.logs}
 	ownCfg := httpapi.Config{Router: rt.router, Control: rt.control, Logger: log, Now: env.Now, Registry: reg, Law: rt.law, PrivacyPage: page.Serve, Reports: rp,
 		ConsolePage: console.Serve, CellParts: parts}
+	if err := routerMigrations(rt, &ownCfg, func() *httpapi.Proxy { return px }); err != nil {
+		return err
+	}
 	edge.apiConfig(&ownCfg)
 	own := httpapi.New(ownCfg)
 	tc, err := top.cellTLS()
