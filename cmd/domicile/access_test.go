@@ -322,6 +322,8 @@ func TestAccessTable(t *testing.T) {
 		{method: "GET", pattern: "/v1/cells/{cell}/migration/key", path: "/v1/cells/cn-gz1/migration/key", def: 403},
 		{method: "POST", pattern: "/v1/cells/{cell}/migration/in", path: "/v1/cells/cn-gz1/migration/in", body: `{}`, contentType: "application/json", def: 403},
 		{method: "POST", pattern: "/v1/cells/{cell}/migration/discard", path: "/v1/cells/cn-gz1/migration/discard", body: `{}`, contentType: "application/json", def: 403},
+		// A migration plan's sizes, which the router asks of each cell: admin only.
+		{method: "POST", pattern: "/v1/cells/{cell}/migration/sizes", path: "/v1/cells/cn-gz1/migration/sizes", body: `{"refs":[]}`, contentType: "application/json", def: 403, want: map[string]int{"admin": 200}},
 		{method: "GET", pattern: "/v1/cells/{cell}/notices/plans/{pid}", path: "/v1/cells/cn-gz1/notices/plans/p-none", def: 403, want: map[string]int{"admin": 404}},
 		{method: "POST", pattern: "/v1/cells/{cell}/notices/plans/{pid}/send", path: "/v1/cells/cn-gz1/notices/plans/p-none/send", body: `{}`, contentType: "application/json", def: 403, want: map[string]int{"admin": 404}},
 		{method: "POST", pattern: "/v1/authority/requests", path: "/v1/authority/requests", body: `{}`, contentType: "application/json", def: 0},
