@@ -218,11 +218,56 @@ func TestMigrateEndToEnd(t *testing.T) {
 			}
 		}()
 	}
+	// And domicile bench, the real binary, writing and reading its own
+	// subjects through the same server in one-second rounds until the
+	// move is over: no round may see an error.
+	var benchRounds, benchOps atomic.Int64
+	var benchErr atomic.Value
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		dir := t.TempDir()
+		for i := 0; lctx.Err() == nil || i == 0; i++ {
+			file := filepath.Join(dir, fmt.Sprintf("bench%d.json", i))
+			if _, err := runBinary(t, "bench", "--server", f.s.URL, "--token", f.app.Token, "--mix", "80/20", "--workers", "4",
+				"--subjects", "5", "--duration", "1s", "--warmup", "0s", "--json", file); err != nil {
+				benchErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			var rep struct {
+				Runs []struct {
+					Ops    int64            `json:"ops"`
+					Errors map[string]int64 `json:"errors"`
+				} `json:"runs"`
+			}
+			raw, err := os.ReadFile(file)
+			if err == nil {
+				err = json.Unmarshal(raw, &rep)
+			}
+			if err != nil {
+				benchErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			for _, r := range rep.Runs {
+				benchOps.Add(r.Ops)
+				if len(r.Errors) > 0 {
+					benchErr.CompareAndSwap(nil, fmt.Sprintf("bench round %d: errors %v", i, r.Errors))
+				}
+			}
+			benchRounds.Add(1)
+		}
+	}()
 	time.Sleep(300 * time.Millisecond)
 	code, out, errb := runCLI(t, "", "migrate", "run", p.ID, "--retention", "0s", "--wait", "--server", f.s.URL, "--token", f.s.Admin)
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	wg.Wait()
+	if e := benchErr.Load(); e != nil {
+		t.Errorf("domicile bench during the move: %v", e)
+	} else if benchOps.Load() == 0 {
+		t.Errorf("domicile bench made no request during the move")
+	}
+	t.Logf("domicile bench during the move: %d one-second rounds, %d requests, no error", benchRounds.Load(), benchOps.Load())
 	if code != 0 {
 		t.Fatalf("migrate run: %d %s %s\nserver log:\n%s", code, out, errb, f.s.Log())
 	}
