@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"sort"
 	"strings"
 
-	"domicile"
 	"domicile/i18n"
 )
 
@@ -169,47 +167,5 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // token: its script reads them from the API with the token the user
 // enters.
 func (c *Console) Serve(w http.ResponseWriter, r *http.Request) error {
-	name, ok := strings.CutPrefix(r.URL.Path, "/console/")
-	if !ok {
-		return domicile.Errorf(domicile.ENotFound, "no such page")
-	}
-	if name != "" {
-		a, ok := c.assets[name]
-		if !ok {
-			return domicile.Errorf(domicile.ENotFound, "no such asset of the console")
-		}
-		pageHeaders(w.Header())
-		w.Header().Set("Content-Type", a.contentType)
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(a.data)
-		return nil
-	}
-	lang := i18n.Match(r.Header.Get("Accept-Language"))
-	if v := r.URL.Query().Get("lang"); v != "" {
-		l, err := i18n.ParseLang(v)
-		if err != nil {
-			return domicile.FieldErrorf("lang", "must be en or zh-CN")
-		}
-		lang = l
-	}
-	pr := i18n.NewPrinter(lang)
-	var buf bytes.Buffer
-	t, err := c.tmpl.Clone()
-	if err == nil {
-		t.Funcs(template.FuncMap{"t": func(key string) string { return pr.T(key) }})
-		err = t.Execute(&buf, struct {
-			Lang   i18n.Lang
-			Config template.JS
-		}{lang, template.JS(c.config[lang])})
-	}
-	if err != nil {
-		return fmt.Errorf("web: render the console: %v", err)
-	}
-	pageHeaders(w.Header())
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Language", string(lang))
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Vary", "Accept-Language")
-	w.Write(buf.Bytes())
-	return nil
+	return servePage(w, r, "/console/", "the console", c.tmpl, c.config, c.assets)
 }

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -176,49 +175,7 @@ func (p *Privacy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // the error to answer (a *domicile.Error naming the field of bad input)
 // without writing anything.
 func (p *Privacy) Serve(w http.ResponseWriter, r *http.Request) error {
-	name, ok := strings.CutPrefix(r.URL.Path, "/privacy/")
-	if !ok {
-		return domicile.Errorf(domicile.ENotFound, "no such page")
-	}
-	if name != "" {
-		a, ok := p.assets[name]
-		if !ok {
-			return domicile.Errorf(domicile.ENotFound, "no such asset of the privacy page")
-		}
-		pageHeaders(w.Header())
-		w.Header().Set("Content-Type", a.contentType)
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Write(a.data)
-		return nil
-	}
-	lang := i18n.Match(r.Header.Get("Accept-Language"))
-	if v := r.URL.Query().Get("lang"); v != "" {
-		l, err := i18n.ParseLang(v)
-		if err != nil {
-			return domicile.FieldErrorf("lang", "must be en or zh-CN")
-		}
-		lang = l
-	}
-	pr := i18n.NewPrinter(lang)
-	var buf bytes.Buffer
-	t, err := p.tmpl.Clone()
-	if err == nil {
-		t.Funcs(template.FuncMap{"t": func(key string) string { return pr.T(key) }})
-		err = t.Execute(&buf, struct {
-			Lang   i18n.Lang
-			Config template.JS
-		}{lang, template.JS(p.config[lang])})
-	}
-	if err != nil {
-		return fmt.Errorf("web: render the privacy page: %v", err)
-	}
-	pageHeaders(w.Header())
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Language", string(lang))
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Vary", "Accept-Language")
-	w.Write(buf.Bytes())
-	return nil
+	return servePage(w, r, "/privacy/", "the privacy page", p.tmpl, p.config, p.assets)
 }
 
 // writeProblem answers err as an RFC 9457 problem document: a
