@@ -117,8 +117,9 @@ func (c *Cell) checkMoved(ref domicile.SubjectRef) error {
 // held for its switch (at most MaxHold), refuses a subject that moved out
 // and counts the write as under way until release is called.
 func (c *Cell) enterWrite(ctx context.Context, ref domicile.SubjectRef) (release func(), err error) {
-	deadline := time.NewTimer(MaxHold)
-	defer deadline.Stop()
+	// The timer is made only when the write has to wait: almost every
+	// write goes straight through.
+	var deadline <-chan time.Time
 	for {
 		c.mv.mu.Lock()
 		c.mv.init()
@@ -139,11 +140,16 @@ func (c *Cell) enterWrite(ctx context.Context, ref domicile.SubjectRef) (release
 			}, nil
 		}
 		c.mv.mu.Unlock()
+		if deadline == nil {
+			t := time.NewTimer(MaxHold)
+			defer t.Stop()
+			deadline = t.C
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-deadline.C:
+		case <-deadline:
 			return nil, &domicile.Error{Code: domicile.EUnavailable, Message: "the subject is moving to another cell; retry", RetryAfter: 1}
 		}
 	}
