@@ -50,11 +50,12 @@ func (c *Cell) PutRecord(ctx context.Context, a domicile.Actor, s SubjectKey, ki
 		live := false
 		// After a lost race the cache may not hold the winner yet: read
 		// the store.
-		read := c.record
-		if try > 0 {
-			read = c.freshRecord
-		}
-		if old, err := read(ctx, s.Ref, kind, id); err == nil {
+		if try == 0 {
+			cur, live, err = c.recordVersion(ctx, s.Ref, kind, id)
+			if err != nil {
+				return nil, err
+			}
+		} else if old, err := c.freshRecord(ctx, s.Ref, kind, id); err == nil {
 			cur, live = old.Version, old.Body != nil
 		} else if !isNotFound(err) {
 			return nil, err

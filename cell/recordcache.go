@@ -16,17 +16,33 @@ const (
 	recordCacheBytes = 32 << 20
 )
 
+// versionCacheSize bounds the versions kept of records whose bodies left
+// the cache: a write needs only the current version, and an entry is
+// about a hundred bytes where a body is up to a megabyte.
+const versionCacheSize = 200_000
+
 // recordCache keeps recently written or read records as stored: sealed,
 // so it holds no plaintext. The cell is its store's only writer, so it
 // keeps the cache exact: every write and delete updates it after its
 // commit, and an entry is replaced only by a higher version (a tombstone
 // included), so commits finishing out of order cannot bring back an older
 // version. It is safe for concurrent use.
+//
+// A record whose body is evicted leaves its version behind (versions),
+// kept exact the same way, so that a write to it need not read the store
+// to learn the version it replaces.
 type recordCache struct {
-	mu    sync.Mutex
-	lru   *list.List
-	items map[recordKey]*list.Element
-	bytes int
+	mu       sync.Mutex
+	lru      *list.List
+	items    map[recordKey]*list.Element
+	bytes    int
+	versions map[recordKey]version
+}
+
+// version is what the cache keeps of a record whose body it dropped.
+type version struct {
+	n    int64
+	live bool
 }
 
 type recordKey struct {
@@ -35,7 +51,7 @@ type recordKey struct {
 }
 
 func newRecordCache() *recordCache {
-	return &recordCache{lru: list.New(), items: map[recordKey]*list.Element{}}
+	return &recordCache{lru: list.New(), items: map[recordKey]*list.Element{}, versions: map[recordKey]version{}}
 }
 
 func (rc *recordCache) get(k recordKey) (*domicile.StoredRecord, bool) {
@@ -49,11 +65,30 @@ func (rc *recordCache) get(k recordKey) (*domicile.StoredRecord, bool) {
 	return e.Value.(*domicile.StoredRecord), true
 }
 
+// version returns the current version of a record and whether it is
+// live (not deleted), if the cache knows it.
+func (rc *recordCache) version(k recordKey) (int64, bool, bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if e, ok := rc.items[k]; ok {
+		r := e.Value.(*domicile.StoredRecord)
+		return r.Version, r.Body != nil, true
+	}
+	v, ok := rc.versions[k]
+	return v.n, v.live, ok
+}
+
 // put records r if it is newer than what the cache holds.
 func (rc *recordCache) put(r *domicile.StoredRecord) {
 	k := recordKey{r.Ref, r.Kind, r.ID}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
+	if v, ok := rc.versions[k]; ok {
+		if v.n >= r.Version {
+			return
+		}
+		delete(rc.versions, k)
+	}
 	if e, ok := rc.items[k]; ok {
 		old := e.Value.(*domicile.StoredRecord)
 		if old.Version >= r.Version {
@@ -71,7 +106,15 @@ func (rc *recordCache) put(r *domicile.StoredRecord) {
 		o := old.Value.(*domicile.StoredRecord)
 		rc.lru.Remove(old)
 		rc.bytes -= len(o.Body)
-		delete(rc.items, recordKey{o.Ref, o.Kind, o.ID})
+		ok := recordKey{o.Ref, o.Kind, o.ID}
+		delete(rc.items, ok)
+		if len(rc.versions) >= versionCacheSize {
+			for k := range rc.versions { // an arbitrary one
+				delete(rc.versions, k)
+				break
+			}
+		}
+		rc.versions[ok] = version{o.Version, o.Body != nil}
 	}
 }
 
@@ -86,6 +129,11 @@ func (rc *recordCache) forget(ref domicile.SubjectRef) {
 			delete(rc.items, k)
 		}
 	}
+	for k := range rc.versions {
+		if k.ref == ref {
+			delete(rc.versions, k)
+		}
+	}
 }
 
 // record returns a record as stored (nil Body: deleted), from the cache or
@@ -95,6 +143,22 @@ func (c *Cell) record(ctx context.Context, ref domicile.SubjectRef, kind, id str
 		return r, nil
 	}
 	return c.freshRecord(ctx, ref, kind, id)
+}
+
+// recordVersion returns the current version of a record (0 if it never
+// existed) and whether it is live, from the cache or the store.
+func (c *Cell) recordVersion(ctx context.Context, ref domicile.SubjectRef, kind, id string) (int64, bool, error) {
+	if n, live, ok := c.records.version(recordKey{ref, kind, id}); ok {
+		return n, live, nil
+	}
+	r, err := c.freshRecord(ctx, ref, kind, id)
+	if isNotFound(err) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return r.Version, r.Body != nil, nil
 }
 
 // freshRecord reads a record from the store, bypassing the cache, and
