@@ -196,12 +196,17 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	if err != nil {
 		return err
 	}
-	if !json.Valid(body) {
+	// One pass checks the syntax and vouches for almost every body;
+	// checkJSON's walk names what is wrong with the rest.
+	valid, clean := cleanJSON(body)
+	if !valid {
 		var v any
 		return jsonError(json.Unmarshal(body, &v))
 	}
-	if err := checkJSON(body); err != nil {
-		return err
+	if !clean {
+		if err := walkJSON(body); err != nil {
+			return err
+		}
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActWrite)
 	if err != nil {
