@@ -199,10 +199,23 @@ func TestAllocs(t *testing.T) {
 	}
 }
 
+// fuzzSeeds are the table's texts short enough for the fuzzer to mutate
+// quickly (TestValid holds the longest, nested to the limit), and some
+// nested beyond the Scanner's first 64 levels.
+func fuzzSeeds() [][]byte {
+	var out [][]byte
+	for _, tt := range cases {
+		if len(tt.text) < 1000 {
+			out = append(out, []byte(tt.text))
+		}
+	}
+	return append(out, []byte(nest(`[{"a":`, "}]", 40, `"x"`)), []byte(nest("[", "]", 129, "")))
+}
+
 // FuzzValid: Valid answers as json.Valid does.
 func FuzzValid(f *testing.F) {
-	for _, tt := range cases {
-		f.Add([]byte(tt.text))
+	for _, b := range fuzzSeeds() {
+		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if got, want := Valid(b), json.Valid(b); got != want {
@@ -258,8 +271,8 @@ func TestCanonical(t *testing.T) {
 // FuzzCanonical: Canonical answers whether encoding/json writes the
 // text unchanged as a json.RawMessage.
 func FuzzCanonical(f *testing.F) {
-	for _, tt := range cases {
-		f.Add([]byte(tt.text))
+	for _, b := range fuzzSeeds() {
+		f.Add(b)
 	}
 	for _, s := range []string{`{"a":"<"}`, "[\"\u2028\"]", "[\"\xe2\x80\xa9\"]", `{"a": 1}`, `[1,"&"]`} {
 		f.Add([]byte(s))
@@ -330,10 +343,8 @@ func decoderTokens(t *testing.T, b []byte) []token {
 // same tokens at the same depths, the same strings and numbers), refuses
 // invalid text, and its options refuse exactly what they say.
 func FuzzScanner(f *testing.F) {
-	for _, tt := range cases {
-		if len(tt.text) < 1000 {
-			f.Add([]byte(tt.text), uint8(0))
-		}
+	for _, b := range fuzzSeeds() {
+		f.Add(b, uint8(0))
 	}
 	f.Add([]byte(`{"a":"\u00e9","b\n":[1,-2.5e3,{"c":null}]}`), uint8(UTF8))
 	f.Add([]byte("{\"a\":\"\xff\"}"), uint8(UTF8|Compact))
