@@ -296,8 +296,40 @@ func (s *Scanner) scan(all bool) Kind {
 				}
 				k, st, i = Literal, stAfter, i+4
 			default:
-				if i = number(b, i); i < 0 {
+				// A number, -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?,
+				// read here rather than in a function: arrays of numbers
+				// are as many calls.
+				if c == '-' {
+					if i++; i >= len(b) {
+						return s.fail()
+					}
+					c = b[i]
+				}
+				switch {
+				case c == '0':
+					i++
+				case '1' <= c && c <= '9':
+					for i++; i < len(b) && isDigit(b[i]); i++ {
+					}
+				default:
 					return s.fail()
+				}
+				if i < len(b) && b[i] == '.' {
+					if i++; i >= len(b) || !isDigit(b[i]) {
+						return s.fail()
+					}
+					for i++; i < len(b) && isDigit(b[i]); i++ {
+					}
+				}
+				if i < len(b) && b[i]|0x20 == 'e' {
+					if i++; i < len(b) && (b[i] == '+' || b[i] == '-') {
+						i++
+					}
+					if i >= len(b) || !isDigit(b[i]) {
+						return s.fail()
+					}
+					for i++; i < len(b) && isDigit(b[i]); i++ {
+					}
 				}
 				k, st = Number, stAfter
 			}
@@ -337,48 +369,6 @@ func isSpace(c byte) bool { return c == ' ' || c == '\n' || c == '\r' || c == '\
 
 func hasWord(b []byte, i int, w string) bool {
 	return len(b)-i >= len(w) && string(b[i:i+len(w)]) == w
-}
-
-// number returns the index just past the number that starts at b[i], or
-// -1 if none does.
-func number(b []byte, i int) int {
-	if b[i] == '-' {
-		i++
-	}
-	switch {
-	case i >= len(b):
-		return -1
-	case b[i] == '0':
-		i++
-	case '1' <= b[i] && b[i] <= '9':
-		i = digits(b, i+1)
-	default:
-		return -1
-	}
-	if i < len(b) && b[i] == '.' {
-		if i+1 >= len(b) || !isDigit(b[i+1]) {
-			return -1
-		}
-		i = digits(b, i+2)
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if i >= len(b) || !isDigit(b[i]) {
-			return -1
-		}
-		i = digits(b, i+1)
-	}
-	return i
-}
-
-func digits(b []byte, i int) int {
-	for i < len(b) && isDigit(b[i]) {
-		i++
-	}
-	return i
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
