@@ -4,7 +4,8 @@
 // This root package holds the domain: jurisdictions, cells and the
 // residency policy, subjects, record kinds and their data categories,
 // actors and their reasons, access events, and the errors users see. It
-// imports only the standard library; storage, crypto, the log and HTTP live
+// imports only the standard library (and internal/jsonscan, a JSON
+// scanner written on it); storage, crypto, the log and HTTP live
 // in their own packages and meet here through small interfaces.
 package domicile
 
@@ -15,6 +16,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"domicile/internal/jsonscan"
 )
 
 // Category is the data classification of a record field.
@@ -82,93 +85,35 @@ func (k *Kind) Check(body []byte) ([]string, error) {
 }
 
 // topLevelNames returns the sorted, distinct names of a valid JSON
-// object's members, scanning the bytes without decoding the values. It
-// returns false for anything else (not valid JSON, not an object, a name
-// with an escape), which checkDecoded then answers: every record write
-// runs this, and decoding into a map was most of its cost.
+// object's members, reading the bytes once (jsonscan) without decoding
+// the values. It returns false for anything else (not valid JSON, not an
+// object, a name with an escape), which checkDecoded then answers: every
+// record write runs this, and decoding into a map was most of its cost.
 func topLevelNames(body []byte) ([]string, bool) {
-	if !json.Valid(body) {
+	var s jsonscan.Scanner
+	s.Reset(body, 0)
+	if s.Next() != jsonscan.ObjectStart {
 		return nil, false
 	}
-	i := skipSpace(body, 0)
-	if i >= len(body) || body[i] != '{' {
-		return nil, false
-	}
-	var names []string
-	i = skipSpace(body, i+1)
-	if i < len(body) && body[i] == '}' {
-		return []string{}, true
-	}
-	for i < len(body) {
-		// A member: "name" : value , or }
-		if body[i] != '"' {
-			return nil, false
-		}
-		j := i + 1
-		for j < len(body) && body[j] != '"' {
-			if body[j] == '\\' {
+	names := []string{}
+	for {
+		switch s.Next() {
+		case jsonscan.Key:
+			if s.Depth() != 1 {
+				continue
+			}
+			if s.Escaped() {
 				return nil, false
 			}
-			j++
-		}
-		names = append(names, string(body[i+1:j]))
-		i = skipSpace(body, j+1) // at ':'
-		i = skipValue(body, skipSpace(body, i+1))
-		i = skipSpace(body, i)
-		if i >= len(body) {
+			raw := s.Bytes()
+			names = append(names, string(raw[1:len(raw)-1]))
+		case jsonscan.End:
+			slices.Sort(names)
+			return slices.Compact(names), true
+		case jsonscan.Invalid:
 			return nil, false
 		}
-		if body[i] == '}' {
-			break
-		}
-		i = skipSpace(body, i+1) // past ','
 	}
-	slices.Sort(names)
-	return slices.Compact(names), true
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the index just past the valid JSON value at b[i].
-func skipValue(b []byte, i int) int {
-	depth := 0
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
-			if depth == 0 {
-				return i + 1
-			}
-		case '{', '[':
-			depth++
-		case '}', ']':
-			depth--
-			if depth == 0 {
-				return i + 1
-			}
-			if depth < 0 {
-				return i
-			}
-		case ',':
-			if depth == 0 {
-				return i
-			}
-		case ' ', '\t', '\n', '\r':
-			if depth == 0 {
-				return i
-			}
-		}
-	}
-	return i
 }
 
 // checkDecoded is Check by decoding body into a map.

@@ -1,10 +1,11 @@
 package domicile
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
+
+	"domicile/internal/jsonscan"
 )
 
 // AppendJSON appends r's JSON encoding to b: the same bytes as
@@ -50,27 +51,5 @@ func (r *Record) AppendJSON(b []byte) ([]byte, error) {
 // canonicalRaw reports whether raw is valid JSON that encoding/json
 // would write unchanged as a json.RawMessage: no whitespace outside
 // strings, and nothing it escapes for HTML (<, >, &, U+2028, U+2029).
-func canonicalRaw(raw []byte) bool {
-	in := false
-	for i := 0; i < len(raw); i++ {
-		switch c := raw[i]; c {
-		case '<', '>', '&':
-			return false
-		case 0xE2: // U+2028 and U+2029 are E2 80 A8 and E2 80 A9
-			if i+2 < len(raw) && raw[i+1] == 0x80 && (raw[i+2] == 0xA8 || raw[i+2] == 0xA9) {
-				return false
-			}
-		case '\\':
-			if in {
-				i++
-			}
-		case '"':
-			in = !in
-		case ' ', '\t', '\n', '\r':
-			if !in {
-				return false
-			}
-		}
-	}
-	return !in && json.Valid(raw) && !bytes.HasPrefix(raw, []byte{0xEF, 0xBB, 0xBF})
-}
+// It is one pass over raw (jsonscan.Canonical).
+func canonicalRaw(raw []byte) bool { return jsonscan.Canonical(raw) }

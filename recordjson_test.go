@@ -2,6 +2,7 @@ package domicile_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +48,17 @@ func BenchmarkRecordJSON(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			json.Marshal(r)
+		}
+	})
+	// A 1 KiB body shaped as package bench's RecordBody(1024) writes them.
+	const head, tail = `{"from":"bench","to":"bench","body":"`, `"}`
+	r1k := *r
+	r1k.Data = []byte(head + strings.Repeat("q0-Zx_8AbCdEfGhI", 64)[:1024-len(head)-len(tail)] + tail)
+	b.Run("append-1k", func(b *testing.B) {
+		b.ReportAllocs()
+		var buf []byte
+		for b.Loop() {
+			buf, _ = r1k.AppendJSON(buf[:0])
 		}
 	})
 }

@@ -196,11 +196,7 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	if err != nil {
 		return err
 	}
-	if !json.Valid(body) {
-		var v any
-		return jsonError(json.Unmarshal(body, &v))
-	}
-	if err := checkJSON(body); err != nil {
+	if err := checkRecordBody(body); err != nil {
 		return err
 	}
 	c, k, err := s.router.LocateFor(r.Context(), a, r.PathValue("id"), domicile.ActWrite)
@@ -219,6 +215,22 @@ func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, a domicile.Ac
 	}
 	writeJSON(w, status, rec)
 	return nil
+}
+
+// checkRecordBody refuses a record body that is not valid JSON (with
+// the decoder's error, which names the byte) or that checkJSON refuses.
+// One pass (cleanJSON) checks the syntax and vouches for almost every
+// body; checkJSON's walk names what is wrong with the rest.
+func checkRecordBody(body []byte) error {
+	valid, clean := cleanJSON(body)
+	if !valid {
+		var v any
+		return jsonError(json.Unmarshal(body, &v))
+	}
+	if clean {
+		return nil
+	}
+	return walkJSON(body)
 }
 
 func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, a domicile.Actor) error {

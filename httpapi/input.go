@@ -12,6 +12,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"domicile"
+	"domicile/internal/jsonscan"
 )
 
 // NormalizeID checks an identifier given by a client (a subject or
@@ -49,7 +50,7 @@ const maxJSONDepth = 64
 // decodes (cleanJSON) answers for those, and only a body it cannot vouch
 // for is walked to find and name what is wrong.
 func checkJSON(body []byte) error {
-	if cleanJSON(body) {
+	if _, clean := cleanJSON(body); clean {
 		return nil
 	}
 	return walkJSON(body)
@@ -59,79 +60,55 @@ func checkJSON(body []byte) error {
 // object with more is left to walkJSON.
 const maxQuickKeys = 32
 
-// cleanJSON reports whether body is certainly free of what checkJSON
+// cleanJSON reads body once and reports whether it is valid JSON, as
+// json.Valid does, and whether it is certainly free of what checkJSON
 // refuses: it is valid UTF-8, nested at most maxJSONDepth deep, and no
-// object names a key twice. It may answer false for a clean body (a key
-// with an escape, an object with many keys, a malformed document); it
-// never answers true for one checkJSON would refuse. It does not check the
-// syntax: that is the decoder's.
-func cleanJSON(body []byte) bool {
-	if !utf8.Valid(body) {
-		return false
-	}
-	// Each open container is a frame; an object's keys are spans of body,
-	// kept in one array shared by the open objects (a frame's keys start
-	// at its base).
-	type frame struct {
-		object bool
-		expect bool // an object expects a key next
-		base   int
-	}
+// object names a key twice. clean may be false for a clean body (a key
+// with an escape, an object with many keys, a malformed document); it is
+// never true for one checkJSON would refuse.
+func cleanJSON(body []byte) (valid, clean bool) {
+	// An open object's keys are spans of body, kept in one array shared
+	// by the open objects: each open container's keys start at its base.
 	var (
-		frames [maxJSONDepth]frame
-		keys   [maxQuickKeys * 4][2]int
-		depth  int
-		nkeys  int
+		s     jsonscan.Scanner
+		bases [maxJSONDepth]int
+		keys  [maxQuickKeys * 4][2]int
+		nkeys int
 	)
-	for i := 0; i < len(body); i++ {
-		switch body[i] {
-		case '{', '[':
-			if depth == maxJSONDepth {
-				return false
+	// The scanner refuses invalid UTF-8 in strings (and so, in valid
+	// JSON, anywhere); whatever it refuses, or this scan cannot vouch for,
+	// is then told valid or not by a plain syntax check.
+	s.Reset(body, jsonscan.UTF8)
+	for {
+		switch s.Next() {
+		case jsonscan.ObjectStart, jsonscan.ArrayStart:
+			d := s.Depth()
+			if d > maxJSONDepth {
+				return jsonscan.Valid(body), false
 			}
-			frames[depth] = frame{object: body[i] == '{', expect: body[i] == '{', base: nkeys}
-			depth++
-		case '}', ']':
-			if depth == 0 {
-				return false
+			bases[d-1] = nkeys
+		case jsonscan.ObjectEnd, jsonscan.ArrayEnd:
+			nkeys = bases[s.Depth()]
+		case jsonscan.Key:
+			base := bases[s.Depth()-1]
+			if s.Escaped() || nkeys-base >= maxQuickKeys || nkeys == len(keys) {
+				return jsonscan.Valid(body), false
 			}
-			depth--
-			nkeys = frames[depth].base
-		case ',':
-			if depth > 0 && frames[depth-1].object {
-				frames[depth-1].expect = true
-			}
-		case '"':
-			start := i + 1
-			escaped := false
-			for i++; i < len(body) && body[i] != '"'; i++ {
-				if body[i] == '\\' {
-					escaped = true
-					i++
-				}
-			}
-			if i >= len(body) {
-				return false
-			}
-			if depth == 0 || !frames[depth-1].expect {
-				continue // a value
-			}
-			f := &frames[depth-1]
-			f.expect = false
-			if escaped || nkeys-f.base >= maxQuickKeys || nkeys == len(keys) {
-				return false
-			}
-			key := body[start:i]
-			for _, k := range keys[f.base:nkeys] {
+			start, end := s.Offset()+1, s.Offset()+len(s.Bytes())-1 // within the quotes
+			key := body[start:end]
+			for _, k := range keys[base:nkeys] {
 				if bytes.Equal(body[k[0]:k[1]], key) {
-					return false
+					return jsonscan.Valid(body), false
 				}
 			}
-			keys[nkeys] = [2]int{start, i}
+			keys[nkeys] = [2]int{start, end}
 			nkeys++
+		case jsonscan.End:
+			return true, true
+		case jsonscan.Invalid:
+			return jsonscan.Valid(body), false
 		}
 	}
-	return true
 }
 
 // walkJSON is checkJSON's careful walk, which names the field at fault.

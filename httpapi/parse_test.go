@@ -226,7 +226,7 @@ func TestCheckJSON(t *testing.T) {
 }
 
 func FuzzCheckJSON(f *testing.F) {
-	for _, s := range []string{`{"a":1,"a":2}`, `{"a":[{"b":"\u00ff"}]}`, "{\"a\":\"\xff\"}", `[1,[2,[3]]]`} {
+	for _, s := range []string{`{"a":1,"a":2}`, `{"a":[{"b":"\u00ff"}]}`, "{\"a\":\"\xff\"}", `[1,[2,[3]]]`, `{"a":1,"a":2`, `{"a":{"b":1},"b":{"b":2}}`, "{\"k\xff\":1}", `{"\u0061":1,"a":2} x`, strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1)} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -234,8 +234,15 @@ func FuzzCheckJSON(f *testing.F) {
 		if err == nil && json.Valid(b) && !utf8.Valid(b) {
 			t.Fatalf("checkJSON accepted invalid UTF-8: %q", b)
 		}
+		valid, clean := cleanJSON(b)
+		if valid != json.Valid(b) {
+			t.Fatalf("cleanJSON(%q) says valid %v, json.Valid %v", b, valid, !valid)
+		}
 		// The quick scan vouches only for what the careful walk accepts.
-		if cleanJSON(b) {
+		if clean && !valid {
+			t.Fatalf("cleanJSON(%q) vouches for invalid JSON", b)
+		}
+		if clean {
 			if err := walkJSON(b); err != nil {
 				t.Fatalf("cleanJSON(%q) = true, but the walk refuses it: %v", b, err)
 			}
@@ -273,8 +280,15 @@ func TestCleanJSON(t *testing.T) {
 		{strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth), true},
 		{strings.Repeat("[", maxJSONDepth+1) + strings.Repeat("]", maxJSONDepth+1), false},
 		{many, false},
+		{`{"a":1,"b":2`, false},
+		{`{"a":1,"a":2`, false},
+		{`{"a":1} x`, false},
+		{"{\"a\":\"\xff\"", false},
 	} {
-		if got := cleanJSON([]byte(tt.body)); got != tt.clean {
+		if valid, _ := cleanJSON([]byte(tt.body)); valid != json.Valid([]byte(tt.body)) {
+			t.Errorf("cleanJSON(%.60q) says valid %v, json.Valid %v", tt.body, valid, !valid)
+		}
+		if _, got := cleanJSON([]byte(tt.body)); got != tt.clean {
 			t.Errorf("cleanJSON(%.60q) = %v, want %v", tt.body, got, tt.clean)
 		}
 		if got := checkJSON([]byte(tt.body)) == nil; tt.clean && !got {
@@ -297,6 +311,21 @@ func BenchmarkCheckJSON(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRecordBodyCheck: what a record write checks of its body
+// before it locates the subject, for a 1 KiB body shaped as package
+// bench's RecordBody(1024) writes them (which this package's tests
+// cannot import).
+func BenchmarkRecordBodyCheck(b *testing.B) {
+	const head, tail = `{"from":"bench","to":"bench","body":"`, `"}`
+	body := []byte(head + strings.Repeat("q0-Zx_8AbCdEfGhI", 64)[:1024-len(head)-len(tail)] + tail)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := checkRecordBody(body); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
