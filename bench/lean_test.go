@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"domicile/client"
 	"errors"
@@ -475,5 +476,91 @@ func TestLeanPathPrefix(t *testing.T) {
 	}
 	if got, want := path.Load(), "/api/v1/subjects/a%20b%2Fc/records/message/w1|/api/v1/subjects/a b/c/records/message/w1"; got != want {
 		t.Errorf("request path %q, want %q", got, want)
+	}
+}
+
+// cannedServer answers every request on its connections (requests
+// without a body, each ending in an empty line) with answer; it does as
+// little as a server can, so that a benchmark against it measures the
+// client.
+func cannedServer(b *testing.B, answer string) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				buf := make([]byte, 64<<10)
+				var out []byte
+				n := 0
+				for {
+					m, err := nc.Read(buf[n:])
+					if err != nil {
+						return
+					}
+					n += m
+					out = out[:0]
+					for {
+						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+						if i < 0 {
+							break
+						}
+						out = append(out, answer...)
+						n = copy(buf, buf[i+4:n])
+					}
+					if _, err := nc.Write(out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkClientGetRecord measures a record read through each client
+// against a server that only writes a canned answer: the difference is
+// the clients' own cost.
+//
+//	go test -run '^$' -bench ClientGetRecord -benchmem ./bench/
+func BenchmarkClientGetRecord(b *testing.B) {
+	record := `{"subject":"s","kind":"message","id":"r0","version":1,"data":` + string(RecordBody(1024)) + `,"updated":"2026-01-02T03:04:05.123456789Z"}` + "\n"
+	answer := "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nEtag: \"v1\"\r\nDate: Fri, 02 Jan 2026 03:04:05 GMT\r\nContent-Length: " +
+		strconv.Itoa(len(record)) + "\r\n\r\n" + record
+	c := &httpapi.Client{Client: client.Client{BaseURL: cannedServer(b, answer), Token: "t0ken", Purpose: "service", HTTP: NewHTTPClient(64)}}
+	lean, err := NewLeanClient(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{ClientLean, ClientNetHTTP} {
+		b.Run(strings.ReplaceAll(name, "/", "_"), func(b *testing.B) {
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				conn := lean.Conn()
+				defer conn.Close()
+				for pb.Next() {
+					var err error
+					if name == ClientLean {
+						_, err = conn.GetRecord(ctx, "s", RecordKind, "r0")
+					} else {
+						_, err = c.GetRecord(ctx, "s", RecordKind, "r0")
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

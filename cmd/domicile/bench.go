@@ -144,6 +144,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	var err error
 	if f.growth {
 		err = runGrowth(ctx, env, &f, rep)
+		rep.Notes = append(rep.Notes, "growth points measured with the "+f.client+" client (--client)")
 	} else {
 		err = runLoad(ctx, env, &f, rep)
 	}
