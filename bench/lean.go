@@ -229,7 +229,8 @@ func (c *LeanConn) recordLine(b []byte, method, subject, kind, id string) []byte
 var errNotRecord = errors.New("bench: answer is not the record asked for")
 
 // checkRecord checks that ans is a JSON object holding "id":"<id>" and,
-// if data, a "data" object or array, whose length it returns.
+// if data, a "data" object or array, whose length it returns. The id is
+// matched as sent: the mixes' ids need no JSON escaping.
 func (c *LeanConn) checkRecord(ans []byte, id string, data bool) (int64, error) {
 	ans = bytes.TrimRight(ans, " \t\r\n")
 	if len(ans) < 2 || ans[0] != '{' || ans[len(ans)-1] != '}' {
