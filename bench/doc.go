@@ -23,6 +23,16 @@
 // JSON and the same store, so every report can state domicile as a ratio
 // of what the machine does without domicile's work.
 //
+// # The generator's client
+//
+// The load generator shares the machine with the server it measures, so
+// the record operations go through [LeanClient], an HTTP/1.1 client that
+// writes requests from precomputed bytes over one kept-alive connection
+// per worker and parses answers only for their status, framing and a
+// cheap check that they hold the record ([LeanConn.GetRecord] says
+// which). Without Config.Lean, and for object operations, requests go
+// through httpapi.Client over net/http. Each Result names its client.
+//
 // # Adding a mix
 //
 // A mix is one entry in [Mixes]: weighted [Op] values and an optional

@@ -37,7 +37,7 @@ import (
 
 // openCellStore opens the cell store the benchmarks run on: SQLite, or
 // Pebble when DOMICILE_BENCH_STORE=pebble.
-func openCellStore(b *testing.B, dir string) domicile.CellStore {
+func openCellStore(b testing.TB, dir string) domicile.CellStore {
 	b.Helper()
 	var st domicile.CellStore
 	var err error
@@ -213,7 +213,7 @@ func BenchmarkRawStoreGet(b *testing.B) {
 // newHTTPService runs the whole service in-process on an httptest server,
 // wired as cmd/domicile's runtime wires it, and returns an app client and
 // the subject ids registered.
-func newHTTPService(b *testing.B) (*httpapi.Client, []string) {
+func newHTTPService(b testing.TB) (*httpapi.Client, []string) {
 	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()

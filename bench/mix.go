@@ -34,11 +34,15 @@ const writeKeys = 64
 const objectSubjects = 8
 
 // Op is one kind of request in a mix. Do sends one request and returns
-// the payload bytes it moved (up or down).
+// the payload bytes it moved (up or down): through w.Lean if the op is
+// Lean and the worker has one, through c otherwise.
 type Op struct {
 	Name   string
 	Weight int
 	Do     func(ctx context.Context, c *httpapi.Client, w *Worker) (int64, error)
+	// Lean says Do sends through the worker's lean connection when it
+	// has one.
+	Lean bool
 }
 
 // Mix is a named workload: weighted operations and what they need written
@@ -69,6 +73,8 @@ type Plan struct {
 type Worker struct {
 	Plan *Plan
 	Rand *mrand.Rand
+	// Lean, if set, is the worker's connection for the Lean operations.
+	Lean *LeanConn
 }
 
 func (w *Worker) subject() string { return w.Plan.Subjects[w.Rand.IntN(len(w.Plan.Subjects))] }
@@ -96,6 +102,23 @@ func mixTable(ms ...*Mix) map[string]*Mix {
 	return t
 }
 
+// clientName names the client that sends the mix's operations when
+// workers have lean connections: lean for its Lean operations, net/http
+// for the others.
+func (m *Mix) clientName() string {
+	lean, other := false, false
+	for _, op := range m.Ops {
+		lean, other = lean || op.Lean, other || !op.Lean
+	}
+	switch {
+	case lean && other:
+		return ClientLean + " and " + ClientNetHTTP
+	case lean:
+		return ClientLean
+	}
+	return ClientNetHTTP
+}
+
 // MixNames returns the registered mix names, sorted.
 func MixNames() []string {
 	out := make([]string, 0, len(Mixes))
@@ -118,15 +141,23 @@ func (m *Mix) ObjectSize() int {
 }
 
 func putRecord(weight int) Op {
-	return Op{Name: "put-record", Weight: weight, Do: func(ctx context.Context, c *httpapi.Client, w *Worker) (int64, error) {
-		_, err := c.PutRecord(ctx, w.subject(), RecordKind, "w"+strconv.Itoa(w.Rand.IntN(writeKeys)), rawJSON(w.Plan.Record), "")
+	return Op{Name: "put-record", Weight: weight, Lean: true, Do: func(ctx context.Context, c *httpapi.Client, w *Worker) (int64, error) {
+		s, id := w.subject(), "w"+strconv.Itoa(w.Rand.IntN(writeKeys))
+		if w.Lean != nil {
+			return w.Lean.PutRecord(ctx, s, RecordKind, id, w.Plan.Record)
+		}
+		_, err := c.PutRecord(ctx, s, RecordKind, id, rawJSON(w.Plan.Record), "")
 		return int64(len(w.Plan.Record)), err
 	}}
 }
 
 func getRecord(weight int) Op {
-	return Op{Name: "get-record", Weight: weight, Do: func(ctx context.Context, c *httpapi.Client, w *Worker) (int64, error) {
-		r, err := c.GetRecord(ctx, w.subject(), RecordKind, "r"+strconv.Itoa(w.Rand.IntN(readKeys)))
+	return Op{Name: "get-record", Weight: weight, Lean: true, Do: func(ctx context.Context, c *httpapi.Client, w *Worker) (int64, error) {
+		s, id := w.subject(), "r"+strconv.Itoa(w.Rand.IntN(readKeys))
+		if w.Lean != nil {
+			return w.Lean.GetRecord(ctx, s, RecordKind, id)
+		}
+		r, err := c.GetRecord(ctx, s, RecordKind, id)
 		if err != nil {
 			return 0, err
 		}

@@ -94,7 +94,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if run.ObjectBytes > 0 {
 			fmt.Fprintf(&b, ", %s objects", fmtBytes(int64(run.ObjectBytes)))
 		}
-		fmt.Fprintf(&b, ", %d subjects\n", run.Subjects)
+		fmt.Fprintf(&b, ", %d subjects, %s client\n", run.Subjects, run.Client)
 		fmt.Fprintf(&b, "  latency %s\n", run.CoordinatedOmission)
 		if run.Behind != "" {
 			fmt.Fprintf(&b, "  behind schedule: %s\n", run.Behind)

@@ -28,6 +28,12 @@ const (
 	COCorrected = "corrected for coordinated omission: fixed arrival rate, each request measured from its intended start time"
 )
 
+// Names of the load generator's HTTP clients, as reports give them.
+const (
+	ClientLean    = "lean"
+	ClientNetHTTP = "net/http"
+)
+
 // Config configures one run against one target.
 type Config struct {
 	// Target names the system driven ("domicile", "baseline").
@@ -35,7 +41,11 @@ type Config struct {
 	// Client sends the requests. Its HTTP client should keep as many
 	// idle connections per host as there are workers (see NewHTTPClient).
 	Client *httpapi.Client
-	Mix    *Mix
+	// Lean, if set, sends the mix's Lean operations (the record reads
+	// and writes) instead of Client, over one connection per worker;
+	// Client still runs Prepare and the other operations.
+	Lean *LeanClient
+	Mix  *Mix
 	// Workers is the number of concurrent workers: the load itself in
 	// fixed-worker mode, the bound on requests in flight at a fixed rate.
 	Workers int
@@ -94,6 +104,10 @@ type Result struct {
 	RecordBytes         int     `json:"record_bytes"`
 	ObjectBytes         int     `json:"object_bytes,omitempty"`
 	Subjects            int     `json:"subjects"`
+	// Client names the load generator's HTTP client: "lean" when the
+	// mix's operations went through a LeanClient, "net/http" when they
+	// went through net/http (object operations always do).
+	Client string `json:"client"`
 	// Ops counts requests that succeeded in the measured window.
 	Ops            int64      `json:"ops"`
 	Throughput     float64    `json:"ops_per_second"`
@@ -274,6 +288,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			wk := &Worker{Plan: cfg.Plan, Rand: mrand.New(mrand.NewPCG(cfg.Seed, uint64(w)))}
+			if cfg.Lean != nil {
+				wk.Lean = cfg.Lean.Conn()
+				defer wk.Lean.Close()
+			}
 			for runCtx.Err() == nil {
 				var intended time.Time
 				if interval > 0 {
@@ -402,12 +420,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		Target: cfg.Target, Mix: mix.Name, Mode: "fixed-workers", Workers: cfg.Workers,
 		CoordinatedOmission: CONotCorrected,
 		WarmupSeconds:       cfg.Warmup.Seconds(), DurationSeconds: cfg.Duration.Seconds(),
-		RecordBytes: len(cfg.Plan.Record), ObjectBytes: mix.ObjectSize(), Subjects: len(cfg.Plan.Subjects),
+		RecordBytes: len(cfg.Plan.Record), ObjectBytes: mix.ObjectSize(), Subjects: len(cfg.Plan.Subjects), Client: ClientNetHTTP,
 		Ops: rec.all.Count(), Latency: Summarize(&rec.all), Errors: rec.errors,
 		ClientCPUSeconds: clientCPU.Seconds(),
 	}
 	if mix.ObjectSize() == 0 {
 		res.ObjectBytes = 0
+	}
+	if cfg.Lean != nil {
+		res.Client = mix.clientName()
 	}
 	if cfg.Rate > 0 {
 		res.Mode, res.Rate, res.CoordinatedOmission = "fixed-rate", cfg.Rate, COCorrected

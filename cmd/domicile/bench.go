@@ -64,6 +64,7 @@ type benchFlags struct {
 	growthDir    string
 	plots        string
 	store        string
+	client       string
 }
 
 // runBench is domicile bench. With "baseline-server" as its first
@@ -96,8 +97,14 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.StringVar(&f.growthDir, "growth-dir", "", "data directory for --growth (default: a temporary one)")
 	fs.StringVar(&f.plots, "plots", "doc", "directory for --growth's SVG plots")
 	fs.StringVar(&f.store, "store", "", "store kind of the local deployment's cells: sqlite or pebble (default: the embedded deployment's)")
+	fs.StringVar(&f.client, "client", bench.ClientLean, "the generator's HTTP client for the record mixes: lean (its own HTTP/1.1 client, light on CPU) or net/http; "+
+		"object mixes and https:// servers always use net/http")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if f.client != bench.ClientLean && f.client != bench.ClientNetHTTP {
+		fmt.Fprintf(env.Stderr, "domicile bench: --client %q: want lean or net/http\n", f.client)
+		return errUsage
 	}
 	if *rate != "" {
 		r, err := strconv.ParseFloat(strings.TrimSuffix(*rate, "/s"), 64)
@@ -137,6 +144,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	var err error
 	if f.growth {
 		err = runGrowth(ctx, env, &f, rep)
+		rep.Notes = append(rep.Notes, "growth points measured with the "+f.client+" client (--client)")
 	} else {
 		err = runLoad(ctx, env, &f, rep)
 	}
@@ -178,6 +186,9 @@ func runLoad(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Report)
 	runs = append(runs, func() (*target, error) { return startDomicileTarget(ctx, env, f) })
 	if f.store != "" {
 		rep.Notes = append(rep.Notes, "domicile's cells on the "+f.store+" store (--store); the baseline on SQLite, as always")
+	}
+	if f.client == bench.ClientLean && strings.HasPrefix(f.server, "https://") {
+		rep.Notes = append(rep.Notes, "the lean client speaks plain HTTP only: "+f.server+" was driven with net/http")
 	}
 	runID := randomHex(4)
 	for _, start := range runs {
@@ -221,11 +232,29 @@ func loadTarget(ctx context.Context, env *cmdEnv, f *benchFlags, mix *bench.Mix,
 	if err := createSubjects(ctx, t.client, plan.Subjects, f.jurisdiction, plan.Concurrency); err != nil {
 		return nil, err
 	}
+	lean, err := leanClient(f, t.client)
+	if err != nil {
+		return nil, err
+	}
 	return bench.Run(ctx, bench.Config{
-		Target: t.name, Client: t.client, Mix: mix, Workers: f.workers, Rate: f.rate,
+		Target: t.name, Client: t.client, Lean: lean, Mix: mix, Workers: f.workers, Rate: f.rate,
 		Warmup: f.warmup, Duration: f.duration, Plan: plan, Sampler: t.sampler, Progress: env.Stderr,
 		Seed: uint64(env.Now().UnixNano()),
 	})
+}
+
+// leanClient returns the lean client for c's server if --client lean
+// and the server speaks plain HTTP; nil for net/http (the report says
+// which client ran).
+func leanClient(f *benchFlags, c *httpapi.Client) (*bench.LeanClient, error) {
+	if f.client != bench.ClientLean {
+		return nil, nil
+	}
+	l, err := bench.NewLeanClient(c)
+	if errors.Is(err, bench.ErrLeanScheme) {
+		return nil, nil
+	}
+	return l, err
 }
 
 func createSubjects(ctx context.Context, c *httpapi.Client, ids []string, jurisdiction string, conc int) error {
@@ -806,11 +835,15 @@ func measureGrowthPoint(ctx context.Context, env *cmdEnv, f *benchFlags, dir str
 	for range min(int64(f.subjects), subjects) {
 		plan.Subjects = append(plan.Subjects, growthID(r.Int64N(subjects)))
 	}
+	lean, err := leanClient(f, t.client)
+	if err != nil {
+		return nil, err
+	}
 	var peak int64
 	for _, mixName := range []string{"write", "read"} {
 		mix := *bench.Mixes[mixName]
 		mix.Prepare = nil // the records read were preloaded
-		res, err := bench.Run(ctx, bench.Config{Target: "domicile", Client: t.client, Mix: &mix, Workers: f.workers, Rate: f.rate,
+		res, err := bench.Run(ctx, bench.Config{Target: "domicile", Client: t.client, Lean: lean, Mix: &mix, Workers: f.workers, Rate: f.rate,
 			Warmup: f.warmup, Duration: f.duration, Plan: plan, Sampler: t.sampler, Progress: env.Stderr, Seed: uint64(r.Int64())})
 		if err != nil {
 			return nil, err

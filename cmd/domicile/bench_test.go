@@ -46,6 +46,9 @@ func TestBenchLocalBaseline(t *testing.T) {
 		if r.Server == nil || r.Server.PeakRSS == 0 {
 			t.Errorf("%s: no server CPU and memory figures", r.Target)
 		}
+		if r.Client != bench.ClientLean {
+			t.Errorf("%s: client %q, want the lean client by default", r.Target, r.Client)
+		}
 		if r.CoordinatedOmission != bench.CONotCorrected {
 			t.Errorf("%s: coordinated omission statement %q", r.Target, r.CoordinatedOmission)
 		}
@@ -53,7 +56,7 @@ func TestBenchLocalBaseline(t *testing.T) {
 	if len(rep.Ratios) != 1 || rep.Ratios[0].Throughput <= 0 {
 		t.Errorf("ratios = %+v, want one positive", rep.Ratios)
 	}
-	for _, want := range []string{"as a ratio of the baseline", "NOT corrected for coordinated omission", "p99.9"} {
+	for _, want := range []string{"as a ratio of the baseline", "NOT corrected for coordinated omission", "p99.9", "lean client"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout.String())
 		}
@@ -74,6 +77,7 @@ func TestBenchUsage(t *testing.T) {
 		{"remote without token", []string{"--server", "http://127.0.0.1:1", "--duration", "1s"}},
 		{"unknown store", []string{"--store", "mongo"}},
 		{"store of a remote server", []string{"--store", "pebble", "--server", "http://127.0.0.1:1", "--token", "t"}},
+		{"unknown client", []string{"--client", "curl"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,14 +92,15 @@ func TestBenchUsage(t *testing.T) {
 
 // TestBenchStorePebble runs the local benchmark with the cells on Pebble:
 // the deployment it serves says so, the report says so, and the store's
-// commit counters reach the report.
+// commit counters reach the report. It runs with the net/http client,
+// which the report names.
 func TestBenchStorePebble(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
 	out := filepath.Join(t.TempDir(), "report.json")
 	cmd := exec.Command(binary, "bench", "--store", "pebble", "--duration", "1s", "--warmup", "200ms",
-		"--workers", "4", "--subjects", "20", "--mix", "write", "--json", out)
+		"--workers", "4", "--subjects", "20", "--mix", "write", "--client", "net/http", "--json", out)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -111,6 +116,9 @@ func TestBenchStorePebble(t *testing.T) {
 	}
 	if len(rep.Runs) != 1 || rep.Runs[0].Ops == 0 || len(rep.Runs[0].Errors) != 0 {
 		t.Fatalf("runs = %+v", rep.Runs)
+	}
+	if c := rep.Runs[0].Client; c != bench.ClientNetHTTP {
+		t.Errorf("client %q, want net/http (--client)", c)
 	}
 	if st := rep.Runs[0].Server.Store; st == nil || st.Commits == 0 {
 		t.Errorf("no commit counters from the Pebble store: %+v", rep.Runs[0].Server)
