@@ -1,7 +1,9 @@
 package pebblestore
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -53,11 +55,11 @@ func (s *Store) Census(ctx context.Context) (domicile.Census, error) {
 func (s *Store) PendingRequests(ctx context.Context, final []string, limit int) ([]domicile.PendingRequest, error) {
 	out := []domicile.PendingRequest{}
 	err := s.scan([]byte{tRequest}, []byte{tRequest + 1}, func(k, v []byte) (bool, error) {
-		// The key is tRequest, the subject's reference, then the id.
-		if len(k) < 33 {
+		// The key is tRequest, the subject's slot, then the id.
+		if len(k) < 1+slotLen {
 			return false, errMalformed
 		}
-		id, rest, err := cutStr(k[33:])
+		id, rest, err := cutStr(k[1+slotLen:])
 		if err != nil || len(rest) != 0 {
 			return false, errMalformed
 		}
@@ -84,30 +86,85 @@ func (s *Store) PendingRequests(ctx context.Context, final []string, limit int) 
 
 // SubjectHoldings lists the subjects whose reference sorts after after,
 // with the fields of their live records per kind, at most limit.
+//
+// Subjects are stored by slot, in no order of their references, so a page
+// is the limit smallest references after after of one scan of the
+// subject table. A page of one whose subject is the successor of after
+// (how a migration asks for one subject's fields) is read directly.
 func (s *Store) SubjectHoldings(ctx context.Context, after domicile.SubjectRef, limit int) ([]domicile.SubjectHoldings, error) {
 	limit = min(max(limit, 1), domicile.MaxHoldingsPage)
-	out := []domicile.SubjectHoldings{}
-	lo := subjectKey(after)
-	err := s.scan(lo, []byte{tSubject + 1}, func(k, v []byte) (bool, error) {
-		if len(k) != 33 {
-			return false, errMalformed
-		}
-		ref := domicile.SubjectRef(k[1:])
-		if ref == after {
-			return true, nil
-		}
-		sub, err := decSubject(ref, v)
+	if next, ok := successor(after); ok && limit == 1 {
+		sl, found, err := s.slotOf(next)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
-		out = append(out, domicile.SubjectHoldings{Ref: ref, Jurisdiction: sub.Jurisdiction, Fields: map[string][]string{}})
-		return len(out) < limit, ctx.Err()
+		if found {
+			v, err := s.get(subjectKey(sl))
+			if err == nil {
+				sub, err := decSubject(v)
+				if err != nil {
+					return nil, err
+				}
+				return s.holdings(ctx, []slotSubject{{sl: sl, sub: sub}})
+			} else if !errors.Is(err, domicile.ErrNotFound) {
+				return nil, err
+			}
+		}
+	}
+	var page []slotSubject // sorted by reference
+	err := s.eachSubject(ctx, func(sl slot, sub *domicile.StoredSubject) error {
+		if bytes.Compare(sub.Ref[:], after[:]) <= 0 {
+			return nil
+		}
+		if len(page) == limit && bytes.Compare(sub.Ref[:], page[limit-1].sub.Ref[:]) >= 0 {
+			return nil
+		}
+		i, _ := slices.BinarySearchFunc(page, sub.Ref, func(e slotSubject, ref domicile.SubjectRef) int {
+			return bytes.Compare(e.sub.Ref[:], ref[:])
+		})
+		if len(page) == limit {
+			page = page[:limit-1]
+		}
+		page = slices.Insert(page, i, slotSubject{sl: sl, sub: sub})
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i := range out {
-		p := refKey(tRecord, out[i].Ref)
+	return s.holdings(ctx, page)
+}
+
+// slotSubject is a subject's row with its slot.
+type slotSubject struct {
+	sl  slot
+	sub *domicile.StoredSubject
+}
+
+// eachSubject calls fn for each subject of the store, in the order of
+// their slots.
+func (s *Store) eachSubject(ctx context.Context, fn func(slot, *domicile.StoredSubject) error) error {
+	return s.scan([]byte{tSubject}, []byte{tSubject + 1}, func(k, v []byte) (bool, error) {
+		if len(k) != 1+slotLen {
+			return false, errMalformed
+		}
+		sub, err := decSubject(v)
+		if err != nil {
+			return false, err
+		}
+		if err := fn(slot(k[1:]), sub); err != nil {
+			return false, err
+		}
+		return true, ctx.Err()
+	})
+}
+
+// holdings returns the holdings of subs, in their order: the fields of
+// each one's live records per kind.
+func (s *Store) holdings(ctx context.Context, subs []slotSubject) ([]domicile.SubjectHoldings, error) {
+	out := make([]domicile.SubjectHoldings, 0, len(subs))
+	for _, ss := range subs {
+		h := domicile.SubjectHoldings{Ref: ss.sub.Ref, Jurisdiction: ss.sub.Jurisdiction, Fields: map[string][]string{}}
+		p := slotKey(tRecord, ss.sl)
 		err := s.scan(p, prefixEnd(p), func(k, v []byte) (bool, error) {
 			kind, _, err := splitKey2(k[len(p):])
 			if err != nil {
@@ -121,8 +178,8 @@ func (s *Store) SubjectHoldings(ctx context.Context, after domicile.SubjectRef, 
 				return true, nil
 			}
 			for _, f := range r.Fields {
-				if f != "" && !slices.Contains(out[i].Fields[kind], f) {
-					out[i].Fields[kind] = append(out[i].Fields[kind], f)
+				if f != "" && !slices.Contains(h.Fields[kind], f) {
+					h.Fields[kind] = append(h.Fields[kind], f)
 				}
 			}
 			return true, nil
@@ -130,8 +187,25 @@ func (s *Store) SubjectHoldings(ctx context.Context, after domicile.SubjectRef, 
 		if err != nil {
 			return nil, err
 		}
+		out = append(out, h)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// successor returns the reference just after ref bytewise, and false when
+// ref is the last one.
+func successor(ref domicile.SubjectRef) (domicile.SubjectRef, bool) {
+	for i := len(ref) - 1; i >= 0; i-- {
+		if ref[i] < 0xff {
+			ref[i]++
+			return ref, true
+		}
+		ref[i] = 0
+	}
+	return ref, false
 }
 
 // CellSubjects lists every subject of the cell with the fields their
@@ -139,19 +213,22 @@ func (s *Store) SubjectHoldings(ctx context.Context, after domicile.SubjectRef, 
 // counts (`domicile notice plan --data`, with the cell's process
 // stopped: Pebble locks its directory).
 func (s *Store) CellSubjects(ctx context.Context) ([]notice.SubjectInfo, error) {
-	var out []notice.SubjectInfo
-	var after domicile.SubjectRef
-	for {
-		page, err := s.SubjectHoldings(ctx, after, domicile.MaxHoldingsPage)
-		if err != nil {
-			return nil, err
-		}
-		for _, h := range page {
-			out = append(out, notice.SubjectInfo{Ref: h.Ref.String(), Jurisdiction: h.Jurisdiction, Fields: h.Fields})
-		}
-		if len(page) < domicile.MaxHoldingsPage {
-			return out, nil
-		}
-		after = page[len(page)-1].Ref
+	var subs []slotSubject
+	err := s.eachSubject(ctx, func(sl slot, sub *domicile.StoredSubject) error {
+		subs = append(subs, slotSubject{sl: sl, sub: sub})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	slices.SortFunc(subs, func(a, b slotSubject) int { return bytes.Compare(a.sub.Ref[:], b.sub.Ref[:]) })
+	hs, err := s.holdings(ctx, subs)
+	if err != nil {
+		return nil, err
+	}
+	var out []notice.SubjectInfo
+	for _, h := range hs {
+		out = append(out, notice.SubjectInfo{Ref: h.Ref.String(), Jurisdiction: h.Jurisdiction, Fields: h.Fields})
+	}
+	return out, nil
 }

@@ -10,30 +10,65 @@ import (
 
 // Keys. Every key starts with one byte naming its table:
 //
-//	s ref                  subject
-//	r ref kind id          record (kind and id order-preserving encoded)
-//	o ref name             object
-//	q ref id               rights request
-//	p id                   erasure receipt
-//	e idx                  event (idx big-endian, 8 bytes)
-//	x ref idx              a subject's event (empty value)
+//	S slot                 subject
+//	R slot kind id         record (kind and id order-preserving encoded)
+//	O slot name            object
+//	Q slot id              rights request
+//	X slot idx             a subject's event (empty value)
+//	N name                 the slot of a subject reference (name: its HMAC)
 //	c size                 signed checkpoint
+//	e idx                  event (idx big-endian, 8 bytes)
 //	m key                  meta
+//	p id                   erasure receipt
+//	v key                  the store's own settings (layout version, name key)
+//
+// No key holds a subject reference. A subject's rows are keyed by its
+// slot, 16 random bytes drawn when the store first writes something of
+// the subject (its PutSubject, as a rule), and the reference finds the slot
+// through its name: HMAC-SHA256 of the reference under a key drawn when
+// the store was created (v name-key). An erasure deletes the subject's
+// rows and its name, so what Pebble may keep of them afterwards (its
+// manifest keeps the smallest and largest key of tables it dropped until
+// it rolls over) is at most a slot, which nothing stored links to the
+// reference any more, and a name, which links no slot and no event.
+//
+// The subject tables (upper case) and the name table sort below the log's
+// events, which every commit writes: a table whose key range holds an
+// event has a bound outside those tables, so its two bounds cannot pair a
+// name with a slot.
+//
+// Stores written before slots (layout 1) keyed the same rows by the
+// reference in lower-case tables (s ref, r ref kind id, o ref name,
+// q ref id, x ref idx); Open moves them (upgradeLayout).
 //
 // Strings inside keys use an order-preserving encoding: each 0x00 byte is
 // written 0x00 0xFF and the string ends with 0x00 0x01, so that byte order
 // of the keys is the order of (kind, id) as Go compares strings.
 const (
-	tSubject    = 's'
-	tRecord     = 'r'
-	tObject     = 'o'
-	tRequest    = 'q'
-	tReceipt    = 'p'
-	tEvent      = 'e'
-	tSubjEvent  = 'x'
+	tName       = 'N'
+	tObject     = 'O'
+	tRequest    = 'Q'
+	tRecord     = 'R'
+	tSubject    = 'S'
+	tSubjEvent  = 'X'
 	tCheckpoint = 'c'
+	tEvent      = 'e'
 	tMeta       = 'm'
+	tReceipt    = 'p'
+	tSetting    = 'v'
 )
+
+// The tables of layout 1, each keyed by the subject reference.
+var legacyTables = []struct{ old, new byte }{
+	{'s', tSubject}, {'r', tRecord}, {'o', tObject}, {'q', tRequest}, {'x', tSubjEvent},
+}
+
+// slotLen is the length of a slot.
+const slotLen = 16
+
+// A slot is the key prefix of one subject's rows: random, and unrelated
+// to the subject's reference.
+type slot [slotLen]byte
 
 func appendStr(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
@@ -46,23 +81,23 @@ func appendStr(b []byte, s string) []byte {
 	return append(b, 0, 1)
 }
 
-func refKey(t byte, ref domicile.SubjectRef) []byte {
-	b := make([]byte, 0, 1+32+32)
-	return append(append(b, t), ref[:]...)
+func slotKey(t byte, sl slot) []byte {
+	b := make([]byte, 0, 1+slotLen+32)
+	return append(append(b, t), sl[:]...)
 }
 
-func subjectKey(ref domicile.SubjectRef) []byte { return refKey(tSubject, ref) }
+func subjectKey(sl slot) []byte { return slotKey(tSubject, sl) }
 
-func recordKey(ref domicile.SubjectRef, kind, id string) []byte {
-	return appendStr(appendStr(refKey(tRecord, ref), kind), id)
+func recordKey(sl slot, kind, id string) []byte {
+	return appendStr(appendStr(slotKey(tRecord, sl), kind), id)
 }
 
-func objectKey(ref domicile.SubjectRef, name string) []byte {
-	return appendStr(refKey(tObject, ref), name)
+func objectKey(sl slot, name string) []byte {
+	return appendStr(slotKey(tObject, sl), name)
 }
 
-func requestKey(ref domicile.SubjectRef, id string) []byte {
-	return appendStr(refKey(tRequest, ref), id)
+func requestKey(sl slot, id string) []byte {
+	return appendStr(slotKey(tRequest, sl), id)
 }
 
 func receiptKey(id string) []byte { return appendStr([]byte{tReceipt}, id) }
@@ -71,8 +106,8 @@ func eventKey(idx int64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{tEvent}, uint64(idx))
 }
 
-func subjEventKey(ref domicile.SubjectRef, idx int64) []byte {
-	return binary.BigEndian.AppendUint64(refKey(tSubjEvent, ref), uint64(idx))
+func subjEventKey(sl slot, idx int64) []byte {
+	return binary.BigEndian.AppendUint64(slotKey(tSubjEvent, sl), uint64(idx))
 }
 
 func checkpointKey(size int64) []byte {
@@ -80,6 +115,8 @@ func checkpointKey(size int64) []byte {
 }
 
 func metaKey(k string) []byte { return appendStr([]byte{tMeta}, k) }
+
+func settingKey(k string) []byte { return appendStr([]byte{tSetting}, k) }
 
 // prefixEnd returns the smallest key greater than every key with prefix p.
 func prefixEnd(p []byte) []byte {
@@ -171,15 +208,31 @@ func (d *dec) done() error {
 	return d.err
 }
 
+// A subject value holds the reference (the one place it is stored with
+// the subject's rows: an erasure deletes it with them), the jurisdiction,
+// the time of registration and the key generation.
 func encSubject(s *domicile.StoredSubject) []byte {
 	var e enc
+	e.bytes(s.Ref[:])
 	e.str(string(s.Jurisdiction))
 	e.time(s.Created)
 	e.int(int64(s.KeyGen))
 	return e.b
 }
 
-func decSubject(ref domicile.SubjectRef, v []byte) (*domicile.StoredSubject, error) {
+func decSubject(v []byte) (*domicile.StoredSubject, error) {
+	d := dec{b: v}
+	ref := d.bytes()
+	if len(ref) != len(domicile.SubjectRef{}) {
+		return nil, errMalformed
+	}
+	s := &domicile.StoredSubject{Ref: domicile.SubjectRef(ref), Jurisdiction: domicile.Jurisdiction(d.str()), Created: d.time(), KeyGen: uint8(d.int())}
+	return s, d.done()
+}
+
+// decLegacySubject decodes a subject value of layout 1, which had no
+// reference.
+func decLegacySubject(ref domicile.SubjectRef, v []byte) (*domicile.StoredSubject, error) {
 	d := dec{b: v}
 	s := &domicile.StoredSubject{Ref: ref, Jurisdiction: domicile.Jurisdiction(d.str()), Created: d.time(), KeyGen: uint8(d.int())}
 	return s, d.done()

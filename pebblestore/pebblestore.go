@@ -36,8 +36,10 @@ package pebblestore
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -81,6 +83,12 @@ type Store struct {
 
 	locks [stripes]sync.Mutex
 
+	// nameKey keys the names of subject references (Store.nameOf); slots
+	// caches their slots; rand draws slots.
+	nameKey []byte
+	slots   *slotCache
+	rand    io.Reader
+
 	// logMu is the log's critical section: it guards size and the tail's
 	// appends, and orders batches into Pebble's pipeline.
 	logMu sync.Mutex
@@ -104,11 +112,67 @@ var errClosed = errors.New("pebblestore: store closed")
 
 var syncWrite = pebble.Sync
 
-// Open opens (creating if needed) the cell store in dir.
+// Open opens (creating if needed) the cell store in dir. A store written
+// by a build before slots (key layout 1) is upgraded in place first; see
+// upgradeLayout.
 func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pebblestore: %w", err)
 	}
+	db, err := openDB(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, db: db, stop: make(chan struct{}), syncStart: time.Now(),
+		slots: newSlotCache(SlotCacheEntries), rand: rand.Reader}
+	s.dropArchive()
+	fail := func(err error) (*Store, error) {
+		if s.tiles != nil {
+			s.tiles.Close()
+		}
+		if s.db != nil {
+			s.db.Close()
+		}
+		return nil, err
+	}
+	upgraded, err := s.openLayout(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if upgraded {
+		// A new manifest: the old one names keys of the old layout as
+		// the bounds of the tables the upgrade dropped.
+		err := s.db.Close()
+		s.db = nil
+		s.dropArchive()
+		if err != nil {
+			return fail(fmt.Errorf("pebblestore: reopen after upgrade: %w", err))
+		}
+		if s.db, err = openDB(dir); err != nil {
+			return fail(err)
+		}
+		s.dropArchive()
+	}
+	if s.blobs, err = blobdir.Open(filepath.Join(dir, "blobs")); err != nil {
+		return fail(err)
+	}
+	if s.size, err = s.lastEvent(); err != nil {
+		return fail(err)
+	}
+	if s.tail, err = s.loadTail(); err != nil {
+		return fail(err)
+	}
+	if err := s.gcBlobs(); err != nil {
+		return fail(err)
+	}
+	s.committed.Store(s.size)
+	s.wg.Add(1)
+	go s.syncTiles()
+	return s, nil
+}
+
+// openDB opens the Pebble database of the store in dir.
+func openDB(dir string) (*pebble.DB, error) {
 	cache := pebble.NewCache(CacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
@@ -145,31 +209,7 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open: %w", err)
 	}
-	s := &Store{dir: dir, db: db, stop: make(chan struct{}), syncStart: time.Now()}
-	s.dropArchive()
-	fail := func(err error) (*Store, error) {
-		if s.tiles != nil {
-			s.tiles.Close()
-		}
-		db.Close()
-		return nil, err
-	}
-	if s.blobs, err = blobdir.Open(filepath.Join(dir, "blobs")); err != nil {
-		return fail(err)
-	}
-	if s.size, err = s.lastEvent(); err != nil {
-		return fail(err)
-	}
-	if s.tail, err = s.loadTail(); err != nil {
-		return fail(err)
-	}
-	if err := s.gcBlobs(); err != nil {
-		return fail(err)
-	}
-	s.committed.Store(s.size)
-	s.wg.Add(1)
-	go s.syncTiles()
-	return s, nil
+	return db, nil
 }
 
 // lastEvent returns the log size: one past the largest event index.
@@ -292,10 +332,21 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 			return err
 		}
 	}
-	// Events, pre-encoded outside the critical section but for their keys.
+	// Events, pre-encoded outside the critical section but for their
+	// keys, and the slots of the subjects they name.
 	vals := make([][]byte, len(b.Events))
+	evSlots := make([]slot, len(b.Events))
 	for i, e := range b.Events {
 		vals[i] = encEvent(e.Ref, e.Time, e.Leaf, e.Committed, e.Salt)
+		if !e.Ref.IsZero() {
+			st, err := w.slot(e.Ref, true)
+			if err != nil {
+				unlock()
+				pb.Close()
+				return err
+			}
+			evSlots[i] = st.sl
+		}
 	}
 	hashes := make([]tlog.Hash, len(b.Events))
 	for i, e := range b.Events {
@@ -323,7 +374,7 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 		idx := first + int64(i)
 		pb.Set(eventKey(idx), vals[i], nil)
 		if !e.Ref.IsZero() {
-			pb.Set(subjEventKey(e.Ref, idx), nil, nil)
+			pb.Set(subjEventKey(evSlots[i], idx), nil, nil)
 		}
 	}
 	err := s.db.ApplyNoSyncWait(pb, syncWrite)
@@ -337,6 +388,19 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 	end := s.size
 	s.logMu.Unlock()
 	s.critical.Add(int64(time.Since(t0)))
+	if err == nil {
+		// The slots the batch drew or dropped, before the stripes are
+		// released: the next holder of a stripe finds them cached.
+		for ref, st := range w.slots {
+			switch {
+			case !st.changed:
+			case st.ok:
+				s.slots.put(ref, st.sl)
+			default:
+				s.slots.del(ref)
+			}
+		}
+	}
 	unlock()
 	if err != nil {
 		pb.Close()
@@ -387,15 +451,20 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 // What this does not reach: Pebble's manifest, a log of version edits
 // that names the smallest and largest key of every table it adds, keeps
 // those of dropped tables until it rolls over to a new file. A key of the
-// subject that bounded a table (its reference, and for an event index key
-// the event's index) can stay there, though no value of the subject does.
+// subject that bounded a table can stay there, though no value of the
+// subject does: a key under its slot (which nothing stored links to its
+// reference any more: the name that did is deleted and compacted here
+// too) or its name (an HMAC of the reference, which links no slot).
 func (s *Store) purge(ctx context.Context, w *writer) error {
-	for _, ref := range w.erased {
+	for _, e := range w.erased {
 		for _, t := range []byte{tSubject, tRecord, tObject, tRequest, tSubjEvent} {
-			p := refKey(t, ref)
+			p := slotKey(t, e.sl)
 			if err := s.db.Compact(ctx, p, prefixEnd(p), false); err != nil {
 				return err
 			}
+		}
+		if err := s.db.Compact(ctx, e.name, prefixEnd(e.name), false); err != nil {
+			return err
 		}
 	}
 	if w.evLo < w.evHi {
@@ -460,11 +529,55 @@ type writer struct {
 	s       *Store
 	pb      *pebble.Batch
 	pending map[string][]byte // nil value: deleted in this batch
-	erased  []domicile.SubjectRef
+	// slots holds the slot of each subject the batch names, as of the
+	// batch's operations so far.
+	slots   map[domicile.SubjectRef]slotState
+	erased  []erasedSlot
 	receipt *domicile.StoredReceipt
 	// evLo and evHi bound the indexes of the erased subjects' events
 	// (evHi exclusive; evLo >= evHi when there are none).
 	evLo, evHi int64
+}
+
+// slotState is a subject's slot in a batch: ok when it has one, changed
+// when the batch draws it or drops it (an erasure).
+type slotState struct {
+	sl          slot
+	ok, changed bool
+}
+
+// erasedSlot is a subject an erasure in the batch unlinked: its slot and
+// its name.
+type erasedSlot struct {
+	sl   slot
+	name []byte
+}
+
+// slot returns ref's slot as of the batch so far; with create, a subject
+// without one gets one (its name is written in the batch). The caller
+// holds ref's stripe.
+func (w *writer) slot(ref domicile.SubjectRef, create bool) (slotState, error) {
+	st, seen := w.slots[ref]
+	if !seen {
+		sl, ok, err := w.s.lookupSlot(ref)
+		if err != nil {
+			return st, err
+		}
+		st = slotState{sl: sl, ok: ok}
+	}
+	if !st.ok && create {
+		sl, err := w.s.newSlot()
+		if err != nil {
+			return st, err
+		}
+		st = slotState{sl: sl, ok: true, changed: true}
+		w.set(w.s.nameOf(ref), sl[:])
+	}
+	if w.slots == nil {
+		w.slots = map[domicile.SubjectRef]slotState{}
+	}
+	w.slots[ref] = st
+	return st, nil
 }
 
 func (w *writer) get(key []byte) ([]byte, error) {
@@ -473,13 +586,6 @@ func (w *writer) get(key []byte) ([]byte, error) {
 			return nil, domicile.ErrNotFound
 		}
 		return v, nil
-	}
-	if len(key) > 32 && key[0] != tEvent {
-		for _, r := range w.erased {
-			if string(key[1:33]) == string(r[:]) {
-				return nil, domicile.ErrNotFound
-			}
-		}
 	}
 	return w.s.get(key)
 }
@@ -540,7 +646,11 @@ func check(expect, cur int64) error {
 func (w *writer) apply(op domicile.Op) error {
 	switch op := op.(type) {
 	case *domicile.PutSubject:
-		k := subjectKey(op.Subject.Ref)
+		st, err := w.slot(op.Subject.Ref, true)
+		if err != nil {
+			return err
+		}
+		k := subjectKey(st.sl)
 		if _, err := w.get(k); err == nil {
 			return domicile.ErrVersionMismatch
 		} else if !errors.Is(err, domicile.ErrNotFound) {
@@ -549,7 +659,11 @@ func (w *writer) apply(op domicile.Op) error {
 		w.set(k, encSubject(&op.Subject))
 	case *domicile.PutRecord:
 		r := &op.Record
-		k := recordKey(r.Ref, r.Kind, r.ID)
+		st, err := w.slot(r.Ref, true)
+		if err != nil {
+			return err
+		}
+		k := recordKey(st.sl, r.Kind, r.ID)
 		cur, _, err := w.current(k, false)
 		if err != nil {
 			return err
@@ -559,7 +673,14 @@ func (w *writer) apply(op domicile.Op) error {
 		}
 		w.set(k, encRecord(r))
 	case *domicile.DeleteRecord:
-		k := recordKey(op.Ref, op.Kind, op.ID)
+		st, err := w.slot(op.Ref, false)
+		if err != nil {
+			return err
+		}
+		if !st.ok {
+			return domicile.ErrNotFound
+		}
+		k := recordKey(st.sl, op.Kind, op.ID)
 		cur, live, err := w.current(k, false)
 		if err != nil {
 			return err
@@ -574,7 +695,11 @@ func (w *writer) apply(op domicile.Op) error {
 		w.set(k, encRecord(&domicile.StoredRecord{Version: cur + 1, Updated: op.Updated}))
 	case *domicile.PutObject:
 		o := &op.Object
-		k := objectKey(o.Ref, o.Name)
+		st, err := w.slot(o.Ref, true)
+		if err != nil {
+			return err
+		}
+		k := objectKey(st.sl, o.Name)
 		cur, _, err := w.current(k, true)
 		if err != nil {
 			return err
@@ -584,7 +709,14 @@ func (w *writer) apply(op domicile.Op) error {
 		}
 		w.set(k, encObject(o))
 	case *domicile.DeleteObject:
-		k := objectKey(op.Ref, op.Name)
+		st, err := w.slot(op.Ref, false)
+		if err != nil {
+			return err
+		}
+		if !st.ok {
+			return domicile.ErrNotFound
+		}
+		k := objectKey(st.sl, op.Name)
 		v, err := w.get(k)
 		if err != nil {
 			return err // ErrNotFound for a missing object
@@ -604,7 +736,11 @@ func (w *writer) apply(op domicile.Op) error {
 		w.set(k, encObject(&o))
 	case *domicile.PutRequest:
 		r := &op.Request
-		k := requestKey(r.Ref, r.ID)
+		st, err := w.slot(r.Ref, true)
+		if err != nil {
+			return err
+		}
+		k := requestKey(st.sl, r.ID)
 		var cur int64
 		if v, err := w.get(k); err == nil {
 			var old domicile.StoredRequest
@@ -623,10 +759,14 @@ func (w *writer) apply(op domicile.Op) error {
 		// A migration's record, at the version it had in its source cell:
 		// only where this cell never held it.
 		r := &op.Record
-		k := recordKey(r.Ref, r.Kind, r.ID)
 		if r.Version < 1 {
 			return domicile.ErrVersionMismatch
 		}
+		st, err := w.slot(r.Ref, true)
+		if err != nil {
+			return err
+		}
+		k := recordKey(st.sl, r.Kind, r.ID)
 		if _, err := w.get(k); err == nil {
 			return domicile.ErrVersionMismatch
 		} else if !errors.Is(err, domicile.ErrNotFound) {
@@ -635,10 +775,14 @@ func (w *writer) apply(op domicile.Op) error {
 		w.set(k, encRecord(r))
 	case *domicile.ImportObject:
 		o := &op.Object
-		k := objectKey(o.Ref, o.Name)
 		if o.Version < 1 {
 			return domicile.ErrVersionMismatch
 		}
+		st, err := w.slot(o.Ref, true)
+		if err != nil {
+			return err
+		}
+		k := objectKey(st.sl, o.Name)
 		if _, err := w.get(k); err == nil {
 			return domicile.ErrVersionMismatch
 		} else if !errors.Is(err, domicile.ErrNotFound) {
@@ -653,24 +797,32 @@ func (w *writer) apply(op domicile.Op) error {
 	return nil
 }
 
-// erase deletes a subject's rows and unlinks its events: their salt,
-// committed event and reference go, their leaves stay.
+// erase deletes a subject's rows and its name, and unlinks its events:
+// their salt, committed event and reference go, their leaves stay. The
+// subject has no slot afterwards; anything later of the same reference
+// gets a new one.
 func (w *writer) erase(op *domicile.EraseSubject) error {
-	ref := op.Ref
+	w.receipt = op.Receipt
+	st, err := w.slot(op.Ref, false)
+	if err != nil {
+		return err
+	}
+	w.slots[op.Ref] = slotState{changed: true}
+	if !st.ok {
+		return nil // nothing stored of the subject
+	}
+	sl := st.sl
 	for _, t := range []byte{tRequest, tRecord, tObject} {
-		p := refKey(t, ref)
+		p := slotKey(t, sl)
 		if err := w.pb.DeleteRange(p, prefixEnd(p), nil); err != nil {
 			return fmt.Errorf("pebblestore: erase: %w", err)
 		}
 	}
-	w.del(subjectKey(ref))
-	for k := range w.pending {
-		if len(k) > 32 && k[0] != tEvent && k[1:33] == string(ref[:]) {
-			delete(w.pending, k)
-		}
-	}
-	w.erased = append(w.erased, ref)
-	p := refKey(tSubjEvent, ref)
+	w.del(subjectKey(sl))
+	name := w.s.nameOf(op.Ref)
+	w.del(name)
+	w.erased = append(w.erased, erasedSlot{sl: sl, name: name})
+	p := slotKey(tSubjEvent, sl)
 	it, err := w.s.db.NewIter(&pebble.IterOptions{LowerBound: p, UpperBound: prefixEnd(p)})
 	if err != nil {
 		return fmt.Errorf("pebblestore: erase: %w", err)
@@ -696,7 +848,6 @@ func (w *writer) erase(op *domicile.EraseSubject) error {
 	if err := it.Error(); err != nil {
 		return fmt.Errorf("pebblestore: erase: %w", err)
 	}
-	w.receipt = op.Receipt
 	return nil
 }
 

@@ -12,17 +12,38 @@ import (
 
 // Subject returns a subject's row.
 func (s *Store) Subject(ctx context.Context, ref domicile.SubjectRef) (*domicile.StoredSubject, error) {
-	v, err := s.get(subjectKey(ref))
+	sl, ok, err := s.slotOf(ref)
 	if err != nil {
 		return nil, err
 	}
-	return decSubject(ref, v)
+	if !ok {
+		return nil, domicile.ErrNotFound
+	}
+	v, err := s.get(subjectKey(sl))
+	if err != nil {
+		return nil, err
+	}
+	sub, err := decSubject(v)
+	if err != nil {
+		return nil, err
+	}
+	if sub.Ref != ref {
+		return nil, fmt.Errorf("pebblestore: subject row under another subject's slot: %w", errMalformed)
+	}
+	return sub, nil
 }
 
 // Record returns a record's row, or ErrNotFound. A deleted record is
 // returned with a nil Body so that callers can continue its versions.
 func (s *Store) Record(ctx context.Context, ref domicile.SubjectRef, kind, id string) (*domicile.StoredRecord, error) {
-	v, c, err := s.db.Get(recordKey(ref, kind, id))
+	sl, ok, err := s.slotOf(ref)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, domicile.ErrNotFound
+	}
+	v, c, err := s.db.Get(recordKey(sl, kind, id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, domicile.ErrNotFound
 	}
@@ -70,13 +91,17 @@ func after(k []byte) []byte { return append(k, 0) }
 // Records lists live records of a subject, optionally of one kind, after
 // the cursor (afterKind, afterID).
 func (s *Store) Records(ctx context.Context, ref domicile.SubjectRef, kind, afterKind, afterID string, limit int) ([]domicile.StoredRecord, error) {
-	p := refKey(tRecord, ref)
+	sl, ok, err := s.slotOf(ref)
+	if err != nil || !ok {
+		return nil, err
+	}
+	p := slotKey(tRecord, sl)
 	lo, hi := p, prefixEnd(p)
 	if afterKind != "" || afterID != "" {
-		lo = after(recordKey(ref, afterKind, afterID))
+		lo = after(recordKey(sl, afterKind, afterID))
 	}
 	if kind != "" {
-		kp := appendStr(refKey(tRecord, ref), kind)
+		kp := appendStr(slotKey(tRecord, sl), kind)
 		if string(kp) > string(lo) {
 			lo = kp
 		}
@@ -86,7 +111,7 @@ func (s *Store) Records(ctx context.Context, ref domicile.SubjectRef, kind, afte
 		return nil, nil
 	}
 	var out []domicile.StoredRecord
-	err := s.scan(lo, hi, func(k, v []byte) (bool, error) {
+	err = s.scan(lo, hi, func(k, v []byte) (bool, error) {
 		r := domicile.StoredRecord{Ref: ref}
 		kd, id, err := splitKey2(k[len(p):])
 		if err != nil {
@@ -144,7 +169,14 @@ func cutStr(b []byte) (string, []byte, error) {
 // Object returns an object's row, or ErrNotFound. A deleted object is
 // returned with an empty Blob so callers can continue its versions.
 func (s *Store) Object(ctx context.Context, ref domicile.SubjectRef, name string) (*domicile.StoredObject, error) {
-	v, err := s.get(objectKey(ref, name))
+	sl, ok, err := s.slotOf(ref)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, domicile.ErrNotFound
+	}
+	v, err := s.get(objectKey(sl, name))
 	if err != nil {
 		return nil, err
 	}
@@ -157,13 +189,17 @@ func (s *Store) Object(ctx context.Context, ref domicile.SubjectRef, name string
 
 // Objects lists live objects of a subject after name.
 func (s *Store) Objects(ctx context.Context, ref domicile.SubjectRef, afterName string, limit int) ([]domicile.StoredObject, error) {
-	p := refKey(tObject, ref)
+	sl, ok, err := s.slotOf(ref)
+	if err != nil || !ok {
+		return nil, err
+	}
+	p := slotKey(tObject, sl)
 	lo := p
 	if afterName != "" {
-		lo = after(objectKey(ref, afterName))
+		lo = after(objectKey(sl, afterName))
 	}
 	var out []domicile.StoredObject
-	err := s.scan(lo, prefixEnd(p), func(k, v []byte) (bool, error) {
+	err = s.scan(lo, prefixEnd(p), func(k, v []byte) (bool, error) {
 		name, rest, err := cutStr(k[len(p):])
 		if err != nil || len(rest) != 0 {
 			return false, errMalformed
@@ -230,10 +266,14 @@ func (s *Store) Events(ctx context.Context, start, end int64) ([]domicile.Stored
 
 // SubjectEvents lists a subject's durable events after index after.
 func (s *Store) SubjectEvents(ctx context.Context, ref domicile.SubjectRef, afterIdx int64, limit int) ([]domicile.StoredEvent, error) {
-	p := refKey(tSubjEvent, ref)
+	sl, ok, err := s.slotOf(ref)
+	if err != nil || !ok {
+		return nil, err
+	}
+	p := slotKey(tSubjEvent, sl)
 	committed := s.committed.Load()
 	var idxs []int64
-	err := s.scan(subjEventKey(ref, max(afterIdx+1, 0)), prefixEnd(p), func(k, v []byte) (bool, error) {
+	err = s.scan(subjEventKey(sl, max(afterIdx+1, 0)), prefixEnd(p), func(k, v []byte) (bool, error) {
 		idx := int64(beUint64(k[len(p):]))
 		if idx >= committed {
 			return false, nil
@@ -309,7 +349,14 @@ func (s *Store) PutMeta(ctx context.Context, key string, value []byte) error {
 
 // Request returns a subject's rights request, or ErrNotFound.
 func (s *Store) Request(ctx context.Context, ref domicile.SubjectRef, id string) (*domicile.StoredRequest, error) {
-	v, err := s.get(requestKey(ref, id))
+	sl, ok, err := s.slotOf(ref)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, domicile.ErrNotFound
+	}
+	v, err := s.get(requestKey(sl, id))
 	if err != nil {
 		return nil, err
 	}
@@ -322,13 +369,17 @@ func (s *Store) Request(ctx context.Context, ref domicile.SubjectRef, id string)
 
 // Requests lists a subject's rights requests by id, after the id after.
 func (s *Store) Requests(ctx context.Context, ref domicile.SubjectRef, afterID string, limit int) ([]domicile.StoredRequest, error) {
-	p := refKey(tRequest, ref)
+	sl, ok, err := s.slotOf(ref)
+	if err != nil || !ok {
+		return nil, err
+	}
+	p := slotKey(tRequest, sl)
 	lo := p
 	if afterID != "" {
-		lo = after(requestKey(ref, afterID))
+		lo = after(requestKey(sl, afterID))
 	}
 	var out []domicile.StoredRequest
-	err := s.scan(lo, prefixEnd(p), func(k, v []byte) (bool, error) {
+	err = s.scan(lo, prefixEnd(p), func(k, v []byte) (bool, error) {
 		id, rest, err := cutStr(k[len(p):])
 		if err != nil || len(rest) != 0 {
 			return false, errMalformed
