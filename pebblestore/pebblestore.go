@@ -112,6 +112,10 @@ var errClosed = errors.New("pebblestore: store closed")
 
 var syncWrite = pebble.Sync
 
+// tableListener, when set (by tests), hears of Pebble's flushes and
+// compactions: the tables they add, with their key bounds.
+var tableListener *pebble.EventListener
+
 // Open opens (creating if needed) the cell store in dir. A store written
 // by a build before slots (key layout 1) is upgraded in place first; see
 // upgradeLayout.
@@ -203,6 +207,9 @@ func openDB(dir string) (*pebble.DB, error) {
 		// would cost CPU for nothing.
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+	}
+	if tableListener != nil {
+		opts.EventListener = tableListener
 	}
 	opts.EnsureDefaults()
 	db, err := pebble.Open(filepath.Join(dir, "pebble"), opts)

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -326,27 +328,55 @@ func TestCellSubjects(t *testing.T) {
 }
 
 // TestErasureLeavesNoReference erases a subject and then searches every
-// file of the store, Pebble's tables and write-ahead logs included, for its
-// reference and its records' sealed bytes: an LSM keeps deleted values
-// until a compaction drops them, and Pebble would recycle old logs with
-// their records, so the store compacts what an erasure deleted and removes
-// obsolete files. The manifest is the known exception for the reference
-// (never for data): it keeps the key bounds of dropped tables until it
-// rolls over; the test reports what it finds there.
+// file of the store, Pebble's tables, write-ahead logs and manifest
+// included, for its reference, its records' sealed bytes and anything
+// that links its slot to it: an LSM keeps deleted values until a
+// compaction drops them, and Pebble would recycle old logs with their
+// records, so the store compacts what an erasure deleted and removes
+// obsolete files. The manifest keeps the key bounds of dropped tables
+// until it rolls over; the test arranges for the erased subject's slot to
+// be such a bound, and checks, for every table Pebble wrote, that no
+// bound holds the reference and that no table is bounded by both the
+// subject's slot and its name.
 func TestErasureLeavesNoReference(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := mustOpen(t, dir)
-	// The erased reference sorts after every other key of its tables, so
-	// that it is a table's largest key, which the manifest records.
-	kept := domiciletest.Ref("kept")
-	var gone domicile.SubjectRef
-	for i := range gone {
-		gone[i] = 0xff - byte(i)
+	var mu sync.Mutex
+	var bounds [][2][]byte // of every table written
+	add := func(ts ...pebble.TableInfo) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ti := range ts {
+			bounds = append(bounds, [2][]byte{slices.Clone(ti.Smallest.UserKey), slices.Clone(ti.Largest.UserKey)})
+		}
 	}
+	tableListener = &pebble.EventListener{
+		FlushEnd:      func(i pebble.FlushInfo) { add(i.Output...) },
+		CompactionEnd: func(i pebble.CompactionInfo) { add(i.Output.Tables...) },
+	}
+	defer func() { tableListener = nil }()
+	s := mustOpen(t, dir)
+	// The erased subject's slot sorts before the other's, so that its
+	// keys are the smallest of the tables its rows are flushed to, which
+	// the manifest records. (Both slots are bytes that occur nowhere by
+	// chance.)
+	goneSlot := slot([]byte("\x00\x01gone-slot-xyzw"))
+	keptSlot := slot([]byte("\x7f\x01kept-slot-xyzw"))
+	s.rand = io.MultiReader(bytes.NewReader(goneSlot[:]), bytes.NewReader(keptSlot[:]), rand.Reader)
+	kept := domiciletest.Ref("kept")
+	gone := domiciletest.Ref("gone")
+	goneName := s.nameOf(gone)
 	marker := []byte("SEALED-BODY-OF-THE-ERASED-SUBJECT")
 	for _, ref := range []domicile.SubjectRef{gone, kept} {
-		domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.PutSubject{Subject: domicile.StoredSubject{Ref: ref, Jurisdiction: "CN"}}}})
+		domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.PutSubject{Subject: domicile.StoredSubject{Ref: ref, Jurisdiction: "CN"}}}, Events: []*domicile.LogEntry{domiciletest.NewEntry(ref)}})
+	}
+	if sl, ok, err := s.slotOf(gone); err != nil || !ok || sl != goneSlot {
+		t.Fatalf("slot of the subject to erase: %x, %v, %v", sl, ok, err)
+	}
+	// The names (which sort before the slots' keys) in a table of their
+	// own, so that the next tables start with the erased subject's rows.
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
 	}
 	for i := range 300 {
 		for _, ref := range []domicile.SubjectRef{gone, kept} {
@@ -370,7 +400,7 @@ func TestErasureLeavesNoReference(t *testing.T) {
 	// Writes after the erasure, through a flush and a compaction, as a
 	// serving store goes on.
 	for i := range 50 {
-		domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.PutRecord{Record: domicile.StoredRecord{Ref: kept, Kind: "after", ID: fmt.Sprint(i), Version: 1, Body: []byte("later")}, Expect: domicile.NoVersion}}})
+		domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.PutRecord{Record: domicile.StoredRecord{Ref: kept, Kind: "after", ID: fmt.Sprint(i), Version: 1, Body: []byte("later")}, Expect: domicile.NoVersion}}, Events: []*domicile.LogEntry{domiciletest.NewEntry(kept)}})
 	}
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
@@ -378,6 +408,8 @@ func TestErasureLeavesNoReference(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
+	refHex := []byte(gone.String())
+	boundSlot := false
 	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -386,23 +418,52 @@ func TestErasureLeavesNoReference(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		name := path[len(dir):]
 		if bytes.Contains(b, marker) {
-			t.Errorf("%s still holds the erased subject's data", path[len(dir):])
+			t.Errorf("%s still holds the erased subject's data", name)
 		}
-		if strings.Contains(filepath.Base(path), "MANIFEST") && bytes.Contains(b, gone[:]) {
-			t.Logf("%s holds the erased reference as a dropped table's key bound (known; see purge)", path[len(dir):])
+		if bytes.Contains(b, gone[:]) || bytes.Contains(b, refHex) {
+			t.Errorf("%s still holds the erased subject's reference", name)
+		}
+		if !strings.HasPrefix(filepath.Base(path), "MANIFEST") {
+			if bytes.Contains(b, goneSlot[:]) {
+				t.Errorf("%s still holds a key of the erased subject's slot", name)
+			}
+			if bytes.Contains(b, goneName[1:]) {
+				t.Errorf("%s still holds the erased subject's name", name)
+			}
 			return nil
 		}
-		if bytes.Contains(b, gone[:]) {
-			t.Errorf("%s still holds the erased subject's reference or data", path[len(dir):])
+		if bytes.Contains(b, goneSlot[:]) {
+			boundSlot = true
 		}
 		return nil
 	})
+	if !boundSlot {
+		t.Fatal("no manifest holds the erased subject's slot as a table's bound: the test did not arrange what it checks")
+	}
+	// The manifest's bounds: those of every table written since the store
+	// was opened (it has not rolled over since).
+	mu.Lock()
+	written := slices.Clone(bounds)
+	mu.Unlock()
+	for _, b := range written {
+		lo, hi := b[0], b[1]
+		if bytes.Contains(lo, gone[:]) || bytes.Contains(hi, gone[:]) {
+			t.Errorf("a table is bounded by the erased reference: %q .. %q", lo, hi)
+		}
+		if (bytes.Contains(lo, goneSlot[:]) || bytes.Contains(hi, goneSlot[:])) && (bytes.Equal(lo, goneName) || bytes.Equal(hi, goneName)) {
+			t.Errorf("a table is bounded by the erased subject's slot and its name: %q .. %q", lo, hi)
+		}
+	}
 	s = mustOpen(t, dir)
 	defer s.Close()
 	domiciletest.CheckLog(t, ctx, s)
 	if r, err := s.Records(ctx, kept, "k", "", "", 1000); err != nil || len(r) != 300 {
 		t.Fatalf("the other subject's records: %d, %v", len(r), err)
+	}
+	if _, err := s.Subject(ctx, gone); !errors.Is(err, domicile.ErrNotFound) {
+		t.Fatalf("Subject(erased) = %v, want ErrNotFound", err)
 	}
 }
 
