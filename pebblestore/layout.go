@@ -28,35 +28,33 @@ var (
 var upgradeHook func(batches int) error
 
 // openLayout reads the store's name key and layout version, making a new
-// store's, and upgrades a store of layout 1. It reports whether it
-// upgraded, after which the caller reopens the database (which starts a
-// new manifest, without the old layout's key bounds).
-func (s *Store) openLayout(ctx context.Context) (upgraded bool, err error) {
+// store's, and upgrades a store of layout 1.
+func (s *Store) openLayout(ctx context.Context) error {
 	v, err := s.get(settingKey("layout"))
 	switch {
 	case err == nil:
 		n, k := binary.Uvarint(v)
 		if k <= 0 {
-			return false, fmt.Errorf("pebblestore: layout version: %w", errMalformed)
+			return fmt.Errorf("pebblestore: layout version: %w", errMalformed)
 		}
 		if n != layoutVersion {
-			return false, fmt.Errorf("pebblestore: the store's key layout is version %d; this build reads version %d", n, layoutVersion)
+			return fmt.Errorf("pebblestore: the store's key layout is version %d; this build reads version %d", n, layoutVersion)
 		}
 		key, err := s.get(settingKey("name-key"))
 		if err != nil {
-			return false, fmt.Errorf("pebblestore: name key: %w", err)
+			return fmt.Errorf("pebblestore: name key: %w", err)
 		}
 		if len(key) != nameKeyLen {
-			return false, fmt.Errorf("pebblestore: name key: %w", errMalformed)
+			return fmt.Errorf("pebblestore: name key: %w", errMalformed)
 		}
 		s.nameKey = key
-		return false, nil
+		return nil
 	case !errors.Is(err, domicile.ErrNotFound):
-		return false, err
+		return err
 	}
 	legacy, err := s.hasKeys()
 	if err != nil {
-		return false, err
+		return err
 	}
 	// The name key, created once: an upgrade interrupted and resumed goes
 	// on with the key its first part used.
@@ -64,26 +62,57 @@ func (s *Store) openLayout(ctx context.Context) (upgraded bool, err error) {
 	if errors.Is(err, domicile.ErrNotFound) {
 		key = make([]byte, nameKeyLen)
 		if _, err := io.ReadFull(s.rand, key); err != nil {
-			return false, fmt.Errorf("pebblestore: name key: %w", err)
+			return fmt.Errorf("pebblestore: name key: %w", err)
 		}
 		if err := s.db.Set(settingKey("name-key"), key, pebble.Sync); err != nil {
-			return false, fmt.Errorf("pebblestore: name key: %w", err)
+			return fmt.Errorf("pebblestore: name key: %w", err)
 		}
 	} else if err != nil {
-		return false, fmt.Errorf("pebblestore: name key: %w", err)
+		return fmt.Errorf("pebblestore: name key: %w", err)
 	} else if len(key) != nameKeyLen {
-		return false, fmt.Errorf("pebblestore: name key: %w", errMalformed)
+		return fmt.Errorf("pebblestore: name key: %w", errMalformed)
 	}
 	s.nameKey = key
 	if legacy {
 		if err := s.upgradeLayout(ctx); err != nil {
-			return false, err
+			return err
+		}
+		// Pebble's manifest names the bounds of the tables the upgrade
+		// dropped, keys of layout 1. A database starts a new manifest
+		// at its first change after it opens and keeps one previous
+		// manifest: twice, then.
+		for range 2 {
+			if err := s.rollManifest(key); err != nil {
+				return err
+			}
 		}
 	}
 	if err := s.db.Set(settingKey("layout"), binary.AppendUvarint(nil, layoutVersion), pebble.Sync); err != nil {
-		return false, fmt.Errorf("pebblestore: layout version: %w", err)
+		return fmt.Errorf("pebblestore: layout version: %w", err)
 	}
-	return legacy, nil
+	return nil
+}
+
+// rollManifest reopens the database and changes it (writing the name key
+// again and flushing), so that it starts a new manifest.
+func (s *Store) rollManifest(key []byte) error {
+	err := s.db.Close()
+	s.db = nil
+	s.dropArchive()
+	if err != nil {
+		return fmt.Errorf("pebblestore: reopen after upgrade: %w", err)
+	}
+	if s.db, err = openDB(s.dir); err != nil {
+		return err
+	}
+	if err := s.db.Set(settingKey("name-key"), key, pebble.Sync); err != nil {
+		return fmt.Errorf("pebblestore: reopen after upgrade: %w", err)
+	}
+	if err := s.db.Flush(); err != nil {
+		return fmt.Errorf("pebblestore: reopen after upgrade: %w", err)
+	}
+	s.dropArchive()
+	return nil
 }
 
 // hasKeys reports whether the database holds any key: whether a store

@@ -139,23 +139,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		}
 		return nil, err
 	}
-	upgraded, err := s.openLayout(ctx)
-	if err != nil {
+	if err := s.openLayout(ctx); err != nil {
 		return fail(err)
-	}
-	if upgraded {
-		// A new manifest: the old one names keys of the old layout as
-		// the bounds of the tables the upgrade dropped.
-		err := s.db.Close()
-		s.db = nil
-		s.dropArchive()
-		if err != nil {
-			return fail(fmt.Errorf("pebblestore: reopen after upgrade: %w", err))
-		}
-		if s.db, err = openDB(dir); err != nil {
-			return fail(err)
-		}
-		s.dropArchive()
 	}
 	if s.blobs, err = blobdir.Open(filepath.Join(dir, "blobs")); err != nil {
 		return fail(err)
