@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -217,4 +219,67 @@ func TestChangePlanOnPebble(t *testing.T) {
 	if !slices.Equal(offline.SubjectRefs, want) {
 		t.Errorf("the offline plan names %v, want %v", offline.SubjectRefs, want)
 	}
+}
+
+// TestErasureUnlinksOnPebble is TestAccessPathHoles' "erasure unlinks" on
+// cells whose store is Pebble: after an erasure and a new registration of
+// the same id, no file of the data directory (the cell's Pebble database,
+// its manifest included, its tiles and blobs, the directory) holds the old
+// reference.
+func TestErasureUnlinksOnPebble(t *testing.T) {
+	dep := filepath.Join(t.TempDir(), "deployment.yaml")
+	if err := os.WriteFile(dep, benchDeploymentYAML("pebble"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "", "--deployment", dep)
+	ctx := context.Background()
+	home := s.client(s.token("app", "CN", ""), app, "")
+	if _, err := home.CreateSubject(ctx, "li", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := home.PutRecord(ctx, "li", "message", fmt.Sprint("m", i), map[string]string{"body": "明天见"}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := home.PutObject(ctx, "li", "photo.txt", "text/plain", strings.NewReader("12345"), 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := home.GetRecord(ctx, "li", "message", "m3"); err != nil {
+		t.Fatal(err)
+	}
+	before := subjectRef(t, s.Data, "li")
+	if _, err := home.EraseSubject(ctx, "li"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := home.CreateSubject(ctx, "li", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := home.PutRecord(ctx, "li", "message", "m1", map[string]string{"body": "again"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if after := subjectRef(t, s.Data, "li"); after == before {
+		t.Fatal("the re-registered id got its former reference")
+	}
+	s.Stop()
+	old, err := hex.DecodeString(before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Data, "cn-gz1", "pebble")); err != nil {
+		t.Fatalf("the cell's Pebble database: %v", err)
+	}
+	filepath.WalkDir(s.Data, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, old) || bytes.Contains(b, []byte(before)) {
+			t.Errorf("%s still holds the erased registration's reference", path[len(s.Data):])
+		}
+		return nil
+	})
 }
