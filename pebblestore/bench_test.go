@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"domicile"
 	"domicile/domiciletest"
@@ -15,6 +17,19 @@ import (
 // benchSubjects is the number of subjects of the request-path
 // benchmarks, as domicile bench uses.
 const benchSubjects = 1000
+
+// cpuTime returns the CPU time the process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports the process's CPU time per operation since start, a
+// steadier figure than the time per operation on a machine others load.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric(float64(cpuTime()-start)/float64(b.N), "cpu-ns/op")
+}
 
 // benchStore returns a store with benchSubjects subjects, each with one
 // record of 1 KiB.
@@ -45,6 +60,8 @@ func BenchmarkRead1000Subjects(b *testing.B) {
 	ctx := context.Background()
 	var next atomic.Int64
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer reportCPU(b, cpu)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			ref := refs[next.Add(1)%benchSubjects]
@@ -65,6 +82,8 @@ func benchWrites(b *testing.B) {
 	var next atomic.Int64
 	b.SetParallelism(32)
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer reportCPU(b, cpu)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := next.Add(1)
@@ -92,6 +111,8 @@ func BenchmarkRegister(b *testing.B) {
 	var next atomic.Int64
 	b.SetParallelism(32)
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer reportCPU(b, cpu)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			ref := domiciletest.Ref(fmt.Sprint("new-", next.Add(1)))
@@ -109,6 +130,8 @@ func BenchmarkErase(b *testing.B) {
 	s, _ := benchStore(b)
 	ctx := context.Background()
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer reportCPU(b, cpu)
 	for i := range b.N {
 		b.StopTimer()
 		ref := domiciletest.Ref(fmt.Sprint("erased-", i))

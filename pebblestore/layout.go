@@ -47,7 +47,7 @@ func (s *Store) openLayout(ctx context.Context) error {
 		if len(key) != nameKeyLen {
 			return fmt.Errorf("pebblestore: name key: %w", errMalformed)
 		}
-		s.nameKey = key
+		s.setNameKey(key)
 		return nil
 	case !errors.Is(err, domicile.ErrNotFound):
 		return err
@@ -72,7 +72,7 @@ func (s *Store) openLayout(ctx context.Context) error {
 	} else if len(key) != nameKeyLen {
 		return fmt.Errorf("pebblestore: name key: %w", errMalformed)
 	}
-	s.nameKey = key
+	s.setNameKey(key)
 	if legacy {
 		if err := s.upgradeLayout(ctx); err != nil {
 			return err

@@ -83,9 +83,11 @@ type Store struct {
 
 	locks [stripes]sync.Mutex
 
-	// nameKey keys the names of subject references (Store.nameOf); slots
-	// caches their slots; rand draws slots.
+	// nameKey keys the names of subject references (Store.nameOf), macs
+	// pools HMACs under it; slots caches the subjects' slots; rand draws
+	// slots.
 	nameKey []byte
+	macs    sync.Pool
 	slots   *slotCache
 	rand    io.Reader
 
@@ -538,6 +540,10 @@ type slotState struct {
 	ok, changed bool
 }
 
+// drawn reports whether the batch drew the slot: nothing is stored under
+// it but what the batch writes.
+func (st slotState) drawn() bool { return st.ok && st.changed }
+
 // erasedSlot is a subject an erasure in the batch unlinked: its slot and
 // its name.
 type erasedSlot struct {
@@ -572,12 +578,17 @@ func (w *writer) slot(ref domicile.SubjectRef, create bool) (slotState, error) {
 	return st, nil
 }
 
-func (w *writer) get(key []byte) ([]byte, error) {
+// get returns the value at key under the slot st: the batch's own
+// write, or the database's (not read for a slot the batch drew).
+func (w *writer) get(st slotState, key []byte) ([]byte, error) {
 	if v, ok := w.pending[string(key)]; ok {
 		if v == nil {
 			return nil, domicile.ErrNotFound
 		}
 		return v, nil
+	}
+	if st.drawn() {
+		return nil, domicile.ErrNotFound
 	}
 	return w.s.get(key)
 }
@@ -599,9 +610,9 @@ func (w *writer) del(key []byte) {
 }
 
 // current returns the stored version of a record (tombstones included)
-// or object, 0 when there is none, and whether it is live.
-func (w *writer) current(key []byte, object bool) (int64, bool, error) {
-	v, err := w.get(key)
+// or object under slot st, 0 when there is none, and whether it is live.
+func (w *writer) current(st slotState, key []byte, object bool) (int64, bool, error) {
+	v, err := w.get(st, key)
 	if errors.Is(err, domicile.ErrNotFound) {
 		return 0, false, nil
 	}
@@ -643,7 +654,7 @@ func (w *writer) apply(op domicile.Op) error {
 			return err
 		}
 		k := subjectKey(st.sl)
-		if _, err := w.get(k); err == nil {
+		if _, err := w.get(st, k); err == nil {
 			return domicile.ErrVersionMismatch
 		} else if !errors.Is(err, domicile.ErrNotFound) {
 			return err
@@ -656,7 +667,7 @@ func (w *writer) apply(op domicile.Op) error {
 			return err
 		}
 		k := recordKey(st.sl, r.Kind, r.ID)
-		cur, _, err := w.current(k, false)
+		cur, _, err := w.current(st, k, false)
 		if err != nil {
 			return err
 		}
@@ -673,7 +684,7 @@ func (w *writer) apply(op domicile.Op) error {
 			return domicile.ErrNotFound
 		}
 		k := recordKey(st.sl, op.Kind, op.ID)
-		cur, live, err := w.current(k, false)
+		cur, live, err := w.current(st, k, false)
 		if err != nil {
 			return err
 		}
@@ -692,7 +703,7 @@ func (w *writer) apply(op domicile.Op) error {
 			return err
 		}
 		k := objectKey(st.sl, o.Name)
-		cur, _, err := w.current(k, true)
+		cur, _, err := w.current(st, k, true)
 		if err != nil {
 			return err
 		}
@@ -709,7 +720,7 @@ func (w *writer) apply(op domicile.Op) error {
 			return domicile.ErrNotFound
 		}
 		k := objectKey(st.sl, op.Name)
-		v, err := w.get(k)
+		v, err := w.get(st, k)
 		if err != nil {
 			return err // ErrNotFound for a missing object
 		}
@@ -734,7 +745,7 @@ func (w *writer) apply(op domicile.Op) error {
 		}
 		k := requestKey(st.sl, r.ID)
 		var cur int64
-		if v, err := w.get(k); err == nil {
+		if v, err := w.get(st, k); err == nil {
 			var old domicile.StoredRequest
 			if err := decRequest(&old, v); err != nil {
 				return err
@@ -759,7 +770,7 @@ func (w *writer) apply(op domicile.Op) error {
 			return err
 		}
 		k := recordKey(st.sl, r.Kind, r.ID)
-		if _, err := w.get(k); err == nil {
+		if _, err := w.get(st, k); err == nil {
 			return domicile.ErrVersionMismatch
 		} else if !errors.Is(err, domicile.ErrNotFound) {
 			return err
@@ -775,7 +786,7 @@ func (w *writer) apply(op domicile.Op) error {
 			return err
 		}
 		k := objectKey(st.sl, o.Name)
-		if _, err := w.get(k); err == nil {
+		if _, err := w.get(st, k); err == nil {
 			return domicile.ErrVersionMismatch
 		} else if !errors.Is(err, domicile.ErrNotFound) {
 			return err

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"sync"
 
@@ -18,12 +19,22 @@ const SlotCacheEntries = 100_000
 // nameKeyLen is the length of the key of subject names.
 const nameKeyLen = 32
 
+// setNameKey sets the key of subject names.
+func (s *Store) setNameKey(key []byte) {
+	s.nameKey = key
+	s.macs.New = func() any { return hmac.New(sha256.New, key) }
+}
+
 // nameOf returns the key under which ref's slot is stored: N, then
 // HMAC-SHA256 of the reference under the store's name key.
 func (s *Store) nameOf(ref domicile.SubjectRef) []byte {
-	m := hmac.New(sha256.New, s.nameKey)
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(ref[:])
-	return m.Sum([]byte{tName})
+	name := m.Sum(make([]byte, 1, 1+sha256.Size))
+	s.macs.Put(m)
+	name[0] = tName
+	return name
 }
 
 // newSlot draws a slot.
