@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"domicile"
 	"domicile/notice"
@@ -87,10 +88,17 @@ func (s *Store) PendingRequests(ctx context.Context, final []string, limit int) 
 // SubjectHoldings lists the subjects whose reference sorts after after,
 // with the fields of their live records per kind, at most limit.
 //
-// Subjects are stored by slot, in no order of their references, so a page
-// is the limit smallest references after after of one scan of the
-// subject table. A page of one whose subject is the successor of after
-// (how a migration asks for one subject's fields) is read directly.
+// Subjects are stored by slot, in no order of their references. A
+// listing pages through a snapshot of (reference, slot) pairs sorted by
+// reference, taken by one scan of the subject table when a listing starts
+// (after is the zero reference) or when the snapshot is older than
+// holdingsSnapshotTTL, and kept for the pages that follow: a listing of n
+// subjects reads the subject table about once, not once per page. A
+// subject erased since the snapshot is skipped; one registered since is
+// in the next listing (as with any paging by key, a listing does not see
+// subjects added below its cursor). A page of one whose subject is the
+// successor of after (how a migration asks for one subject's fields) is
+// read directly.
 func (s *Store) SubjectHoldings(ctx context.Context, after domicile.SubjectRef, limit int) ([]domicile.SubjectHoldings, error) {
 	limit = min(max(limit, 1), domicile.MaxHoldingsPage)
 	if next, ok := successor(after); ok && limit == 1 {
@@ -111,27 +119,64 @@ func (s *Store) SubjectHoldings(ctx context.Context, after domicile.SubjectRef, 
 			}
 		}
 	}
-	var page []slotSubject // sorted by reference
+	snap, err := s.subjectSnapshot(ctx, after.IsZero())
+	if err != nil {
+		return nil, err
+	}
+	i, _ := slices.BinarySearchFunc(snap, after, func(e refSlot, ref domicile.SubjectRef) int {
+		return bytes.Compare(e.ref[:], ref[:])
+	})
+	if i < len(snap) && snap[i].ref == after {
+		i++
+	}
+	var page []slotSubject
+	for ; i < len(snap) && len(page) < limit; i++ {
+		v, err := s.get(subjectKey(snap[i].sl))
+		if errors.Is(err, domicile.ErrNotFound) {
+			continue // erased since the snapshot
+		}
+		if err != nil {
+			return nil, err
+		}
+		sub, err := decSubject(v)
+		if err != nil {
+			return nil, err
+		}
+		page = append(page, slotSubject{sl: snap[i].sl, sub: sub})
+	}
+	return s.holdings(ctx, page)
+}
+
+// holdingsSnapshotTTL is how long a listing's sorted snapshot of the
+// subjects serves the pages after its first.
+const holdingsSnapshotTTL = 5 * time.Minute
+
+// refSlot is one subject of a listing's snapshot.
+type refSlot struct {
+	ref domicile.SubjectRef
+	sl  slot
+}
+
+// subjectSnapshot returns the subjects' references and slots sorted by
+// reference: the one kept if it is younger than holdingsSnapshotTTL and
+// fresh is false, else a new one from a scan of the subject table.
+func (s *Store) subjectSnapshot(ctx context.Context, fresh bool) ([]refSlot, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if !fresh && s.snap != nil && time.Since(s.snapAt) < holdingsSnapshotTTL {
+		return s.snap, nil
+	}
+	var snap []refSlot
 	err := s.eachSubject(ctx, func(sl slot, sub *domicile.StoredSubject) error {
-		if bytes.Compare(sub.Ref[:], after[:]) <= 0 {
-			return nil
-		}
-		if len(page) == limit && bytes.Compare(sub.Ref[:], page[limit-1].sub.Ref[:]) >= 0 {
-			return nil
-		}
-		i, _ := slices.BinarySearchFunc(page, sub.Ref, func(e slotSubject, ref domicile.SubjectRef) int {
-			return bytes.Compare(e.sub.Ref[:], ref[:])
-		})
-		if len(page) == limit {
-			page = page[:limit-1]
-		}
-		page = slices.Insert(page, i, slotSubject{sl: sl, sub: sub})
+		snap = append(snap, refSlot{ref: sub.Ref, sl: sl})
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return s.holdings(ctx, page)
+	slices.SortFunc(snap, func(a, b refSlot) int { return bytes.Compare(a.ref[:], b.ref[:]) })
+	s.snap, s.snapAt = snap, time.Now()
+	return snap, nil
 }
 
 // slotSubject is a subject's row with its slot.

@@ -91,6 +91,12 @@ type Store struct {
 	slots   *slotCache
 	rand    io.Reader
 
+	// snapMu guards snap, the subjects sorted by reference for the pages
+	// of a holdings listing, and snapAt, when it was taken.
+	snapMu sync.Mutex
+	snap   []refSlot
+	snapAt time.Time
+
 	// logMu is the log's critical section: it guards size and the tail's
 	// appends, and orders batches into Pebble's pipeline.
 	logMu sync.Mutex
@@ -409,6 +415,10 @@ func (s *Store) Commit(ctx context.Context, b *domicile.Batch) error {
 	pb.Close()
 	s.batches.Add(1)
 	if len(w.erased) > 0 {
+		// No list in memory keeps an erased reference either.
+		s.snapMu.Lock()
+		s.snap = nil
+		s.snapMu.Unlock()
 		if err := s.purge(ctx, &w); err != nil {
 			// The erasure is committed; what remains is physical removal,
 			// which the next compaction of those ranges also does.

@@ -258,3 +258,54 @@ func TestSubjectHoldingsPages(t *testing.T) {
 		t.Fatalf("CellSubjects = %d subjects, %v", len(all), err)
 	}
 }
+
+// TestSubjectHoldingsSnapshot: the pages of one listing come from one
+// sorted snapshot, taken when the listing starts (not once per page); a
+// subject erased between pages is skipped and the page is still full; the
+// erasure drops the snapshot, so no list in memory keeps the reference.
+func TestSubjectHoldingsSnapshot(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, t.TempDir())
+	defer s.Close()
+	var refs []domicile.SubjectRef
+	var ops []domicile.Op
+	for i := range 50 {
+		ref := domiciletest.Ref(fmt.Sprint("snap-", i))
+		refs = append(refs, ref)
+		ops = append(ops, &domicile.PutSubject{Subject: domicile.StoredSubject{Ref: ref, Jurisdiction: "CN"}})
+	}
+	domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: ops})
+	slices.SortFunc(refs, func(a, b domicile.SubjectRef) int { return bytes.Compare(a[:], b[:]) })
+
+	first, err := s.SubjectHoldings(ctx, domicile.SubjectRef{}, 10)
+	if err != nil || len(first) != 10 {
+		t.Fatalf("first page: %d, %v", len(first), err)
+	}
+	taken := s.snapAt
+	second, err := s.SubjectHoldings(ctx, first[9].Ref, 10)
+	if err != nil || len(second) != 10 || second[0].Ref != refs[10] {
+		t.Fatalf("second page: %d, %v", len(second), err)
+	}
+	if !s.snapAt.Equal(taken) {
+		t.Fatal("the second page scanned the subjects again")
+	}
+	// Erase the subject the third page would start with.
+	gone := refs[20]
+	domiciletest.MustCommit(t, ctx, s, &domicile.Batch{Ops: []domicile.Op{&domicile.EraseSubject{Ref: gone}}})
+	if s.snap != nil {
+		t.Fatal("the snapshot outlived an erasure")
+	}
+	third, err := s.SubjectHoldings(ctx, second[9].Ref, 10)
+	if err != nil || len(third) != 10 || third[0].Ref != refs[21] || third[9].Ref != refs[30] {
+		t.Fatalf("third page after an erasure: %d, %v", len(third), err)
+	}
+	for _, h := range third {
+		if h.Ref == gone {
+			t.Fatal("an erased subject is listed")
+		}
+	}
+	again, err := s.SubjectHoldings(ctx, domicile.SubjectRef{}, 1000)
+	if err != nil || len(again) != 49 {
+		t.Fatalf("a new listing: %d, %v", len(again), err)
+	}
+}
