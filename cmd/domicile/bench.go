@@ -286,7 +286,7 @@ func startDomicileTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*targ
 	if err != nil {
 		return nil, err
 	}
-	t, err := serveDomicile(ctx, env, f, dir, hc)
+	t, err := serveDomicile(ctx, env, f, dir, hc, startWait)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -303,7 +303,7 @@ func startDomicileTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*targ
 
 // serveDomicile starts domicile serve on data directory dir and makes an
 // app token from its admin token.
-func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, hc *http.Client) (*target, error) {
+func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, hc *http.Client, wait time.Duration) (*target, error) {
 	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", dir}
 	if f.store != "" {
 		path := filepath.Join(dir, "bench-deployment.yaml")
@@ -312,7 +312,7 @@ func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, 
 		}
 		args = append(args, "--deployment", path)
 	}
-	p, err := startChild(ctx, f.binary, "domicile: listening on ", args...)
+	p, err := startChild(ctx, wait, f.binary, "domicile: listening on ", args...)
 	if err != nil {
 		return nil, fmt.Errorf("start domicile serve: %w", err)
 	}
@@ -369,7 +369,7 @@ func startBaselineTarget(ctx context.Context, env *cmdEnv, f *benchFlags) (*targ
 	if err != nil {
 		return nil, err
 	}
-	p, err := startChild(ctx, f.binary, "domicile bench baseline: listening on ", "bench", "baseline-server", "--addr", "127.0.0.1:0", "--data", dir)
+	p, err := startChild(ctx, startWait, f.binary, "domicile bench baseline: listening on ", "bench", "baseline-server", "--addr", "127.0.0.1:0", "--data", dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start baseline server: %w", err)
@@ -419,7 +419,7 @@ func (l *lockedBuffer) String() string {
 
 // startChild runs binary with args and waits for the stdout line that
 // starts with prefix and gives the URL.
-func startChild(ctx context.Context, binary, prefix string, args ...string) (*child, error) {
+func startChild(ctx context.Context, wait time.Duration, binary, prefix string, args ...string) (*child, error) {
 	cmd := exec.Command(binary, args...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -447,9 +447,9 @@ func startChild(ctx context.Context, binary, prefix string, args ...string) (*ch
 		return c, nil
 	case <-c.done:
 		return nil, fmt.Errorf("%s exited: %s", binary, strings.TrimSpace(errBuf.String()))
-	case <-time.After(60 * time.Second):
+	case <-time.After(wait):
 		c.kill()
-		return nil, fmt.Errorf("%s did not start in 60s: %s", binary, strings.TrimSpace(errBuf.String()))
+		return nil, fmt.Errorf("%s did not start in %s: %s", binary, wait, strings.TrimSpace(errBuf.String()))
 	case <-ctx.Done():
 		c.kill()
 		return nil, ctx.Err()
@@ -510,6 +510,15 @@ func runBaselineServer(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 }
 
+// startWait bounds the wait for a local server to listen, and
+// growthStartWait the wait for domicile serve on a grown cell: serve
+// checks every event of a cell's log before it listens (doc/log.md), which
+// takes minutes at 10,000,000 entries.
+const (
+	startWait       = time.Minute
+	growthStartWait = 30 * time.Minute
+)
+
 // growthCell is the cell growth runs fill: the home of CN subjects in the
 // embedded demo deployment.
 const growthCell = "cn-gz1"
@@ -554,8 +563,8 @@ func runGrowth(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Repor
 		pt.Axis = axis
 		records = pt.Records
 		rep.Growth = append(rep.Growth, *pt)
-		fmt.Fprintf(env.Stderr, "bench growth: %s point: %d subjects, %d log entries: %.0f writes/s, read p99 %.2fms, %.0f B/record\n",
-			axis, pt.Subjects, pt.LogEntries, pt.WritesPerSecond, pt.ReadP99, pt.DiskPerRecord)
+		fmt.Fprintf(env.Stderr, "bench growth: %s point: %d subjects, %d log entries: %.0f writes/s, read p99 %.2fms, %.0f B/record, serve started in %.1fs\n",
+			axis, pt.Subjects, pt.LogEntries, pt.WritesPerSecond, pt.ReadP99, pt.DiskPerRecord, pt.ServeStart)
 		return nil
 	}
 	for _, n := range subjPts {
@@ -927,10 +936,12 @@ func measureGrowthPoint(ctx context.Context, env *cmdEnv, f *benchFlags, dir str
 		}
 	}
 	hc := bench.NewHTTPClient(f.workers)
-	t, err := serveDomicile(ctx, env, f, dir, hc)
+	t0 := time.Now()
+	t, err := serveDomicile(ctx, env, f, dir, hc, growthStartWait)
 	if err != nil {
 		return nil, err
 	}
+	pt.ServeStart = time.Since(t0).Seconds()
 	defer t.stop()
 	plan := &bench.Plan{Record: bench.RecordBody(1024), Concurrency: f.workers}
 	r := newRandSource()

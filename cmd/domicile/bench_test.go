@@ -172,7 +172,7 @@ func TestBenchGrowth(t *testing.T) {
 				if p.Axis != w.axis || p.Subjects != w.subjects || p.LogEntries < w.events || (w.exact && p.LogEntries != w.events) {
 					t.Errorf("point %d = %s, %d subjects, %d log entries; want %s, %d, %d (exactly: %v)", i, p.Axis, p.Subjects, p.LogEntries, w.axis, w.subjects, w.events, w.exact)
 				}
-				if p.WritesPerSecond <= 0 || p.ReadsPerSecond <= 0 || p.DiskBytes <= 0 || p.ServerRSS <= 0 || p.ProofMicros <= 0 {
+				if p.WritesPerSecond <= 0 || p.ReadsPerSecond <= 0 || p.DiskBytes <= 0 || p.ServerRSS <= 0 || p.ProofMicros <= 0 || p.ServeStart <= 0 {
 					t.Errorf("point %d lacks a figure: %+v", i, p)
 				}
 			}
