@@ -69,6 +69,9 @@ type Home struct {
 	Ref  SubjectRef
 }
 
+// MaxHomesPerBatch bounds the entries of one ControlStore.PutHomes.
+const MaxHomesPerBatch = 10_000
+
 // ControlStore keeps what a deployment's router holds: tokens, the
 // control log of their lifecycle, and the directory from subject
 // references to home cells. It holds no raw subject id and no subject
@@ -115,6 +118,12 @@ type ControlStore interface {
 	// the keyed hash of the subject's id; it fails with
 	// ErrVersionMismatch if the key has one.
 	PutHome(ctx context.Context, key SubjectRef, h Home) error
+	// PutHomes records entries in one transaction: every one, or none
+	// if a key has an entry already or appears twice (ErrVersionMismatch).
+	// It takes at most MaxHomesPerBatch entries. It is PutHome for bulk
+	// loads (a restore, a benchmark's fixture), one durable write for
+	// many entries.
+	PutHomes(ctx context.Context, entries []HomeEntry) error
 	// Home returns the entry under key, or ErrNotFound.
 	Home(ctx context.Context, key SubjectRef) (Home, error)
 	// DeleteHome removes the entry under key; an absent key is not an

@@ -12,6 +12,11 @@ import (
 type KeyStore interface {
 	// PutKey stores a wrapped data key; it fails if (ref, gen) exists.
 	PutKey(ctx context.Context, k WrappedKey) error
+	// PutKeys stores wrapped keys in one transaction: every one, or none
+	// if a (ref, gen) exists already or appears twice
+	// (ErrVersionMismatch). It takes at most MaxKeysPerBatch keys. It is
+	// PutKey for bulk loads, one durable write for many keys.
+	PutKeys(ctx context.Context, ks []WrappedKey) error
 	// Key returns a wrapped data key, or ErrNotFound.
 	Key(ctx context.Context, ref SubjectRef, gen uint8) (*WrappedKey, error)
 	// ReplaceKey swaps a wrapped key for its re-wrapped form if it is still
@@ -27,6 +32,9 @@ type KeyStore interface {
 	DeleteKeys(ctx context.Context, ref SubjectRef) (int, error)
 	Close() error
 }
+
+// MaxKeysPerBatch bounds the keys of one KeyStore.PutKeys.
+const MaxKeysPerBatch = 10_000
 
 // WrappedKey is one data key as custody stores it.
 type WrappedKey struct {

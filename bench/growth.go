@@ -35,14 +35,18 @@ type GrowthPt struct {
 	ProofMicros float64 `json:"inclusion_proof_us,omitempty"`
 	// ServerRSS is the serving process's peak resident set.
 	ServerRSS int64 `json:"server_peak_rss_bytes"`
+	// ServeStart is how long domicile serve took to start listening on
+	// the grown cell, in seconds: most of it the check of every event of
+	// the cell's log.
+	ServeStart float64 `json:"serve_start_seconds,omitempty"`
 }
 
 func writeGrowthTable(w io.Writer, pts []GrowthPt) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "axis\tsubjects\trecords\tlog entries\twrites/s\treads/s\tread p50\tread p99\tdisk\tB/record\tB/entry\tproof\tpeak RSS\t")
+	fmt.Fprintln(tw, "axis\tsubjects\trecords\tlog entries\twrites/s\treads/s\tread p50\tread p99\tdisk\tB/record\tB/entry\tproof\tpeak RSS\tserve start\t")
 	for _, p := range pts {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%.0f\t%.0f\t%.1fµs\t%s\t\n", p.Axis, p.Subjects, p.Records, p.LogEntries,
-			p.WritesPerSecond, p.ReadsPerSecond, fmtMs(p.ReadP50), fmtMs(p.ReadP99), fmtBytes(p.DiskBytes), p.DiskPerRecord, p.DiskPerEntry, p.ProofMicros, fmtBytes(p.ServerRSS))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t%s\t%.0f\t%.0f\t%.1fµs\t%s\t%.1fs\t\n", p.Axis, p.Subjects, p.Records, p.LogEntries,
+			p.WritesPerSecond, p.ReadsPerSecond, fmtMs(p.ReadP50), fmtMs(p.ReadP99), fmtBytes(p.DiskBytes), p.DiskPerRecord, p.DiskPerEntry, p.ProofMicros, fmtBytes(p.ServerRSS), p.ServeStart)
 	}
 	tw.Flush()
 }

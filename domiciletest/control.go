@@ -26,6 +26,7 @@ func TestControlStore(t *testing.T, open func(t *testing.T) domicile.ControlStor
 		{"ControlLogRace", testControlLogRace},
 		{"ControlLogTamper", testControlLogTamper},
 		{"Directory", testDirectory},
+		{"DirectoryBatch", testDirectoryBatch},
 		{"DirectoryRace", testDirectoryRace},
 	}
 	for _, tc := range tests {
@@ -399,6 +400,79 @@ func testDirectory(t *testing.T, c domicile.ControlStore) {
 	}
 	if got, err := c.Home(ctx, a); err != nil || got != home("us-east1", "alice-2") {
 		t.Errorf("Home = %+v, %v; want us-east1 with the new registration's reference", got, err)
+	}
+}
+
+// testDirectoryBatch records directory entries in batches: a batch is
+// recorded whole, and one that holds a placed or repeated key records
+// none of its entries.
+func testDirectoryBatch(t *testing.T, c domicile.ControlStore) {
+	ctx := context.Background()
+	if err := c.PutHomes(ctx, nil); err != nil {
+		t.Errorf("PutHomes(none) = %v, want nil", err)
+	}
+	entry := func(key, cell, reg string) domicile.HomeEntry {
+		return domicile.HomeEntry{Key: Ref(key), Home: domicile.Home{Cell: cell, Ref: Ref(reg)}}
+	}
+	var batch []domicile.HomeEntry
+	for i := range 50 {
+		batch = append(batch, entry(fmt.Sprint("key ", i), fmt.Sprint("cell-", i%3), fmt.Sprint("reg ", i)))
+	}
+	if err := c.PutHomes(ctx, batch); err != nil {
+		t.Fatalf("PutHomes: %v", err)
+	}
+	for _, e := range batch {
+		if got, err := c.Home(ctx, e.Key); err != nil || got != e.Home {
+			t.Errorf("Home after PutHomes = %+v, %v; want %+v", got, err, e.Home)
+		}
+	}
+	placed := entry("key 3", "us-east1", "another registration")
+	tests := []struct {
+		name  string
+		batch []domicile.HomeEntry
+	}{
+		{"a placed key last", []domicile.HomeEntry{entry("new a", "cn-gz1", "a"), entry("new b", "cn-gz1", "b"), placed}},
+		{"a placed key first", []domicile.HomeEntry{placed, entry("new a", "cn-gz1", "a")}},
+		{"a key twice", []domicile.HomeEntry{entry("new a", "cn-gz1", "a"), entry("new b", "cn-gz1", "b"), entry("new a", "eu-fra1", "a2")}},
+	}
+	for _, tc := range tests {
+		if err := c.PutHomes(ctx, tc.batch); !errors.Is(err, domicile.ErrVersionMismatch) {
+			t.Errorf("%s: PutHomes = %v, want ErrVersionMismatch", tc.name, err)
+		}
+	}
+	for _, key := range []string{"new a", "new b"} {
+		if _, err := c.Home(ctx, Ref(key)); !errors.Is(err, domicile.ErrNotFound) {
+			t.Errorf("Home(%s) after refused batches = %v, want ErrNotFound: a refused batch records nothing", key, err)
+		}
+	}
+	if got, err := c.Home(ctx, batch[3].Key); err != nil || got != batch[3].Home {
+		t.Errorf("Home of the placed key after refused batches = %+v, %v; want it unchanged", got, err)
+	}
+	// An entry of a batch is an entry like any other: it is deleted, and
+	// placed again, one at a time.
+	if err := c.DeleteHome(ctx, batch[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutHome(ctx, batch[0].Key, placed.Home); err != nil {
+		t.Errorf("PutHome after deleting a batched entry: %v", err)
+	}
+	// The bound: a full batch is recorded, one more entry is refused.
+	full := make([]domicile.HomeEntry, domicile.MaxHomesPerBatch+1)
+	for i := range full {
+		full[i] = entry(fmt.Sprint("full ", i), "cn-gz1", fmt.Sprint("full reg ", i))
+	}
+	if err := c.PutHomes(ctx, full); domicile.ErrorCode(err) != domicile.EInvalid {
+		t.Errorf("PutHomes of %d entries = %v, want an %s error", len(full), err, domicile.EInvalid)
+	}
+	if _, err := c.Home(ctx, full[0].Key); !errors.Is(err, domicile.ErrNotFound) {
+		t.Errorf("Home after an oversized batch = %v, want ErrNotFound", err)
+	}
+	if err := c.PutHomes(ctx, full[:domicile.MaxHomesPerBatch]); err != nil {
+		t.Fatalf("PutHomes of %d entries: %v", domicile.MaxHomesPerBatch, err)
+	}
+	last := full[domicile.MaxHomesPerBatch-1]
+	if got, err := c.Home(ctx, last.Key); err != nil || got != last.Home {
+		t.Errorf("Home of a full batch's last entry = %+v, %v; want %+v", got, err, last.Home)
 	}
 }
 

@@ -23,6 +23,7 @@ func TestKeyStore(t *testing.T, open func(t *testing.T) domicile.KeyStore) {
 		run  func(t *testing.T, k domicile.KeyStore)
 	}{
 		{"PutAndGet", testPutKey},
+		{"PutKeys", testPutKeys},
 		{"ReplaceKey", testReplaceKey},
 		{"KeysBelow", testKeysBelow},
 		{"CountByVersion", testCountByVersion},
@@ -83,6 +84,77 @@ func testPutKey(t *testing.T, k domicile.KeyStore) {
 	}
 	if _, err := k.Key(ctx, Ref("nobody"), 1); !errors.Is(err, domicile.ErrNotFound) {
 		t.Errorf("Key(missing subject) = %v, want ErrNotFound", err)
+	}
+}
+
+// testPutKeys stores keys in batches: a batch is stored whole, and one
+// that holds a stored or repeated (ref, gen) stores none of its keys.
+func testPutKeys(t *testing.T, k domicile.KeyStore) {
+	ctx := context.Background()
+	if err := k.PutKeys(ctx, nil); err != nil {
+		t.Errorf("PutKeys(none) = %v, want nil", err)
+	}
+	var batch []domicile.WrappedKey
+	for i := range 50 {
+		batch = append(batch, wrappedKey(Ref(fmt.Sprint("batched ", i)), uint8(1+i%2), uint32(1+i%3)))
+	}
+	batch[7].KEKVersion = 4_000_000_000
+	if err := k.PutKeys(ctx, batch); err != nil {
+		t.Fatalf("PutKeys: %v", err)
+	}
+	for _, want := range batch {
+		got, err := k.Key(ctx, want.Ref, want.Gen)
+		if err != nil {
+			t.Fatalf("Key(%x/%d) after PutKeys: %v", want.Ref[:4], want.Gen, err)
+		}
+		if d := cmp.Diff(want, *got); d != "" {
+			t.Errorf("Key(%x/%d) after PutKeys (-want +got):\n%s", want.Ref[:4], want.Gen, d)
+		}
+	}
+	fresh := func(name string) domicile.WrappedKey { return wrappedKey(Ref(name), 1, 1) }
+	stored := batch[3]
+	stored.Wrapped = []byte("another key")
+	tests := []struct {
+		name  string
+		batch []domicile.WrappedKey
+	}{
+		{"a stored key last", []domicile.WrappedKey{fresh("new a"), fresh("new b"), stored}},
+		{"a stored key first", []domicile.WrappedKey{stored, fresh("new a")}},
+		{"a key twice", []domicile.WrappedKey{fresh("new a"), fresh("new b"), fresh("new a")}},
+	}
+	for _, tc := range tests {
+		if err := k.PutKeys(ctx, tc.batch); !errors.Is(err, domicile.ErrVersionMismatch) {
+			t.Errorf("%s: PutKeys = %v, want ErrVersionMismatch", tc.name, err)
+		}
+	}
+	for _, name := range []string{"new a", "new b"} {
+		if _, err := k.Key(ctx, Ref(name), 1); !errors.Is(err, domicile.ErrNotFound) {
+			t.Errorf("Key(%s) after refused batches = %v, want ErrNotFound: a refused batch stores nothing", name, err)
+		}
+	}
+	if got, err := k.Key(ctx, stored.Ref, stored.Gen); err != nil || !bytes.Equal(got.Wrapped, batch[3].Wrapped) {
+		t.Errorf("Key of the stored key after refused batches = %+v, %v; want it unchanged", got, err)
+	}
+	want := map[uint32]int64{}
+	for _, w := range batch {
+		want[w.KEKVersion]++
+	}
+	if got, err := k.CountByVersion(ctx); err != nil || !cmp.Equal(want, got) {
+		t.Errorf("CountByVersion after PutKeys = %v, %v; want %v", got, err, want)
+	}
+	// The bound: a full batch is stored, one more key is refused.
+	full := make([]domicile.WrappedKey, domicile.MaxKeysPerBatch+1)
+	for i := range full {
+		full[i] = wrappedKey(Ref(fmt.Sprint("full ", i)), 1, 9)
+	}
+	if err := k.PutKeys(ctx, full); domicile.ErrorCode(err) != domicile.EInvalid {
+		t.Errorf("PutKeys of %d keys = %v, want an %s error", len(full), err, domicile.EInvalid)
+	}
+	if err := k.PutKeys(ctx, full[:domicile.MaxKeysPerBatch]); err != nil {
+		t.Fatalf("PutKeys of %d keys: %v", domicile.MaxKeysPerBatch, err)
+	}
+	if got, err := k.CountByVersion(ctx); err != nil || got[9] != domicile.MaxKeysPerBatch {
+		t.Errorf("CountByVersion after a full batch = %v, %v; want %d keys under version 9", got, err, domicile.MaxKeysPerBatch)
 	}
 }
 

@@ -113,6 +113,52 @@ func TestCacheIsBounded(t *testing.T) {
 	}
 }
 
+// TestCreateBatch: keys created in one batch are each subject's own, stored
+// wrapped in custody (they unwrap to what the cache holds); a batch that
+// repeats a stored subject's key creates none.
+func TestCreateBatch(t *testing.T) {
+	ctx := context.Background()
+	kr, c, ks := newKeyring(t, 100)
+	refs := []domicile.SubjectRef{ref(1), ref(2), ref(3)}
+	if err := kr.CreateBatch(ctx, refs, 0); err != nil {
+		t.Fatal(err)
+	}
+	cold := keyring.New(keyring.Config{Cell: "c1", KEK: c.KEK, Store: ks, CacheSize: -1})
+	seen := map[string]bool{}
+	for _, r := range refs {
+		cached, err := kr.DataKey(ctx, app, r, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := cold.DataKey(ctx, app, r, 0)
+		if err != nil {
+			t.Fatalf("DataKey from custody: %v", err)
+		}
+		if !bytes.Equal(cached, stored) {
+			t.Errorf("subject %x: the cached key is not the one stored wrapped", r[:1])
+		}
+		if seen[string(stored)] {
+			t.Errorf("subject %x shares a data key", r[:1])
+		}
+		seen[string(stored)] = true
+	}
+	if n := c.unwraps.Load(); n != 0 {
+		t.Errorf("the batch's keys were unwrapped %d times through the cached keyring, want 0 (cached on creation)", n)
+	}
+	if err := kr.CreateBatch(ctx, []domicile.SubjectRef{ref(4), ref(2)}, 0); !errors.Is(err, domicile.ErrVersionMismatch) {
+		t.Fatalf("CreateBatch with an existing key = %v, want ErrVersionMismatch", err)
+	}
+	if _, err := cold.DataKey(ctx, app, ref(4), 0); domicile.ErrorCode(err) != keyring.ENoKey {
+		t.Errorf("DataKey of a refused batch's new subject = %v, want %s", err, keyring.ENoKey)
+	}
+	if _, err := kr.DataKey(ctx, app, ref(4), 0); domicile.ErrorCode(err) != keyring.ENoKey {
+		t.Errorf("DataKey of a refused batch's new subject through the cache = %v, want %s: nothing was cached", err, keyring.ENoKey)
+	}
+	if err := kr.CreateBatch(ctx, make([]domicile.SubjectRef, domicile.MaxKeysPerBatch+1), 0); domicile.ErrorCode(err) != domicile.EInvalid {
+		t.Errorf("CreateBatch over the bound = %v, want %s", err, domicile.EInvalid)
+	}
+}
+
 // TestRewrapKeepsKeys: after rotation and re-wrap every key is under the
 // new version and unwraps to the same key; the old version retires.
 func TestRewrapKeepsKeys(t *testing.T) {

@@ -323,6 +323,37 @@ func (c *Control) PutHome(ctx context.Context, key domicile.SubjectRef, h domici
 	return nil
 }
 
+// PutHomes records directory entries in one transaction, all or none: it
+// returns ErrVersionMismatch, storing nothing, if a key has an entry or
+// appears twice.
+func (c *Control) PutHomes(ctx context.Context, entries []domicile.HomeEntry) error {
+	if len(entries) > domicile.MaxHomesPerBatch {
+		return domicile.Errorf(domicile.EInvalid, "put homes: %d entries in one batch, at most %d", len(entries), domicile.MaxHomesPerBatch)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	keys, cells, regs := make([][]byte, len(entries)), make([]string, len(entries)), make([][]byte, len(entries))
+	for i, e := range entries {
+		keys[i], cells[i], regs[i] = e.Key[:], e.Home.Cell, e.Home.Ref[:]
+	}
+	err := c.tx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO directory(ref, cell, reg) SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[])
+			ON CONFLICT (ref) DO NOTHING`, keys, cells, regs)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != int64(len(entries)) {
+			return domicile.ErrVersionMismatch
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, domicile.ErrVersionMismatch) {
+		return wrap("put homes", err)
+	}
+	return err
+}
+
 // Home returns the directory entry under key, or ErrNotFound. An entry
 // written before registrations had their own references has the key as
 // its reference.

@@ -51,6 +51,40 @@ func (k *KeyStore) PutKey(ctx context.Context, w domicile.WrappedKey) error {
 	return nil
 }
 
+// PutKeys stores wrapped keys durably in one transaction, all or none:
+// it returns ErrVersionMismatch, storing nothing, if a (ref, gen) exists
+// or appears twice.
+func (k *KeyStore) PutKeys(ctx context.Context, ws []domicile.WrappedKey) error {
+	if len(ws) > domicile.MaxKeysPerBatch {
+		return domicile.Errorf(domicile.EInvalid, "put keys: %d keys in one batch, at most %d", len(ws), domicile.MaxKeysPerBatch)
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	refs, wrapped := make([][]byte, len(ws)), make([][]byte, len(ws))
+	gens, versions, created := make([]int64, len(ws)), make([]int64, len(ws)), make([]int64, len(ws))
+	fps := make([]string, len(ws))
+	for i, w := range ws {
+		refs[i], gens[i], versions[i], wrapped[i], fps[i], created[i] = w.Ref[:], int64(w.Gen), int64(w.KEKVersion), w.Wrapped, w.Fingerprint, w.Created.UnixNano()
+	}
+	err := pgx.BeginFunc(ctx, k.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `INSERT INTO keys(ref, gen, kek_version, wrapped, fingerprint, created)
+			SELECT * FROM unnest($1::bytea[], $2::int8[], $3::int8[], $4::bytea[], $5::text[], $6::int8[]) ON CONFLICT DO NOTHING`,
+			refs, gens, versions, wrapped, fps, created)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != int64(len(ws)) {
+			return domicile.ErrVersionMismatch
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, domicile.ErrVersionMismatch) {
+		return wrap("put keys", err)
+	}
+	return err
+}
+
 // Key returns a wrapped key, or ErrNotFound.
 func (k *KeyStore) Key(ctx context.Context, ref domicile.SubjectRef, gen uint8) (*domicile.WrappedKey, error) {
 	w := &domicile.WrappedKey{Ref: ref, Gen: gen}

@@ -360,6 +360,37 @@ func (c *Control) PutHome(ctx context.Context, key domicile.SubjectRef, h domici
 	return nil
 }
 
+// PutHomes records directory entries in one transaction, all or none.
+func (c *Control) PutHomes(ctx context.Context, entries []domicile.HomeEntry) error {
+	if len(entries) > domicile.MaxHomesPerBatch {
+		return domicile.Errorf(domicile.EInvalid, "put homes: %d entries in one batch, at most %d", len(entries), domicile.MaxHomesPerBatch)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO directory(ref, cell, reg) VALUES(?,?,?) ON CONFLICT DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, e := range entries {
+			res, err := st.ExecContext(ctx, e.Key[:], e.Home.Cell, e.Home.Ref[:])
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return domicile.ErrVersionMismatch
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, domicile.ErrVersionMismatch) {
+		return fmt.Errorf("sqlite: put homes: %w", err)
+	}
+	return err
+}
+
 // Home returns the directory entry under key, or ErrNotFound.
 func (c *Control) Home(ctx context.Context, key domicile.SubjectRef) (domicile.Home, error) {
 	var h domicile.Home

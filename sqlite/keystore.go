@@ -60,6 +60,39 @@ func (k *KeyStore) PutKey(ctx context.Context, w domicile.WrappedKey) error {
 	return nil
 }
 
+// PutKeys stores wrapped keys durably in one transaction, all or none.
+func (k *KeyStore) PutKeys(ctx context.Context, ws []domicile.WrappedKey) error {
+	if len(ws) > domicile.MaxKeysPerBatch {
+		return domicile.Errorf(domicile.EInvalid, "put keys: %d keys in one batch, at most %d", len(ws), domicile.MaxKeysPerBatch)
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	tx, err := k.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: put keys: %w", err)
+	}
+	defer tx.Rollback()
+	st, err := tx.PrepareContext(ctx, `INSERT INTO keys(ref, gen, kek_version, wrapped, fingerprint, created) VALUES(?,?,?,?,?,?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("sqlite: put keys: %w", err)
+	}
+	defer st.Close()
+	for _, w := range ws {
+		res, err := st.ExecContext(ctx, w.Ref[:], int(w.Gen), int64(w.KEKVersion), w.Wrapped, w.Fingerprint, w.Created.UnixNano())
+		if err != nil {
+			return fmt.Errorf("sqlite: put keys: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return domicile.ErrVersionMismatch
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: put keys: %w", err)
+	}
+	return nil
+}
+
 // Key returns a wrapped key.
 func (k *KeyStore) Key(ctx context.Context, ref domicile.SubjectRef, gen uint8) (*domicile.WrappedKey, error) {
 	w := &domicile.WrappedKey{Ref: ref, Gen: gen}

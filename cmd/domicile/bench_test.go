@@ -130,3 +130,73 @@ func TestBenchStorePebble(t *testing.T) {
 		t.Errorf("bench deployment does not put the three demo cells on Pebble:\n%s", got)
 	}
 }
+
+// TestBenchGrowth runs the growth benchmark at a small size on each store:
+// the preload writes, offline and in batches, what registering subjects
+// and writing their records through the service writes, so domicile
+// serve then finds every preloaded subject, reads its records and writes
+// more without an error; the log holds exactly the events preloaded, and
+// `domicile check` verifies it against the cell's signed checkpoint. It
+// checks the report's shape, never its timings.
+func TestBenchGrowth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	for _, store := range []string{"sqlite", "pebble"} {
+		t.Run(store, func(t *testing.T) {
+			t.Parallel()
+			dir, plots := filepath.Join(t.TempDir(), "data"), t.TempDir()
+			out := filepath.Join(t.TempDir(), "report.json")
+			// From 300 to 2,600 subjects is more than one preload batch,
+			// the last one partial; so is the log's growth to 30,000.
+			cmd := exec.Command(binary, "bench", "--growth", "--store", store, "--growth-subjects", "300,2600", "--growth-log", "30000",
+				"--growth-dir", dir, "--plots", plots, "--duration", "300ms", "--warmup", "100ms", "--workers", "4", "--subjects", "200", "--json", out)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("domicile bench --growth: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep bench.Report
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatalf("report JSON: %v\n%s", err, b)
+			}
+			// Three events per preloaded subject (its registration and two
+			// records), counted before the point's measurement, whose reads
+			// and writes the next point's count includes.
+			want := []struct {
+				axis             string
+				subjects, events int64
+				exact            bool
+			}{{"subjects", 300, 900, true}, {"subjects", 2600, 7800, false}, {"log", 2600, 30000, true}}
+			if len(rep.Growth) != len(want) {
+				t.Fatalf("growth points = %+v, want %d", rep.Growth, len(want))
+			}
+			for i, w := range want {
+				p := rep.Growth[i]
+				if p.Axis != w.axis || p.Subjects != w.subjects || p.LogEntries < w.events || (w.exact && p.LogEntries != w.events) {
+					t.Errorf("point %d = %s, %d subjects, %d log entries; want %s, %d, %d (exactly: %v)", i, p.Axis, p.Subjects, p.LogEntries, w.axis, w.subjects, w.events, w.exact)
+				}
+				if p.WritesPerSecond <= 0 || p.ReadsPerSecond <= 0 || p.DiskBytes <= 0 || p.ServerRSS <= 0 || p.ProofMicros <= 0 || p.ServeStart <= 0 {
+					t.Errorf("point %d lacks a figure: %+v", i, p)
+				}
+			}
+			for _, name := range []string{"growth-subjects-throughput.svg", "growth-log-disk.svg"} {
+				if _, err := os.Stat(filepath.Join(plots, name)); err != nil {
+					t.Errorf("plot: %v", err)
+				}
+			}
+			depFile := filepath.Join(t.TempDir(), "deployment.yaml")
+			if err := os.WriteFile(depFile, benchDeploymentYAML(store), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			check := exec.Command(binary, "check", "--data", dir, "--deployment", depFile, "--cell", "cn-gz1")
+			if b, err := check.CombinedOutput(); err != nil {
+				t.Errorf("domicile check of the preloaded cell: %v\n%s", err, b)
+			}
+		})
+	}
+}
