@@ -98,20 +98,29 @@ func (k *Keyring) aad(ref domicile.SubjectRef, gen uint8) []byte {
 // Create makes a new data key of generation gen for ref and stores it
 // wrapped. The plaintext key stays in the cache only.
 func (k *Keyring) Create(ctx context.Context, ref domicile.SubjectRef, gen uint8) error {
-	dk := make([]byte, envelope.KeySize)
-	if _, err := io.ReadFull(k.cfg.Rand, dk); err != nil {
-		return fmt.Errorf("keyring: random: %w", err)
-	}
-	v, ct, err := k.cfg.KEK.Wrap(ctx, dk, k.aad(ref, gen))
+	w, dk, err := k.newKey(ctx, ref, gen, k.cfg.Now())
 	if err != nil {
-		return k.custodyError(ctx, "wrap", err)
+		return err
 	}
-	w := domicile.WrappedKey{Ref: ref, Gen: gen, KEKVersion: v, Wrapped: ct, Fingerprint: envelope.Fingerprint(dk), Created: k.cfg.Now()}
 	if err := k.cfg.Store.PutKey(ctx, w); err != nil {
 		return err
 	}
 	k.put(cacheKey{ref, gen}, dk)
 	return nil
+}
+
+// newKey draws a data key of generation gen for ref and wraps it under
+// the KEK: what Create and CreateBatch store.
+func (k *Keyring) newKey(ctx context.Context, ref domicile.SubjectRef, gen uint8, now time.Time) (domicile.WrappedKey, []byte, error) {
+	dk := make([]byte, envelope.KeySize)
+	if _, err := io.ReadFull(k.cfg.Rand, dk); err != nil {
+		return domicile.WrappedKey{}, nil, fmt.Errorf("keyring: random: %w", err)
+	}
+	v, ct, err := k.cfg.KEK.Wrap(ctx, dk, k.aad(ref, gen))
+	if err != nil {
+		return domicile.WrappedKey{}, nil, k.custodyError(ctx, "wrap", err)
+	}
+	return domicile.WrappedKey{Ref: ref, Gen: gen, KEKVersion: v, Wrapped: ct, Fingerprint: envelope.Fingerprint(dk), Created: now}, dk, nil
 }
 
 // CreateBatch is Create for many subjects at once, for bulk loads: it
@@ -126,16 +135,11 @@ func (k *Keyring) CreateBatch(ctx context.Context, refs []domicile.SubjectRef, g
 	dks := make([][]byte, len(refs))
 	now := k.cfg.Now()
 	for i, ref := range refs {
-		dk := make([]byte, envelope.KeySize)
-		if _, err := io.ReadFull(k.cfg.Rand, dk); err != nil {
-			return fmt.Errorf("keyring: random: %w", err)
-		}
-		v, ct, err := k.cfg.KEK.Wrap(ctx, dk, k.aad(ref, gen))
+		w, dk, err := k.newKey(ctx, ref, gen, now)
 		if err != nil {
-			return k.custodyError(ctx, "wrap", err)
+			return err
 		}
-		ws[i] = domicile.WrappedKey{Ref: ref, Gen: gen, KEKVersion: v, Wrapped: ct, Fingerprint: envelope.Fingerprint(dk), Created: now}
-		dks[i] = dk
+		ws[i], dks[i] = w, dk
 	}
 	if err := k.cfg.Store.PutKeys(ctx, ws); err != nil {
 		return err
