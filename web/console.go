@@ -95,12 +95,15 @@ func NewConsole(cfg ConsoleConfig) (*Console, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The checkpoint checks are the privacy page's own code: one verifier.
-	v, err := privacyFS.ReadFile("privacy/verify.js")
-	if err != nil {
-		return nil, err
+	// The checkpoint checks are the privacy page's own code (one
+	// verifier), and so is the base of its look (one stylesheet).
+	for _, name := range []string{"verify.js", "privacy.css"} {
+		b, err := privacyFS.ReadFile("privacy/" + name)
+		if err != nil {
+			return nil, err
+		}
+		c.assets[name] = asset{types[path.Ext(name)], b}
 	}
-	c.assets["verify.js"] = asset{types[".js"], v}
 	return c, nil
 }
 

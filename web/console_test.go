@@ -68,7 +68,7 @@ func TestConsoleServes(t *testing.T) {
 			t.Errorf("%s: the page mentions a token parameter", tt.name)
 		}
 	}
-	if got := c.Assets(); !slices.Equal(got, []string{"console.css", "console.js", "verify.js"}) {
+	if got := c.Assets(); !slices.Equal(got, []string{"console.css", "console.js", "privacy.css", "verify.js"}) {
 		t.Errorf("Assets() = %v", got)
 	}
 	v, _ := privacyFS.ReadFile("privacy/verify.js")
