@@ -165,11 +165,12 @@ func ProxyTargets(d *domicile.Deployment) (map[string]*url.URL, error) {
 	return out, nil
 }
 
-// ProxyTransport returns the transport a router reaches its cells with:
-// bounded dial, TLS and header timeouts, keep-alive connections, never an
-// environment proxy, and tc (nil: the system's CAs, no client
-// certificate) for https urls. Mutual TLS is a tc with the router's
-// client certificate.
+// ProxyTransport returns the transport a router reaches its cells with,
+// and a cell process the other cells' processes (a migration's target,
+// a sibling witness): bounded dial, TLS and header timeouts, keep-alive
+// connections, never an environment proxy, and tc (nil: the system's
+// CAs, no client certificate) for https urls. Mutual TLS is a tc with
+// the calling process's client certificate.
 func ProxyTransport(tc *tls.Config) *http.Transport {
 	return &http.Transport{
 		DialContext:       (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

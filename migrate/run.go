@@ -326,6 +326,19 @@ func (r *Runner) spawn(id string) {
 // stopError stops a run: retrying will not help.
 type stopError struct{ err error }
 
+// Permanent marks err as an error that retrying will not cure: a Runner
+// that gets it from a Target stops the run (StateStopped) with err as
+// its reason instead of retrying the step. A Target returns it when the
+// target refuses the caller itself (its TLS, say), which only a change
+// of configuration cures; the plan is then run again. Permanent(nil) is
+// nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &stopError{err}
+}
+
 func (e *stopError) Error() string { return e.err.Error() }
 func (e *stopError) Unwrap() error { return e.err }
 

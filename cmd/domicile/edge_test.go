@@ -368,6 +368,9 @@ type testPKI struct {
 	pool                              *x509.CertPool
 	client                            tls.Certificate
 	strangerCertFile, strangerKeyFile string
+	// issueClient makes a client certificate of the CA for name (its
+	// common name), and returns its files.
+	issueClient func(name string) (certFile, keyFile string)
 }
 
 func newTestPKI(t *testing.T) *testPKI {
@@ -425,10 +428,13 @@ func newTestPKI(t *testing.T) *testPKI {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}, ca, caKey, srvKey)
 	p.certFile, p.keyFile = writePEM("server.pem", "CERTIFICATE", srv.Raw), keyPEM("server.key", srvKey)
 
-	cliKey := newKey()
-	cli := issue(&x509.Certificate{Subject: pkix.Name{CommonName: "the app"},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}, ca, caKey, cliKey)
-	p.clientCertFile, p.clientKeyFile = writePEM("client.pem", "CERTIFICATE", cli.Raw), keyPEM("client.key", cliKey)
+	p.issueClient = func(name string) (string, string) {
+		k := newKey()
+		c := issue(&x509.Certificate{Subject: pkix.Name{CommonName: name},
+			ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}, ca, caKey, k)
+		return writePEM(name+".pem", "CERTIFICATE", c.Raw), keyPEM(name+".key", k)
+	}
+	p.clientCertFile, p.clientKeyFile = p.issueClient("client")
 	var err error
 	if p.client, err = tls.LoadX509KeyPair(p.clientCertFile, p.clientKeyFile); err != nil {
 		t.Fatal(err)

@@ -142,7 +142,7 @@ func startLogs(ctx context.Context, rt *runtime, log *slog.Logger) (*logs, error
 	}
 	if rt.shared && len(rt.cells) == 1 {
 		// A cell process: its siblings are other processes (siblings.go).
-		if err := ls.witnessSiblings(wctx, rt, log, hc); err != nil {
+		if err := ls.witnessSiblings(wctx, rt, log); err != nil {
 			ls.Close()
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"domicile"
+	"domicile/cell"
 	"domicile/client"
 	"domicile/httpapi"
 	"domicile/logclient"
@@ -27,7 +28,8 @@ import (
 
 // remoteCells are the cells of other processes as a cell process's
 // runner reaches them: at their urls in the deployment in force, with
-// this cell's token.
+// this cell's token, over the process's cell transport (runtime's
+// cellTransport: its TLS to the cells).
 type remoteCells struct {
 	dep   func() *domicile.Deployment
 	token string
@@ -41,7 +43,41 @@ func (rc *remoteCells) target(id string) migrate.Target {
 	if cc == nil || cc.URL == "" {
 		return nil
 	}
-	return &httpapi.CellTarget{Cell: id, Client: client.Client{BaseURL: strings.TrimSuffix(cc.URL, "/"), Token: rc.token, HTTP: rc.http}}
+	return tlsStops{&httpapi.CellTarget{Cell: id, Client: client.Client{BaseURL: strings.TrimSuffix(cc.URL, "/"), Token: rc.token, HTTP: rc.http}}}
+}
+
+// tlsStops is a target cell's process whose refusal of this process's
+// TLS (cellTLSRefusal) stops the run, with the refusal as its reason,
+// rather than have it retried until the processes' TLS changes: the
+// operator fixes the flags, restarts the process and runs the plan
+// again. A target that refuses from the start refuses the first call of
+// a copy, for its migration key, before the source does anything, so
+// nothing has moved; a subject stopped later is copied again by the
+// next run, like one of a run killed.
+type tlsStops struct{ t *httpapi.CellTarget }
+
+func (s tlsStops) stop(err error) error {
+	if r := cellTLSRefusal(err); r != nil {
+		return migrate.Permanent(r)
+	}
+	return err
+}
+
+// MigrationKey is the target's migration key.
+func (s tlsStops) MigrationKey(ctx context.Context) ([]byte, error) {
+	k, err := s.t.MigrationKey(ctx)
+	return k, s.stop(err)
+}
+
+// MigrateIn sends a parcel to the target.
+func (s tlsStops) MigrateIn(ctx context.Context, p *cell.Parcel, note string) (string, int64, error) {
+	d, i, err := s.t.MigrateIn(ctx, p, note)
+	return d, i, s.stop(err)
+}
+
+// Discard asks the target to discard its copy of a subject.
+func (s tlsStops) Discard(ctx context.Context, plan string, ref domicile.SubjectRef) error {
+	return s.stop(s.t.Discard(ctx, plan, ref))
 }
 
 // checkpoint fetches a checkpoint of the log that cell id's process
@@ -56,11 +92,7 @@ func (rc *remoteCells) checkpoint(ctx context.Context, id string) (migrate.LogRe
 	if err != nil {
 		return migrate.LogRef{}, err
 	}
-	hc := rc.http
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
+	resp, err := rc.http.Do(req)
 	if err != nil {
 		return migrate.LogRef{}, fmt.Errorf("cell %s: %w", id, err)
 	}
@@ -142,11 +174,12 @@ func ensureCellToken(ctx context.Context, rt *runtime, cellID string) (string, e
 // returns the server option that serves it (POST /v1/migrations/{pid}/run
 // as the router forwards it, status and report); plans are made by the
 // router.
-func cellMigrations(ctx context.Context, rt *runtime, lg *logs, cellID string, hc *http.Client) (func(*httpapi.Config), error) {
+func cellMigrations(ctx context.Context, rt *runtime, lg *logs, cellID string) (func(*httpapi.Config), error) {
 	tok, err := ensureCellToken(ctx, rt, cellID)
 	if err != nil {
 		return nil, fmt.Errorf("cell token: %w", err)
 	}
+	hc := &http.Client{Transport: rt.cellTransport}
 	mg, err := startMigrations(ctx, rt, lg, &remoteCells{dep: rt.router.Deployment, token: tok, http: hc})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,6 +64,11 @@ type runtime struct {
 	closers []func() error
 	// checks are the cells' integrity checks on open (integrity.go).
 	checks []cellCheck
+	// cellTransport is how a cell process (serve --cell) reaches the
+	// other cells' processes: a migration's target, the sibling cells it
+	// witnesses with. It carries the TLS of --cell-ca, --cell-cert and
+	// --cell-key (topology.cellTransport); nil elsewhere.
+	cellTransport http.RoundTripper
 }
 
 // gateProxy lets cells be built before the gateway, which needs their

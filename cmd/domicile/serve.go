@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -40,17 +41,29 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := top.check(fs, *depFile, dep, addr, *data); err != nil {
 		return err
 	}
+	// The router and a cell process reach the cells' processes through
+	// one transport, with the TLS of --cell-ca, --cell-cert, --cell-key.
+	var cellTransport *http.Transport
+	if top.router || top.cell != "" {
+		if cellTransport, err = top.cellTransport(env.Now()); err != nil {
+			return err
+		}
+		defer cellTransport.CloseIdleConnections()
+	}
 	log, closeLog := edge.logger(env.Stderr)
 	defer closeLog()
 	rules := useServeRules(dep, *depFile, *rulesPath, log)
 	if top.router {
-		return serveRouter(ctx, env, &edge, &top, dep, *depFile, *data, *addr, rules, log)
+		return serveRouter(ctx, env, &edge, cellTransport, dep, *depFile, *data, *addr, rules, log)
 	}
 	rt, err := openRuntimeAt(ctx, top.layout(*data), dep, env.Now, rules, log)
 	if err != nil {
 		return err
 	}
 	defer rt.Close()
+	if cellTransport != nil {
+		rt.cellTransport = cellTransport
+	}
 	logChecks(log, rt.checks)
 	if top.cell == "" {
 		// A cell process's admin token is the router's.
@@ -66,10 +79,9 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	opts := []func(*httpapi.Config){edge.apiConfig}
 	if top.cell != "" {
 		// The runner of the moves of this cell's subjects, which reaches
-		// the target cells' processes with this cell's token.
-		// (The cell-to-cell client presents no certificate: mutual TLS
-		// between cell processes is not built, doc/migration.md.)
-		o, err := cellMigrations(ctx, rt, lg, top.cell, nil)
+		// the target cells' processes with this cell's token, over the
+		// cell transport (its client certificate, if any).
+		o, err := cellMigrations(ctx, rt, lg, top.cell)
 		if err != nil {
 			return err
 		}

@@ -33,8 +33,12 @@ const siblingProbe = 2 * time.Second
 // cosignatures to the checkpoints it serves. `domicile verify
 // --witness-key K ... --witnesses N` then counts the sibling cells among
 // the witnesses. A sibling that is down is asked again every
-// siblingProbe.
-func (ls *logs) witnessSiblings(ctx context.Context, rt *runtime, log *slog.Logger, hc *http.Client) error {
+// siblingProbe; one that refuses this process's TLS is named in the log
+// once, with the flag to set, and asked again too. Both calls go over
+// the process's cell transport (runtime's cellTransport: --cell-ca,
+// --cell-cert, --cell-key), as a migration's do.
+func (ls *logs) witnessSiblings(ctx context.Context, rt *runtime, log *slog.Logger) error {
+	hc := &http.Client{Transport: rt.cellTransport, Timeout: siblingTimeout}
 	c := rt.cells[0]
 	name := "witness/" + c.ID()
 	skey, _, err := keyFile(filepath.Join(rt.dir, "custody", c.ID(), "witness.key"), func() (string, string, error) { return checkpoint.GenerateCosignerKey(rand.Reader, name) })
@@ -62,9 +66,14 @@ func (ls *logs) witnessSiblings(ctx context.Context, rt *runtime, log *slog.Logg
 		defer ls.wg.Done()
 		t := time.NewTicker(siblingProbe)
 		defer t.Stop()
+		refused := map[string]bool{} // siblings whose TLS refusal is logged
 		for len(pending) > 0 {
 			for id, base := range pending {
-				info := siblingLog(ctx, hc, base, id)
+				info, err := siblingLog(ctx, hc, base, id)
+				if r := cellTLSRefusal(err); r != nil && !refused[id] {
+					refused[id] = true
+					log.Error("sibling cell unreachable over TLS", slog.String("cell", id), slog.Any("err", r))
+				}
 				if info == nil || info.WitnessKey == "" {
 					continue
 				}
@@ -102,17 +111,21 @@ func (ls *logs) witnessSiblings(ctx context.Context, rt *runtime, log *slog.Logg
 // maxSiblingList bounds a sibling's answer to GET /v1/cells.
 const maxSiblingList = 1 << 20
 
-// siblingLog asks the cell process at base for its log keys, or nil.
-func siblingLog(ctx context.Context, hc *http.Client, base, id string) *httpapi.LogInfo {
+// siblingTimeout bounds each request to a sibling cell's process.
+const siblingTimeout = 10 * time.Second
+
+// siblingLog asks the cell process at base for its log keys: nil if it
+// lists none (yet), with the error of the request if it failed.
+func siblingLog(ctx context.Context, hc *http.Client, base, id string) (*httpapi.LogInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/cells", nil)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var list struct {
@@ -122,12 +135,12 @@ func siblingLog(ctx context.Context, hc *http.Client, base, id string) *httpapi.
 		} `json:"cells"`
 	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, maxSiblingList)).Decode(&list) != nil {
-		return nil
+		return nil, nil
 	}
 	for _, c := range list.Cells {
 		if c.ID == id && c.Log != nil {
-			return c.Log
+			return c.Log, nil
 		}
 	}
-	return nil
+	return nil, nil
 }

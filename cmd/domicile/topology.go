@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -40,9 +42,10 @@ type topology struct {
 	cell    string
 	router  bool
 	control string
-	// cellCA, cellCert and cellKey are the router's TLS to the cells: the
-	// CAs it trusts for their certificates, and its client certificate
-	// for mutual TLS (the cells' --tls-client-ca).
+	// cellCA, cellCert and cellKey are this process's TLS to the cells'
+	// processes (the router's forwarding; a cell's calls to the other
+	// cells): the CAs it trusts for their certificates, and its client
+	// certificate for mutual TLS (the cells' --tls-client-ca).
 	cellCA, cellCert, cellKey string
 }
 
@@ -50,9 +53,9 @@ func (t *topology) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.cell, "cell", "", "serve only cell `ID` of the deployment file, as its own process: its own store, key custody and log under --data; it authenticates every request itself from the control store (--control); --addr defaults to the cell's url")
 	fs.BoolVar(&t.router, "router", false, "serve the deployment's router: the control store (tokens, the directory) and admin.token under --data, each request forwarded to its cell's url; it holds no subject data")
 	fs.StringVar(&t.control, "control", "", "with --cell: the `DIR` of the deployment's control store, that is the router's --data: the directory key, the deployment-wide stores, and the tokens and directory unless the deployment file's control: names a PostgreSQL store")
-	fs.StringVar(&t.cellCA, "cell-ca", "", "with --router: trust the CAs in this `FILE` (PEM) for the cells' https urls, instead of the system's")
-	fs.StringVar(&t.cellCert, "cell-cert", "", "with --router: the client certificate `FILE` (PEM) the router presents to the cells, for mutual TLS (the cells' --tls-client-ca); needs --cell-key")
-	fs.StringVar(&t.cellKey, "cell-key", "", "with --router: the private key `FILE` (PEM) of --cell-cert")
+	fs.StringVar(&t.cellCA, "cell-ca", "", "with --router or --cell: trust the CAs in this `FILE` (PEM) for the cells' https urls, instead of the system's: the router's forwarding, and a cell's calls to the other cells (as a migration's source, as their witness)")
+	fs.StringVar(&t.cellCert, "cell-cert", "", "with --router or --cell: the client certificate `FILE` (PEM, for client authentication) this process presents to the cells' processes, for mutual TLS (their --tls-client-ca); needs --cell-key")
+	fs.StringVar(&t.cellKey, "cell-key", "", "with --router or --cell: the private key `FILE` (PEM) of --cell-cert")
 }
 
 // check validates the flags against the deployment and, for a cell whose
@@ -67,8 +70,8 @@ func (t *topology) check(fs *flag.FlagSet, depFile string, dep *domicile.Deploym
 		return fmt.Errorf("--control is for --cell: the router and the embedded runtime keep the control store under --data")
 	case (t.router || t.cell != "") && depFile == "":
 		return fmt.Errorf("--router and --cell need --deployment FILE: the embedded demo names no cell urls (see examples/topology/local.yaml)")
-	case !t.router && (t.cellCA != "" || t.cellCert != "" || t.cellKey != ""):
-		return fmt.Errorf("--cell-ca, --cell-cert and --cell-key are the router's (--router): how it reaches the cells")
+	case !t.router && t.cell == "" && (t.cellCA != "" || t.cellCert != "" || t.cellKey != ""):
+		return fmt.Errorf("--cell-ca, --cell-cert and --cell-key are for --router and --cell: how a process reaches the other cells' processes; the embedded runtime serves every cell itself")
 	case (t.cellCert == "") != (t.cellKey == ""):
 		return fmt.Errorf("--cell-cert and --cell-key go together")
 	}
@@ -114,10 +117,13 @@ func (t *topology) layout(data string) layout {
 	return layout{Data: data, Control: t.control, Cell: t.cell}
 }
 
-// cellTLS returns the router's TLS configuration for reaching the cells,
-// or nil when the flags set none (https urls are then checked against the
-// system's CAs, and no client certificate is presented).
-func (t *topology) cellTLS() (*tls.Config, error) {
+// cellTLS returns this process's TLS configuration for reaching the
+// cells' processes (--cell-ca, --cell-cert, --cell-key), the one both the
+// router and a cell process use, or nil when the flags set none (https
+// urls are then checked against the system's CAs, and no client
+// certificate is presented). Each refusal names the flag at fault; now
+// is when the client certificate must be valid.
+func (t *topology) cellTLS(now time.Time) (*tls.Config, error) {
 	if t.cellCA == "" && t.cellCert == "" {
 		return nil, nil
 	}
@@ -134,13 +140,100 @@ func (t *topology) cellTLS() (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	if t.cellCert != "" {
-		cert, err := tls.LoadX509KeyPair(t.cellCert, t.cellKey)
+		cert, err := loadClientCert(t.cellCert, t.cellKey, now)
 		if err != nil {
-			return nil, fmt.Errorf("--cell-cert, --cell-key: %w", err)
+			return nil, err
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// loadClientCert reads the client certificate of --cell-cert and its key
+// of --cell-key, and checks that they are a pair and that the certificate
+// may authenticate a client at now.
+func loadClientCert(certFile, keyFile string, now time.Time) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--cell-cert: %w", err)
+	}
+	if !hasPEM(certPEM, func(typ string) bool { return typ == "CERTIFICATE" }) {
+		return tls.Certificate{}, fmt.Errorf("--cell-cert: %s holds no PEM certificate", certFile)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--cell-key: %w", err)
+	}
+	if !hasPEM(keyPEM, func(typ string) bool { return strings.HasSuffix(typ, "PRIVATE KEY") }) {
+		return tls.Certificate{}, fmt.Errorf("--cell-key: %s holds no PEM private key", keyFile)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("--cell-cert %s and --cell-key %s are not a pair: %v", certFile, keyFile, err)
+	}
+	leaf := cert.Leaf
+	if leaf == nil {
+		if leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return tls.Certificate{}, fmt.Errorf("--cell-cert: %s: %v", certFile, err)
+		}
+	}
+	switch {
+	case len(leaf.ExtKeyUsage) > 0 && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) && !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny):
+		return tls.Certificate{}, fmt.Errorf("--cell-cert: %s is not a client certificate (its extended key usage lacks clientAuth): the cells' --tls-client-ca would refuse it", certFile)
+	case now.After(leaf.NotAfter):
+		return tls.Certificate{}, fmt.Errorf("--cell-cert: %s expired at %s", certFile, leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return tls.Certificate{}, fmt.Errorf("--cell-cert: %s is not valid before %s", certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
+	}
+	return cert, nil
+}
+
+// hasPEM reports whether b holds a PEM block whose type is wanted.
+func hasPEM(b []byte, want func(typ string) bool) bool {
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return false
+		}
+		if want(blk.Type) {
+			return true
+		}
+	}
+}
+
+// cellTransport is the one transport this process reaches the cells'
+// processes with (httpapi.ProxyTransport over cellTLS): the router's
+// forwarding, and a cell process's calls to the other cells.
+func (t *topology) cellTransport(now time.Time) (*http.Transport, error) {
+	tc, err := t.cellTLS(now)
+	if err != nil {
+		return nil, err
+	}
+	return httpapi.ProxyTransport(tc), nil
+}
+
+// cellTLSRefusal returns, for an error of a call to another cell's
+// process that failed in TLS, the error with what to set: the peer sent
+// a TLS alert (it refused this process's client certificate, or wanted
+// one), or this process does not trust the peer's certificate. It
+// returns nil for any other error (a cell down, an answer of the cell):
+// only a change of the processes' TLS cures a refusal, a retry does not.
+func cellTLSRefusal(err error) error {
+	var (
+		verify *tls.CertificateVerificationError
+		ua     x509.UnknownAuthorityError
+		host   x509.HostnameError
+		inv    x509.CertificateInvalidError
+		op     *net.OpError
+	)
+	switch {
+	case errors.As(err, &verify), errors.As(err, &ua), errors.As(err, &host), errors.As(err, &inv):
+		return fmt.Errorf("%w (this process does not trust the cell's TLS certificate: give it the CA that issued it with --cell-ca)", err)
+	case errors.As(err, &op) && op.Op == "remote error":
+		return fmt.Errorf("%w (the cell's process refused the TLS handshake: a cell served with --tls-client-ca wants a client certificate its CAs issued; give this process one with --cell-cert and --cell-key)", err)
+	}
+	return nil
 }
 
 // sameDir reports whether a and b name the same directory.
@@ -198,7 +291,8 @@ func openRouterRuntime(ctx context.Context, dir string, dep *domicile.Deployment
 
 // serveRouter runs `serve --router`: the router of a deployment of cell
 // processes, in front of the cells' urls.
-func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topology, dep *domicile.Deployment, depFile, data, addr string, rules *law.Engine, log *slog.Logger) error {
+// tr is how it reaches the cells (topology.cellTransport).
+func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, tr *http.Transport, dep *domicile.Deployment, depFile, data, addr string, rules *law.Engine, log *slog.Logger) error {
 	rt, err := openRouterRuntime(ctx, data, dep, env.Now, rules, log)
 	if err != nil {
 		return err
@@ -242,12 +336,8 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, top *topolog
 	}
 	edge.apiConfig(&ownCfg)
 	own := httpapi.New(ownCfg)
-	tc, err := top.cellTLS()
-	if err != nil {
-		return err
-	}
 	px, err = httpapi.NewProxy(httpapi.ProxyConfig{
-		Transport:  httpapi.ProxyTransport(tc),
+		Transport:  tr,
 		Deployment: rt.router.Deployment,
 		Directory:  rt.router,
 		Own:        own,

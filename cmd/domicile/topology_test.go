@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	stdlog "log"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -527,6 +529,13 @@ func TestTopologyFlags(t *testing.T) {
 	if err := os.WriteFile(noURLs, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A cell process refused for its TLS to the other cells makes
+	// nothing under its --data (checked below).
+	pki := newTestPKI(t)
+	cellData := filepath.Join(dir, "cell-data")
+	cellTLS := func(flags ...string) []string {
+		return append([]string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", dir, "--data", cellData, "--addr", "127.0.0.1:0"}, flags...)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -538,9 +547,19 @@ func TestTopologyFlags(t *testing.T) {
 		{"unknown cell", []string{"--cell", "mars-1", "--deployment", withURLs, "--control", dir}, `"mars-1" is not a cell`},
 		{"cell without control", []string{"--cell", "cn-gz1", "--deployment", withURLs}, "--cell needs --control"},
 		{"control without cell", []string{"--control", dir}, "--control is for --cell"},
-		{"cell TLS on a cell", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", dir, "--cell-ca", "ca.pem"}, "are the router's"},
+		{"cell TLS on the embedded runtime", []string{"--cell-ca", pki.caFile}, "are for --router and --cell"},
 		{"client certificate without its key", []string{"--router", "--deployment", withURLs, "--cell-cert", "c.pem"}, "--cell-cert and --cell-key go together"},
+		{"a cell's client key without its certificate", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", dir, "--cell-key", pki.clientKeyFile}, "--cell-cert and --cell-key go together"},
 		{"cell CA that is not PEM", []string{"--router", "--deployment", withURLs, "--data", filepath.Join(dir, "r"), "--addr", "127.0.0.1:0", "--cell-ca", withURLs}, "holds no PEM certificate"},
+		{"a cell's CA file missing", cellTLS("--cell-ca", filepath.Join(dir, "absent.pem")), "--cell-ca: open"},
+		{"a cell's CA that is not PEM", cellTLS("--cell-ca", withURLs), "--cell-ca: " + withURLs + " holds no PEM certificate"},
+		{"a cell's client certificate missing", cellTLS("--cell-cert", filepath.Join(dir, "absent.pem"), "--cell-key", pki.clientKeyFile), "--cell-cert: open"},
+		{"a cell's client key missing", cellTLS("--cell-cert", pki.clientCertFile, "--cell-key", filepath.Join(dir, "absent.key")), "--cell-key: open"},
+		{"a cell's client certificate that is a key", cellTLS("--cell-cert", pki.clientKeyFile, "--cell-key", pki.clientKeyFile), "--cell-cert: " + pki.clientKeyFile + " holds no PEM certificate"},
+		{"a cell's client key that is a certificate", cellTLS("--cell-cert", pki.clientCertFile, "--cell-key", pki.clientCertFile), "--cell-key: " + pki.clientCertFile + " holds no PEM private key"},
+		{"a cell's client certificate with another key", cellTLS("--cell-cert", pki.clientCertFile, "--cell-key", pki.keyFile), "--cell-cert " + pki.clientCertFile + " and --cell-key " + pki.keyFile + " are not a pair"},
+		{"a cell's client certificate for servers only", cellTLS("--cell-cert", pki.certFile, "--cell-key", pki.keyFile), "is not a client certificate"},
+		{"the router's client certificate with another key", []string{"--router", "--deployment", withURLs, "--data", filepath.Join(dir, "r"), "--addr", "127.0.0.1:0", "--cell-cert", pki.clientCertFile, "--cell-key", pki.keyFile}, "are not a pair"},
 		{"cell data with the router's", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", dir, "--data", dir}, "same directory"},
 		{"cell before its router", []string{"--cell", "cn-gz1", "--deployment", withURLs, "--control", filepath.Join(dir, "nothing"), "--data", filepath.Join(dir, "cn"), "--addr", "127.0.0.1:0"}, "start the router first"},
 	}
@@ -553,6 +572,9 @@ func TestTopologyFlags(t *testing.T) {
 			code := Main(ctx, env, append([]string{"serve"}, tt.args...))
 			if code == 0 || !strings.Contains(stderr.String(), tt.want) {
 				t.Fatalf("serve %v = %d, stderr %q; want failure naming %q", tt.args, code, stderr.String(), tt.want)
+			}
+			if _, err := os.Stat(cellData); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("serve %v made its --data (%v)", tt.args, err)
 			}
 		})
 	}
@@ -997,5 +1019,61 @@ func TestTopologyMutualTLS(t *testing.T) {
 	}
 	if status, _, _ := bare.do("GET", "/healthz", "", nil, nil); status != http.StatusOK {
 		t.Fatalf("the bare router's own /healthz: %d", status)
+	}
+}
+
+// TestCellTLSRefusal: the errors of calls over the cell transport that
+// only a change of the processes' TLS cures are told apart from the
+// others, each naming the flag to set: a cell requiring a client
+// certificate this process does not present (or one of another CA), and
+// a cell certificate this process does not trust. A cell that is down,
+// or that answers, is no refusal.
+func TestCellTLSRefusal(t *testing.T) {
+	pki := newTestPKI(t)
+	cert, err := tls.LoadX509KeyPair(pki.certFile, pki.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientCAs: pki.pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
+	srv.Config.ErrorLog = stdlog.New(io.Discard, "", 0) // the refused handshakes
+	srv.StartTLS()
+	defer srv.Close()
+	down := "https://" + freePort(t)
+	tests := []struct {
+		name string
+		top  topology
+		url  string
+		want string // in the refusal; "" for none
+	}{
+		{"no client certificate", topology{cellCA: pki.caFile}, srv.URL, "--cell-cert and --cell-key"},
+		{"a client certificate of another CA", topology{cellCA: pki.caFile, cellCert: pki.strangerCertFile, cellKey: pki.strangerKeyFile}, srv.URL, "--cell-cert and --cell-key"},
+		{"the cell's CA not trusted", topology{cellCert: pki.clientCertFile, cellKey: pki.clientKeyFile}, srv.URL, "--cell-ca"},
+		{"the cell answers", topology{cellCA: pki.caFile, cellCert: pki.clientCertFile, cellKey: pki.clientKeyFile}, srv.URL, ""},
+		{"the cell is down", topology{cellCA: pki.caFile, cellCert: pki.clientCertFile, cellKey: pki.clientKeyFile}, down, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, err := tt.top.cellTransport(time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tr.CloseIdleConnections()
+			resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(tt.url + "/v1/cells")
+			if err == nil {
+				resp.Body.Close()
+			}
+			r := cellTLSRefusal(err)
+			switch {
+			case tt.want == "" && r != nil:
+				t.Fatalf("cellTLSRefusal(%v) = %v, want none", err, r)
+			case tt.want != "" && (r == nil || !strings.Contains(r.Error(), tt.want)):
+				t.Fatalf("cellTLSRefusal(%v) = %v, want one naming %s", err, r, tt.want)
+			case tt.name == "the cell answers" && (err != nil || resp.StatusCode != http.StatusForbidden):
+				t.Fatalf("a call with the certificate: %v", err)
+			case tt.name == "the cell is down" && err == nil:
+				t.Fatal("a call to a closed port succeeded")
+			}
+		})
 	}
 }
