@@ -72,17 +72,27 @@ func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 	in := notice.PlanInput{From: a, To: b, FromRef: notice.Ref(filepath.Base(*from), fromData), ToRef: notice.Ref(filepath.Base(*to), toData), Law: e, Now: env.Now()}
 	if *data != "" {
 		in.Subjects = notice.SubjectsFunc(func(ctx context.Context, cell string) ([]notice.SubjectInfo, error) {
+			cc := a.Cell(cell)
+			if cc == nil {
+				return nil, nil // a cell the deployment in force lacks holds no one yet
+			}
+			cs, err := resolveCellStore(*data, *cc)
+			if err != nil {
+				return nil, err
+			}
 			dir := filepath.Join(*data, cell)
-			if _, err := os.Stat(filepath.Join(dir, storeFile("pebble"))); err == nil {
+			switch {
+			case !cs.Exists:
+				// A cell without data has no subjects. (A PostgreSQL
+				// cell's are not read offline: plan through the API.)
+				return nil, nil
+			case cs.Kind == kindPebble:
 				st, err := pebblestore.Open(ctx, dir)
 				if err != nil {
 					return nil, fmt.Errorf("cell %s: %w (stop the cell's process, or plan through its API)", cell, err)
 				}
 				defer st.Close()
 				return st.CellSubjects(ctx)
-			}
-			if _, err := os.Stat(filepath.Join(dir, "cell.db")); err != nil {
-				return nil, nil // a cell without data has no subjects
 			}
 			return commstore.CellSubjects(ctx, dir)
 		})
