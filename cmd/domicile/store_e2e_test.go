@@ -224,14 +224,21 @@ func TestChangePlanOnPebble(t *testing.T) {
 	}
 }
 
-// TestErasureUnlinksOnPebble is TestAccessPathHoles' "erasure unlinks" on
-// cells whose store is Pebble: after an erasure and a new registration of
-// the same id, no file of the data directory (the cell's Pebble database,
-// its manifest included, its tiles and blobs, the directory) holds the old
-// reference.
-func TestErasureUnlinksOnPebble(t *testing.T) {
+// TestErasureUnlinks is TestAccessPathHoles' "erasure unlinks" on each
+// embedded store: after an erasure and a new registration of the same
+// id, nothing stored holds the old reference. On Pebble that is every
+// file of the data directory (the cell's Pebble database, its manifest
+// included, its tiles and blobs, the directory); on SQLite the cell's
+// database and the directory's, whose freed pages are overwritten.
+func TestErasureUnlinks(t *testing.T) {
+	for _, kind := range []string{kindPebble, kindSQLite} {
+		t.Run(kind, func(t *testing.T) { testErasureUnlinks(t, kind) })
+	}
+}
+
+func testErasureUnlinks(t *testing.T, kind string) {
 	dep := filepath.Join(t.TempDir(), "deployment.yaml")
-	if err := os.WriteFile(dep, benchDeploymentYAML("pebble"), 0o600); err != nil {
+	if err := os.WriteFile(dep, benchDeploymentYAML(kind), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := startServer(t, "", "--deployment", dep)
@@ -269,13 +276,22 @@ func TestErasureUnlinksOnPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(s.Data, "cn-gz1", "pebble")); err != nil {
-		t.Fatalf("the cell's Pebble database: %v", err)
-	}
-	filepath.WalkDir(s.Data, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	var files []string
+	switch kind {
+	case kindPebble:
+		if _, err := os.Stat(filepath.Join(s.Data, "cn-gz1", "pebble")); err != nil {
+			t.Fatalf("the cell's Pebble database: %v", err)
 		}
+		filepath.WalkDir(s.Data, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, path)
+			}
+			return err
+		})
+	case kindSQLite:
+		files = []string{filepath.Join(s.Data, "cn-gz1", "cell.db"), filepath.Join(s.Data, "control", "control.db")}
+	}
+	for _, path := range files {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -283,8 +299,7 @@ func TestErasureUnlinksOnPebble(t *testing.T) {
 		if bytes.Contains(b, old) || bytes.Contains(b, []byte(before)) {
 			t.Errorf("%s still holds the erased registration's reference", path[len(s.Data):])
 		}
-		return nil
-	})
+	}
 }
 
 // TestDefaultStoreFollowsDisk: a data directory whose cells were made on
@@ -342,18 +357,7 @@ func TestDefaultStoreFollowsDisk(t *testing.T) {
 	if _, err := c2.PutRecord(ctx, "old", "message", "m2", map[string]string{"body": "written after"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	s2.Stop()
-	for _, cell := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
-		if _, err := os.Stat(filepath.Join(data, cell, "cell.db")); err != nil {
-			t.Errorf("%s's SQLite store: %v", cell, err)
-		}
-		if _, err := os.Stat(filepath.Join(data, cell, "pebble")); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s: a Pebble store was made beside the SQLite one (%v)", cell, err)
-		}
-	}
-	if out, err := runBin(t, nil, "check", "--data", data); err != nil || strings.Count(out, ": ok: ") != 3 {
-		t.Fatalf("check of the SQLite cells with no kind named: %v\n%s", err, out)
-	}
+	// The offline plan reads the SQLite cells while they serve.
 	out, err := runBin(t, nil, "notice", "plan", "--from", cur, "--to", next, "--data", data, "--format", "json")
 	if err != nil {
 		t.Fatalf("notice plan: %v\n%s", err, out)
@@ -364,6 +368,18 @@ func TestDefaultStoreFollowsDisk(t *testing.T) {
 	}
 	if want := []string{subjectRef(t, data, "old")}; !slices.Equal(plan.SubjectRefs, want) {
 		t.Errorf("the offline plan over the SQLite cells names %v, want %v", plan.SubjectRefs, want)
+	}
+	s2.Stop()
+	for _, cell := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
+		if _, err := os.Stat(filepath.Join(data, cell, "cell.db")); err != nil {
+			t.Errorf("%s's SQLite store: %v", cell, err)
+		}
+		if _, err := os.Stat(filepath.Join(data, cell, "pebble")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: a Pebble store was made beside the SQLite one (%v)", cell, err)
+		}
+	}
+	if out, err = runBin(t, nil, "check", "--data", data); err != nil || strings.Count(out, ": ok: ") != 3 {
+		t.Fatalf("check of the SQLite cells with no kind named: %v\n%s", err, out)
 	}
 
 	// A new directory, no kind named: Pebble.
