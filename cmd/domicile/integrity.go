@@ -21,7 +21,10 @@ import (
 // cellCheck is the outcome of one cell's integrity check on open
 // (tlog.Check): sound, tiles rebuilt, or refused.
 type cellCheck struct {
-	Cell   string
+	Cell string
+	// Store is the cell's store as resolveCellStore chose it (zero when
+	// it could not choose).
+	Store  cellStorage
 	Result *tlog.CheckResult
 	// Err, when set, is why the cell refuses to serve: an
 	// *tlog.IntegrityError with the evidence, or the failure to check.
@@ -47,6 +50,7 @@ func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, c
 		ck.Err = err
 		return nil, cs, nil
 	}
+	ck.Store = cs
 	v, err := logVerifier(dir, cc.ID)
 	if err != nil {
 		ck.Err = err
@@ -150,7 +154,7 @@ func logChecks(log *slog.Logger, checks []cellCheck) {
 				slog.Int64("bad_hashes", ck.Result.BadHashes), slog.String("first_bad", ck.Result.FirstBad),
 				slog.Int64("events", ck.Result.Size), slog.Int64("checkpoint", ck.Result.Checkpoint), slog.Duration("took", ck.Took))
 		default:
-			log.Info("cell log integrity checked", slog.String("cell", ck.Cell), slog.Int64("events", ck.Result.Size),
+			log.Info("cell log integrity checked", slog.String("cell", ck.Cell), slog.String("store", ck.Store.describe()), slog.Int64("events", ck.Result.Size),
 				slog.Int64("checkpoint", ck.Result.Checkpoint), slog.Duration("took", ck.Took))
 		}
 	}

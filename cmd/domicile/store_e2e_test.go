@@ -357,6 +357,9 @@ func TestDefaultStoreFollowsDisk(t *testing.T) {
 	if _, err := c2.PutRecord(ctx, "old", "message", "m2", map[string]string{"body": "written after"}, ""); err != nil {
 		t.Fatal(err)
 	}
+	if log := s2.Log(); !strings.Contains(log, "no kind named; the directory holds a SQLite store") {
+		t.Errorf("the server log does not say which store the default chose:\n%s", log)
+	}
 	// The offline plan reads the SQLite cells while they serve.
 	out, err := runBin(t, nil, "notice", "plan", "--from", cur, "--to", next, "--data", data, "--format", "json")
 	if err != nil {
@@ -393,6 +396,9 @@ func TestDefaultStoreFollowsDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3.Stop()
+	if log := s3.Log(); !strings.Contains(log, "pebble (no kind named: the default)") {
+		t.Errorf("the server log does not say which store the default chose:\n%s", log)
+	}
 	if _, err := os.Stat(filepath.Join(fresh, "cn-gz1", "pebble")); err != nil {
 		t.Errorf("a new cell with no kind named: %v, want its Pebble store", err)
 	}

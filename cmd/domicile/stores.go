@@ -70,6 +70,18 @@ type cellStorage struct {
 	Default bool
 }
 
+// describe names the store's kind for the server log, and, for the
+// embedded default, why it is that kind.
+func (cs cellStorage) describe() string {
+	switch {
+	case !cs.Default:
+		return cs.Kind
+	case cs.Kind == kindSQLite:
+		return "sqlite (no kind named; the directory holds a SQLite store)"
+	}
+	return "pebble (no kind named: the default)"
+}
+
 // storeChoiceError says why a cell's store cannot be chosen: the data
 // directory holds a store of another kind than the one the deployment
 // file names, or, when the file names none, stores of both embedded
