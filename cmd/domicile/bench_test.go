@@ -183,8 +183,11 @@ func TestBenchGrowth(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "report.json")
 			// From 300 to 2,600 subjects is more than one preload batch,
 			// the last one partial; so is the log's growth to 30,000.
+			// Each window is a second: in a 300 ms one, a write stalled
+			// by the machine (the whole suite under -race on 2 CPUs)
+			// once left a point with no write at all.
 			cmd := exec.Command(binary, "bench", "--growth", "--store", store, "--growth-subjects", "300,2600", "--growth-log", "30000",
-				"--growth-dir", dir, "--plots", plots, "--duration", "300ms", "--warmup", "100ms", "--workers", "4", "--subjects", "200", "--json", out)
+				"--growth-dir", dir, "--plots", plots, "--duration", "1s", "--warmup", "100ms", "--workers", "4", "--subjects", "200", "--json", out)
 			var stdout, stderr strings.Builder
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
 			if err := cmd.Run(); err != nil {

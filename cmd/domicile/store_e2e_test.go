@@ -357,9 +357,6 @@ func TestDefaultStoreFollowsDisk(t *testing.T) {
 	if _, err := c2.PutRecord(ctx, "old", "message", "m2", map[string]string{"body": "written after"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if log := s2.Log(); !strings.Contains(log, "no kind named; the directory holds a SQLite store") {
-		t.Errorf("the server log does not say which store the default chose:\n%s", log)
-	}
 	// The offline plan reads the SQLite cells while they serve.
 	out, err := runBin(t, nil, "notice", "plan", "--from", cur, "--to", next, "--data", data, "--format", "json")
 	if err != nil {
@@ -373,6 +370,10 @@ func TestDefaultStoreFollowsDisk(t *testing.T) {
 		t.Errorf("the offline plan over the SQLite cells names %v, want %v", plan.SubjectRefs, want)
 	}
 	s2.Stop()
+	// Read once the process has exited: its stderr is copied on its own.
+	if log := s2.Log(); !strings.Contains(log, "no kind named; the directory holds a SQLite store") {
+		t.Errorf("the server log does not say which store the default chose:\n%s", log)
+	}
 	for _, cell := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
 		if _, err := os.Stat(filepath.Join(data, cell, "cell.db")); err != nil {
 			t.Errorf("%s's SQLite store: %v", cell, err)
