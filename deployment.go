@@ -30,8 +30,14 @@ type CellConfig struct {
 // StoreConfig chooses a cell's storage engine (a cell's `store:`), or
 // the deployment's control store (`control:`).
 type StoreConfig struct {
-	// Kind is "sqlite" (embedded, the default), "pebble" (embedded, on
-	// Pebble: commits grouped without a single writer) or "postgres".
+	// Kind is "sqlite" (embedded), "pebble" (embedded, on Pebble:
+	// commits grouped without a single writer) or "postgres". A cell's
+	// store that names no kind keeps "" here, which means the embedded
+	// default: it is resolved against the cell's data directory when the
+	// store is opened (Pebble, unless the directory already holds a
+	// SQLite cell store an earlier build made), because only the process
+	// that opens the store knows that directory. The control store's
+	// Kind is never empty: "sqlite" when the file names none.
 	Kind string `yaml:"kind"`
 	// DSNEnv names the environment variable holding a PostgreSQL
 	// connection string, so that no credential sits in the file.

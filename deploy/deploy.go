@@ -257,9 +257,9 @@ func parseCells(d *domicile.Deployment, v *yaml.Node) error {
 		case strings.TrimSpace(c.Operator) == "":
 			return errAt(n, "cell %q names no operator: the legal entity that runs it", c.ID)
 		}
-		if c.Store.Kind == "" {
-			c.Store.Kind = "sqlite"
-		}
+		// c.Store.Kind stays "" when the file names none: the embedded
+		// default is chosen where the data directory is known, by what it
+		// holds (domicile.StoreConfig.Kind), not here.
 		if c.Store.Kind == "postgres" && c.Store.Schema == "" {
 			c.Store.Schema = DefaultSchema(c.ID)
 		}

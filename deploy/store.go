@@ -69,7 +69,7 @@ func parseStore(v *yaml.Node, section string) (domicile.StoreConfig, error) {
 		return v
 	}
 	c.Kind, c.DSNEnv, c.Schema = raw.Kind, raw.DSNEnv, raw.Schema
-	if c.Kind == "" {
+	if c.Kind == "" && section != "store" {
 		c.Kind = "sqlite"
 	}
 	switch c.Kind {
@@ -78,10 +78,17 @@ func parseStore(v *yaml.Node, section string) (domicile.StoreConfig, error) {
 			return c, errAt(at("kind"), "%s.kind pebble: only a cell's store can be pebble (want sqlite or postgres)", section)
 		}
 		fallthrough
-	case "sqlite":
+	case "sqlite", "":
+		// A cell's store that names no kind stays "": the embedded
+		// default, which follows what the data directory holds (see
+		// domicile.StoreConfig.Kind).
+		is := c.Kind
+		if is == "" {
+			is = "embedded (no kind: the default)"
+		}
 		for _, k := range []string{"dsn_env", "schema", "max_conns", "statement_timeout", "connect_timeout", "serialization_retries"} {
 			if n := at(k); n != v {
-				return c, errAt(n, "%s.%s is for kind postgres, and this %s is %s", section, k, section, c.Kind)
+				return c, errAt(n, "%s.%s is for kind postgres, and this %s is %s", section, k, section, is)
 			}
 		}
 		return c, nil

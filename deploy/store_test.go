@@ -22,8 +22,15 @@ func TestParseStore(t *testing.T) {
 		name, doc     string
 		store, contrl domicile.StoreConfig
 	}{
+		// A cell that names no store kind keeps "": the embedded default,
+		// which the process that opens the store resolves against its
+		// data directory. The control store's default is SQLite.
 		{"default", "cells:\n  - id: cn-gz1\n    jurisdiction: CN\n    operator: Op\npolicy:\n  CN: [cn-gz1]\n",
-			domicile.StoreConfig{Kind: "sqlite"}, domicile.StoreConfig{Kind: "sqlite"}},
+			domicile.StoreConfig{}, domicile.StoreConfig{Kind: "sqlite"}},
+		{"store without kind", storeDoc("{}", ""), domicile.StoreConfig{}, domicile.StoreConfig{Kind: "sqlite"}},
+		{"sqlite named", storeDoc("{kind: sqlite}", ""), domicile.StoreConfig{Kind: "sqlite"}, domicile.StoreConfig{Kind: "sqlite"}},
+		{"pebble named", storeDoc("{kind: pebble}", ""), domicile.StoreConfig{Kind: "pebble"}, domicile.StoreConfig{Kind: "sqlite"}},
+		{"control without kind", storeDoc("{kind: sqlite}", "control: {}\n"), domicile.StoreConfig{Kind: "sqlite"}, domicile.StoreConfig{Kind: "sqlite"}},
 		{"postgres with defaults", storeDoc("{kind: postgres, dsn_env: CN_DSN}", ""),
 			domicile.StoreConfig{Kind: "postgres", DSNEnv: "CN_DSN", Schema: "cell_cn_gz1"}, domicile.StoreConfig{Kind: "sqlite"}},
 		{"postgres tuned", storeDoc("{kind: postgres, dsn_env: CN_DSN, schema: gz, max_conns: 20, statement_timeout: 2s, connect_timeout: 500ms, serialization_retries: 5}", ""),
@@ -64,6 +71,9 @@ func TestParseStoreRefused(t *testing.T) {
 		{"no dsn_env", storeDoc("{kind: postgres}", ""), 5, "store.dsn_env is required"},
 		{"a DSN in dsn_env", storeDoc("{kind: postgres, dsn_env: 'postgres://u:pw@h/db'}", ""), 5, "store.dsn_env"},
 		{"postgres key on sqlite", storeDoc("{kind: sqlite, max_conns: 4}", ""), 5, "store.max_conns is for kind postgres"},
+		{"postgres key on pebble", storeDoc("{kind: pebble, schema: s}", ""), 5, "store.schema is for kind postgres, and this store is pebble"},
+		{"postgres key without kind", storeDoc("{dsn_env: D}", ""), 5, "store.dsn_env is for kind postgres, and this store is embedded"},
+		{"pebble control", storeDoc("{kind: sqlite}", "control: {kind: pebble}\n"), 8, "control.kind pebble: only a cell's store"},
 		{"zero pool", storeDoc("{kind: postgres, dsn_env: D, max_conns: 0}", ""), 5, "store.max_conns \"0\""},
 		{"huge pool", storeDoc("{kind: postgres, dsn_env: D, max_conns: 100000}", ""), 5, "store.max_conns"},
 		{"pool not a number", storeDoc("{kind: postgres, dsn_env: D, max_conns: many}", ""), 5, "max_conns"},

@@ -124,6 +124,11 @@ var syncWrite = pebble.Sync
 // compactions: the tables they add, with their key bounds.
 var tableListener *pebble.EventListener
 
+// DirName is the name of the Pebble database's directory in a cell
+// store's directory. Its presence says that the directory holds a Pebble
+// cell store.
+const DirName = "pebble"
+
 // Open opens (creating if needed) the cell store in dir. A store written
 // by a build before slots (key layout 1) is upgraded in place first; see
 // upgradeLayout.
@@ -205,7 +210,7 @@ func openDB(dir string) (*pebble.DB, error) {
 		opts.EventListener = tableListener
 	}
 	opts.EnsureDefaults()
-	db, err := pebble.Open(filepath.Join(dir, "pebble"), opts)
+	db, err := pebble.Open(filepath.Join(dir, DirName), opts)
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open: %w", err)
 	}
@@ -273,7 +278,7 @@ func (s *Store) Close() error {
 // dropArchive removes the files Pebble's cleaner moved to its archive:
 // obsolete by definition (flushed logs, compacted tables, old manifests).
 func (s *Store) dropArchive() {
-	dir := filepath.Join(s.dir, "pebble", "archive")
+	dir := filepath.Join(s.dir, DirName, "archive")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return

@@ -129,12 +129,18 @@ CREATE TABLE IF NOT EXISTS requests(
 CREATE TABLE IF NOT EXISTS receipts(id TEXT PRIMARY KEY, time INTEGER NOT NULL, log_index INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
 `
 
+// CellFile is the name of the cell store's database file in its
+// directory. Its presence says that the directory holds a SQLite cell
+// store, which is how a cell whose deployment file names no store kind
+// keeps the SQLite store an earlier build made.
+const CellFile = "cell.db"
+
 // Open opens (creating if needed) the cell store in dir.
 func Open(ctx context.Context, dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
-	path := filepath.Join(dir, "cell.db")
+	path := filepath.Join(dir, CellFile)
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)", "secure_delete(ON)"} {
 		q.Add("_pragma", p)

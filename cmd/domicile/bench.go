@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -97,7 +98,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	fs.StringVar(&f.growthLog, "growth-log", "1000000,2500000,5000000,10000000", "log sizes for --growth (0 to skip)")
 	fs.StringVar(&f.growthDir, "growth-dir", "", "data directory for --growth (default: a temporary one)")
 	fs.StringVar(&f.plots, "plots", "doc", "directory for --growth's SVG plots")
-	fs.StringVar(&f.store, "store", "", "store kind of the local deployment's cells: sqlite or pebble (default: the embedded deployment's)")
+	fs.StringVar(&f.store, "store", "", "store kind of the local deployment's cells: sqlite or pebble (default: the embedded default, which is pebble on a new data directory and follows what --growth-dir holds)")
 	fs.StringVar(&f.client, "client", bench.ClientLean, "the generator's HTTP client for the record mixes: lean (its own HTTP/1.1 client, light on CPU) or net/http; "+
 		"object mixes and https:// servers always use net/http")
 	if err := parseFlags(fs, args); err != nil {
@@ -115,7 +116,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		f.rate = r
 	}
-	if f.store != "" && f.store != "sqlite" && f.store != "pebble" {
+	if f.store != "" && f.store != kindSQLite && f.store != kindPebble {
 		fmt.Fprintf(env.Stderr, "domicile bench: --store %q: want sqlite or pebble\n", f.store)
 		return errUsage
 	}
@@ -146,6 +147,7 @@ func runBench(ctx context.Context, env *cmdEnv, args []string) error {
 	if f.growth {
 		err = runGrowth(ctx, env, &f, rep)
 		rep.Notes = append(rep.Notes, "growth points measured with the "+f.client+" client (--client)")
+
 	} else {
 		err = runLoad(ctx, env, &f, rep)
 	}
@@ -173,6 +175,37 @@ type target struct {
 	client  *httpapi.Client
 	sampler bench.Sampler
 	stop    func()
+	// store is the kind of store a local domicile's cells are on, as
+	// resolveCellStore chose it ("" for a remote server).
+	store string
+}
+
+// storeChoice says how the store of a local bench's cells was chosen.
+func storeChoice(f *benchFlags) string {
+	if f.store != "" {
+		return "--store"
+	}
+	return "the embedded default, which follows what the data directory holds; --store chooses"
+}
+
+// cellStores is the store kinds the cells of dep use under dir, as
+// resolveCellStore chooses them: one kind, or each cell's.
+func cellStores(dep *domicile.Deployment, dir string) (string, error) {
+	var kinds, each []string
+	for _, cc := range dep.Cells {
+		cs, err := resolveCellStore(dir, cc)
+		if err != nil {
+			return "", err
+		}
+		if !slices.Contains(kinds, cs.Kind) {
+			kinds = append(kinds, cs.Kind)
+		}
+		each = append(each, cc.ID+": "+cs.Kind)
+	}
+	if len(kinds) == 1 {
+		return kinds[0], nil
+	}
+	return strings.Join(each, ", "), nil
 }
 
 func runLoad(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Report) error {
@@ -184,10 +217,13 @@ func runLoad(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Report)
 			rep.Notes = append(rep.Notes, "the baseline ran on this machine while domicile ran at "+f.server+": the ratio compares different machines")
 		}
 	}
-	runs = append(runs, func() (*target, error) { return startDomicileTarget(ctx, env, f) })
-	if f.store != "" {
-		rep.Notes = append(rep.Notes, "domicile's cells on the "+f.store+" store (--store); the baseline on SQLite, as always")
-	}
+	runs = append(runs, func() (*target, error) {
+		t, err := startDomicileTarget(ctx, env, f)
+		if err == nil && t.store != "" {
+			rep.Notes = append(rep.Notes, "domicile's cells on the "+t.store+" store ("+storeChoice(f)+"); the baseline on SQLite, as always")
+		}
+		return t, err
+	})
 	if f.client == bench.ClientLean && strings.HasPrefix(f.server, "https://") {
 		rep.Notes = append(rep.Notes, "the lean client speaks plain HTTP only: "+f.server+" was driven with net/http")
 	}
@@ -356,12 +392,23 @@ func serveDomicile(ctx context.Context, env *cmdEnv, f *benchFlags, dir string, 
 		p.stop()
 		return nil, fmt.Errorf("create app token: %w", err)
 	}
-	fmt.Fprintf(env.Stderr, "bench: domicile serve (pid %d) at %s, data %s\n", p.cmd.Process.Pid, p.url, dir)
+	dep, err := benchDeployment(f)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	kinds, err := cellStores(dep, dir)
+	if err != nil {
+		p.stop()
+		return nil, err
+	}
+	fmt.Fprintf(env.Stderr, "bench: domicile serve (pid %d) at %s, data %s, cells on %s\n", p.cmd.Process.Pid, p.url, dir, kinds)
 	return &target{
 		name:    "domicile",
 		client:  &httpapi.Client{Client: client.Client{BaseURL: p.url, Token: tok.Token, Purpose: "service", HTTP: hc}},
 		sampler: bench.ProcSampler{PID: p.cmd.Process.Pid, Metrics: p.url + "/metrics", HTTP: hc},
 		stop:    p.stop,
+		store:   kinds,
 	}, nil
 }
 
@@ -628,6 +675,15 @@ func runGrowth(ctx context.Context, env *cmdEnv, f *benchFlags, rep *bench.Repor
 			return err
 		}
 	}
+	dep, err := benchDeployment(f)
+	if err != nil {
+		return err
+	}
+	kinds, err := cellStores(dep, dir)
+	if err != nil {
+		return err
+	}
+	rep.Notes = append(rep.Notes, "domicile's cells on the "+kinds+" store ("+storeChoice(f)+")")
 	return writeGrowthPlots(f.plots, rep.Growth)
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -55,16 +54,17 @@ func runCheck(ctx context.Context, env *cmdEnv, args []string) error {
 		if *only != "" && cc.ID != *only {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(*data, cc.ID, storeFile(cc.Store.Kind))); err != nil {
+		if cs, err := resolveCellStore(*data, cc); err == nil && !cs.Exists {
 			if v, verr := logVerifier(*data, cc.ID); verr == nil && v == nil {
 				fmt.Fprintf(env.Stdout, "%s: no store yet (never started)\n", cc.ID)
 				continue
 			}
 			// openCheckedStore refuses a missing database whose log key
-			// exists; it never creates one here.
+			// exists, and a store it cannot choose; it never creates one
+			// here.
 		}
 		var checks []cellCheck
-		st, err := openCheckedStore(ctx, *data, cc, &checks)
+		st, _, err := openCheckedStore(ctx, *data, cc, &checks)
 		if err != nil {
 			refused++
 			fmt.Fprintf(env.Stdout, "%s: refused: %v\n", cc.ID, err)

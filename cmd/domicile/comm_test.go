@@ -134,12 +134,18 @@ func TestChangeNoticeEndToEnd(t *testing.T) {
 	wantRefs := []string{subjectRef(t, s.Data, "cn-a"), subjectRef(t, s.Data, "cn-b")}
 	slices.Sort(wantRefs)
 
-	// The offline plan, from the files and the data directory.
+	// The offline plan, from the files and the data directory. The cells
+	// are on Pebble (the default), which admits one process to a store:
+	// while the service runs, the tool refuses and says how to plan
+	// instead; with it stopped, it reads them.
+	offlinePlanRefusedWhileServing(t, cur, next, s.Data)
+	s.Stop()
 	cmd := exec.Command(binary, "notice", "plan", "--from", cur, "--to", next, "--data", s.Data, "--format", "json", "--lang", "zh-CN")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("notice plan: %v", err)
 	}
+	s = startServer(t, s.Data, "--deployment", cur)
 	var offline report.ImpactReport
 	if err := json.Unmarshal(out, &offline); err != nil {
 		t.Fatalf("notice plan output: %v\n%s", err, out)
@@ -242,6 +248,21 @@ func TestChangeNoticeEndToEnd(t *testing.T) {
 	}
 }
 
+// offlinePlanRefusedWhileServing checks that `notice plan --data` over
+// a data directory whose cn-gz1 is on Pebble and served refuses, naming
+// the cell's store and the ways to plan.
+func offlinePlanRefusedWhileServing(t *testing.T, from, to, data string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(data, "cn-gz1", "pebble")); err != nil {
+		t.Fatalf("cn-gz1 is not on Pebble, the default: %v", err)
+	}
+	out, err := exec.Command(binary, "notice", "plan", "--from", from, "--to", to, "--data", data, "--format", "json").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), filepath.Join(data, "cn-gz1", "pebble")) ||
+		!strings.Contains(string(out), "stop it to plan offline") || !strings.Contains(string(out), "POST /v1/notices/plans") {
+		t.Fatalf("offline plan over a served Pebble cell: %v\n%s\nwant a refusal naming the store and the ways to plan", err, out)
+	}
+}
+
 func hasRule(as []report.Action, id string) bool {
 	for _, a := range as {
 		if a.Rule == id {
@@ -311,10 +332,13 @@ func TestMechanismPlanEndToEnd(t *testing.T) {
 	wantRefs := []string{subjectRef(t, s.Data, "cn-id"), subjectRef(t, s.Data, "cn-loc")}
 	slices.Sort(wantRefs)
 
+	offlinePlanRefusedWhileServing(t, cur, next, s.Data)
+	s.Stop()
 	out, err := exec.Command(binary, "notice", "plan", "--from", cur, "--to", next, "--data", s.Data, "--format", "json").Output()
 	if err != nil {
 		t.Fatalf("notice plan: %v", err)
 	}
+	s = startServer(t, s.Data, "--deployment", cur)
 	var offline report.ImpactReport
 	if err := json.Unmarshal(out, &offline); err != nil {
 		t.Fatalf("notice plan output: %v\n%s", err, out)

@@ -21,7 +21,10 @@ import (
 // cellCheck is the outcome of one cell's integrity check on open
 // (tlog.Check): sound, tiles rebuilt, or refused.
 type cellCheck struct {
-	Cell   string
+	Cell string
+	// Store is the cell's store as resolveCellStore chose it (zero when
+	// it could not choose).
+	Store  cellStorage
 	Result *tlog.CheckResult
 	// Err, when set, is why the cell refuses to serve: an
 	// *tlog.IntegrityError with the evidence, or the failure to check.
@@ -29,65 +32,64 @@ type cellCheck struct {
 	Took time.Duration
 }
 
-// storeFile is the file or directory whose presence says that a cell's
-// embedded store of the given kind exists.
-func storeFile(kind string) string {
-	if kind == "pebble" {
-		return "pebble"
-	}
-	return "cell.db"
-}
-
 // openCheckedStore opens the store of cell cc under dir (SQLite or Pebble,
-// or the PostgreSQL schema its store section names) and checks its log
-// against its last signed checkpoint (tlog.Check), rebuilding tiles that
-// disagree with the events. The outcome is appended to checks. A cell
-// that fails the check is refused: its store is closed and
-// openCheckedStore returns nil and no error, so that the rest of the
-// deployment opens and serves. An error is returned only when the store
-// cannot be opened at all, which fails the whole start as before.
-func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, checks *[]cellCheck) (cellStore, error) {
+// or the PostgreSQL schema its store section names; resolveCellStore
+// says which) and checks its log against its last signed checkpoint
+// (tlog.Check), rebuilding tiles that disagree with the events. The
+// outcome is appended to checks. A cell that fails the check, or whose
+// store cannot be chosen (*storeChoiceError), is refused: its store is
+// closed and openCheckedStore returns nil and no error, so that the rest
+// of the deployment opens and serves. An error is returned only when the
+// store cannot be opened at all, which fails the whole start as before.
+func openCheckedStore(ctx context.Context, dir string, cc domicile.CellConfig, checks *[]cellCheck) (cellStore, cellStorage, error) {
 	t0 := time.Now()
 	ck := cellCheck{Cell: cc.ID}
 	defer func() { ck.Took = time.Since(t0); *checks = append(*checks, ck) }()
+	cs, err := resolveCellStore(dir, cc)
+	if err != nil {
+		ck.Err = err
+		return nil, cs, nil
+	}
+	ck.Store = cs
 	v, err := logVerifier(dir, cc.ID)
 	if err != nil {
 		ck.Err = err
-		return nil, nil
+		return nil, cs, nil
 	}
 	missing := &tlog.IntegrityError{Reason: "the cell's database is missing, but its log has a signing key: the cell has served before", Event: -1}
-	if _, err := os.Stat(filepath.Join(dir, cc.ID, storeFile(cc.Store.Kind))); cc.Store.Kind != "postgres" && errors.Is(err, fs.ErrNotExist) && v != nil {
+	if cs.Kind != kindPostgres && !cs.Exists && v != nil {
 		// A log key exists only once the cell has served: an empty store
 		// now would silently start the log over.
+		missing.Reason = "the cell's " + cs.Kind + " store " + cs.Path + " is missing, but its log has a signing key: the cell has served before"
 		ck.Err = missing
-		return nil, nil
+		return nil, cs, nil
 	}
-	st, err := openCellStore(ctx, dir, cc)
+	st, err := openCellStore(ctx, dir, cc, cs)
 	if err != nil {
-		return nil, fmt.Errorf("cell %s: %w", cc.ID, err)
+		return nil, cs, fmt.Errorf("cell %s: %w", cc.ID, err)
 	}
-	if cc.Store.Kind == "postgres" && v != nil {
+	if cs.Kind == kindPostgres && v != nil {
 		// The schema is created when absent: one that holds no
 		// checkpoint under a log key that has signed is a new or
 		// emptied database, not this cell's.
 		size, _, err := st.LatestCheckpoint(ctx)
 		if err != nil {
 			st.Close()
-			return nil, fmt.Errorf("cell %s: %w", cc.ID, err)
+			return nil, cs, fmt.Errorf("cell %s: %w", cc.ID, err)
 		}
 		if size < 0 {
 			missing.Reason = "the cell's PostgreSQL schema " + cc.Store.Schema + " holds no checkpoint, but its log has a signing key: the cell has served before"
 			ck.Err = missing
 			st.Close()
-			return nil, nil
+			return nil, cs, nil
 		}
 	}
 	ck.Result, ck.Err = tlog.Check(ctx, st, v)
 	if ck.Err != nil {
 		st.Close()
-		return nil, nil
+		return nil, cs, nil
 	}
-	return st, nil
+	return st, cs, nil
 }
 
 // logVerifier returns the verifier of a cell's log key, kept with its
@@ -131,6 +133,10 @@ func refusal(err error) string {
 	if errors.As(err, &ie) {
 		return "its stored log failed the integrity check on open: " + ie.Reason
 	}
+	var se *storeChoiceError
+	if errors.As(err, &se) {
+		return "its data directory holds a store of another kind than the deployment file names, or of both embedded kinds (the server log names them)"
+	}
 	return "its integrity check on open could not run"
 }
 
@@ -139,6 +145,8 @@ func refusal(err error) string {
 func logChecks(log *slog.Logger, checks []cellCheck) {
 	for _, ck := range checks {
 		switch {
+		case errors.As(ck.Err, new(*storeChoiceError)):
+			log.Error("cell refuses to serve: its store cannot be chosen", slog.String("cell", ck.Cell), slog.String("reason", ck.Err.Error()))
 		case ck.Err != nil:
 			log.Error("cell refuses to serve: integrity check failed", slog.String("cell", ck.Cell), slog.String("evidence", evidence(ck.Err)))
 		case ck.Result.Rebuilt:
@@ -146,7 +154,7 @@ func logChecks(log *slog.Logger, checks []cellCheck) {
 				slog.Int64("bad_hashes", ck.Result.BadHashes), slog.String("first_bad", ck.Result.FirstBad),
 				slog.Int64("events", ck.Result.Size), slog.Int64("checkpoint", ck.Result.Checkpoint), slog.Duration("took", ck.Took))
 		default:
-			log.Info("cell log integrity checked", slog.String("cell", ck.Cell), slog.Int64("events", ck.Result.Size),
+			log.Info("cell log integrity checked", slog.String("cell", ck.Cell), slog.String("store", ck.Store.describe()), slog.Int64("events", ck.Result.Size),
 				slog.Int64("checkpoint", ck.Result.Checkpoint), slog.Duration("took", ck.Took))
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	byteorder "encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // TestIntegrityOnOpen tampers with a stopped deployment's files, through
@@ -25,8 +28,18 @@ import (
 //     started on a copy answers cn-gz1's subjects 503 with a problem
 //     naming the cell (no Retry-After), and keeps serving eu-fra1's.
 func TestIntegrityOnOpen(t *testing.T) {
+	for _, kind := range []string{kindPebble, kindSQLite} {
+		t.Run(kind, func(t *testing.T) { testIntegrityOnOpen(t, kind) })
+	}
+}
+
+func testIntegrityOnOpen(t *testing.T, kind string) {
+	dep := filepath.Join(t.TempDir(), "deployment.yaml")
+	if err := os.WriteFile(dep, benchDeploymentYAML(kind), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	data := t.TempDir()
-	s := startServer(t, data)
+	s := startServer(t, data, "--deployment", dep)
 	ctx := context.Background()
 	c := s.client(s.token("app", "CN", ""), app, "")
 	if _, err := c.CreateSubject(ctx, "tam", "CN", ""); err != nil {
@@ -55,7 +68,7 @@ func TestIntegrityOnOpen(t *testing.T) {
 
 	check := func(t *testing.T, dir string) (string, int) {
 		t.Helper()
-		out, err := runBin(t, nil, "check", "--data", dir)
+		out, err := runBin(t, nil, "check", "--data", dir, "--deployment", dep)
 		var ee *exec.ExitError
 		switch {
 		case err == nil:
@@ -102,7 +115,7 @@ func TestIntegrityOnOpen(t *testing.T) {
 		cp2 := t.TempDir()
 		copyDir(t, data, cp2)
 		flip(cp2)
-		s2 := startServer(t, cp2)
+		s2 := startServer(t, cp2, "--deployment", dep)
 		if log := s2.out.String(); !strings.Contains(log, "rebuilt") || !strings.Contains(log, "cell=cn-gz1") {
 			t.Fatalf("server log does not report the rebuild:\n%s", log)
 		}
@@ -114,6 +127,10 @@ func TestIntegrityOnOpen(t *testing.T) {
 
 	t.Run("EditedEvent", func(t *testing.T) {
 		edit := func(dir string) {
+			if kind == kindPebble {
+				editPebbleEvent(t, filepath.Join(dir, "cn-gz1", "pebble"), 5, []byte("a=write"), []byte("a=erase"))
+				return
+			}
 			db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "cn-gz1", "cell.db"))
 			if err != nil {
 				t.Fatal(err)
@@ -136,7 +153,7 @@ func TestIntegrityOnOpen(t *testing.T) {
 			t.Fatalf("check after an edited event: exit %d\n%s", code, out)
 		}
 
-		s2 := startServer(t, cp)
+		s2 := startServer(t, cp, "--deployment", dep)
 		if log := s2.out.String(); !strings.Contains(log, "cell refuses to serve") || !strings.Contains(log, "cell=cn-gz1") {
 			t.Fatalf("server log does not report the refusal:\n%s", log)
 		}
@@ -159,3 +176,46 @@ func TestIntegrityOnOpen(t *testing.T) {
 		}
 	})
 }
+
+// editPebbleEvent replaces old by new (of the same length, so that the
+// value's framing holds) in the first place it occurs in the stored value
+// of event idx of the stopped Pebble database dir, as someone with the
+// files and the store's key layout (pebblestore/keys.go: 'e' and the
+// index, big-endian) could.
+func editPebbleEvent(t *testing.T, dir string, idx int64, old, new []byte) {
+	t.Helper()
+	if len(old) != len(new) {
+		t.Fatalf("editPebbleEvent: %q and %q differ in length", old, new)
+	}
+	db, err := openPebbleToTamper(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := byteorder.BigEndian.AppendUint64([]byte{'e'}, uint64(idx))
+	v, closer, err := db.Get(key)
+	if err != nil {
+		t.Fatalf("event %d: %v", idx, err)
+	}
+	edited := bytes.Replace(v, old, new, 1)
+	closer.Close()
+	if !bytes.Contains(edited, new) || bytes.Equal(edited, v) {
+		t.Fatalf("event %d holds no %q to edit", idx, old)
+	}
+	if err := db.Set(key, edited, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// openPebbleToTamper opens a stopped cell's Pebble database dir to
+// tamper with, with Pebble's messages in the test's log.
+func openPebbleToTamper(t *testing.T, dir string) (*pebble.DB, error) {
+	return pebble.Open(dir, &pebble.Options{Logger: testPebbleLog{t}})
+}
+
+// testPebbleLog writes Pebble's messages to a test's log.
+type testPebbleLog struct{ t *testing.T }
+
+func (l testPebbleLog) Infof(format string, args ...any)  { l.t.Logf("pebble: "+format, args...) }
+func (l testPebbleLog) Errorf(format string, args ...any) { l.t.Logf("pebble: "+format, args...) }
+func (l testPebbleLog) Fatalf(format string, args ...any) { l.t.Fatalf("pebble: "+format, args...) }

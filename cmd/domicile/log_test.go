@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base64"
+	byteorder "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	_ "modernc.org/sqlite"
 
 	"domicile/checkpoint"
@@ -217,8 +219,18 @@ func TestLogEndToEnd(t *testing.T) {
 // the log, each in a copy of a cell's data; domicile verify, which saw the
 // genuine log before, catches each and shows the evidence.
 func TestTamperDetected(t *testing.T) {
+	for _, kind := range []string{kindPebble, kindSQLite} {
+		t.Run(kind, func(t *testing.T) { testTamperDetected(t, kind) })
+	}
+}
+
+func testTamperDetected(t *testing.T, kind string) {
+	dep := filepath.Join(t.TempDir(), "deployment.yaml")
+	if err := os.WriteFile(dep, benchDeploymentYAML(kind), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	data := t.TempDir()
-	s := startServer(t, data)
+	s := startServer(t, data, "--deployment", dep)
 	ctx := context.Background()
 	c := s.client(s.token("app", "CN", ""), app, "")
 	c.CreateSubject(ctx, "tam", "CN", "")
@@ -243,31 +255,55 @@ func TestTamperDetected(t *testing.T) {
 	// together with its checkpoints passes the server's check, and verify
 	// catches it against the state it kept.
 	cases := []struct {
-		name   string
-		tamper func(db *sql.DB)
+		name string
+		// sqlite and pebble tamper with the stopped cell's store of
+		// that kind.
+		sqlite func(t *testing.T, db *sql.DB)
+		pebble func(t *testing.T, db *pebble.DB)
 		want   string
 	}{
-		{"truncated log", func(db *sql.DB) {
+		{"truncated log", func(t *testing.T, db *sql.DB) {
 			// The store drops the Merkle tiles beyond the log on open and
 			// the server signs the smaller tree.
 			mustExec(t, db, `DELETE FROM events WHERE idx >= 100`)
 			mustExec(t, db, `DELETE FROM checkpoints`)
+		}, func(t *testing.T, db *pebble.DB) {
+			// The same in the Pebble store's key layout
+			// (pebblestore/keys.go): events are 'e' and the index,
+			// checkpoints 'c' and the size.
+			if err := db.DeleteRange(byteorder.BigEndian.AppendUint64([]byte{'e'}, 100), []byte{'e' + 1}, pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.DeleteRange([]byte{'c'}, []byte{'c' + 1}, pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
 		}, "consisten"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cp := t.TempDir()
 			copyDir(t, data, cp)
-			db, err := sql.Open("sqlite", "file:"+filepath.Join(cp, "cn-gz1", "cell.db"))
-			if err != nil {
-				t.Fatal(err)
+			if kind == kindPebble {
+				db, err := openPebbleToTamper(t, filepath.Join(cp, "cn-gz1", "pebble"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.pebble(t, db)
+				if err := db.Close(); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				db, err := sql.Open("sqlite", "file:"+filepath.Join(cp, "cn-gz1", "cell.db"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tc.sqlite(t, db)
+				db.Close()
 			}
-			tc.tamper(db)
-			db.Close()
 			st := filepath.Join(t.TempDir(), "state")
 			b, _ := os.ReadFile(state)
 			os.WriteFile(st, b, 0o600)
-			s2 := startServer(t, cp)
+			s2 := startServer(t, cp, "--deployment", dep)
 			out, err := verify(t, s2, info, st, "--events", file, "--entries")
 			if err == nil {
 				t.Fatalf("verify passed a tampered log:\n%s", out)

@@ -26,15 +26,16 @@ func runNotice(ctx context.Context, env *cmdEnv, args []string) error {
 
 // noticePlan compares two deployment files and prints the stakeholder
 // impact report. With --data it counts the subjects in that data
-// directory and reads its transfer ledger (read only; safe while the
-// service runs); --out writes every
+// directory and reads its transfer ledger, read only: a SQLite cell even
+// while the service runs, a Pebble cell only with its process stopped
+// (Pebble admits one process to a store); --out writes every
 // document and the notices. It stores nothing: `notice send --to` makes
 // the plan the service delivers, against the deployment in force.
 func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlagSet(env, "notice plan")
 	from := fs.String("from", "", "the deployment file in force (required)")
 	to := fs.String("to", "", "the next deployment file (required)")
-	data := fs.String("data", "", "data directory whose subjects to count and transfer ledger to read (read only; safe while the service runs)")
+	data := fs.String("data", "", "data directory whose subjects to count and transfer ledger to read (read only; a Pebble cell's process must be stopped, a SQLite cell may serve meanwhile)")
 	format := fs.String("format", "markdown", "impact report format: markdown, json or html")
 	lang := fs.String("lang", "en", "language: en or zh-CN")
 	out := fs.String("out", "", "also write the impact reports (both languages, all formats) and notices.json to this directory")
@@ -72,17 +73,30 @@ func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 	in := notice.PlanInput{From: a, To: b, FromRef: notice.Ref(filepath.Base(*from), fromData), ToRef: notice.Ref(filepath.Base(*to), toData), Law: e, Now: env.Now()}
 	if *data != "" {
 		in.Subjects = notice.SubjectsFunc(func(ctx context.Context, cell string) ([]notice.SubjectInfo, error) {
+			cc := a.Cell(cell)
+			if cc == nil {
+				return nil, nil // a cell the deployment in force lacks holds no one yet
+			}
+			cs, err := resolveCellStore(*data, *cc)
+			if err != nil {
+				return nil, err
+			}
 			dir := filepath.Join(*data, cell)
-			if _, err := os.Stat(filepath.Join(dir, storeFile("pebble"))); err == nil {
+			switch {
+			case !cs.Exists:
+				// A cell without data has no subjects. (A PostgreSQL
+				// cell's are not read offline: plan through the API.)
+				return nil, nil
+			case cs.Kind == kindPebble:
+				// Pebble admits one process to a store: a serving cell
+				// holds it, and this tool may not read it beside that one.
 				st, err := pebblestore.Open(ctx, dir)
 				if err != nil {
-					return nil, fmt.Errorf("cell %s: %w (stop the cell's process, or plan through its API)", cell, err)
+					return nil, fmt.Errorf("cell %s: its Pebble store %s cannot be opened (%v): if the cell's process is running, stop it to plan offline, "+
+						"or make the plan through the service (POST /v1/notices/plans, or notice send --to), which counts the subjects as the cells serve", cell, cs.Path, err)
 				}
 				defer st.Close()
 				return st.CellSubjects(ctx)
-			}
-			if _, err := os.Stat(filepath.Join(dir, "cell.db")); err != nil {
-				return nil, nil // a cell without data has no subjects
 			}
 			return commstore.CellSubjects(ctx, dir)
 		})

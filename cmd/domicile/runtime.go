@@ -246,7 +246,7 @@ func openRuntimeAt(ctx context.Context, l layout, dep *domicile.Deployment, now 
 		if l.Cell != "" && cc.ID != l.Cell {
 			continue
 		}
-		st, err := openCheckedStore(ctx, dir, cc, &rt.checks)
+		st, cs, err := openCheckedStore(ctx, dir, cc, &rt.checks)
 		if err != nil {
 			return nil, err
 		} else if st == nil {
@@ -256,7 +256,7 @@ func openRuntimeAt(ctx context.Context, l layout, dep *domicile.Deployment, now 
 		if err := os.MkdirAll(filepath.Join(dir, "custody", cc.ID), 0o700); err != nil {
 			return nil, err
 		}
-		ks, err := openKeyStore(ctx, dir, cc)
+		ks, err := openKeyStore(ctx, dir, cc, cs)
 		if err != nil {
 			return nil, fmt.Errorf("cell %s custody: %w", cc.ID, err)
 		}

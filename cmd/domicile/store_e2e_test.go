@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"domicile/deploy"
 	"domicile/httpapi"
 	"domicile/report"
 )
@@ -221,14 +224,21 @@ func TestChangePlanOnPebble(t *testing.T) {
 	}
 }
 
-// TestErasureUnlinksOnPebble is TestAccessPathHoles' "erasure unlinks" on
-// cells whose store is Pebble: after an erasure and a new registration of
-// the same id, no file of the data directory (the cell's Pebble database,
-// its manifest included, its tiles and blobs, the directory) holds the old
-// reference.
-func TestErasureUnlinksOnPebble(t *testing.T) {
+// TestErasureUnlinks is TestAccessPathHoles' "erasure unlinks" on each
+// embedded store: after an erasure and a new registration of the same
+// id, nothing stored holds the old reference. On Pebble that is every
+// file of the data directory (the cell's Pebble database, its manifest
+// included, its tiles and blobs, the directory); on SQLite the cell's
+// database and the directory's, whose freed pages are overwritten.
+func TestErasureUnlinks(t *testing.T) {
+	for _, kind := range []string{kindPebble, kindSQLite} {
+		t.Run(kind, func(t *testing.T) { testErasureUnlinks(t, kind) })
+	}
+}
+
+func testErasureUnlinks(t *testing.T, kind string) {
 	dep := filepath.Join(t.TempDir(), "deployment.yaml")
-	if err := os.WriteFile(dep, benchDeploymentYAML("pebble"), 0o600); err != nil {
+	if err := os.WriteFile(dep, benchDeploymentYAML(kind), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := startServer(t, "", "--deployment", dep)
@@ -266,13 +276,22 @@ func TestErasureUnlinksOnPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(s.Data, "cn-gz1", "pebble")); err != nil {
-		t.Fatalf("the cell's Pebble database: %v", err)
-	}
-	filepath.WalkDir(s.Data, func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	var files []string
+	switch kind {
+	case kindPebble:
+		if _, err := os.Stat(filepath.Join(s.Data, "cn-gz1", "pebble")); err != nil {
+			t.Fatalf("the cell's Pebble database: %v", err)
 		}
+		filepath.WalkDir(s.Data, func(path string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				files = append(files, path)
+			}
+			return err
+		})
+	case kindSQLite:
+		files = []string{filepath.Join(s.Data, "cn-gz1", "cell.db"), filepath.Join(s.Data, "control", "control.db")}
+	}
+	for _, path := range files {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -280,6 +299,144 @@ func TestErasureUnlinksOnPebble(t *testing.T) {
 		if bytes.Contains(b, old) || bytes.Contains(b, []byte(before)) {
 			t.Errorf("%s still holds the erased registration's reference", path[len(s.Data):])
 		}
-		return nil
-	})
+	}
+}
+
+// TestDefaultStoreFollowsDisk: a data directory whose cells were made on
+// SQLite by a deployment file that named it keeps its data when the file
+// no longer names a kind (the embedded demo, whose default is Pebble):
+// serve reads and writes the SQLite cells and makes no Pebble store
+// beside them, `domicile check` checks them, `notice plan --data` counts
+// their subjects. A new data directory gets Pebble. A cell directory that
+// holds both, with no kind named, is refused naming both paths, and so is
+// a file that names pebble where only the SQLite store is.
+func TestDefaultStoreFollowsDisk(t *testing.T) {
+	ctx := context.Background()
+	files := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(files, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	named := write("sqlite.yaml", benchDeploymentYAML("sqlite"))
+	pebbleNamed := write("pebble.yaml", benchDeploymentYAML("pebble"))
+	decl := "declarations:\n  entity: \"Demo Shop Ltd.\"\n  contact: \"privacy@shop.example\"\n"
+	if !strings.Contains(string(deploy.DefaultYAML()), oldOperator) || strings.Contains(string(deploy.DefaultYAML()), "\n    store:") {
+		t.Fatalf("the demo deployment no longer names %q, or now names a store", oldOperator)
+	}
+	cur := write("current.yaml", append(deploy.DefaultYAML(), decl...))
+	next := write("next.yaml", []byte(strings.Replace(string(deploy.DefaultYAML())+decl, oldOperator, newOperator, 1)))
+
+	// An earlier deployment: SQLite named for every cell.
+	data := t.TempDir()
+	s := startServer(t, data, "--deployment", named)
+	tok := s.token("app", "CN", "")
+	c := s.client(tok, app, "")
+	if _, err := c.CreateSubject(ctx, "old", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutRecord(ctx, "old", "message", "m1", map[string]string{"body": "written on SQLite"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, b := s.do("GET", "/log/cn-gz1/checkpoint", "", nil, nil); code != 200 {
+		t.Fatalf("checkpoint: %d %s", code, b)
+	}
+	s.Stop()
+	sqliteCopy := t.TempDir()
+	copyDir(t, data, sqliteCopy)
+
+	// The same directory, no kind named: the default follows the disk.
+	s2 := startServer(t, data)
+	c2 := s2.client(tok, app, "")
+	r, err := c2.GetRecord(ctx, "old", "message", "m1")
+	if err != nil || !strings.Contains(string(r.Data), "written on SQLite") {
+		t.Fatalf("the record written on SQLite, after the default changed: %v", err)
+	}
+	if _, err := c2.PutRecord(ctx, "old", "message", "m2", map[string]string{"body": "written after"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The offline plan reads the SQLite cells while they serve.
+	out, err := runBin(t, nil, "notice", "plan", "--from", cur, "--to", next, "--data", data, "--format", "json")
+	if err != nil {
+		t.Fatalf("notice plan: %v\n%s", err, out)
+	}
+	var plan report.ImpactReport
+	if err := json.Unmarshal([]byte(out), &plan); err != nil {
+		t.Fatalf("notice plan output: %v\n%s", err, out)
+	}
+	if want := []string{subjectRef(t, data, "old")}; !slices.Equal(plan.SubjectRefs, want) {
+		t.Errorf("the offline plan over the SQLite cells names %v, want %v", plan.SubjectRefs, want)
+	}
+	s2.Stop()
+	// Read once the process has exited: its stderr is copied on its own.
+	if log := s2.Log(); !strings.Contains(log, "no kind named; the directory holds a SQLite store") {
+		t.Errorf("the server log does not say which store the default chose:\n%s", log)
+	}
+	for _, cell := range []string{"cn-gz1", "eu-fra1", "us-east1"} {
+		if _, err := os.Stat(filepath.Join(data, cell, "cell.db")); err != nil {
+			t.Errorf("%s's SQLite store: %v", cell, err)
+		}
+		if _, err := os.Stat(filepath.Join(data, cell, "pebble")); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: a Pebble store was made beside the SQLite one (%v)", cell, err)
+		}
+	}
+	if out, err = runBin(t, nil, "check", "--data", data); err != nil || strings.Count(out, ": ok: ") != 3 {
+		t.Fatalf("check of the SQLite cells with no kind named: %v\n%s", err, out)
+	}
+
+	// A new directory, no kind named: Pebble.
+	fresh := t.TempDir()
+	s3 := startServer(t, fresh)
+	c3 := s3.client(s3.token("app", "CN", ""), app, "")
+	if _, err := c3.CreateSubject(ctx, "new", "CN", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c3.PutRecord(ctx, "new", "message", "m1", map[string]string{"body": "written on Pebble"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	s3.Stop()
+	if log := s3.Log(); !strings.Contains(log, "pebble (no kind named: the default)") {
+		t.Errorf("the server log does not say which store the default chose:\n%s", log)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "cn-gz1", "pebble")); err != nil {
+		t.Errorf("a new cell with no kind named: %v, want its Pebble store", err)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "cn-gz1", "cell.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a new cell with no kind named has a cell.db (%v)", err)
+	}
+
+	// Both stores in one cell's directory, no kind named: refused.
+	both := t.TempDir()
+	copyDir(t, sqliteCopy, both)
+	copyDir(t, filepath.Join(fresh, "cn-gz1", "pebble"), filepath.Join(both, "cn-gz1", "pebble"))
+	out, err = runBin(t, nil, "check", "--data", both)
+	if err == nil || !strings.Contains(out, "cn-gz1: refused: ") || !strings.Contains(out, filepath.Join(both, "cn-gz1", "cell.db")) ||
+		!strings.Contains(out, filepath.Join(both, "cn-gz1", "pebble")) || !strings.Contains(out, "eu-fra1: ok") {
+		t.Fatalf("check of a cell holding both stores: %v\n%s", err, out)
+	}
+	s4 := startServer(t, both)
+	if log := s4.Log(); !strings.Contains(log, "cell refuses to serve") || !strings.Contains(log, filepath.Join(both, "cn-gz1", "cell.db")) {
+		t.Fatalf("server log does not name the refusal and the stores:\n%s", log)
+	}
+	code, _, b := s4.do("GET", "/v1/subjects/old/records/message/m1", tok, map[string]string{"Domicile-Purpose": app}, nil)
+	if p := mustProblem(t, b); code != 503 || !strings.Contains(p.Detail, "cn-gz1") || !strings.Contains(p.Detail, "store") {
+		t.Fatalf("a read in the cell holding both stores: %d %s; want 503 naming the cell and its store", code, b)
+	}
+	if _, err := s4.client(s4.token("app", "DE", ""), app, "").CreateSubject(ctx, "de", "DE", ""); err != nil {
+		t.Fatalf("eu-fra1 while cn-gz1 is refused: %v", err)
+	}
+	s4.Stop()
+
+	// Pebble named where the cell's data is in SQLite: refused, not a
+	// new empty store.
+	out, err = runBin(t, nil, "check", "--deployment", pebbleNamed, "--data", sqliteCopy)
+	if err == nil || !strings.Contains(out, "cn-gz1: refused: ") || !strings.Contains(out, "names store kind pebble") ||
+		!strings.Contains(out, filepath.Join(sqliteCopy, "cn-gz1", "cell.db")) {
+		t.Fatalf("check with pebble named over SQLite cells: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(sqliteCopy, "cn-gz1", "pebble")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("check made a Pebble store over the SQLite cell (%v)", err)
+	}
 }

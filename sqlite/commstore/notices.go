@@ -14,6 +14,7 @@ import (
 	"domicile"
 	"domicile/notice"
 	"domicile/report"
+	"domicile/sqlite"
 )
 
 // Notices keeps change plans, their notices' delivery and acknowledgement,
@@ -225,7 +226,7 @@ func CellSubjects(ctx context.Context, dir string) ([]notice.SubjectInfo, error)
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "query_only(ON)")
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "cell.db")+"?mode=ro&"+q.Encode())
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.CellFile)+"?mode=ro&"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
