@@ -912,11 +912,15 @@ type growthWriter interface {
 // path (as a restore from backup would be): nothing serves the deployment
 // while it runs, and it writes only synthetic subjects.
 func growthStore(ctx context.Context, rt *runtime, c *cell.Cell) (growthWriter, *keyring.Keyring, error) {
-	for i, cc := range rt.dep.Cells {
-		if cc.ID != c.ID() {
+	// rt.stores and rt.keys run beside rt.cells, which holds only the
+	// cells that opened (a refused one is left out), not every cell of
+	// the deployment.
+	for i, rc := range rt.cells {
+		cc := rt.dep.Cell(c.ID())
+		if rc.ID() != c.ID() || cc == nil {
 			continue
 		}
-		kek, err := openKEK(ctx, rt.dir, cc)
+		kek, err := openKEK(ctx, rt.dir, *cc)
 		if err != nil {
 			return nil, nil, err
 		}
