@@ -20,22 +20,8 @@ func TestBenchLocalBaseline(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts two servers")
 	}
-	out := filepath.Join(t.TempDir(), "report.json")
-	cmd := exec.Command(binary, "bench", "--local", "--baseline", "--duration", "1s", "--warmup", "200ms",
-		"--workers", "4", "--subjects", "20", "--mix", "80/20", "--json", out)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("domicile bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("report JSON: %v\n%s", err, b)
-	}
+	rep, stdout, stderr := runBenchReport(t, "--local", "--baseline", "--duration", "1s", "--warmup", "200ms",
+		"--workers", "4", "--subjects", "20", "--mix", "80/20")
 	if len(rep.Runs) != 2 || rep.Runs[0].Target != "baseline" || rep.Runs[1].Target != "domicile" {
 		t.Fatalf("runs = %d, want baseline then domicile", len(rep.Runs))
 	}
@@ -57,12 +43,12 @@ func TestBenchLocalBaseline(t *testing.T) {
 		t.Errorf("ratios = %+v, want one positive", rep.Ratios)
 	}
 	for _, want := range []string{"as a ratio of the baseline", "NOT corrected for coordinated omission", "p99.9", "lean client"} {
-		if !strings.Contains(stdout.String(), want) {
-			t.Errorf("table lacks %q:\n%s", want, stdout.String())
+		if !strings.Contains(stdout, want) {
+			t.Errorf("table lacks %q:\n%s", want, stdout)
 		}
 	}
-	if !strings.Contains(stderr.String(), "req/s") {
-		t.Errorf("no progress line on stderr:\n%s", stderr.String())
+	if !strings.Contains(stderr, "req/s") {
+		t.Errorf("no progress line on stderr:\n%s", stderr)
 	}
 }
 
@@ -98,22 +84,8 @@ func TestBenchStorePebble(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	out := filepath.Join(t.TempDir(), "report.json")
-	cmd := exec.Command(binary, "bench", "--store", "pebble", "--duration", "1s", "--warmup", "200ms",
-		"--workers", "4", "--subjects", "20", "--mix", "write", "--client", "net/http", "--json", out)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("domicile bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("report JSON: %v\n%s", err, b)
-	}
+	rep, _, _ := runBenchReport(t, "--store", "pebble", "--duration", "1s", "--warmup", "200ms",
+		"--workers", "4", "--subjects", "20", "--mix", "write", "--client", "net/http")
 	if len(rep.Runs) != 1 || rep.Runs[0].Ops == 0 || len(rep.Runs[0].Errors) != 0 {
 		t.Fatalf("runs = %+v", rep.Runs)
 	}
@@ -138,30 +110,16 @@ func TestBenchDefaultStore(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a server")
 	}
-	out := filepath.Join(t.TempDir(), "report.json")
-	cmd := exec.Command(binary, "bench", "--duration", "500ms", "--warmup", "100ms",
-		"--workers", "4", "--subjects", "20", "--mix", "write", "--json", out)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("domicile bench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep bench.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatalf("report JSON: %v\n%s", err, b)
-	}
+	rep, _, stderr := runBenchReport(t, "--duration", "500ms", "--warmup", "100ms",
+		"--workers", "4", "--subjects", "20", "--mix", "write")
 	if len(rep.Runs) != 1 || rep.Runs[0].Ops == 0 || len(rep.Runs[0].Errors) != 0 {
 		t.Fatalf("runs = %+v", rep.Runs)
 	}
 	if notes := strings.Join(rep.Notes, "\n"); !strings.Contains(notes, "cells on the pebble store (the embedded default") {
 		t.Errorf("the report does not say the cells ran on Pebble, the default: %q", rep.Notes)
 	}
-	if !strings.Contains(stderr.String(), "cells on pebble") {
-		t.Errorf("bench's progress does not name the cells' store:\n%s", stderr.String())
+	if !strings.Contains(stderr, "cells on pebble") {
+		t.Errorf("bench's progress does not name the cells' store:\n%s", stderr)
 	}
 }
 
@@ -180,27 +138,13 @@ func TestBenchGrowth(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			t.Parallel()
 			dir, plots := filepath.Join(t.TempDir(), "data"), t.TempDir()
-			out := filepath.Join(t.TempDir(), "report.json")
 			// From 300 to 2,600 subjects is more than one preload batch,
 			// the last one partial; so is the log's growth to 30,000.
 			// Each window is a second: in a 300 ms one, a write stalled
 			// by the machine (the whole suite under -race on 2 CPUs)
 			// once left a point with no write at all.
-			cmd := exec.Command(binary, "bench", "--growth", "--store", store, "--growth-subjects", "300,2600", "--growth-log", "30000",
-				"--growth-dir", dir, "--plots", plots, "--duration", "1s", "--warmup", "100ms", "--workers", "4", "--subjects", "200", "--json", out)
-			var stdout, stderr strings.Builder
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("domicile bench --growth: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-			}
-			b, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rep bench.Report
-			if err := json.Unmarshal(b, &rep); err != nil {
-				t.Fatalf("report JSON: %v\n%s", err, b)
-			}
+			rep, _, _ := runBenchReport(t, "--growth", "--store", store, "--growth-subjects", "300,2600", "--growth-log", "30000",
+				"--growth-dir", dir, "--plots", plots, "--duration", "1s", "--warmup", "100ms", "--workers", "4", "--subjects", "200")
 			// Three events per preloaded subject (its registration and two
 			// records), counted before the point's measurement, whose reads
 			// and writes the next point's count includes.
@@ -239,4 +183,27 @@ func TestBenchGrowth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runBenchReport runs the binary's bench subcommand with args, its JSON
+// report written to a file of the test's own (--json), and returns the
+// report and what the command printed. A run that fails, or a report that
+// does not parse, fails the test.
+func runBenchReport(t *testing.T, args ...string) (rep bench.Report, stdout, stderr string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(binary, append(append([]string{"bench"}, args...), "--json", out)...)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("domicile bench %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, o.String(), e.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("report JSON: %v\n%s", err, b)
+	}
+	return rep, o.String(), e.String()
 }
