@@ -488,6 +488,17 @@ func (r *Runner) move(ctx context.Context, p *Plan, s domicile.MigrationSubject,
 	} else if err != nil {
 		return s, err
 	}
+	// The target's migration key is fetched before the gate is asked, so
+	// that a cross-border move whose target cannot be reached (down,
+	// refusing the handshake) counts no transfer in the ledger: the gate
+	// counts only moves that can then take place.
+	var pub []byte
+	if s.State == domicile.MovePlanned {
+		var err error
+		if pub, err = dst.MigrationKey(ctx); err != nil {
+			return s, err
+		}
+	}
 	if mv.CrossBorder && s.Transfer == "" {
 		tid, err := r.cfg.Hooks.Transfer(ctx, src, s, mv)
 		if err != nil {
@@ -503,19 +514,16 @@ func (r *Runner) move(ctx context.Context, p *Plan, s domicile.MigrationSubject,
 	}
 	if s.State == domicile.MovePlanned {
 		var err error
-		if s, err = r.copy(ctx, p, s, src, dst); err != nil {
+		if s, err = r.copy(ctx, p, s, src, dst, pub); err != nil {
 			return s, err
 		}
 	}
 	return r.switchHome(ctx, p, s, src, dst)
 }
 
-// copy brings a copy of s into dst, replacing a stale one.
-func (r *Runner) copy(ctx context.Context, p *Plan, s domicile.MigrationSubject, src *cell.Cell, dst Target) (domicile.MigrationSubject, error) {
-	pub, err := dst.MigrationKey(ctx)
-	if err != nil {
-		return s, err
-	}
+// copy brings a copy of s, sealed to pub (dst's migration key), into
+// dst, replacing a stale one.
+func (r *Runner) copy(ctx context.Context, p *Plan, s domicile.MigrationSubject, src *cell.Cell, dst Target, pub []byte) (domicile.MigrationSubject, error) {
 	parcel, err := src.MigrateOut(ctx, p.ID, s.Ref, s.To, pub)
 	if err != nil {
 		return s, err
@@ -573,7 +581,11 @@ func (r *Runner) switchHome(ctx context.Context, p *Plan, s domicile.MigrationSu
 	if d != s.TargetDigest || s.InIndex < 0 {
 		// Written to since the copy: copy again, writes held.
 		s.State = domicile.MovePlanned
-		if s, err = r.copy(ctx, p, s, src, dst); err != nil {
+		pub, err := dst.MigrationKey(ctx)
+		if err != nil {
+			return s, err
+		}
+		if s, err = r.copy(ctx, p, s, src, dst, pub); err != nil {
 			return s, err
 		}
 	}

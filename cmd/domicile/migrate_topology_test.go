@@ -286,8 +286,11 @@ func TestMigrateTopologyKilledPostgres(t *testing.T) {
 // processes (on SQLite): run through the router, the source cell's
 // process asks the transfer gate, which refuses it without a mechanism
 // (the run stops, nothing moves, the ledger counts no one); with the
-// separate consents the law asks for, the run started again moves the
-// subjects to us-east1 and the shared ledger counts each person once.
+// separate consents the law asks for, but us-east1's process down, the
+// run retries and the gate is not asked (the ledger still counts no
+// one: a transfer is counted only once its target is reached); with
+// us-east1 up again, the run moves the subjects there and the shared
+// ledger counts each person once.
 func TestMigrateTopologyCrossBorder(t *testing.T) {
 	ctx := context.Background()
 	tp := startTopology(t)
@@ -347,6 +350,19 @@ func TestMigrateTopologyCrossBorder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// With the target's process down, the run cannot reach it: the gate
+	// is not asked, so the ledger counts no one while the run retries.
+	tp.cells["us-east1"].Kill()
+	if code, out, errb := runCLI(t, "", "migrate", "run", p.ID, "--retention", "0s", "--server", r.URL, "--token", r.Admin); code != 0 {
+		t.Fatalf("the cross-border run with its target down: %d %s %s", code, out, errb)
+	}
+	waitFor(t, 20*time.Second, "cn-gz1 to retry the move to the stopped us-east1", func() bool {
+		return strings.Contains(tp.cells["cn-gz1"].Log(), `msg="migration: step failed; retrying"`)
+	})
+	if pi, _ := ledgerCounts(t, admin); pi != 0 {
+		t.Errorf("a move whose target was down counted %d people in the ledger", pi)
+	}
+	tp.startCell("us-east1")
 	code, out, errb := runCLI(t, "", "migrate", "run", p.ID, "--retention", "0s", "--wait", "--server", r.URL, "--token", r.Admin)
 	if code != 0 {
 		t.Fatalf("the cross-border run with consents: %d %s %s\ncn-gz1:\n%s", code, out, errb, tp.cells["cn-gz1"].Log())
