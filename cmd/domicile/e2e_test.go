@@ -52,7 +52,7 @@ type server struct {
 	URL   string
 	Data  string
 	Admin string
-	out   *syncBuffer // stderr
+	out   *procLog // stderr
 	// HTTP is the client requests use; nil is http.DefaultClient (an
 	// HTTPS server's test sets one trusting its CA).
 	HTTP *http.Client
@@ -77,6 +77,33 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// procLog is a server process's standard error, written by the process
+// straight into a file (no copying goroutine): what the process wrote
+// before it printed its "listening" line, which it prints after flushing
+// its log, is there when the line is read.
+type procLog struct{ path string }
+
+// newProcLog returns a procLog in a new file of t's temporary directory
+// and the file, for exec.Cmd.Stderr; the caller closes it once the
+// process started.
+func newProcLog(t *testing.T) (*procLog, *os.File) {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "stderr-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &procLog{path: f.Name()}, f
+}
+
+// String returns what the process wrote so far.
+func (l *procLog) String() string {
+	b, err := os.ReadFile(l.path)
+	if err != nil {
+		return "(stderr unreadable: " + err.Error() + ")"
+	}
+	return string(b)
+}
+
 // startServer starts the binary on a free port with data dir data (a new
 // temporary one if empty) and waits until it listens.
 func startServer(t *testing.T, data string, extra ...string) *server {
@@ -90,9 +117,11 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errBuf := &syncBuffer{}
-	cmd.Stderr = errBuf
-	if err := cmd.Start(); err != nil {
+	errBuf, errFile := newProcLog(t)
+	cmd.Stderr = errFile
+	err = cmd.Start()
+	errFile.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	s := &server{t: t, cmd: cmd, Data: data, out: errBuf}

@@ -32,6 +32,9 @@ type edgeFlags struct {
 	maxTokenTTL, tokenRecheck time.Duration
 
 	logFormat, logLevel string
+
+	// sink is the server log's buffer, once logger made it.
+	sink *logSink
 }
 
 func (e *edgeFlags) register(fs *flag.FlagSet) {
@@ -117,7 +120,19 @@ func (e *edgeFlags) logger(w io.Writer) (*slog.Logger, func()) {
 	if e.logFormat == "json" {
 		h = slog.NewJSONHandler(sink, opts)
 	}
+	e.sink = sink
 	return slog.New(flushingHandler{Handler: h, sink: sink}), sink.Close
+}
+
+// listening announces on w that the server listens at url, after writing
+// what the log holds: whoever starts the server and waits for this line
+// (an operator's script, a supervisor, a test) finds every line logged
+// while it started already written.
+func (e *edgeFlags) listening(w io.Writer, url string) {
+	if e.sink != nil {
+		e.sink.Flush()
+	}
+	fmt.Fprintf(w, "domicile: listening on %s\n", url)
 }
 
 // logFlushEvery is how long a log line may wait in the buffer.

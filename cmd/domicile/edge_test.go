@@ -600,3 +600,14 @@ func TestServerLog(t *testing.T) {
 		}
 	}
 }
+
+// TestLogWrittenBeforeListening checks that what the server logs while it
+// starts is written before it prints its "listening" line: whoever waits
+// for that line (a supervisor, a script, these tests) can read the start's
+// log at once, though the log is otherwise written every 200 ms.
+func TestLogWrittenBeforeListening(t *testing.T) {
+	s := startServer(t, "")
+	if n := strings.Count(s.Log(), `msg="cell log integrity checked"`); n != 3 {
+		t.Fatalf("when the server said it listens, its stderr held %d of its 3 cells' start lines:\n%s", n, s.Log())
+	}
+}

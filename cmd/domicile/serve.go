@@ -105,7 +105,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		fmt.Fprintf(env.Stdout, "domicile: deployment %s, cells %s\n", name, cellIDs(dep))
 	}
 	fmt.Fprintf(env.Stdout, "domicile: law rules %s\n", rules.RuleSet())
-	fmt.Fprintf(env.Stdout, "domicile: listening on %s\n", url)
+	edge.listening(env.Stdout, url)
 	errc := make(chan error, 1)
 	go func() { errc <- serveOn(hs, ln) }()
 

@@ -374,7 +374,7 @@ func serveRouter(ctx context.Context, env *cmdEnv, edge *edgeFlags, tr *http.Tra
 	}
 	fmt.Fprintf(env.Stdout, "domicile: router of deployment %s: %s\n", dep.Name, strings.Join(cells, ", "))
 	fmt.Fprintf(env.Stdout, "domicile: law rules %s\n", rules.RuleSet())
-	fmt.Fprintf(env.Stdout, "domicile: listening on %s\n", url)
+	edge.listening(env.Stdout, url)
 	errc := make(chan error, 1)
 	go func() { errc <- serveOn(hs, ln) }()
 

@@ -39,9 +39,12 @@ func startProcess(t *testing.T, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errBuf, outBuf := &syncBuffer{}, &syncBuffer{}
-	cmd.Stderr = errBuf
-	if err := cmd.Start(); err != nil {
+	outBuf := &syncBuffer{}
+	errBuf, errFile := newProcLog(t)
+	cmd.Stderr = errFile
+	err = cmd.Start()
+	errFile.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	s := &server{t: t, cmd: cmd, out: errBuf, stdout: outBuf}
