@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,10 +85,7 @@ func TestMigrateTopologyMutualTLS(t *testing.T) {
 	gz2 := startCell("cn-gz2", "--cell-ca", pki.caFile, "--cell-cert", gz2Cert, "--cell-key", gz2Key)
 	gz1 := startCell("cn-gz1", "--cell-ca", pki.caFile)
 
-	f := &migrationFixture{t: t, s: r, want: map[string]string{}}
-	f.app = r.client(r.token("app", "CN", ""), "service", "")
-	f.webhook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	t.Cleanup(f.webhook.Close)
+	f := migrationFixtureOf(t, r)
 	marker := fmt.Sprintf("mk%x", time.Now().UnixNano())
 	const n = 3
 	for i := range n {

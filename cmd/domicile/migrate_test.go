@@ -50,15 +50,23 @@ func newMigrationFixture(t *testing.T, subjects int) *migrationFixture {
 	return newMigrationFixtureOn(t, subjects, migrateBefore)
 }
 
+// migrationFixtureOf is an empty fixture on the service at s (a server or
+// a router): a CN app's client and a webhook that takes notices.
+func migrationFixtureOf(t *testing.T, s *server) *migrationFixture {
+	t.Helper()
+	f := &migrationFixture{t: t, s: s, want: map[string]string{}}
+	f.app = s.client(s.token("app", "CN", ""), "service", "")
+	f.webhook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
+	t.Cleanup(f.webhook.Close)
+	return f
+}
+
 // newMigrationFixtureOn is newMigrationFixture serving deployment file
 // before.
 func newMigrationFixtureOn(t *testing.T, subjects int, before string) *migrationFixture {
 	t.Helper()
 	s := startServer(t, "", "--deployment", before)
-	f := &migrationFixture{t: t, s: s, want: map[string]string{}}
-	f.app = s.client(s.token("app", "CN", ""), "service", "")
-	f.webhook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	t.Cleanup(f.webhook.Close)
+	f := migrationFixtureOf(t, s)
 	ctx := context.Background()
 	for i := range subjects {
 		id := fmt.Sprintf("user-%02d", i)

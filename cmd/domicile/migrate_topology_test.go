@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,10 +43,7 @@ func migrateTopology(t *testing.T, n int) (*topo, *migrationFixture, *migrate.Pl
 	tp := startTopologyEdited(t, "control: {kind: postgres, dsn_env: DOMICILE_TEST_CONTROL_DSN}\n", onPostgres(cells[:3]...))
 	tp.dbs = dbs
 	r := tp.router
-	f := &migrationFixture{t: t, s: r, want: map[string]string{}}
-	f.app = r.client(r.token("app", "CN", ""), "service", "")
-	f.webhook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	t.Cleanup(f.webhook.Close)
+	f := migrationFixtureOf(t, r)
 	for i := range n {
 		id := fmt.Sprintf("user-%02d", i)
 		if sub, err := f.app.CreateSubject(ctx, id, "CN", ""); err != nil || sub.Cell != "cn-gz1" {
@@ -295,10 +291,7 @@ func TestMigrateTopologyCrossBorder(t *testing.T) {
 	ctx := context.Background()
 	tp := startTopology(t)
 	r := tp.router
-	f := &migrationFixture{t: t, s: r, want: map[string]string{}}
-	f.app = r.client(r.token("app", "CN", ""), "service", "")
-	f.webhook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }))
-	t.Cleanup(f.webhook.Close)
+	f := migrationFixtureOf(t, r)
 	for i := range 2 {
 		id := fmt.Sprintf("user-%02d", i)
 		if _, err := f.app.CreateSubject(ctx, id, "CN", ""); err != nil {
