@@ -313,3 +313,23 @@ type CommitStats struct {
 type CommitStatser interface {
 	CommitStats() CommitStats
 }
+
+// BackupStats describe a backup a cell store wrote: how many files it
+// holds and their bytes, and the log size it covers (every event below
+// LogSize is in it).
+type BackupStats struct {
+	Files   int
+	Bytes   int64
+	LogSize int64
+}
+
+// A Backuper writes a consistent copy of itself while it serves: the
+// records, objects' metadata, events and other rows as of one moment, and
+// the contents of every object those rows name. dir must not exist; it is
+// created, and holds, once Backup returns, a directory a store of the
+// same kind opens (the log's hash tiles, which are derived from the
+// events, are rebuilt then). The embedded stores are Backupers; a
+// PostgreSQL cell is backed up with PostgreSQL's own tools.
+type Backuper interface {
+	Backup(ctx context.Context, dir string) (BackupStats, error)
+}

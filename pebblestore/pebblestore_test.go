@@ -474,3 +474,7 @@ func TestCensusConformance(t *testing.T) {
 func TestSubjectHoldingsConformance(t *testing.T) {
 	domiciletest.TestSubjectHoldings(t, func(t *testing.T) domicile.CellStore { return mustOpen(t, t.TempDir()) })
 }
+
+func TestBackup(t *testing.T) {
+	domiciletest.TestBackup(t, func(t *testing.T, dir string) domicile.CellStore { return mustOpen(t, dir) })
+}

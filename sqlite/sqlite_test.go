@@ -227,3 +227,7 @@ func TestHashTilesReopenAndRebuild(t *testing.T) {
 		t.Fatalf("old hash rows still there (%d tables, %v)", tables, err)
 	}
 }
+
+func TestBackup(t *testing.T) {
+	domiciletest.TestBackup(t, func(t *testing.T, dir string) domicile.CellStore { return mustOpen(t, dir) })
+}

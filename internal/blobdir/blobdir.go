@@ -16,15 +16,23 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"io"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"domicile"
 )
 
 // Dir is a blob directory. It implements domicile.BlobStore and is safe
 // for concurrent use.
-type Dir struct{ root string }
+type Dir struct {
+	root string
+	// rm is held for reading by each removal and for writing by a copy
+	// (CopyTo), so that no blob a store's backup names goes between the
+	// backup's snapshot of the rows and the copy of the blobs.
+	rm sync.RWMutex
+}
 
 // Open opens (creating if needed) the blob directory root.
 func Open(root string) (*Dir, error) {
@@ -156,6 +164,8 @@ func (d *Dir) Remove(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
+	d.rm.RLock()
+	defer d.rm.RUnlock()
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("blobdir: remove blob: %w", err)
 	}
@@ -187,4 +197,82 @@ func (d *Dir) GC(live map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// HoldRemovals makes removals wait until release is called: a store's
+// backup holds them from before it takes its snapshot of the rows until
+// CopyTo has copied the blobs, so every blob the snapshot names is copied.
+// A blob written meanwhile may be copied too; the copy's store removes it
+// at its first open (GC), as no row names it.
+func (d *Dir) HoldRemovals() (release func()) {
+	d.rm.Lock()
+	return d.rm.Unlock
+}
+
+// CopyTo copies every blob (not the temporary ones) into a new blob
+// directory dst, as hard links where dst is on the same file system
+// (blobs are never written in place, so a link is a copy) and as synced
+// copies where it is not. Call it with removals held (HoldRemovals). It
+// returns the number of blobs and their bytes.
+func (d *Dir) CopyTo(ctx context.Context, dst string) (files int, bytes int64, err error) {
+	if _, err := Open(dst); err != nil {
+		return 0, 0, err
+	}
+	for i := 0; i < 256; i++ {
+		sub := fmt.Sprintf("%02x", i)
+		ents, err := os.ReadDir(filepath.Join(d.root, sub))
+		if err != nil {
+			return files, bytes, fmt.Errorf("blobdir: copy: %w", err)
+		}
+		for _, e := range ents {
+			if err := ctx.Err(); err != nil {
+				return files, bytes, err
+			}
+			from, to := filepath.Join(d.root, sub, e.Name()), filepath.Join(dst, sub, e.Name())
+			n, err := linkOrCopy(from, to)
+			if errors.Is(err, os.ErrNotExist) {
+				// Removed before the hold by a write that replaced it:
+				// no row of the backup names it.
+				continue
+			}
+			if err != nil {
+				return files, bytes, fmt.Errorf("blobdir: copy: %w", err)
+			}
+			files++
+			bytes += n
+		}
+		if err := SyncDir(filepath.Join(dst, sub)); err != nil {
+			return files, bytes, err
+		}
+	}
+	return files, bytes, nil
+}
+
+// linkOrCopy links from at to, or copies it (synced) where a link cannot
+// be made, and returns its size.
+func linkOrCopy(from, to string) (int64, error) {
+	st, err := os.Stat(from)
+	if err != nil {
+		return 0, err
+	}
+	if os.Link(from, to) == nil {
+		return st.Size(), nil
+	}
+	in, err := os.Open(from)
+	if err != nil {
+		return 0, err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(out, in)
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
 }
