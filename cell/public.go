@@ -61,6 +61,19 @@ func (c *Cell) CommitStats() (domicile.CommitStats, bool) {
 	return st.CommitStats(), true
 }
 
+// Backup writes a consistent copy of the cell's store, while it serves,
+// into dir (which must not exist; see domicile.Backuper). No key of the
+// cell's custody is in it: custody is backed up apart, or not at all
+// (doc/deploy.md, "Backups"). A store that cannot copy itself online (a
+// PostgreSQL cell: PostgreSQL's own tools do) is ENotImplemented.
+func (c *Cell) Backup(ctx context.Context, dir string) (domicile.BackupStats, error) {
+	b, ok := c.store.(domicile.Backuper)
+	if !ok {
+		return domicile.BackupStats{}, domicile.Errorf(domicile.ENotImplemented, "cell %s's store has no online backup here: back up its PostgreSQL schema with pg_dump or a base backup (doc/postgres.md, Operations)", c.id)
+	}
+	return b.Backup(ctx, dir)
+}
+
 // Custody is what the deployment's admin does with a cell's key custody:
 // status, rotating and retiring KEK versions, re-wrapping. No data key
 // leaves it.

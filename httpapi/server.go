@@ -102,6 +102,10 @@ type Config struct {
 	// MigrationKey is the verifier key of the migration reports'
 	// signatures.
 	MigrationKey string
+	// BackupDir is where POST /v1/cells/{cell}/backup writes a cell's
+	// backups, each in BackupDir/<cell>/<time>; empty, the route answers
+	// that this process takes no backups.
+	BackupDir string
 	// ConsolePage serves the console and its assets under
 	// ConsolePagePath (package web's Console.Serve); nil means no
 	// console. The console's own API routes come with the router.
@@ -148,6 +152,8 @@ type Server struct {
 	latency  *prometheus.HistogramVec
 
 	tokens *tokenCache
+	// backupMu serialises backups.
+	backupMu sync.Mutex
 	// patterns lists every route registered, for the OpenAPI check.
 	patterns []string
 }
@@ -194,6 +200,7 @@ func New(cfg Config) *Server {
 	s.routes()
 	if s.router != nil {
 		s.registerKeys()
+		s.handleFunc("POST /v1/cells/{cell}/backup", s.auth(s.backup))
 		s.registerStoreMetrics()
 		s.consoleRoutes()
 	}

@@ -310,6 +310,7 @@ func TestAccessTable(t *testing.T) {
 		{method: "POST", pattern: "/v1/assess", path: "/v1/assess", body: `{"facts":{}}`, contentType: "application/json", def: 0},
 		{method: "GET", pattern: "/v1/cells/{cell}/keys", path: "/v1/cells/cn-gz1/keys", def: 403, want: map[string]int{"admin": 200}},
 		{method: "POST", pattern: "/v1/cells/{cell}/keys/rotate", path: "/v1/cells/cn-gz1/keys/rotate", def: 403, want: map[string]int{"admin": 200}},
+		{method: "POST", pattern: "/v1/cells/{cell}/backup", path: "/v1/cells/cn-gz1/backup", def: 403, want: map[string]int{"admin": 201}},
 		{method: "POST", pattern: "/v1/cells/{cell}/keys/retire", path: "/v1/cells/cn-gz1/keys/retire", def: 403, want: map[string]int{"admin": 200}},
 		{method: "POST", pattern: "/witness/{cell}/add-checkpoint", path: "/witness/cn-gz1/add-checkpoint", body: "garbage", contentType: "text/plain", def: 0},
 		{method: "GET", pattern: "/v1/transparency", path: "/v1/transparency", def: 403, want: map[string]int{"admin": 200, "auditor": 200}},

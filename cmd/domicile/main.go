@@ -42,7 +42,7 @@ type cmdEnv struct {
 var commandList = []command{
 	serveCommand, adminCommand,
 	tokenCommand, subjectCommand, recordCommand, objectCommand,
-	cellsCommand, keysCommand, keydCommand,
+	cellsCommand, keysCommand, keydCommand, backupCommand,
 	verifyCommand, checkCommand, witnessCommand,
 	assessCommand, rulesCommand,
 	mechanismCommand, consentCommand, transferCommand,

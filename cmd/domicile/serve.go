@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 	data := fs.String("data", "./data", "data directory")
 	depFile := fs.String("deployment", "", "deployment file (YAML); the embedded demo when empty")
 	rulesPath := fs.String("rules", "", "law rule bundle or directory `PATH`, signed by a key of the deployment's rules.keys (overrides rules.path); a refused bundle leaves the embedded rules serving")
+	backupDir := fs.String("backup-dir", "", "directory `DIR` of the cells' online backups (domicile backup), each in DIR/<cell>/<time>; keep it in the cells' jurisdiction (default: <data>/backups)")
 	var edge edgeFlags
 	edge.register(fs)
 	var top topology
@@ -76,7 +78,10 @@ func runServe(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	defer lg.Close()
-	opts := []func(*httpapi.Config){edge.apiConfig}
+	if *backupDir == "" {
+		*backupDir = filepath.Join(*data, "backups")
+	}
+	opts := []func(*httpapi.Config){edge.apiConfig, func(c *httpapi.Config) { c.BackupDir = *backupDir }}
 	if top.cell != "" {
 		// The runner of the moves of this cell's subjects, which reaches
 		// the target cells' processes with this cell's token, over the
