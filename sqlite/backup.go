@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,42 +14,31 @@ var _ domicile.Backuper = (*Store)(nil)
 // Backup writes a consistent copy of the store, while it serves, into dir
 // (which must not exist): the database as of one transaction's snapshot
 // (VACUUM INTO, which also leaves out the pages erasures freed) in
-// dir/cell.db, and the blobs in dir/blobs (see blobdir.Dir.CopyTo), with
-// blob removals held from before the snapshot until the blobs are
-// copied. The log's hash tiles are not copied: Open rebuilds them from
-// the events.
+// dir/cell.db, and the blobs in dir/blobs (blobdir.Dir.Backup). The log's
+// hash tiles are not copied: Open rebuilds them from the events.
 func (s *Store) Backup(ctx context.Context, dir string) (domicile.BackupStats, error) {
-	var st domicile.BackupStats
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed {
-		return st, errClosed
+		return domicile.BackupStats{}, errClosed
 	}
-	if _, err := os.Lstat(dir); err == nil {
-		return st, fmt.Errorf("sqlite: backup: %s exists", dir)
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return st, fmt.Errorf("sqlite: backup: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return st, fmt.Errorf("sqlite: backup: %w", err)
-	}
-	release := s.blobs.HoldRemovals()
-	defer release()
-	// Every event committed now is in the snapshot, which is taken after.
-	st.LogSize = s.committed.Load()
-	db := filepath.Join(dir, CellFile)
-	if _, err := s.cdb.ExecContext(ctx, `VACUUM INTO ?`, db); err != nil {
-		return st, fmt.Errorf("sqlite: backup: %w", err)
-	}
-	fi, err := syncFile(db)
+	st, err := s.blobs.Backup(ctx, dir, func() (domicile.BackupStats, error) {
+		// Every event committed now is in the snapshot, taken after.
+		st := domicile.BackupStats{LogSize: s.committed.Load()}
+		db := filepath.Join(dir, CellFile)
+		if _, err := s.cdb.ExecContext(ctx, `VACUUM INTO ?`, db); err != nil {
+			return st, err
+		}
+		fi, err := syncFile(db)
+		if err != nil {
+			return st, err
+		}
+		st.Files, st.Bytes = 1, fi.Size()
+		return st, nil
+	})
 	if err != nil {
-		return st, fmt.Errorf("sqlite: backup: %w", err)
+		return st, fmt.Errorf("sqlite: %w", err)
 	}
-	n, b, err := s.blobs.CopyTo(ctx, filepath.Join(dir, "blobs"))
-	if err != nil {
-		return st, fmt.Errorf("sqlite: backup: %w", err)
-	}
-	st.Files, st.Bytes = n+1, b+fi.Size()
 	return st, nil
 }
 

@@ -199,6 +199,36 @@ func (d *Dir) GC(live map[string]bool) error {
 	return nil
 }
 
+// Backup is what the cell stores' backups share: it makes dir (which
+// must not exist), holds removals (HoldRemovals), has snapshot write the
+// store's own files into dir as of one moment and report them (with the
+// log size they cover), and then copies the blobs into dir/blobs
+// (CopyTo), so every blob the snapshot names is copied.
+func (d *Dir) Backup(ctx context.Context, dir string, snapshot func() (domicile.BackupStats, error)) (domicile.BackupStats, error) {
+	var st domicile.BackupStats
+	if _, err := os.Lstat(dir); err == nil {
+		return st, fmt.Errorf("backup: %s exists", dir)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return st, fmt.Errorf("backup: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return st, fmt.Errorf("backup: %w", err)
+	}
+	release := d.HoldRemovals()
+	defer release()
+	st, err := snapshot()
+	if err != nil {
+		return st, fmt.Errorf("backup: %w", err)
+	}
+	n, b, err := d.CopyTo(ctx, filepath.Join(dir, "blobs"))
+	if err != nil {
+		return st, fmt.Errorf("backup: %w", err)
+	}
+	st.Files += n
+	st.Bytes += b
+	return st, nil
+}
+
 // HoldRemovals makes removals wait until release is called: a store's
 // backup holds them from before it takes its snapshot of the rows until
 // CopyTo has copied the blobs, so every blob the snapshot names is copied.
