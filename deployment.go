@@ -54,6 +54,11 @@ type StoreConfig struct {
 	StatementTimeout time.Duration `yaml:"statement_timeout"`
 	ConnectTimeout   time.Duration `yaml:"connect_timeout"`
 	Retries          int           `yaml:"serialization_retries"`
+	// MemoryMiB bounds a Pebble store's block cache and memtables
+	// together, in MiB (0: the store's default). Only a cell's store that
+	// is or may be Pebble takes it (kind pebble, or no kind: the embedded
+	// default; a cell whose data directory holds SQLite ignores it).
+	MemoryMiB int `yaml:"memory_mib"`
 }
 
 // KeyCustody chooses where a cell's key-encryption key lives.

@@ -333,3 +333,24 @@ type BackupStats struct {
 type Backuper interface {
 	Backup(ctx context.Context, dir string) (BackupStats, error)
 }
+
+// MemoryStats are the memory a cell store's engine holds of its own, which
+// the Go runtime's figures may not show: Pebble allocates its block cache
+// and memtables outside the Go heap. Bound is the configured bound on the
+// block cache and memtables together (0: none known); CacheBytes is what
+// the block cache holds now and CacheCapacity its size (for Pebble, the
+// bound: the memtables are counted in it); MemTableBytes is what the
+// memtables hold allocated, MemTables their count (both with the
+// memtables flushed but still read or kept for reuse).
+type MemoryStats struct {
+	Bound         int64
+	CacheBytes    int64
+	CacheCapacity int64
+	MemTableBytes int64
+	MemTables     int64
+}
+
+// A MemoryStatser reports its MemoryStats; the Pebble cell store is one.
+type MemoryStatser interface {
+	MemoryStats() MemoryStats
+}

@@ -74,6 +74,16 @@ func (c *Cell) Backup(ctx context.Context, dir string) (domicile.BackupStats, er
 	return b.Backup(ctx, dir)
 }
 
+// MemoryStats returns the cell store's engine memory, if the store
+// reports it (domicile.MemoryStatser).
+func (c *Cell) MemoryStats() (domicile.MemoryStats, bool) {
+	st, ok := c.store.(domicile.MemoryStatser)
+	if !ok {
+		return domicile.MemoryStats{}, false
+	}
+	return st.MemoryStats(), true
+}
+
 // Custody is what the deployment's admin does with a cell's key custody:
 // status, rotating and retiring KEK versions, re-wrapping. No data key
 // leaves it.

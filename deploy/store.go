@@ -24,6 +24,13 @@ const (
 	defaultCtlSchema = "domicile_control"
 )
 
+// Bounds of a Pebble store's memory_mib: pebblestore.MinMemoryBytes to
+// pebblestore.MaxMemoryBytes, in MiB (a test holds them equal).
+const (
+	minStoreMemoryMiB = 16
+	maxStoreMemoryMiB = 64 << 10
+)
+
 var (
 	envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	// A store schema leaves room for a cell's key store, Schema+"_keys",
@@ -52,6 +59,7 @@ func parseStore(v *yaml.Node, section string) (domicile.StoreConfig, error) {
 		StatementTimeout string `yaml:"statement_timeout"`
 		ConnectTimeout   string `yaml:"connect_timeout"`
 		Retries          string `yaml:"serialization_retries"`
+		MemoryMiB        string `yaml:"memory_mib"`
 	}
 	var c domicile.StoreConfig
 	if v.Kind != yaml.MappingNode {
@@ -71,6 +79,16 @@ func parseStore(v *yaml.Node, section string) (domicile.StoreConfig, error) {
 	c.Kind, c.DSNEnv, c.Schema = raw.Kind, raw.DSNEnv, raw.Schema
 	if c.Kind == "" && section != "store" {
 		c.Kind = "sqlite"
+	}
+	if raw.MemoryMiB != "" {
+		if c.Kind != "pebble" && c.Kind != "" {
+			return c, errAt(at("memory_mib"), "%s.memory_mib is for kind pebble (or no kind: the embedded default), and this %s is %s", section, section, trunc(c.Kind, 32))
+		}
+		n, err := strconv.Atoi(raw.MemoryMiB)
+		if err != nil || n < minStoreMemoryMiB || n > maxStoreMemoryMiB {
+			return c, errAt(at("memory_mib"), "%s.memory_mib %q: want a number of MiB from %d to %d (the Pebble store's block cache and memtables together)", section, trunc(raw.MemoryMiB, 32), minStoreMemoryMiB, maxStoreMemoryMiB)
+		}
+		c.MemoryMiB = n
 	}
 	switch c.Kind {
 	case "pebble":

@@ -40,6 +40,8 @@ func TestParseStore(t *testing.T) {
 			domicile.StoreConfig{Kind: "postgres", DSNEnv: "CN_DSN", Schema: "cell_cn_gz1", Retries: -1}, domicile.StoreConfig{Kind: "sqlite"}},
 		{"postgres control", storeDoc("{kind: sqlite}", "control: {kind: postgres, dsn_env: CTL_DSN, max_conns: 4}\n"),
 			domicile.StoreConfig{Kind: "sqlite"}, domicile.StoreConfig{Kind: "postgres", DSNEnv: "CTL_DSN", Schema: "domicile_control", MaxConns: 4}},
+		{"pebble memory", storeDoc("{kind: pebble, memory_mib: 128}", ""), domicile.StoreConfig{Kind: "pebble", MemoryMiB: 128}, domicile.StoreConfig{Kind: "sqlite"}},
+		{"memory without kind", storeDoc("{memory_mib: 16}", ""), domicile.StoreConfig{MemoryMiB: 16}, domicile.StoreConfig{Kind: "sqlite"}},
 		{"same database, own schemas", storeDoc("{kind: postgres, dsn_env: DSN}", "control: {kind: postgres, dsn_env: DSN}\n"),
 			domicile.StoreConfig{Kind: "postgres", DSNEnv: "DSN", Schema: "cell_cn_gz1"}, domicile.StoreConfig{Kind: "postgres", DSNEnv: "DSN", Schema: "domicile_control"}},
 	}
@@ -86,6 +88,13 @@ func TestParseStoreRefused(t *testing.T) {
 		{"not a mapping", storeDoc("postgres", ""), 5, "store must be a mapping"},
 		{"control kind", storeDoc("{kind: sqlite}", "control: {kind: etcd}\n"), 8, "control.kind"},
 		{"control without dsn", storeDoc("{kind: sqlite}", "control: {kind: postgres}\n"), 8, "control.dsn_env is required"},
+		{"memory on sqlite", storeDoc("{kind: sqlite, memory_mib: 64}", ""), 5, "store.memory_mib is for kind pebble (or no kind: the embedded default), and this store is sqlite"},
+		{"memory on postgres", storeDoc("{kind: postgres, dsn_env: D, memory_mib: 64}", ""), 5, "store.memory_mib is for kind pebble"},
+		{"memory on control", storeDoc("{kind: sqlite}", "control: {memory_mib: 64}\n"), 8, "control.memory_mib is for kind pebble"},
+		{"tiny memory", storeDoc("{kind: pebble, memory_mib: 15}", ""), 5, "store.memory_mib \"15\": want a number of MiB from 16 to 65536"},
+		{"huge memory", storeDoc("{kind: pebble, memory_mib: 65537}", ""), 5, "store.memory_mib \"65537\""},
+		{"negative memory", storeDoc("{memory_mib: -64}", ""), 5, "store.memory_mib"},
+		{"memory with a unit", storeDoc("{kind: pebble, memory_mib: 64MiB}", ""), 5, "store.memory_mib \"64MiB\": want a number"},
 		{"shared schema", storeDoc("{kind: postgres, dsn_env: D, schema: s}", "control: {kind: postgres, dsn_env: D, schema: s}\n"), 1, "same database"},
 		{"key store schema taken", storeDoc("{kind: postgres, dsn_env: D, schema: s}", "control: {kind: postgres, dsn_env: D, schema: s_keys}\n"), 1, "schema s_keys"},
 	}

@@ -119,10 +119,14 @@ func (s *Server) keyRetire(w http.ResponseWriter, r *http.Request, a domicile.Ac
 
 // registerStoreMetrics exports each cell store's group-commit counters
 // (domicile.CommitStats), which domicile bench reads to say how busy the
-// single writer was and how long its commits took.
+// single writer was and how long its commits took, and the engine memory
+// of a store that reports it (domicile.MemoryStats).
 func (s *Server) registerStoreMetrics() {
 	for _, c := range s.router.Cells() {
 		c := c
+		if _, ok := c.MemoryStats(); ok {
+			s.reg.MustRegister(newStoreMemory(c))
+		}
 		if _, ok := c.CommitStats(); !ok {
 			continue
 		}
@@ -141,5 +145,46 @@ func (s *Server) registerStoreMetrics() {
 			counter("domicile_store_commit_seconds_total", "Time spent in the commits themselves (WAL write and fsync, or COMMIT).",
 				func(c domicile.CommitStats) float64 { return c.Commit.Seconds() }),
 		)
+	}
+}
+
+// storeMemory exports a cell store's engine memory (domicile.MemoryStats),
+// read once per scrape: Pebble's block cache and memtables live outside
+// the Go heap, so the Go runtime's metrics do not show them.
+type storeMemory struct {
+	c                                     *cell.Cell
+	bound, cache, capacity, mem, memCount *prometheus.Desc
+}
+
+func newStoreMemory(c *cell.Cell) *storeMemory {
+	labels := prometheus.Labels{"cell": c.ID()}
+	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, labels) }
+	return &storeMemory{c: c,
+		bound:    d("domicile_store_memory_bound_bytes", "The configured bound on the cell store engine's block cache and memtables together."),
+		cache:    d("domicile_store_block_cache_bytes", "Bytes the cell store's block cache holds (allocated outside the Go heap)."),
+		capacity: d("domicile_store_block_cache_capacity_bytes", "The size of the cell store's block cache (Pebble counts its memtables in it)."),
+		mem:      d("domicile_store_memtable_bytes", "Bytes the cell store's memtables hold allocated, flushed ones still read included (outside the Go heap)."),
+		memCount: d("domicile_store_memtables", "The cell store's memtables, flushed ones still read included."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (m *storeMemory) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.bound, m.cache, m.capacity, m.mem, m.memCount} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *storeMemory) Collect(ch chan<- prometheus.Metric) {
+	st, ok := m.c.MemoryStats()
+	if !ok {
+		return
+	}
+	for _, v := range []struct {
+		d *prometheus.Desc
+		v int64
+	}{{m.bound, st.Bound}, {m.cache, st.CacheBytes}, {m.capacity, st.CacheCapacity}, {m.mem, st.MemTableBytes}, {m.memCount, st.MemTables}} {
+		ch <- prometheus.MustNewConstMetric(v.d, prometheus.GaugeValue, float64(v.v))
 	}
 }

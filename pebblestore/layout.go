@@ -102,7 +102,7 @@ func (s *Store) rollManifest(key []byte) error {
 	if err != nil {
 		return fmt.Errorf("pebblestore: reopen after upgrade: %w", err)
 	}
-	if s.db, err = openDB(s.dir); err != nil {
+	if s.db, err = openDB(s.dir, s.cacheBytes, s.memtableBytes); err != nil {
 		return err
 	}
 	if err := s.db.Set(settingKey("name-key"), key, pebble.Sync); err != nil {

@@ -62,8 +62,47 @@ import (
 // write-ahead log (Pebble's Options.WALMinSyncInterval).
 const walMinSyncInterval = 500 * time.Microsecond
 
-// CacheBytes is the size of the block cache of a store.
-const CacheBytes = 64 << 20
+// Memory bounds of a store's Pebble database (Config.MemoryBytes): its
+// block cache and memtables together. DefaultMemoryBytes is the bound of
+// a Config that names none; a bound outside [MinMemoryBytes,
+// MaxMemoryBytes] is refused.
+const (
+	DefaultMemoryBytes = 64 << 20
+	MinMemoryBytes     = 16 << 20
+	MaxMemoryBytes     = 64 << 30
+)
+
+// memTables is how many memtables Pebble may queue at once
+// (Options.MemTableStopWritesThreshold): the one written to and one being
+// flushed. Writes wait when both are full. Pebble keeps one more, flushed,
+// to reuse its memory.
+const memTables = 2
+
+// Config is how a store is opened. The zero Config takes the defaults.
+type Config struct {
+	// MemoryBytes bounds the memory of the store's Pebble database: its
+	// block cache and its memtables together (0: DefaultMemoryBytes),
+	// between MinMemoryBytes and MaxMemoryBytes. It is the block cache's
+	// size, and Pebble reserves every memtable's size in the cache (the
+	// cache holds that much less); a memtable is a quarter of it, so the
+	// memtables written to and being flushed leave at least half to the
+	// cache. Pebble allocates both outside the Go heap. The store's other
+	// caches (slots, the holdings snapshot) are Go memory and not counted.
+	MemoryBytes int64
+}
+
+// Sizes returns the block cache's size (the bound) and one memtable's
+// size under c, or an error if c's bound is out of range.
+func (c Config) Sizes() (cache, memtable int64, err error) {
+	m := c.MemoryBytes
+	if m == 0 {
+		m = DefaultMemoryBytes
+	}
+	if m < MinMemoryBytes || m > MaxMemoryBytes {
+		return 0, 0, fmt.Errorf("pebblestore: memory bound %d bytes: want %d MiB to %d GiB (block cache and memtables together)", m, MinMemoryBytes>>20, MaxMemoryBytes>>30)
+	}
+	return m, m / 2 / memTables, nil
+}
 
 // stripes is the number of per-subject locks.
 const stripes = 256
@@ -74,6 +113,10 @@ type Store struct {
 	db    *pebble.DB
 	blobs *blobdir.Dir
 	tiles *hashtile.Files
+
+	// cacheBytes and memtableBytes size the database's block cache and
+	// memtables (Config.Sizes), for reopening it.
+	cacheBytes, memtableBytes int64
 
 	// closeMu is held for reading by every Commit from start to end and
 	// for writing by Close, so that Close waits for commits in flight and
@@ -129,18 +172,28 @@ var tableListener *pebble.EventListener
 // cell store.
 const DirName = "pebble"
 
-// Open opens (creating if needed) the cell store in dir. A store written
-// by a build before slots (key layout 1) is upgraded in place first; see
-// upgradeLayout.
+// Open opens (creating if needed) the cell store in dir with the default
+// Config. A store written by a build before slots (key layout 1) is
+// upgraded in place first; see upgradeLayout.
 func Open(ctx context.Context, dir string) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("pebblestore: %w", err)
-	}
-	db, err := openDB(dir)
+	return OpenConfig(ctx, dir, Config{})
+}
+
+// OpenConfig is Open with the given Config; an invalid Config is refused
+// before anything is created.
+func OpenConfig(ctx context.Context, dir string, cfg Config) (*Store, error) {
+	cache, memtable, err := cfg.Sizes()
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, db: db, stop: make(chan struct{}), syncStart: time.Now(),
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("pebblestore: %w", err)
+	}
+	db, err := openDB(dir, cache, memtable)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, db: db, cacheBytes: cache, memtableBytes: memtable, stop: make(chan struct{}), syncStart: time.Now(),
 		slots: newSlotCache(SlotCacheEntries), rand: rand.Reader}
 	s.dropArchive()
 	fail := func(err error) (*Store, error) {
@@ -173,16 +226,20 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	return s, nil
 }
 
-// openDB opens the Pebble database of the store in dir.
-func openDB(dir string) (*pebble.DB, error) {
-	cache := pebble.NewCache(CacheBytes)
+// openDB opens the Pebble database of the store in dir, with a block
+// cache of cacheBytes, which the memtables of memtableBytes each share
+// (Config.Sizes).
+func openDB(dir string, cacheBytes, memtableBytes int64) (*pebble.DB, error) {
+	cache := pebble.NewCache(cacheBytes)
 	defer cache.Unref()
 	opts := &pebble.Options{
-		// A larger memtable than the default 4 MiB: fewer flushes under a
-		// write load, at a bounded cost in memory.
-		MemTableSize: 32 << 20,
-		Cache:        cache,
-		Logger:       quietLogger{},
+		// Larger memtables than the default 4 MiB (under the default
+		// Config): fewer flushes under a write load. Their memory is
+		// counted in the cache's.
+		MemTableSize:                uint64(memtableBytes),
+		MemTableStopWritesThreshold: memTables,
+		Cache:                       cache,
+		Logger:                      quietLogger{},
 		// Pebble keeps obsolete write-ahead logs to recycle them, with
 		// their old records, unless its cleaner wants the files: the
 		// archive cleaner moves every obsolete file to pebble/archive,
@@ -309,6 +366,22 @@ func (s *Store) CommitStats() domicile.CommitStats {
 		}
 	}
 	return st
+}
+
+// MemoryStats reports the Pebble database's block cache and memtables,
+// which Pebble allocates outside the Go heap, against the store's bound
+// (Config.MemoryBytes). The cache's capacity is the bound: the memtables'
+// bytes are reserved in it, so the blocks it holds and the memtables
+// together stay within it.
+func (s *Store) MemoryStats() domicile.MemoryStats {
+	m := s.db.Metrics()
+	return domicile.MemoryStats{
+		Bound:         s.cacheBytes,
+		CacheBytes:    m.BlockCache.Size,
+		CacheCapacity: s.cacheBytes,
+		MemTableBytes: int64(m.MemTable.Size + m.MemTable.ZombieSize),
+		MemTables:     m.MemTable.Count + m.MemTable.ZombieCount,
+	}
 }
 
 // Commit applies b atomically and durably; see the package documentation

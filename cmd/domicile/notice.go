@@ -90,7 +90,7 @@ func noticePlan(ctx context.Context, env *cmdEnv, args []string) error {
 			case cs.Kind == kindPebble:
 				// Pebble admits one process to a store: a serving cell
 				// holds it, and this tool may not read it beside that one.
-				st, err := pebblestore.Open(ctx, dir)
+				st, err := pebblestore.OpenConfig(ctx, dir, pebbleConfig(*cc))
 				if err != nil {
 					return nil, fmt.Errorf("cell %s: its Pebble store %s cannot be opened (%v): if the cell's process is running, stop it to plan offline, "+
 						"or make the plan through the service (POST /v1/notices/plans, or notice send --to), which counts the subjects as the cells serve", cell, cs.Path, err)

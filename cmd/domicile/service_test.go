@@ -377,7 +377,12 @@ func TestMetrics(t *testing.T) {
 
 func testMetrics(t *testing.T, kind string) {
 	dep := filepath.Join(t.TempDir(), "deployment.yaml")
-	if err := os.WriteFile(dep, benchDeploymentYAML(kind), 0o600); err != nil {
+	yaml := benchDeploymentYAML(kind)
+	if kind == kindPebble {
+		// One cell bounds its Pebble memory; the others take the default.
+		yaml = bytes.Replace(yaml, []byte("store: {kind: pebble}"), []byte("store: {kind: pebble, memory_mib: 40}"), 1)
+	}
+	if err := os.WriteFile(dep, yaml, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	s := startServer(t, "", "--deployment", dep)
@@ -428,6 +433,26 @@ func testMetrics(t *testing.T, kind string) {
 	// (pebblestore.Store.CommitStats).
 	if kind == kindSQLite && (batches < commits || commit > busy) {
 		t.Errorf("SQLite store counters: %v commits of %v batches, %vs committing in %vs busy; want groups of batches, and commits within busy", commits, batches, commit, busy)
+	}
+	// Pebble's memory, outside the Go heap: the bound the deployment file
+	// gave the first cell (cn-gz1), which is its block cache's size, and
+	// what the cache and the memtables hold within it. SQLite reports none.
+	if kind == kindSQLite {
+		if strings.Contains(m, "domicile_store_memory_bound_bytes") || strings.Contains(m, "domicile_store_memtable_bytes") {
+			t.Error("/metrics reports Pebble memory for a SQLite store")
+		}
+		return
+	}
+	bound, capacity := val("domicile_store_memory_bound_bytes"), val("domicile_store_block_cache_capacity_bytes")
+	cache, mem, tables := val("domicile_store_block_cache_bytes"), val("domicile_store_memtable_bytes"), val("domicile_store_memtables")
+	if bound != 40<<20 || capacity != bound {
+		t.Errorf("cn-gz1 Pebble memory bound %v, block cache %v; want both %d (memory_mib: 40)", bound, capacity, 40<<20)
+	}
+	if tables < 1 || mem <= 0 || cache < 0 || cache+mem > bound+bound/64 {
+		t.Errorf("cn-gz1 Pebble memory: cache holds %v, %v memtables hold %v, against a bound of %v", cache, tables, mem, bound)
+	}
+	if !regexp.MustCompile(`(?m)^domicile_store_memory_bound_bytes\{cell="eu-fra1"\} 6\.7108864e\+07$`).MatchString(m) {
+		t.Errorf("eu-fra1 (no memory_mib) does not report the default bound of 64 MiB:\n%s", regexp.MustCompile(`(?m)^domicile_store_memory_bound_bytes.*$`).FindAllString(m, -1))
 	}
 }
 

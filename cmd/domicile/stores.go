@@ -187,7 +187,7 @@ func openCellStore(ctx context.Context, dir string, cc domicile.CellConfig, cs c
 	cellDir := filepath.Join(dir, cc.ID)
 	switch cs.Kind {
 	case kindPebble:
-		return pebblestore.Open(ctx, cellDir)
+		return pebblestore.OpenConfig(ctx, cellDir, pebbleConfig(cc))
 	case kindSQLite:
 		return sqlite.Open(ctx, cellDir)
 	}
@@ -196,6 +196,12 @@ func openCellStore(ctx context.Context, dir string, cc domicile.CellConfig, cs c
 		return nil, err
 	}
 	return postgres.OpenConfig(ctx, cfg, filepath.Join(cellDir, "blobs"))
+}
+
+// pebbleConfig is the Pebble store configuration cell cc's store section
+// names (deploy.Parse bounds memory_mib).
+func pebbleConfig(cc domicile.CellConfig) pebblestore.Config {
+	return pebblestore.Config{MemoryBytes: int64(cc.Store.MemoryMiB) << 20}
 }
 
 // openKeyStore opens the custody store of cell cc, whose store is cs:

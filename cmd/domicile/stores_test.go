@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"domicile"
+	"domicile/deploy"
+	"domicile/pebblestore"
 )
 
 // TestResolveCellStore: the store kind a cell uses under a data
@@ -165,5 +167,32 @@ func TestStoreKindReadOnce(t *testing.T) {
 	}
 	if seen < 50 {
 		t.Fatalf("scanned %d files: not the module", seen)
+	}
+}
+
+// TestPebbleMemoryBounds: every memory_mib the deployment parser accepts
+// is a bound the Pebble store accepts, and the parser refuses one past
+// either end of the store's range, so a file that parses never fails at
+// open for its memory bound.
+func TestPebbleMemoryBounds(t *testing.T) {
+	doc := func(mib int64) string {
+		return "cells:\n  - id: cn-gz1\n    jurisdiction: CN\n    operator: Op\n    store: {kind: pebble, memory_mib: " +
+			strconv.FormatInt(mib, 10) + "}\npolicy:\n  CN: [cn-gz1]\n"
+	}
+	lo, hi := int64(pebblestore.MinMemoryBytes>>20), int64(pebblestore.MaxMemoryBytes>>20)
+	for _, mib := range []int64{lo, 64, hi} {
+		dep, err := deploy.Parse([]byte(doc(mib)))
+		if err != nil {
+			t.Fatalf("memory_mib %d: %v", mib, err)
+		}
+		cfg := pebbleConfig(dep.Cells[0])
+		if cache, _, err := cfg.Sizes(); err != nil || cache != mib<<20 {
+			t.Errorf("memory_mib %d: the store's cache is %d bytes (%v), want %d", mib, cache, err, mib<<20)
+		}
+	}
+	for _, mib := range []int64{lo - 1, hi + 1} {
+		if _, err := deploy.Parse([]byte(doc(mib))); err == nil || !strings.Contains(err.Error(), "store.memory_mib") {
+			t.Errorf("memory_mib %d: Parse = %v, want a store.memory_mib error", mib, err)
+		}
 	}
 }
