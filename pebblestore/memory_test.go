@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -118,4 +120,69 @@ func TestMemoryFollowsConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestReleaseMalloc: what Pebble's C allocations leave free once its
+// cache is gone stays resident in glibc's arenas until releaseMalloc
+// returns it.
+func TestReleaseMalloc(t *testing.T) {
+	if !cMalloc {
+		t.Skip("Pebble allocates in the Go heap in this build")
+	}
+	if testing.Short() {
+		t.Skip("fills a 64 MiB cache")
+	}
+	s, err := OpenConfig(context.Background(), t.TempDir(), Config{MemoryBytes: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := make([]byte, 1<<10)
+	const n = 48 << 10
+	for i := range n {
+		if err := s.db.Set(binary.BigEndian.AppendUint64([]byte{0xff}, uint64(i)), val, pebble.NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		_, c, err := s.db.Get(binary.BigEndian.AppendUint64([]byte{0xff}, uint64(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	cached := s.MemoryStats().CacheBytes
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	debug.FreeOSMemory() // the Go heap's free pages, so that what changes next is C's
+	before := rssAnon(t)
+	releaseMalloc(true)
+	after := rssAnon(t)
+	if before-after < cached/2 {
+		t.Errorf("releaseMalloc returned %d KiB of the %d KiB the closed store's cache had held (resident %d KiB before, %d after)",
+			(before-after)>>10, cached>>10, before>>10, after>>10)
+	}
+}
+
+// rssAnon returns the process's resident anonymous memory.
+func rssAnon(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "RssAnon:" {
+			kib, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kib << 10
+		}
+	}
+	t.Fatal("no RssAnon in /proc/self/status")
+	return 0
 }

@@ -186,6 +186,7 @@ func OpenConfig(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	tuneMalloc()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pebblestore: %w", err)
 	}
@@ -307,6 +308,7 @@ func (s *Store) syncTiles() {
 			s.tiles.Sync()
 			s.flushMu.Unlock()
 			s.dropArchive()
+			releaseMalloc(false)
 		}
 	}
 }
