@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"domicile/internal/cmalloc"
 )
 
 // Built with cgo (as domicile is, for PKCS#11), Pebble allocates its
@@ -33,7 +35,7 @@ var (
 )
 
 // tuneMalloc bounds the C allocator's arenas, once per process.
-func tuneMalloc() { arenasOnce.Do(func() { limitArenas(mallocArenas) }) }
+func tuneMalloc() { arenasOnce.Do(func() { cmalloc.LimitArenas(mallocArenas) }) }
 
 // releaseMalloc returns the C allocator's free pages to the system: now
 // if force, otherwise unless that was done less than trimEvery ago (every
@@ -47,5 +49,5 @@ func releaseMalloc(force bool) {
 	if !lastTrim.CompareAndSwap(last, now) && !force {
 		return
 	}
-	trimMalloc()
+	cmalloc.Trim()
 }

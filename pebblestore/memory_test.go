@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"domicile"
+	"domicile/internal/cmalloc"
 )
 
 // TestConfigSizes: the bound is the block cache's size, and a memtable is
@@ -126,7 +127,7 @@ func TestMemoryFollowsConfig(t *testing.T) {
 // cache is gone stays resident in glibc's arenas until releaseMalloc
 // returns it.
 func TestReleaseMalloc(t *testing.T) {
-	if !cMalloc {
+	if !cmalloc.Enabled {
 		t.Skip("Pebble allocates in the Go heap in this build")
 	}
 	if testing.Short() {

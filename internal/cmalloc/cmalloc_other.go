@@ -1,0 +1,13 @@
+//go:build !cgo || !linux
+
+package cmalloc
+
+// Enabled is false: without cgo on Linux there is no C allocator to tune
+// (Pebble, for one, then allocates in the Go heap).
+const Enabled = false
+
+// LimitArenas does nothing in this build.
+func LimitArenas(int) {}
+
+// Trim does nothing in this build.
+func Trim() {}
