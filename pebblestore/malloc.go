@@ -11,21 +11,27 @@ import (
 // Built with cgo (as domicile is, for PKCS#11), Pebble allocates its
 // block cache and memtables with C's malloc, outside the Go heap. glibc's
 // malloc keeps what is freed for reuse, in one arena per thread that
-// contended for one, up to 8 per core, and returns to the system only
+// contended for one (up to 8 per core), and returns to the system only
 // what lies at the top of an arena. A block cache churns: blocks are
 // evicted as others are read, the whole database passes through it when
 // the cell checks it on open (CheckDatabase), and it shrinks as the
 // memtables, counted in it, grow. Measured at a million subjects, glibc
-// then held four to five times what the cache held (over 150 MiB for a
-// cache of 30), and the process's resident set was over the budget for
-// that alone (doc/performance.md, "Memory at a million subjects").
+// then held four to five times what the cache held (150-175 MiB of
+// arenas for a cache of 30-40 MiB), and that alone put the process's
+// peak resident set over its budget (doc/performance.md, "Growth, both
+// stores").
 //
-// So a store bounds the arenas at mallocArenas when the first store opens
-// (before Pebble allocates), and returns the allocator's free pages to the
-// system (malloc_trim) after the database check and at most every
-// trimEvery while a store is open. Elsewhere than glibc both are no-ops.
+// So the first store to open bounds the arenas at mallocArenas, before
+// Pebble allocates: with one, what the cache frees is what it allocates
+// next, rather than free space in another thread's arena. And a store
+// returns the allocator's free pages to the system (malloc_trim) after
+// the database check and, while stores are open, at most every
+// trimEvery. On the same data, one arena and the trims held the load's
+// peak to 267 MiB, two arenas to 296, no bound and no trim to 364.
+// malloc_trim took 3 ms idle and 10-34 ms under load, holding the arena
+// it walks. Elsewhere than glibc both are no-ops (internal/cmalloc).
 const (
-	mallocArenas = 2
+	mallocArenas = 1
 	trimEvery    = 5 * time.Second
 )
 
