@@ -117,6 +117,10 @@ type Store struct {
 	// cacheBytes and memtableBytes size the database's block cache and
 	// memtables (Config.Sizes), for reopening it.
 	cacheBytes, memtableBytes int64
+	// trimLook and trimChurn are maybeTrim's: when it last looked, and
+	// the database's block reads, flushes and compactions then.
+	trimLook  time.Time
+	trimChurn int64
 
 	// closeMu is held for reading by every Commit from start to end and
 	// for writing by Close, so that Close waits for commits in flight and
@@ -303,12 +307,12 @@ func (s *Store) syncTiles() {
 		select {
 		case <-s.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			s.flushMu.Lock()
 			s.tiles.Sync()
 			s.flushMu.Unlock()
 			s.dropArchive()
-			releaseMalloc(false)
+			s.maybeTrim(now)
 		}
 	}
 }
