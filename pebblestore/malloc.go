@@ -1,7 +1,6 @@
 package pebblestore
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,30 +20,21 @@ import (
 // peak resident set over its budget (doc/performance.md, "Growth, both
 // stores").
 //
-// So the first store to open bounds the arenas at mallocArenas, before
-// Pebble allocates: with one, what the cache frees is what it allocates
-// next, rather than free space in another thread's arena. And a store
-// returns the allocator's free pages to the system (malloc_trim) after
-// the database check and, while its database reads blocks, flushes or
-// compacts, at most every trimEvery. On the same data, one arena and
-// trims every 5 s held the load's peak to 267 MiB, two arenas to 296, no
-// bound and no trim to 364; in the growth run, though, a write load still
-// left 40 MiB free in the arena between two trims 5 s apart, hence 1 s.
-// malloc_trim took 3 ms idle and 10-34 ms under load 5 s apart, holding
-// the arena it walks. Elsewhere than glibc both are no-ops
+// So a store returns the allocator's free pages to the system
+// (malloc_trim) after the database check and, while its database reads
+// blocks, flushes or compacts, at most every trimEvery. On the same data
+// and load, measured one step at a time: no trim 364 MiB; a trim every
+// 5 s with the arenas bounded at 2, 296 MiB; at 1, 267 MiB; in the growth
+// run a write load still left 40 MiB free between trims 5 s apart, hence
+// 1 s. Bounding the arenas at 1 also cost reads about a tenth of their
+// throughput against the baseline (every thread's C allocations behind
+// one lock), and with a trim every second the growth run stays under
+// budget without it: the arenas are left as glibc makes them. malloc_trim took 3 ms idle and 10-34 ms under load 5 s apart,
+// holding the arena it walks. Elsewhere than glibc it is a no-op
 // (internal/cmalloc).
-const (
-	mallocArenas = 1
-	trimEvery    = time.Second
-)
+const trimEvery = time.Second
 
-var (
-	arenasOnce sync.Once
-	lastTrim   atomic.Int64 // Unix nanoseconds
-)
-
-// tuneMalloc bounds the C allocator's arenas, once per process.
-func tuneMalloc() { arenasOnce.Do(func() { cmalloc.LimitArenas(mallocArenas) }) }
+var lastTrim atomic.Int64 // Unix nanoseconds
 
 // releaseMalloc returns the C allocator's free pages to the system: now
 // if force, otherwise unless that was done less than trimEvery ago (every

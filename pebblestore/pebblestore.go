@@ -190,7 +190,6 @@ func OpenConfig(ctx context.Context, dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	tuneMalloc()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pebblestore: %w", err)
 	}

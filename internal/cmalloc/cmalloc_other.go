@@ -6,8 +6,5 @@ package cmalloc
 // (Pebble, for one, then allocates in the Go heap).
 const Enabled = false
 
-// LimitArenas does nothing in this build.
-func LimitArenas(int) {}
-
 // Trim does nothing in this build.
 func Trim() {}

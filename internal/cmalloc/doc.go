@@ -1,5 +1,6 @@
-// Package cmalloc tunes the C library's allocator, which Pebble uses for
-// its block cache and memtables in a cgo build: it bounds glibc's arenas
-// and returns their free pages to the system. Elsewhere than glibc, or
-// without cgo, it does nothing. See pebblestore's malloc.go for why.
+// Package cmalloc returns the C library allocator's free pages to the
+// system (glibc's malloc_trim): Pebble allocates its block cache and
+// memtables with malloc in a cgo build, and glibc keeps what it frees.
+// Elsewhere than glibc, or without cgo, it does nothing. See
+// pebblestore's malloc.go for why.
 package cmalloc
