@@ -162,7 +162,10 @@ func TestReleaseMalloc(t *testing.T) {
 	before := rssAnon(t)
 	releaseMalloc(true)
 	after := rssAnon(t)
-	if before-after < cached/2 {
+	// Without the trim nothing comes back; with it, about half to all of
+	// the cache did (16-33 MiB of 32 here, least under the race detector,
+	// whose allocations share the arenas): a quarter is the bar.
+	if before-after < cached/4 {
 		t.Errorf("releaseMalloc returned %d KiB of the %d KiB the closed store's cache had held (resident %d KiB before, %d after)",
 			(before-after)>>10, cached>>10, before>>10, after>>10)
 	}

@@ -57,10 +57,22 @@ func testIntegrityOnOpen(t *testing.T, kind string) {
 		}
 	}
 	// Sign a checkpoint of every write before stopping.
-	for _, cell := range []string{"cn-gz1", "eu-fra1"} {
-		if code, _, b := s.do("GET", "/log/"+cell+"/checkpoint", "", nil, nil); code != 200 {
-			t.Fatalf("checkpoint of %s: %d %s", cell, code, b)
-		}
+	// The tampering below is caught against a signed checkpoint that
+	// covers the edited event (cn-gz1's sixth): wait for the log to
+	// publish one (every 500 ms), however fast the writes went.
+	for cell, least := range map[string]int64{"cn-gz1": 6, "eu-fra1": 2} {
+		waitFor(t, 20*time.Second, "a checkpoint of "+cell+" covering its writes", func() bool {
+			code, _, b := s.do("GET", "/log/"+cell+"/checkpoint", "", nil, nil)
+			if code != 200 {
+				t.Fatalf("checkpoint of %s: %d %s", cell, code, b)
+			}
+			lines := strings.Split(string(b), "\n")
+			var size int64
+			if len(lines) > 1 {
+				fmt.Sscan(lines[1], &size)
+			}
+			return size >= least
+		})
 	}
 	subTok := s.token("subject", "CN", "tam")
 	info := cellsInfo(t, s)["cn-gz1"]
